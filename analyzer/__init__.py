@@ -1,0 +1,1 @@
+"""Analysis stages: ingest, detect, features, engine (rules), findings and render."""

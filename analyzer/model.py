@@ -1,0 +1,182 @@
+"""The normalized run: the one interface every stage after ingestion reads.
+
+Data only. Ingest builds these objects; detection, features, rules and renderers read them.
+
+Conventions (written down once, used everywhere):
+- ``epoch`` is timm's 0-based epoch index.
+- Accuracies are percentages (0-100), as timm prints them.
+- ``eval_*`` columns are what timm *reports* as the eval metrics. When timm validated an EMA copy,
+  those are the EMA numbers (timm replaces the model's eval with the EMA's in summary.csv,
+  checkpoints and ``*** Best metric``). ``eval_*_model`` and ``eval_*_ema`` hold the two
+  passes separately when the console log shows both.
+- Provenance: every epoch value has a :class:`SourceRef` in ``Run.epoch_refs`` (same shape as
+  ``Run.epochs``); step rows carry ``src_file`` and ``src_line`` columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import pandas as pd
+
+# Canonical epoch-level columns. Unknown metrics (e.g. TensorBoard tags without an alias)
+# keep their own names and are added after these.
+EPOCH_COLUMNS: tuple[str, ...] = (
+    "train_loss",
+    "eval_loss",
+    "eval_top1",
+    "eval_top5",
+    "lr",
+    "eval_loss_model",
+    "eval_top1_model",
+    "eval_top5_model",
+    "eval_loss_ema",
+    "eval_top1_ema",
+    "eval_top5_ema",
+)
+
+# Canonical step-level columns (one row per logged ``Train:`` line).
+STEP_COLUMNS: tuple[str, ...] = (
+    "epoch",          # 0-based epoch
+    "idx",            # batch (<= v0.8) or optimizer-update (>= v0.9) index inside the epoch
+    "per_epoch",      # N in ``[idx/N]``: batches or updates per epoch
+    "update",         # global index: epoch * per_epoch + idx
+    "train_loss",     # the current value printed first
+    "train_loss_avg", # the running mean in parentheses
+    "lr",
+    "samples_per_sec",  # corrected for the v1.0.16-1.0.19 updates/s bug (NaN when unknowable)
+    "batch_time",
+    "data_time",
+)
+
+SourceKind = Literal["console_log", "summary_csv", "args_yaml", "tensorboard", "checkpoint", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a value came from: a file plus a 1-based line, or a record index / byte offset."""
+
+    path: str
+    line: int | None = None
+    record: int | None = None
+    offset: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.path}:{self.line}"
+        if self.record is not None:
+            extra = f" @byte {self.offset}" if self.offset is not None else ""
+            return f"{self.path}#record {self.record}{extra}"
+        if self.offset is not None:
+            return f"{self.path}@byte {self.offset}"
+        return self.path
+
+
+@dataclass(frozen=True, slots=True)
+class IngestIssue:
+    """A warning about input that was skipped, repaired or ambiguous. Never fatal by itself."""
+
+    source: SourceRef
+    message: str
+    level: Literal["warning", "error"] = "warning"
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+
+class IngestError(Exception):
+    """The project's one error type for unusable input. Always names the file and position."""
+
+    def __init__(self, message: str, source: SourceRef | None = None):
+        self.message = message
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+EventKind = Literal[
+    "resume",          # a restart: resume messages, a repeated CSV header, a step counter going back
+    "truncated",       # a file ends mid-line / mid-record
+    "crash",           # a Python traceback or ERROR: line
+    "oom",             # CUDA / device out of memory
+    "nonfinite",       # nan / inf in a loss or metric
+    "best_metric",     # ``*** Best metric``
+    "checkpoint",      # ``Current checkpoints`` or a checkpoint file present
+    "warning",         # a ``WARNING:`` line from timm or another library
+    "skipped_eval",    # ``Skipping eval and checkpointing`` (--val-interval)
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    message: str
+    source: SourceRef
+    epoch: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """One file of the run directory and what ingest made of it."""
+
+    path: str
+    kind: SourceKind
+    family: str | None = None            # e.g. "timm log layout D (>=1.0.8)", "summary.csv v0.8.2+"
+    timm_version: str | None = None      # best guess, e.g. ">=1.0.23"
+    metrics: tuple[str, ...] = ()        # canonical metric names this file provides
+    epochs: tuple[int, int] | None = None  # first and last epoch covered (inclusive)
+    records: int = 0                     # lines / rows / records that yielded data
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """timm's arguments as the run used them.
+
+    ``args`` is args.yaml as read (keys as timm spells them). ``values`` is ``args`` with timm's
+    defaults filled in for missing keys (``defaulted`` names them). ``effective`` holds values
+    timm derived at run time and never wrote to args.yaml (the LR computed from ``lr_base``,
+    global batch, world size, num_classes and input size seen in the log); ``effective_sources``
+    says where each came from.
+    """
+
+    values: Mapping[str, Any]
+    args: Mapping[str, Any] = field(default_factory=dict)
+    defaulted: frozenset[str] = frozenset()
+    effective: Mapping[str, Any] = field(default_factory=dict)
+    effective_sources: Mapping[str, str] = field(default_factory=dict)
+    source: SourceRef | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value timm really used: ``effective`` first, then the (defaulted) args."""
+        if name in self.effective and self.effective[name] is not None:
+            return self.effective[name]
+        value = self.values.get(name, default)
+        return default if value is None else value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Run:
+    """A normalized timm run."""
+
+    run_dir: Path
+    config: TrainConfig
+    epochs: pd.DataFrame           # index: epoch (int); columns: EPOCH_COLUMNS present + extras
+    epoch_refs: pd.DataFrame       # same index/columns, each cell a SourceRef or None
+    steps: pd.DataFrame            # STEP_COLUMNS + src_file, src_line
+    events: tuple[Event, ...]
+    sources: tuple[SourceInfo, ...]
+    issues: tuple[IngestIssue, ...]
+    timm_version: str | None = None
+    epochs_scheduled: int | None = None
+
+    @property
+    def n_epochs(self) -> int:
+        return int(len(self.epochs))
+
+    def series(self, name: str) -> pd.Series:
+        """An epoch-level metric with its NaNs kept; an empty Series when absent."""
+        if name in self.epochs.columns:
+            return self.epochs[name]
+        return pd.Series(dtype="float64", name=name)

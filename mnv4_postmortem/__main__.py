@@ -1,0 +1,3 @@
+from mnv4_postmortem.cli import main
+
+main()

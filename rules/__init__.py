@@ -1,0 +1,1 @@
+"""The shipped rule pack: one YAML file per rule, read via importlib.resources."""
