@@ -1,7 +1,58 @@
-"""Command-line interface (click). The root group only wires subcommands together."""
+"""Command-line interface. The root group only wires the subcommands together."""
+
+from __future__ import annotations
+
+import sys
+
 import click
 
+from mnv4_postmortem import __version__
+from mnv4_postmortem.cli import exit_codes
 
-@click.group()
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mnv4-postmortem")
+def cli() -> None:
+    """Post-mortem analyzer for timm training runs: what went wrong, when, why, and the fix."""
+
+
+def _register() -> None:
+    from mnv4_postmortem.cli.inspect import inspect_command
+
+    cli.add_command(inspect_command)
+    for module, name in (("report", "report_command"), ("rules", "rules_group"), ("batch", "batch_command")):
+        try:
+            mod = __import__(f"mnv4_postmortem.cli.{module}", fromlist=[name])
+        except ModuleNotFoundError:
+            continue
+        cli.add_command(getattr(mod, name))
+
+
+_register()
+
+
 def main() -> None:
-    """Post-mortem analyzer for timm training runs."""
+    """Entry point: bad input gets a message and an exit code, never a traceback."""
+    from mnv4_postmortem.analyzer.model import IngestError
+    from mnv4_postmortem.cli.app import debug_enabled
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(exit_codes.UNUSABLE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exit_codes.UNUSABLE)
+    except IngestError as exc:
+        click.echo(f"mnv4-postmortem: error: {exc}", err=True)
+        sys.exit(exit_codes.UNUSABLE)
+    except SystemExit:
+        raise
+    except BrokenPipeError:
+        sys.exit(exit_codes.OK)
+    except Exception as exc:  # a bug of ours: say so plainly instead of dumping a traceback
+        if debug_enabled():
+            raise
+        click.echo(f"mnv4-postmortem: internal error: {type(exc).__name__}: {exc} (set MNV4_DEBUG=1 for details)", err=True)
+        sys.exit(exit_codes.INTERNAL)

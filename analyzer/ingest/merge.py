@@ -1,0 +1,412 @@
+"""Merge the per-format parser results into one normalized Run.
+
+Precedence when sources overlap (documented, and a disagreement is reported as an issue):
+- ``summary.csv`` is timm's own per-epoch record: it wins for ``train_loss``, ``eval_*`` and ``lr``.
+- The console log is the only place with the model's *and* the EMA's eval (``eval_*_model`` /
+  ``eval_*_ema``), per-step values, the LR computed from ``lr_base``, and start-up messages.
+  Without a summary.csv it provides the epoch frame too.
+- TensorBoard scalars fill metrics that neither of the above has.
+- ``args.yaml`` gives the configuration; values timm derived at run time (effective LR,
+  input size, world size) come from the log and are recorded in ``TrainConfig.effective``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mnv4_postmortem.analyzer.ingest.args_yaml import (
+    ArgsYaml,
+    build_config,
+    parse_args_yaml,
+    parse_wandb_config,
+    resolve_lr,
+)
+from mnv4_postmortem.analyzer.ingest.console_log import ConsoleLog, parse_console_log
+from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
+from mnv4_postmortem.analyzer.ingest.summary_csv import SummaryCsv, parse_summary_csv
+from mnv4_postmortem.analyzer.ingest.tensorboard import TensorBoardScalars, read_tensorboard
+from mnv4_postmortem.analyzer.model import (
+    EPOCH_COLUMNS,
+    STEP_COLUMNS,
+    Event,
+    IngestError,
+    IngestIssue,
+    Run,
+    SourceInfo,
+    SourceRef,
+    TrainConfig,
+)
+
+EVAL_METRICS = ("eval_loss", "eval_top1", "eval_top5")
+# Two sources "agree" when they print the same number at their own precision (the log shows 3-4 decimals).
+AGREEMENT_TOLERANCE = 0.02
+
+
+@dataclass
+class _Parsed:
+    """Everything the parsers produced, before merging."""
+
+    discovery: Discovery
+    logs: list[tuple[FoundFile, ConsoleLog]] = field(default_factory=list)
+    csvs: list[tuple[FoundFile, SummaryCsv]] = field(default_factory=list)
+    args: list[tuple[FoundFile, ArgsYaml]] = field(default_factory=list)
+    tensorboard: TensorBoardScalars | None = None
+    issues: list[IngestIssue] = field(default_factory=list)
+
+
+def load_run(path: Path | str, *, tb_aliases: Mapping[str, str] | None = None) -> Run:
+    """Read a run directory (or a single file) into a normalized Run.
+
+    Raises IngestError when nothing usable is found; everything else becomes ``Run.issues``.
+    """
+    run_dir = Path(path)
+    parsed = _parse_all(discover(run_dir), tb_aliases)
+    return _merge(run_dir, parsed)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parse_all(discovery: Discovery, tb_aliases: Mapping[str, str] | None) -> _Parsed:
+    parsed = _Parsed(discovery=discovery, issues=list(discovery.issues))
+    for found in discovery.files:
+        try:
+            _parse_one(found, parsed)
+        except IngestError as exc:
+            # One unusable file never stops the others from being read.
+            parsed.issues.append(IngestIssue(exc.source or SourceRef(found.rel), exc.message, "error"))
+    event_files = discovery.of_kind("tensorboard")
+    if event_files:
+        try:
+            parsed.tensorboard = read_tensorboard(
+                [f.path for f in event_files], [f.rel for f in event_files], aliases=tb_aliases
+            )
+            parsed.issues.extend(parsed.tensorboard.issues)
+        except IngestError as exc:
+            parsed.issues.append(IngestIssue(exc.source or SourceRef(event_files[0].rel), exc.message, "error"))
+    return parsed
+
+
+def _parse_one(found: FoundFile, parsed: _Parsed) -> None:
+    if found.kind == "console_log":
+        log = parse_console_log(found.path, found.rel)
+        parsed.logs.append((found, log))
+        parsed.issues.extend(log.issues)
+    elif found.kind == "summary_csv":
+        csv = parse_summary_csv(found.path, found.rel)
+        parsed.csvs.append((found, csv))
+        parsed.issues.extend(csv.issues)
+    elif found.kind == "args_yaml":
+        reader = parse_wandb_config if found.family == "wandb config.yaml" else parse_args_yaml
+        args = reader(found.path, found.rel)
+        parsed.args.append((found, args))
+        parsed.issues.extend(args.issues)
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _merge(run_dir: Path, parsed: _Parsed) -> Run:
+    logs = [log for _, log in parsed.logs if len(log.steps) or len(log.evals) or log.info]
+    csv = _pick_csv(parsed)
+    config = _build_config(parsed, logs)
+    epochs, refs = _epoch_frame(csv, logs, parsed.tensorboard, parsed.issues)
+    steps = _step_frame(logs)
+    if epochs.empty and steps.empty and not parsed.args:
+        where = SourceRef(str(run_dir))
+        detail = "; ".join(str(i) for i in parsed.issues[:5])
+        raise IngestError(
+            "nothing usable: no timm console log, summary.csv, args.yaml or TensorBoard scalars were found"
+            + (f" ({detail})" if detail else ""),
+            where,
+        )
+    events = _events(parsed)
+    return Run(
+        run_dir=run_dir,
+        config=config,
+        epochs=epochs,
+        epoch_refs=refs,
+        steps=steps,
+        events=tuple(events),
+        sources=tuple(_source_infos(parsed)),
+        issues=tuple(parsed.issues),
+        timm_version=_timm_version(logs, csv),
+        epochs_scheduled=_epochs_scheduled(logs, config),
+    )
+
+
+def _pick_csv(parsed: _Parsed) -> SummaryCsv | None:
+    """The summary.csv with the most epochs; others are reported, not merged (they belong to other runs)."""
+    if not parsed.csvs:
+        return None
+    ranked = sorted(parsed.csvs, key=lambda item: len(item[1].frame), reverse=True)
+    for found, _ in ranked[1:]:
+        parsed.issues.append(IngestIssue(SourceRef(found.rel), f"another summary.csv ({ranked[0][0].rel}) has more epochs; this one is ignored"))
+    return ranked[0][1]
+
+
+def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog]) -> TrainConfig:
+    args: Mapping[str, Any] | None = None
+    source = None
+    if parsed.args:
+        found, args_file = parsed.args[0]
+        args, source = args_file.args, SourceRef(found.rel)
+    version = _timm_version(logs, None)
+    base = build_config(args, source, version)
+    effective, sources = dict(base.effective), dict(base.effective_sources)
+    _effective_from_logs(logs, effective, sources)
+    if "lr" not in effective or effective["lr"] is None:
+        lr, how = resolve_lr(base.values, int(effective.get("world_size") or 1))
+        if lr is not None:
+            effective["lr"], sources["lr"] = lr, how
+    batch = base.values.get("batch_size")
+    if isinstance(batch, (int, float)) and "global_batch" not in effective:
+        world = int(effective.get("world_size") or 1)
+        accum = int(base.values.get("grad_accum_steps") or 1)
+        effective["global_batch"] = int(batch) * world * accum
+        sources["global_batch"] = f"batch_size {batch} x world size {world} x grad_accum_steps {accum}"
+    return TrainConfig(
+        values=base.values,
+        args=base.args,
+        defaulted=base.defaulted,
+        effective=effective,
+        effective_sources=sources,
+        source=base.source,
+    )
+
+
+def _effective_from_logs(logs: Sequence[ConsoleLog], effective: dict, sources: dict) -> None:
+    for log in logs:
+        if log.lr_calc is not None and "lr" not in effective:
+            calc = log.lr_calc
+            effective["lr"] = calc.lr
+            sources["lr"] = f"{calc.source}: computed by timm from lr_base {calc.lr_base:g} and global batch {calc.global_batch:g} ({calc.scaling} scaling)"
+            effective["global_batch"] = int(calc.global_batch)
+            sources["global_batch"] = str(calc.source)
+        for key in ("world_size", "num_classes", "input_size", "model", "param_count"):
+            if key in log.info and key not in effective and log.info[key] is not None:
+                effective[key] = log.info[key]
+                ref = log.info_refs.get(key)
+                sources[key] = str(ref) if ref else log.path
+        data_config = log.info.get("data_config") or {}
+        if "input_size" not in effective and data_config.get("input_size"):
+            effective["input_size"] = tuple(data_config["input_size"])
+            ref = log.info_refs.get("data_config")
+            sources["input_size"] = str(ref) if ref else log.path
+
+
+def _epoch_frame(
+    csv: SummaryCsv | None,
+    logs: Sequence[ConsoleLog],
+    tb: TensorBoardScalars | None,
+    issues: list[IngestIssue],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    values: dict[str, dict[int, float]] = {}
+    refs: dict[str, dict[int, SourceRef]] = {}
+
+    def put(column: str, epoch: int, value: float, ref: SourceRef, overwrite: bool = False) -> None:
+        col = values.setdefault(column, {})
+        if overwrite or epoch not in col:
+            col[epoch] = value
+            refs.setdefault(column, {})[epoch] = ref
+
+    if csv is not None:
+        for column in csv.frame.columns:
+            for epoch, value in csv.frame[column].items():
+                put(column, int(epoch), _as_float(value), SourceRef(csv.path, line=int(csv.lines.get(epoch, 0)) or None))
+    for log in logs:
+        _log_epochs(log, put, values, refs, issues, has_csv=csv is not None)
+    if tb is not None:
+        _tensorboard_epochs(tb, put, n_epochs_hint=len(next(iter(values.values()), {})))
+    if not values:
+        empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
+        return empty, empty.copy()
+    ordered = [c for c in EPOCH_COLUMNS if c in values] + sorted(c for c in values if c not in EPOCH_COLUMNS)
+    frame = pd.DataFrame({c: pd.Series(values[c], dtype="float64") for c in ordered})
+    frame.index.name = "epoch"
+    frame = frame.sort_index()
+    ref_frame = pd.DataFrame({c: pd.Series(refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
+    return frame, ref_frame
+
+
+def _log_epochs(log: ConsoleLog, put, values, refs, issues: list[IngestIssue], *, has_csv: bool) -> None:
+    evals = log.evals
+    if len(evals):
+        # The latest validation of each (epoch, pass) wins: after a resume timm re-runs epochs.
+        latest = evals.sort_values(["segment", "src_line"]).groupby(["epoch", "pass"], sort=False).tail(1)
+        has_ema = set(latest["pass"]) >= {"ema"}
+        for record in latest.to_dict("records"):
+            epoch, kind = int(record["epoch"]), str(record["pass"])
+            ref = SourceRef(log.path, line=int(record["src_line"]))
+            for metric in EVAL_METRICS:
+                value = _as_float(record[metric])
+                put(f"{metric}_{'ema' if kind == 'ema' else 'model'}", epoch, value, ref, overwrite=True)
+                reported = (kind == "ema") if has_ema else (kind == "model")
+                if reported:
+                    _check_or_put(metric, epoch, value, ref, put, values, refs, issues)
+    steps = log.steps
+    if len(steps):
+        last = steps.sort_values(["segment", "src_line"]).groupby("epoch", sort=False).tail(1)
+        first = steps.sort_values(["segment", "src_line"]).groupby("epoch", sort=False).head(1)
+        for row in last.itertuples(index=False):
+            ref = SourceRef(log.path, line=int(row.src_line))
+            _check_or_put("train_loss", int(row.epoch), _as_float(row.train_loss_avg), ref, put, values, refs, issues, tolerance=0.05)
+        if not has_csv or "lr" not in values:
+            for row in first.itertuples(index=False):
+                put("lr", int(row.epoch), _as_float(row.lr), SourceRef(log.path, line=int(row.src_line)))
+
+
+def _check_or_put(metric, epoch, value, ref, put, values, refs, issues, tolerance: float = AGREEMENT_TOLERANCE) -> None:
+    """Fill a gap, or compare with the documented source (summary.csv) and warn when they disagree."""
+    existing = values.get(metric, {}).get(epoch)
+    if existing is None:
+        put(metric, epoch, value, ref)
+        return
+    both_finite = math.isfinite(existing) and math.isfinite(value)
+    scale = max(1.0, abs(existing))
+    if both_finite and abs(existing - value) > tolerance * scale:
+        issues.append(
+            IngestIssue(
+                ref,
+                f"{metric} for epoch {epoch} is {value:g} here but {existing:g} in {refs[metric][epoch]}; "
+                f"keeping {refs[metric][epoch].path} (timm's own per-epoch record)",
+            )
+        )
+
+
+def _tensorboard_epochs(tb: TensorBoardScalars, put, n_epochs_hint: int) -> None:
+    """TensorBoard scalars logged once per epoch fill metrics the log and CSV lack.
+
+    A tag counts as epoch-level when its steps are few and dense (0..N or 1..N); per-step tags
+    (thousands of steps) are left to the step frame.
+    """
+    frame = tb.frame
+    if frame.empty:
+        return
+    for metric, group in frame.groupby("metric", sort=False):
+        steps = group["step"].to_numpy()
+        if not _looks_epoch_level(steps, n_epochs_hint):
+            continue
+        offset = 1 if steps.min() >= 1 and n_epochs_hint == 0 and not (steps == 0).any() else 0
+        group = group.sort_values(["step", "wall_time"]).drop_duplicates("step", keep="last")
+        for row in group.itertuples(index=False):
+            put(str(metric), int(row.step) - offset, float(row.value), SourceRef(str(row.file), record=int(row.record)))
+
+
+def _looks_epoch_level(steps: np.ndarray, n_epochs_hint: int) -> bool:
+    unique = np.unique(steps)
+    if unique.size == 0:
+        return False
+    span = unique.max() - unique.min() + 1
+    dense = unique.size >= 0.8 * span
+    small = unique.max() <= max(5000, 2 * n_epochs_hint)
+    return bool(dense and small)
+
+
+def _step_frame(logs: Sequence[ConsoleLog]) -> pd.DataFrame:
+    frames = []
+    for log in logs:
+        if len(log.steps):
+            frame = log.steps.copy()
+            frame["src_file"] = log.path
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
+            src_file=pd.Series(dtype="object")
+        )
+    steps = pd.concat(frames, ignore_index=True)
+    steps["src_file"] = steps["src_file"].astype("category")
+    return steps
+
+
+def _events(parsed: _Parsed) -> list[Event]:
+    events: list[Event] = []
+    for _, log in parsed.logs:
+        events.extend(log.events)
+    for _, csv in parsed.csvs:
+        events.extend(csv.events)
+    for found in parsed.discovery.of_kind("checkpoint"):
+        events.append(Event("checkpoint", f"checkpoint file present: {found.rel}", SourceRef(found.rel)))
+    return events
+
+
+def _source_infos(parsed: _Parsed) -> list[SourceInfo]:
+    infos: list[SourceInfo] = []
+    for found, log in parsed.logs:
+        epochs = _span(log.evals["epoch"] if len(log.evals) else log.steps.get("epoch", pd.Series(dtype=float)))
+        metrics = _log_metrics(log)
+        infos.append(SourceInfo(found.rel, "console_log", _log_family(log, found), log.timm_version, metrics, epochs, len(log.steps) + len(log.evals)))
+    for found, csv in parsed.csvs:
+        infos.append(SourceInfo(found.rel, "summary_csv", f"summary.csv {csv.family}", None, tuple(csv.frame.columns), _span(csv.frame.index.to_series()), len(csv.frame)))
+    for found, args in parsed.args:
+        infos.append(SourceInfo(found.rel, "args_yaml", found.family, None, (), None, len(args.args)))
+    if parsed.tensorboard is not None:
+        frame = parsed.tensorboard.frame
+        for name in parsed.tensorboard.files:
+            part = frame[frame["file"] == name] if not frame.empty else frame
+            metrics = tuple(sorted(set(part["metric"]))) if not part.empty else ()
+            infos.append(SourceInfo(name, "tensorboard", "TensorBoard event file", None, metrics, None, len(part)))
+    for found in parsed.discovery.files:
+        if found.kind in ("checkpoint", "other"):
+            infos.append(SourceInfo(found.rel, found.kind))
+    return infos
+
+
+def _log_metrics(log: ConsoleLog) -> tuple[str, ...]:
+    metrics: list[str] = []
+    if len(log.steps):
+        metrics += ["train_loss (per step)", "lr (per step)"]
+    if len(log.evals):
+        for kind in sorted(set(log.evals["pass"])):
+            metrics += [f"{m}_{kind}" for m in EVAL_METRICS]
+    return tuple(metrics)
+
+
+def _log_family(log: ConsoleLog, found: FoundFile) -> str:
+    layout = f"Train layout {log.layout}" if log.layout else "no Train lines"
+    return f"timm console log ({layout})" + (f", {found.family}" if found.family and found.family not in layout else "")
+
+
+def _span(series: pd.Series) -> tuple[int, int] | None:
+    clean = pd.to_numeric(series, errors="coerce").dropna()
+    if clean.empty:
+        return None
+    return int(clean.min()), int(clean.max())
+
+
+def _timm_version(logs: Sequence[ConsoleLog], csv: SummaryCsv | None) -> str | None:
+    for log in logs:
+        if log.timm_version:
+            return log.timm_version
+    if csv is not None and csv.family:
+        return csv.family
+    return None
+
+
+def _epochs_scheduled(logs: Sequence[ConsoleLog], config: TrainConfig) -> int | None:
+    for log in reversed(list(logs)):
+        value = log.info.get("scheduled_epochs")
+        if value:
+            return int(value)
+    epochs = config.values.get("epochs")
+    if not isinstance(epochs, (int, float)):
+        return None
+    cooldown = config.values.get("cooldown_epochs") or 0
+    sched = str(config.values.get("sched") or "")
+    # timm adds cooldown epochs only for schedulers that anneal (cosine, tanh, poly...), not step/plateau.
+    if sched in ("step", "multistep", "plateau"):
+        cooldown = 0
+    return int(epochs) + int(cooldown if isinstance(cooldown, (int, float)) else 0)
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

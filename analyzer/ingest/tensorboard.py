@@ -1,0 +1,535 @@
+"""Scalars from TensorBoard event files (``events.out.tfevents.*``), read fast and defensively.
+
+An event file is a sequence of TFRecords::
+
+    uint64  length            (little-endian)
+    uint32  masked_crc32c(length bytes)
+    bytes   data[length]      (one serialized ``tensorboard.Event`` proto)
+    uint32  masked_crc32c(data)
+
+with ``masked(crc) = ((crc >> 15) | (crc << 17)) + 0xA282EAD8 (mod 2**32)``. Record 0 is the
+``file_version`` header (a file holding only it is 40 bytes long and valid: no scalars). Both CRCs
+are checked by default, in C (the ``crc32c`` package); the Event protos are parsed by protobuf's
+compiled (upb) backend through TensorBoard's own ``event_pb2``.
+
+Scalars come in two encodings and both are read:
+
+- ``summary.value[i].simple_value``: TF1 summaries and ``torch.utils.tensorboard`` by default.
+- a rank-0 (or one-element) float/double/half ``summary.value[i].tensor`` whose tag carries the
+  ``"scalars"`` plugin in ``metadata.plugin_data.plugin_name``: TF2 ``tf.summary.scalar`` and torch's
+  ``add_scalar(..., new_style=True)``. TF2 writes the metadata only with a tag's first value in a
+  file, so the plugin is remembered per tag for the rest of that file. Tensors of other plugins
+  (histograms, text, hparams, ...) are skipped, as are images, audio, graphs and run metadata.
+
+Bad input (see :func:`read_event_file`): every record before a corrupt or truncated one is kept,
+and an :class:`IngestIssue` names the file, the record index and the byte offset where the bad
+record starts; reading stops there because nothing after a broken length field can be trusted.
+A file whose very first record is bad is not an event file: :func:`read_event_file` raises
+:class:`IngestError`, which :func:`read_tensorboard` turns into an error-level issue. A length
+field is checked against the bytes left in the file before anything is sliced, so a hostile
+length never allocates anything. Non-finite values (``nan`` losses) are kept as they are.
+
+Merging (:func:`read_tensorboard`): files are read in the order given (a directory stands for the
+event files below it, oldest first by the timestamp in their names). When one ``(tag, step)``
+appears more than once, across files (a restarted run writing a new file) or inside one file
+(Ultralytics logs its final best-weights validation again at the last epoch's step), the value
+with the latest ``wall_time`` wins; on a tie, the later file and then the later record. Nothing
+is reported for superseded points: the ``file`` and ``record`` columns say where each survivor
+came from.
+
+Canonical metric names (:data:`DEFAULT_ALIASES`). A tag is matched case-insensitively on the full
+tag; a tag with no alias keeps its own name in the ``metric`` column. Several tags may map to one
+metric (the frame keeps them apart by ``tag``).
+
+============  ===================================================================================
+metric        tags
+============  ===================================================================================
+train_loss    train/loss, train_loss, loss, Loss/train, loss/train, train/loss_epoch,
+              train_loss_epoch, training_loss, train/epoch_loss, train-loss
+eval_loss     val/loss, val_loss, Loss/val, loss/val, Loss/valid, valid_loss, validation_loss,
+              loss/validation, eval/loss, eval_loss, test/loss, test_loss, Loss/test, val/loss_epoch,
+              val_loss_epoch
+eval_top1     val/acc1, val/top1, val/acc, val_acc, val_acc1, val_top1, val/accuracy, val_accuracy,
+              accuracy, acc, acc1, top1, Accuracy/val, Accuracy/valid, Accuracy/test, acc/val,
+              metrics/accuracy_top1, eval_top1, eval/top1, eval/acc1, eval/acc, eval_acc,
+              eval/accuracy, eval_accuracy, test/acc1, test/top1, test_acc, test/accuracy,
+              val/acc_epoch, val_acc_epoch
+eval_top5     val/acc5, val/top5, val_acc5, val_top5, acc5, top5, metrics/accuracy_top5, eval_top5,
+              eval/top5, eval/acc5, test/acc5, test/top5, Accuracy5/val
+lr            learning_rate, lr, lr-AdamW, lr-Adam, lr-SGD, lr-RMSprop, lr-LAMB, lr-LARS, lr/pg0,
+              train/lr, train/learning_rate, learning-rate, lr-AdamW/pg1, lr-SGD/pg1, lr-Adam/pg1
+train_top1    train/acc1, train/top1, train/acc, train_acc, train_acc1, train_top1, train/accuracy,
+              train_accuracy, Accuracy/train, acc/train, train/acc_epoch, train_acc_epoch
+train_top5    train/acc5, train/top5, train_acc5, train_top5
+============  ===================================================================================
+
+Accuracies are percentages everywhere in the project, but most non-timm scripts log fractions.
+So for every tag mapped to a ``*_top1`` / ``*_top5`` metric whose finite values are all within
+[0, 1], the values are multiplied by 100. The rule is a heuristic: an accuracy already logged as a
+percentage that never rose above 1% (a dead 1000-class run) would be scaled too.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import crc32c
+import numpy as np
+import pandas as pd
+import yaml
+from google.protobuf.message import DecodeError
+from tensorboard.compat.proto import event_pb2, types_pb2
+
+from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceRef
+
+__all__ = [
+    "DEFAULT_ALIASES",
+    "FRAME_COLUMNS",
+    "TensorBoardScalars",
+    "load_alias_file",
+    "read_event_file",
+    "read_tensorboard",
+    "resolve_aliases",
+    "sniff_event_file",
+]
+
+# --------------------------------------------------------------------------------------------
+# Aliases
+# --------------------------------------------------------------------------------------------
+
+_ALIAS_TABLE: dict[str, tuple[str, ...]] = {
+    "train_loss": (
+        "train/loss", "train_loss", "loss", "Loss/train", "loss/train", "train/loss_epoch",
+        "train_loss_epoch", "training_loss", "train/epoch_loss", "train-loss",
+    ),
+    "eval_loss": (
+        "val/loss", "val_loss", "Loss/val", "loss/val", "Loss/valid", "valid_loss", "validation_loss",
+        "loss/validation", "eval/loss", "eval_loss", "test/loss", "test_loss", "Loss/test",
+        "val/loss_epoch", "val_loss_epoch",
+    ),
+    "eval_top1": (
+        "val/acc1", "val/top1", "val/acc", "val_acc", "val_acc1", "val_top1", "val/accuracy",
+        "val_accuracy", "accuracy", "acc", "acc1", "top1", "Accuracy/val", "Accuracy/valid",
+        "Accuracy/test", "acc/val", "metrics/accuracy_top1", "eval_top1", "eval/top1", "eval/acc1",
+        "eval/acc", "eval_acc", "eval/accuracy", "eval_accuracy", "test/acc1", "test/top1", "test_acc",
+        "test/accuracy", "val/acc_epoch", "val_acc_epoch",
+    ),
+    "eval_top5": (
+        "val/acc5", "val/top5", "val_acc5", "val_top5", "acc5", "top5", "metrics/accuracy_top5",
+        "eval_top5", "eval/top5", "eval/acc5", "test/acc5", "test/top5", "Accuracy5/val",
+    ),
+    "lr": (
+        "learning_rate", "lr", "lr-AdamW", "lr-Adam", "lr-SGD", "lr-RMSprop", "lr-LAMB", "lr-LARS",
+        "lr/pg0", "train/lr", "train/learning_rate", "learning-rate", "lr-AdamW/pg1", "lr-SGD/pg1",
+        "lr-Adam/pg1",
+    ),
+    "train_top1": (
+        "train/acc1", "train/top1", "train/acc", "train_acc", "train_acc1", "train_top1",
+        "train/accuracy", "train_accuracy", "Accuracy/train", "acc/train", "train/acc_epoch",
+        "train_acc_epoch",
+    ),
+    "train_top5": ("train/acc5", "train/top5", "train_acc5", "train_top5"),
+}
+
+#: Lower-cased tag -> canonical metric name. See the module docstring for the table.
+DEFAULT_ALIASES: Mapping[str, str] = {
+    tag.lower(): metric for metric, tags in _ALIAS_TABLE.items() for tag in tags
+}
+
+_PERCENT_METRIC = re.compile(r"_top[15]$")
+_MAX_ALIAS_FILE_BYTES = 1 << 20  # an alias table is a few lines; anything this big is not one
+
+
+def load_alias_file(path: Path) -> dict[str, str]:
+    """Read a YAML mapping ``tag: canonical_metric``; keys are lower-cased (matching is case-insensitive).
+
+    An empty file is an empty mapping. Anything else that is not a mapping of non-empty strings
+    raises :class:`IngestError` naming the file (and the line, for YAML syntax errors).
+    """
+    path = Path(path)
+    where = SourceRef(str(path))
+    try:
+        size = path.stat().st_size
+        if size > _MAX_ALIAS_FILE_BYTES:
+            raise IngestError(f"alias file is {size} bytes; expected a small YAML mapping", where)
+        text = path.read_text(encoding="utf-8")
+    except IngestError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IngestError(f"cannot read alias file: {exc}", where) from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise IngestError(f"alias file is not valid YAML: {exc}", SourceRef(str(path), line=line)) from exc
+    if loaded is None:
+        return {}
+    return _validated_aliases(loaded, where)
+
+
+def resolve_aliases(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """:data:`DEFAULT_ALIASES` with ``extra`` on top (lower-cased tag -> metric); ``extra`` wins."""
+    merged = dict(DEFAULT_ALIASES)
+    if extra:
+        merged.update(_validated_aliases(extra, None))
+    return merged
+
+
+def _validated_aliases(mapping: Any, where: SourceRef | None) -> dict[str, str]:
+    if not isinstance(mapping, Mapping):
+        raise IngestError(f"aliases must be a mapping of tag -> metric, got {type(mapping).__name__}", where)
+    aliases: dict[str, str] = {}
+    for tag, metric in mapping.items():
+        if not isinstance(tag, str) or not tag or not isinstance(metric, str) or not metric.strip():
+            raise IngestError(f"alias {tag!r}: {metric!r} must map a non-empty tag to a non-empty metric name", where)
+        aliases[tag.lower()] = metric.strip()
+    return aliases
+
+
+# --------------------------------------------------------------------------------------------
+# TFRecord framing
+# --------------------------------------------------------------------------------------------
+
+_HEADER = struct.Struct("<QI")  # length, masked crc32c of the 8 length bytes
+_FOOTER = struct.Struct("<I")   # masked crc32c of the data
+_HEADER_SIZE = _HEADER.size     # 12
+_FRAME_OVERHEAD = _HEADER_SIZE + _FOOTER.size  # 16
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+
+
+def _masked_crc32c(data: Any) -> int:
+    crc = crc32c.crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32
+
+
+def sniff_event_file(head: bytes) -> bool:
+    """True when ``head`` (a file's first bytes, >= 12) starts with a valid TFRecord header.
+
+    A content check, independent of the file name: the length's masked CRC must match, which
+    random or text data passes with probability 2**-32.
+    """
+    if len(head) < _HEADER_SIZE:
+        return False
+    length, length_crc = _HEADER.unpack_from(head, 0)
+    return _masked_crc32c(head[:8]) == length_crc
+
+
+# --------------------------------------------------------------------------------------------
+# One file
+# --------------------------------------------------------------------------------------------
+
+#: Columns of :attr:`TensorBoardScalars.frame`; :func:`read_event_file` returns all but ``metric``.
+FRAME_COLUMNS: tuple[str, ...] = ("tag", "metric", "step", "wall_time", "value", "file", "record")
+_FILE_COLUMNS: tuple[str, ...] = tuple(c for c in FRAME_COLUMNS if c != "metric")
+
+_SCALARS_PLUGIN = "scalars"
+# dtype -> (repeated field holding the values, struct format of one element in tensor_content)
+_TENSOR_DTYPES: dict[int, tuple[str, str]] = {
+    types_pb2.DT_FLOAT: ("float_val", "<f"),
+    types_pb2.DT_DOUBLE: ("double_val", "<d"),
+    types_pb2.DT_HALF: ("half_val", "<e"),
+}
+
+
+class _BadRecord(Exception):
+    """Internal: the record at ``offset`` cannot be used; reading the file stops there."""
+
+    def __init__(self, reason: str, index: int, offset: int):
+        super().__init__(reason)
+        self.reason = reason
+        self.index = index
+        self.offset = offset
+
+
+@dataclass(slots=True)
+class _Columns:
+    """Column lists filled record by record; one DataFrame is built at the end (cheap per row)."""
+
+    tags: list[str]
+    steps: list[int]
+    wall_times: list[float]
+    values: list[float]
+    records: list[int]
+
+    @classmethod
+    def empty(cls) -> _Columns:
+        return cls([], [], [], [], [])
+
+    def frame(self, file: str) -> pd.DataFrame:
+        n = len(self.values)
+        return pd.DataFrame(
+            {
+                "tag": pd.Series(self.tags, dtype=object).astype(str) if n else pd.Series([], dtype=str),
+                "step": np.asarray(self.steps, dtype=np.int64),
+                "wall_time": np.asarray(self.wall_times, dtype=np.float64),
+                "value": np.asarray(self.values, dtype=np.float64),
+                "file": pd.Series([file] * n, dtype=str) if n else pd.Series([], dtype=str),
+                "record": np.asarray(self.records, dtype=np.int64),
+            },
+            columns=list(_FILE_COLUMNS),
+        )
+
+
+def _tensor_scalar(value: Any, plugin_of_tag: dict[str, str]) -> float | None:
+    """The float in a tensor-encoded scalar summary value, or None for any other tensor."""
+    if value.HasField("metadata"):
+        plugin_of_tag[value.tag] = value.metadata.plugin_data.plugin_name
+    if plugin_of_tag.get(value.tag) != _SCALARS_PLUGIN:
+        return None
+    tensor = value.tensor
+    encoding = _TENSOR_DTYPES.get(tensor.dtype)
+    if encoding is None or math.prod(d.size for d in tensor.tensor_shape.dim) != 1:
+        return None
+    field, fmt = encoding
+    if tensor.tensor_content:
+        content = tensor.tensor_content
+        return struct.unpack(fmt, content)[0] if len(content) == struct.calcsize(fmt) else None
+    repeated = getattr(tensor, field)
+    if not repeated:
+        return None
+    if field == "half_val":  # half floats travel as their 16 bit patterns in an int32 field
+        return struct.unpack("<e", struct.pack("<H", repeated[0] & 0xFFFF))[0]
+    return float(repeated[0])
+
+
+def _scan_records(buf: Any, check_crc: bool, out: _Columns) -> int:
+    """Walk the records of ``buf`` into ``out``; returns the record count.
+
+    Raises :class:`_BadRecord` at the first record that is truncated, fails a CRC or is not an
+    Event; ``out`` then holds everything before it. This is the hot loop: locals only, no
+    per-record function calls beyond the C ones.
+    """
+    size = len(buf)
+    view = memoryview(buf)
+    unpack_header = _HEADER.unpack_from
+    unpack_footer = _FOOTER.unpack_from
+    crc = crc32c.crc32c
+    event = event_pb2.Event()
+    parse = event.ParseFromString
+    which = event.WhichOneof
+    tags, steps, wall_times, values, records = out.tags, out.steps, out.wall_times, out.values, out.records
+    plugin_of_tag: dict[str, str] = {}
+    pos = 0
+    index = 0
+    while pos < size:
+        if size - pos < _HEADER_SIZE:
+            raise _BadRecord(f"truncated record header ({size - pos} of {_HEADER_SIZE} bytes)", index, pos)
+        length, length_crc = unpack_header(buf, pos)
+        if check_crc:
+            c = crc(view[pos:pos + 8])
+            if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != length_crc:
+                raise _BadRecord("length CRC mismatch", index, pos)
+        start = pos + _HEADER_SIZE
+        end = start + length
+        # Checked before any slice: a corrupt length must never size an allocation.
+        if end + _FOOTER.size > size:
+            left = size - start - _FOOTER.size
+            raise _BadRecord(f"truncated record: length field says {length} bytes, {max(left, 0)} left", index, pos)
+        data = view[start:end]
+        if check_crc:
+            c = crc(data)
+            if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != unpack_footer(buf, end)[0]:
+                raise _BadRecord("data CRC mismatch", index, pos)
+        try:
+            parse(data)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise _BadRecord(f"record is not an Event proto ({exc})", index, pos) from None
+        if which("what") == "summary":
+            step = event.step
+            wall_time = event.wall_time
+            for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                if kind == "simple_value":
+                    number = value.simple_value
+                elif kind == "tensor":
+                    number = _tensor_scalar(value, plugin_of_tag)
+                    if number is None:
+                        continue
+                else:
+                    continue
+                tags.append(value.tag)
+                steps.append(step)
+                wall_times.append(wall_time)
+                values.append(number)
+                records.append(index)
+        pos = end + _FOOTER.size
+        index += 1
+    return index
+
+
+def read_event_file(
+    path: Path, display_path: str | None = None, check_crc: bool = True
+) -> tuple[pd.DataFrame, list[IngestIssue]]:
+    """The scalars of one event file, in file order, with the issues met while reading it.
+
+    Columns: ``tag`` (str), ``step`` (int64), ``wall_time`` (float64), ``value`` (float64, as
+    written: no aliasing, no percent scaling), ``file`` (``display_path`` or ``path``) and
+    ``record`` (int64, 0-based record index in the file; record 0 is the version header).
+
+    - A corrupt or truncated record: the records before it are returned, plus one warning issue
+      with the record index and the byte offset where the bad record starts.
+    - An empty (0-byte) file: no rows and one warning issue.
+    - The very first record bad (random bytes, a text file, a truncated header): not an event
+      file, so :class:`IngestError`; also for a file that cannot be opened.
+
+    ``check_crc=False`` skips the CRCs of every record but the first header's, which is how the
+    file is recognised; lengths are still checked against the file size.
+    """
+    path = Path(path)
+    shown = display_path if display_path is not None else str(path)
+    out = _Columns.empty()
+    try:
+        with open(path, "rb") as handle:
+            size = _file_size(handle)
+            if size == 0:
+                issue = IngestIssue(SourceRef(shown, offset=0), "empty event file (no records)")
+                return out.frame(shown), [issue]
+            # mmap: the OS pages the file in; a huge event file (images) costs no heap copy.
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                failure = _scan_mapped(mapped, check_crc, out)
+    except OSError as exc:
+        raise IngestError(f"cannot read event file: {exc.strerror or exc}", SourceRef(shown)) from exc
+    except ValueError as exc:  # mmap of something that is not a regular file
+        raise IngestError(f"cannot map event file: {exc}", SourceRef(shown)) from exc
+    if failure is None:
+        return out.frame(shown), []
+    if failure.index == 0:
+        raise IngestError(
+            f"not a TensorBoard event file: first record unusable ({failure.reason})",
+            SourceRef(shown, record=0, offset=0),
+        )
+    issue = IngestIssue(
+        SourceRef(shown, record=failure.index, offset=failure.offset),
+        f"{failure.reason}; kept the {failure.index} records before byte {failure.offset}, skipped the rest of the file",
+    )
+    return out.frame(shown), [issue]
+
+
+def _file_size(handle: Any) -> int:
+    return os.fstat(handle.fileno()).st_size
+
+
+def _scan_mapped(mapped: mmap.mmap, check_crc: bool, out: _Columns) -> _BadRecord | None:
+    # The first header is always verified: it is what tells an event file from anything else.
+    if not sniff_event_file(mapped[:_HEADER_SIZE]):
+        reason = "file too short for a record header" if len(mapped) < _HEADER_SIZE else "length CRC mismatch"
+        return _BadRecord(reason, 0, 0)
+    try:
+        _scan_records(mapped, check_crc, out)
+    except _BadRecord as bad:
+        return bad
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Several files
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TensorBoardScalars:
+    """Scalars merged from a run's event files.
+
+    ``files``: the display paths of every event file read (including those that yielded only an
+    issue). ``frame``: long format with :data:`FRAME_COLUMNS`, sorted by tag then step, one row
+    per ``(tag, step)`` (the latest write wins). ``issues``: what was skipped, and where.
+    """
+
+    files: tuple[str, ...]
+    frame: pd.DataFrame
+    issues: tuple[IngestIssue, ...]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The distinct metric names present, sorted."""
+        return tuple(sorted(self.frame["metric"].unique()))
+
+
+_EVENT_NAME = re.compile(r"tfevents\.(\d+)")
+
+
+def _expand(path: Path, shown: str) -> list[tuple[Path, str]]:
+    """A file stands for itself; a directory for the event files below it, oldest first."""
+    if not path.is_dir():
+        return [(path, shown)]
+    found = [p for p in path.rglob("*tfevents*") if p.is_file()]
+
+    def age(p: Path) -> tuple[int, str]:
+        match = _EVENT_NAME.search(p.name)
+        return (int(match.group(1)) if match else 0, str(p))
+
+    return [(p, str(Path(shown) / p.relative_to(path))) for p in sorted(found, key=age)]
+
+
+def read_tensorboard(
+    paths: Sequence[Path],
+    display_paths: Sequence[str] | None = None,
+    aliases: Mapping[str, str] | None = None,
+    check_crc: bool = True,
+) -> TensorBoardScalars:
+    """Read and merge event files (or directories of them) into one long scalar frame.
+
+    Never raises for bad file content: a file that is not an event file becomes an error-level
+    issue and the others are still read. Invalid ``aliases`` raise :class:`IngestError`.
+    ``aliases`` are added on top of :data:`DEFAULT_ALIASES` (see :func:`resolve_aliases`).
+    """
+    alias_map = resolve_aliases(aliases)
+    if display_paths is not None and len(display_paths) != len(paths):
+        raise IngestError(f"{len(display_paths)} display paths for {len(paths)} event paths")
+    shown_names = list(display_paths) if display_paths is not None else [str(p) for p in paths]
+    files: list[str] = []
+    frames: list[pd.DataFrame] = []
+    issues: list[IngestIssue] = []
+    for path, shown in zip(paths, shown_names):
+        for file_path, file_shown in _expand(Path(path), shown):
+            files.append(file_shown)
+            try:
+                frame, file_issues = read_event_file(file_path, file_shown, check_crc=check_crc)
+            except IngestError as exc:
+                issues.append(IngestIssue(exc.source or SourceRef(file_shown), exc.message, level="error"))
+                continue
+            issues.extend(file_issues)
+            if len(frame):
+                frames.append(frame.assign(_order=len(files)))
+    merged = _latest_per_tag_step(frames)
+    merged.insert(1, "metric", _metric_names(merged["tag"], alias_map))
+    _fractions_to_percent(merged, alias_map)
+    return TensorBoardScalars(files=tuple(files), frame=merged, issues=tuple(issues))
+
+
+def _latest_per_tag_step(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return _Columns.empty().frame("")
+    combined = pd.concat(frames, ignore_index=True)
+    # Stable sort so that, for one (tag, step), the last row is the latest wall_time, then the
+    # later file, then the later record: that is the one kept.
+    combined = combined.sort_values(["tag", "step", "wall_time", "_order", "record"], kind="stable")
+    combined = combined.drop_duplicates(["tag", "step"], keep="last")
+    return combined.drop(columns="_order").reset_index(drop=True)
+
+
+def _metric_names(tags: pd.Series, alias_map: Mapping[str, str]) -> pd.Series:
+    names = {tag: alias_map.get(tag.lower(), tag) for tag in tags.unique()}
+    return tags.map(names).astype(str)
+
+
+def _fractions_to_percent(frame: pd.DataFrame, alias_map: Mapping[str, str]) -> None:
+    """Scale aliased top-1/top-5 tags logged as fractions (every finite value in [0, 1]) to percent."""
+    for tag in frame["tag"].unique():
+        metric = alias_map.get(tag.lower())
+        if metric is None or not _PERCENT_METRIC.search(metric):
+            continue
+        rows = (frame["tag"] == tag).to_numpy()
+        values = frame["value"].to_numpy()[rows]
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+            frame.loc[rows, "value"] = values * 100.0

@@ -1,0 +1,55 @@
+"""Shared CLI plumbing: stdout carries data, stderr carries status, warnings and errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, NoReturn
+
+import click
+from rich.console import Console
+
+from mnv4_postmortem.cli import exit_codes
+
+FORMATS = ("text", "json")
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True, highlight=False)
+
+
+def fail(message: str, code: int = exit_codes.UNUSABLE) -> NoReturn:
+    click.echo(f"mnv4-postmortem: error: {message}", err=True)
+    sys.exit(code)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("MNV4_DEBUG", "") not in ("", "0")
+
+
+def tb_alias_options(func):
+    """--tb-alias TAG=NAME (repeatable) and --tb-aliases FILE extend the TensorBoard tag table."""
+    func = click.option("--tb-alias", "tb_alias", multiple=True, metavar="TAG=NAME",
+                        help="Map a TensorBoard tag to a canonical metric (repeatable), e.g. 'val/acc@1=eval_top1'.")(func)
+    func = click.option("--tb-aliases", "tb_aliases_file", type=click.Path(dir_okay=False, path_type=Path),
+                        help="YAML file mapping TensorBoard tags to canonical metric names.")(func)
+    return func
+
+
+def collect_aliases(pairs: tuple[str, ...], file: Path | None) -> Mapping[str, str] | None:
+    from mnv4_postmortem.analyzer.ingest.tensorboard import load_alias_file
+
+    aliases: dict[str, str] = {}
+    if file is not None:
+        aliases.update(load_alias_file(file))
+    for pair in pairs:
+        tag, sep, name = pair.partition("=")
+        if not sep or not tag or not name:
+            raise click.BadParameter(f"expected TAG=NAME, got {pair!r}", param_hint="--tb-alias")
+        aliases[tag] = name
+    return aliases or None
