@@ -1,0 +1,44 @@
+"""The rule engine: YAML rules -> safe expressions and templates -> findings.
+
+Public API::
+
+    pack = load_rules([Path("rules")], known_names=schema)      # or load_builtin_rules()
+    result = evaluate(pack, namespace, pipeline_meta={"args": ..., "defaults": ...})
+    findings = evaluate_rules(pack, namespace)                  # just the findings
+    results = run_rule_tests(pack, files, diagnose=..., load_run=..., make_run=...)
+"""
+
+from .command import render_train_command
+from .evaluate import Evaluation, evaluate, evaluate_rule, evaluate_rules
+from .expr import ROOT_NAMES, EvalError, Expr, ExprError, compile_expr
+from .loader import RulePack, builtin_rules_root, find_test_files, load_builtin_rules, load_rules
+from .notation import NotationError, parse_series
+from .schema import CAUSES, NameSchema, Rule, RuleError
+from .testing import CaseResult, load_test_suite, run_rule_tests
+
+__all__ = [
+    "CAUSES",
+    "CaseResult",
+    "EvalError",
+    "Evaluation",
+    "Expr",
+    "ExprError",
+    "NameSchema",
+    "NotationError",
+    "ROOT_NAMES",
+    "Rule",
+    "RuleError",
+    "RulePack",
+    "builtin_rules_root",
+    "compile_expr",
+    "evaluate",
+    "evaluate_rule",
+    "evaluate_rules",
+    "find_test_files",
+    "load_builtin_rules",
+    "load_rules",
+    "load_test_suite",
+    "parse_series",
+    "render_train_command",
+    "run_rule_tests",
+]

@@ -158,9 +158,16 @@ def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog]) -> TrainConfig:
         found, args_file = parsed.args[0]
         args, source = args_file.args, SourceRef(found.rel)
     version = _timm_version(logs, None)
-    base = build_config(args, source, version)
+    if args is None:
+        # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
+        # invented; only what the log itself shows ends up in ``effective``.
+        base = TrainConfig(values={})
+    else:
+        base = build_config(args, source, version)
     effective, sources = dict(base.effective), dict(base.effective_sources)
     _effective_from_logs(logs, effective, sources)
+    if "world_size" not in effective and args is not None:
+        _world_size_from_throughput(logs, base.values, effective, sources)
     if "lr" not in effective or effective["lr"] is None:
         lr, how = resolve_lr(base.values, int(effective.get("world_size") or 1))
         if lr is not None:
@@ -179,6 +186,28 @@ def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog]) -> TrainConfig:
         effective_sources=sources,
         source=base.source,
     )
+
+
+def _world_size_from_throughput(logs: Sequence[ConsoleLog], values: Mapping[str, Any], effective: dict, sources: dict) -> None:
+    """timm prints global samples/s = batch x world size / step time, so their product reveals the world size
+    when the log has no "Training in distributed mode" line (e.g. it was cut or re-formatted)."""
+    batch = values.get("batch_size")
+    accum = values.get("grad_accum_steps") or 1
+    if not isinstance(batch, (int, float)) or batch <= 0:
+        return
+    for log in logs:
+        steps = log.steps
+        if not len(steps):
+            continue
+        samples = (steps["samples_per_sec"] * steps["batch_time"]).to_numpy(dtype="float64")
+        samples = samples[np.isfinite(samples) & (samples > 0)]
+        if samples.size < 3:
+            continue
+        world = float(np.median(samples)) / (float(batch) * float(accum))
+        if world >= 1.5 and abs(world - round(world)) < 0.1:
+            effective["world_size"] = int(round(world))
+            sources["world_size"] = f"{log.path}: samples/s x step time = {np.median(samples):.0f} samples per step = batch_size {batch} x {round(world)} processes"
+            return
 
 
 def _effective_from_logs(logs: Sequence[ConsoleLog], effective: dict, sources: dict) -> None:
@@ -369,8 +398,7 @@ def _log_metrics(log: ConsoleLog) -> tuple[str, ...]:
 
 
 def _log_family(log: ConsoleLog, found: FoundFile) -> str:
-    layout = f"Train layout {log.layout}" if log.layout else "no Train lines"
-    return f"timm console log ({layout})" + (f", {found.family}" if found.family and found.family not in layout else "")
+    return f"timm console log, Train layout {log.layout}" if log.layout else "timm console log, no Train lines"
 
 
 def _span(series: pd.Series) -> tuple[int, int] | None:
@@ -395,7 +423,7 @@ def _epochs_scheduled(logs: Sequence[ConsoleLog], config: TrainConfig) -> int | 
         if value:
             return int(value)
     epochs = config.values.get("epochs")
-    if not isinstance(epochs, (int, float)):
+    if not isinstance(epochs, (int, float)) or "epochs" in config.defaulted:
         return None
     cooldown = config.values.get("cooldown_epochs") or 0
     sched = str(config.values.get("sched") or "")

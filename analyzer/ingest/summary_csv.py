@@ -24,9 +24,10 @@ from __future__ import annotations
 import csv
 import math
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Mapping, NamedTuple
 
 import pandas as pd
 
@@ -41,6 +42,8 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_LISTED_ISSUES = 20
 # Epoch numbers beyond this are junk (and would overflow an int64 index).
 MAX_EPOCH = 10**9
+# Distinct epochs kept; bounds memory on hostile input (a month of one-minute epochs is 43,200).
+MAX_EPOCH_ROWS = 1_000_000
 
 # Old timm column names -> the canonical ones (timm-formats.md §8).
 _RENAMES = {"eval_prec1": "eval_top1", "eval_prec5": "eval_top5"}
@@ -101,8 +104,11 @@ def sniff_summary_csv(head: bytes) -> bool:
 
 def parse_summary_csv(path: Path, display_path: str | None = None) -> SummaryCsv:
     """Parse a timm summary.csv. Raises :class:`IngestError` only when nothing usable is in it."""
+    path = Path(path)
     shown = display_path if display_path is not None else str(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            raise IngestError("not a regular file", SourceRef(shown))
         with open(path, "rb") as handle:
             return _Parser(shown).run(handle)
     except OSError as exc:
@@ -204,31 +210,332 @@ def _parse_epoch(cell: str) -> int | None:
 # The parser
 
 
-#PARSER#
+@dataclass(slots=True)
+class _Restart:
+    """A point where the file starts over: a repeated header, or an epoch that goes back."""
+
+    line: int
+    header: bool
+    first_epoch: int | None = None
+    last_before: int | None = None   # the highest epoch written before this point
+    replaced: list[int] = field(default_factory=list)
 
 
-def _nonfinite_events(frame: pd.DataFrame, lines: pd.Series, ref) -> list[Event]:
-    """The first nan/inf of each numeric column (written by timm as ``nan``/``inf``)."""
-    events = []
-    for name in frame.columns:
-        column = frame[name]
-        if column.dtype != "float64":
-            continue
-        bad = column[~column.map(math.isfinite).astype(bool)]
-        if bad.empty:
-            continue
-        epoch = int(bad.index[0])
-        value = float(bad.iloc[0])
-        events.append(
-            Event(
-                "nonfinite",
-                f"{name} is {value} at epoch {epoch}",
-                ref(int(lines[epoch])),
-                epoch,
-                {"column": name, "value": str(value)},
-            )
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What the positions of one header line become."""
+
+    width: int                                  # cells per row
+    fields: tuple[tuple[int, str, bool], ...]   # (position, output name, canonical?) of kept columns
+    slot: Mapping[str, int]                     # output name -> index into a row's values
+    has_extras: bool                            # any non-canonical (fork) column
+
+
+class _Row(NamedTuple):
+    """One kept row, stored compactly: a file can hold many thousands of them."""
+
+    line: int
+    layout: _Layout
+    values: tuple[float | str, ...]  # canonical columns as floats, extra columns as written
+    nonfinite: int                   # bit i: field i was written as nan/inf (not merely missing)
+
+
+class _Parser:
+    def __init__(self, shown: str):
+        self.shown = shown
+        self.header: tuple[str, ...] = ()
+        self.layout = _Layout(0, (), {}, False)      # of the current header
+        self.column_order: list[str] = []            # output names in first-seen order
+        self.lr_alias: str | None = None             # the fork column that stands in for ``lr``
+        self.rows: dict[int, _Row] = {}
+        self.restarts: list[_Restart] = []
+        self.pending_header: _Restart | None = None  # a repeated header still waiting for its first row
+        self.prev_epoch: int | None = None
+        self.max_epoch: int | None = None
+        self.issues: list[IngestIssue] = []
+        self.problems = 0
+        self.first_problem: IngestIssue | None = None
+        self.rejected_lines = 0
+        self.rejected_last_line = False
+        self.events: list[Event] = []
+
+    def ref(self, line: int | None = None, offset: int | None = None) -> SourceRef:
+        return SourceRef(self.shown, line=line, offset=offset)
+
+    def run(self, handle: BinaryIO) -> SummaryCsv:
+        lines = _read_lines(handle)
+        self.read_header(lines)
+        last: _Line | None = None
+        for line in lines:
+            self.rejected_last_line = False
+            self.read_line(line)
+            last = line
+        self.finish(last)
+        return self.result()
+
+    # -- header ---------------------------------------------------------------------------
+
+    def read_header(self, lines: Iterator[_Line]) -> None:
+        for line in lines:
+            if line.text is None:
+                raise IngestError(f"not a summary.csv: {line.problem}", self.ref(line.number, line.offset))
+            text = line.text.lstrip(_UTF8_BOM) if line.number == 1 else line.text
+            if not text.strip():
+                continue
+            cells = _header_cells(text)
+            if cells is None:
+                shown = text if len(text) <= 80 else text[:77] + "..."
+                raise IngestError(
+                    f"not a summary.csv: line {line.number} is not a header starting with 'epoch': {shown!r}",
+                    self.ref(line.number),
+                )
+            self.header = tuple(cells)
+            self.set_columns(cells, line.number)
+            return
+        raise IngestError("empty file: no summary.csv header", self.ref())
+
+    def set_columns(self, cells: list[str], line: int) -> None:
+        """Make the layout rows under this header are read with (which position goes to which column)."""
+        lr_alias = self.pick_lr_alias(cells)
+        fields: list[tuple[int, str, bool]] = []
+        slot: dict[str, int] = {}
+        for position, cell in enumerate(cells[1:], start=1):  # position 0 is the epoch: the index
+            name = "lr" if cell == lr_alias else _canonical_name(cell, cells)
+            if not name or name == "epoch" or name in slot:
+                what = "no name" if not name else f"the name {name!r} twice"
+                self.problem(line, f"header column {position + 1} has {what}; its values are ignored")
+                continue
+            slot[name] = len(fields)
+            fields.append((position, name, name in _CANONICAL))
+            if name not in self.column_order:
+                self.column_order.append(name)
+        has_extras = any(not canonical for _position, _name, canonical in fields)
+        self.layout = _Layout(len(cells), tuple(fields), slot, has_extras)
+
+    def pick_lr_alias(self, cells: list[str]) -> str | None:
+        """``train_lr`` becomes ``lr`` unless the file has a real ``lr`` column."""
+        if "lr" in cells or ("lr" in self.column_order and self.lr_alias is None):
+            return None
+        for alias in _LR_ALIASES:
+            if alias in cells:
+                self.lr_alias = alias
+                return alias
+        return None
+
+    # -- lines ----------------------------------------------------------------------------
+
+    def read_line(self, line: _Line) -> None:
+        if line.text is None:
+            self.reject(line, line.problem, line.offset)
+            return
+        if not line.text.strip():
+            return
+        try:
+            cells = _split_csv(line.text)
+        except csv.Error as exc:
+            self.reject(line, f"not a CSV row ({exc})")
+            return
+        if cells and cells[0] == "epoch":
+            self.repeated_header(cells, line.number)
+        else:
+            self.data_row(cells, line)
+
+    def repeated_header(self, cells: list[str], line: int) -> None:
+        if tuple(cells) != self.header:
+            self.problem(line, f"header changes at line {line}: {','.join(cells)} (line 1: {','.join(self.header)})")
+        self.set_columns(cells, line)
+        self.pending_header = _Restart(line=line, header=True, last_before=self.max_epoch)
+        self.restarts.append(self.pending_header)
+
+    def data_row(self, cells: list[str], line: _Line) -> None:
+        layout = self.layout
+        if len(cells) != layout.width:
+            self.reject(line, f"{len(cells)} field(s), expected {layout.width}")
+            return
+        epoch = _parse_epoch(cells[0])
+        if epoch is None:
+            self.reject(line, f"epoch {cells[0][:40]!r} is not a whole number in 0..{MAX_EPOCH}")
+            return
+        if epoch not in self.rows and len(self.rows) >= MAX_EPOCH_ROWS:
+            self.reject(line, f"more than {MAX_EPOCH_ROWS} epochs; later new epochs are ignored")
+            return
+        values: list[float | str] = []
+        nonfinite = 0
+        for bit, (position, name, canonical) in enumerate(layout.fields):
+            cell = cells[position]
+            if not canonical:
+                values.append(cell)  # typed per column once every row is in
+                continue
+            number = _parse_number(cell)
+            if number is None:
+                self.problem(line.number, f"line {line.number}: {name} {cell[:40]!r} is not a number; read as NaN")
+                number = math.nan
+            elif cell and not math.isfinite(number):
+                nonfinite |= 1 << bit
+            values.append(number)
+        self.note_epoch_order(epoch, line.number)
+        self.rows.pop(epoch, None)  # re-insert: the latest row of an epoch wins
+        self.rows[epoch] = _Row(line.number, layout, tuple(values), nonfinite)
+
+    def note_epoch_order(self, epoch: int, line: int) -> None:
+        """An epoch at or below the previous row's starts a restart (unless a header already did)."""
+        if self.pending_header is not None:
+            self.pending_header.first_epoch = epoch
+            self.pending_header = None
+        elif self.prev_epoch is not None and epoch <= self.prev_epoch:
+            self.restarts.append(_Restart(line=line, header=False, first_epoch=epoch, last_before=self.max_epoch))
+        if epoch in self.rows:
+            self.restarts[-1].replaced.append(epoch)  # a repeat implies an earlier restart
+        self.prev_epoch = epoch
+        self.max_epoch = epoch if self.max_epoch is None else max(self.max_epoch, epoch)
+
+    # -- issues ---------------------------------------------------------------------------
+
+    def problem(self, line: int | None, message: str, offset: int | None = None) -> None:
+        issue = IngestIssue(self.ref(line, offset), message)
+        self.first_problem = self.first_problem or issue
+        self.problems += 1
+        if self.problems <= MAX_LISTED_ISSUES:
+            self.issues.append(issue)
+
+    def reject(self, line: _Line, why: str, offset: int | None = None) -> None:
+        ending = "" if line.terminated else " (the file ends here without a newline: an interrupted write?)"
+        self.problem(line.number, f"line {line.number} skipped: {why}{ending}", offset)
+        self.rejected_lines += 1
+        self.rejected_last_line = True
+
+    def finish(self, last: _Line | None) -> None:
+        if last is not None and not last.terminated and self.rejected_last_line:
+            self.events.append(Event("truncated", "summary.csv ends in an incomplete line", self.ref(last.number)))
+        if self.problems > MAX_LISTED_ISSUES:
+            hidden = self.problems - MAX_LISTED_ISSUES
+            self.issues.append(IngestIssue(self.ref(), f"{hidden} more problem(s) like the ones above, not listed"))
+
+    # -- result ---------------------------------------------------------------------------
+
+    def result(self) -> SummaryCsv:
+        if not self.rows and self.rejected_lines and self.first_problem is not None:
+            raise IngestError(f"no usable rows; first problem: {self.first_problem.message}", self.first_problem.source)
+        if not self.rows:
+            self.issues.append(IngestIssue(self.ref(), "header only: no epoch rows"))
+        frame, lines = self.build_frame()
+        events = self.restart_events() + self.events + self.nonfinite_events(frame)
+        events.sort(key=lambda event: event.source.line or 0)
+        return SummaryCsv(
+            path=self.shown,
+            frame=frame,
+            lines=lines,
+            header=self.header,
+            family=_family(self.header),
+            events=tuple(events),
+            issues=tuple(self.issues),
         )
-    return events
+
+    def build_frame(self) -> tuple[pd.DataFrame, pd.Series]:
+        epochs = sorted(self.rows)
+        index = pd.Index(epochs, dtype="int64", name="epoch")
+        rows = [self.rows[epoch] for epoch in epochs]
+        data: dict[str, pd.Series] = {}
+        for name in EPOCH_COLUMNS:
+            if name in self.column_order:
+                data[name] = pd.Series(_cells(rows, name, math.nan), index=index, dtype="float64")
+        for name in self.column_order:
+            if name not in _CANONICAL:
+                data[name] = _extra_column(_cells(rows, name, None), index)
+        frame = pd.DataFrame(data, index=index)
+        lines = pd.Series([row.line for row in rows], index=index, dtype="int64", name="line")
+        return frame, lines
+
+    def nonfinite_events(self, frame: pd.DataFrame) -> list[Event]:
+        """The first nan/inf written in each column (among the kept rows)."""
+        first: dict[str, int] = {}
+        for epoch in frame.index:
+            row = self.rows[epoch]
+            if not row.nonfinite and not row.layout.has_extras:
+                continue
+            for bit, (_position, name, canonical) in enumerate(row.layout.fields):
+                cell = row.values[bit]
+                written_nonfinite = row.nonfinite >> bit & 1 if canonical else _is_written_nonfinite(cell)
+                if written_nonfinite:
+                    first.setdefault(name, epoch)
+        events = []
+        for name in frame.columns:
+            if name in first:
+                epoch = first[name]
+                value = frame.at[epoch, name]
+                events.append(
+                    Event(
+                        "nonfinite",
+                        f"{name} is {value} at epoch {epoch}",
+                        self.ref(self.rows[epoch].line),
+                        epoch,
+                        {"column": name, "value": str(value)},
+                    )
+                )
+        return events
+
+    def restart_events(self) -> list[Event]:
+        return [self.restart_event(restart) for restart in self.restarts]
+
+    def restart_event(self, restart: _Restart) -> Event:
+        if restart.header:
+            message = f"header repeated at line {restart.line}: the run was restarted into the same folder"
+        else:
+            message = (
+                f"epoch {restart.first_epoch} at line {restart.line} follows epoch {restart.last_before}: "
+                "the run was restarted from an earlier checkpoint"
+            )
+        if restart.replaced:
+            message += f"; the later rows replace epoch(s) {_span(restart.replaced)}"
+        data = {
+            "header": restart.header,
+            "first_epoch": restart.first_epoch,
+            "last_epoch_before": restart.last_before,
+            "replaced_epochs": tuple(restart.replaced),
+        }
+        return Event("resume", message, self.ref(restart.line), restart.first_epoch, data)
+
+
+def _header_cells(text: str) -> list[str] | None:
+    try:
+        cells = _split_csv(text)
+    except csv.Error:
+        return None
+    return cells if cells and cells[0] == "epoch" else None
+
+
+def _canonical_name(cell: str, header: list[str]) -> str:
+    """``eval_prec1/5`` -> ``eval_top1/5`` (unless the header also has the new name)."""
+    renamed = _RENAMES.get(cell)
+    return renamed if renamed is not None and renamed not in header else cell
+
+
+def _cells(rows: list[_Row], name: str, missing: float | None) -> list:
+    """One column across rows that may come from different headers."""
+    return [row.values[row.layout.slot[name]] if name in row.layout.slot else missing for row in rows]
+
+
+def _is_written_nonfinite(cell: float | str) -> bool:
+    number = _parse_number(cell) if isinstance(cell, str) and cell else None
+    return number is not None and not math.isfinite(number)
+
+
+def _extra_column(cells: list[str | None], index: pd.Index) -> pd.Series:
+    """Float when every cell is a number (or a list of numbers); otherwise the cells as written."""
+    numbers = [math.nan if cell is None else _parse_number(cell) for cell in cells]
+    if all(number is not None for number in numbers):
+        return pd.Series(numbers, index=index, dtype="float64")
+    return pd.Series(cells, index=index, dtype=object)
+
+
+def _span(epochs: list[int]) -> str:
+    contiguous = epochs == list(range(epochs[0], epochs[0] + len(epochs)))
+    if len(epochs) == 1:
+        return str(epochs[0])
+    if contiguous:
+        return f"{epochs[0]}-{epochs[-1]}"
+    shown = ", ".join(str(epoch) for epoch in epochs[:10])
+    return shown + (f" and {len(epochs) - 10} more" if len(epochs) > 10 else "")
 
 
 def _family(header: tuple[str, ...]) -> str:

@@ -75,6 +75,7 @@ import math
 import mmap
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,7 @@ _HEADER_SIZE = _HEADER.size     # 12
 _FRAME_OVERHEAD = _HEADER_SIZE + _FOOTER.size  # 16
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
+_MAX_REMEMBERED_HEADERS = 4096
 
 
 def _masked_crc32c(data: Any) -> int:
@@ -240,19 +242,19 @@ _TENSOR_DTYPES: dict[int, tuple[str, str]] = {
 }
 
 
-class _BadRecord(Exception):
-    """Internal: the record at ``offset`` cannot be used; reading the file stops there."""
+@dataclass(frozen=True, slots=True)
+class _BadRecord:
+    """The record at byte ``offset`` (record number ``index``) is unusable; reading stops there."""
 
-    def __init__(self, reason: str, index: int, offset: int):
-        super().__init__(reason)
-        self.reason = reason
-        self.index = index
-        self.offset = offset
+    reason: str
+    index: int
+    offset: int
 
 
 @dataclass(slots=True)
-class _Columns:
-    """Column lists filled record by record; one DataFrame is built at the end (cheap per row)."""
+class _Rows:
+    """Scalar rows collected record by record into plain column lists (untracked by the garbage
+    collector, unlike per-row tuples); one DataFrame is built at the end."""
 
     tags: list[str]
     steps: list[int]
@@ -261,19 +263,19 @@ class _Columns:
     records: list[int]
 
     @classmethod
-    def empty(cls) -> _Columns:
+    def empty(cls) -> _Rows:
         return cls([], [], [], [], [])
 
     def frame(self, file: str) -> pd.DataFrame:
         n = len(self.values)
         return pd.DataFrame(
             {
-                "tag": pd.Series(self.tags, dtype=object).astype(str) if n else pd.Series([], dtype=str),
-                "step": np.asarray(self.steps, dtype=np.int64),
-                "wall_time": np.asarray(self.wall_times, dtype=np.float64),
-                "value": np.asarray(self.values, dtype=np.float64),
-                "file": pd.Series([file] * n, dtype=str) if n else pd.Series([], dtype=str),
-                "record": np.asarray(self.records, dtype=np.int64),
+                "tag": pd.Series(self.tags, dtype=str),
+                "step": np.array(self.steps, dtype=np.int64),
+                "wall_time": np.array(self.wall_times, dtype=np.float64),
+                "value": np.array(self.values, dtype=np.float64),
+                "file": pd.Series([file] * n, dtype=str),
+                "record": np.array(self.records, dtype=np.int64),
             },
             columns=list(_FILE_COLUMNS),
         )
@@ -281,7 +283,7 @@ class _Columns:
 
 def _tensor_scalar(value: Any, plugin_of_tag: dict[str, str]) -> float | None:
     """The float in a tensor-encoded scalar summary value, or None for any other tensor."""
-    if value.HasField("metadata"):
+    if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
         plugin_of_tag[value.tag] = value.metadata.plugin_data.plugin_name
     if plugin_of_tag.get(value.tag) != _SCALARS_PLUGIN:
         return None
@@ -301,12 +303,13 @@ def _tensor_scalar(value: Any, plugin_of_tag: dict[str, str]) -> float | None:
     return float(repeated[0])
 
 
-def _scan_records(buf: Any, check_crc: bool, out: _Columns) -> int:
-    """Walk the records of ``buf`` into ``out``; returns the record count.
+def _scan_records(buf: bytes | mmap.mmap, check_crc: bool, out: _Rows) -> _BadRecord | None:
+    """Walk the records of ``buf`` into ``out``.
 
-    Raises :class:`_BadRecord` at the first record that is truncated, fails a CRC or is not an
-    Event; ``out`` then holds everything before it. This is the hot loop: locals only, no
-    per-record function calls beyond the C ones.
+    Returns the first record that is truncated, fails a CRC or is not an Event (``out`` then
+    holds everything before it), or None when the whole buffer was read. Returned, not raised:
+    a traceback would keep this frame's memoryview of an mmap alive. This is the hot loop:
+    locals only, no per-record Python calls beyond the C ones.
     """
     size = len(buf)
     view = memoryview(buf)
@@ -315,46 +318,54 @@ def _scan_records(buf: Any, check_crc: bool, out: _Columns) -> int:
     crc = crc32c.crc32c
     event = event_pb2.Event()
     parse = event.ParseFromString
-    which = event.WhichOneof
+    has_field = event.HasField
     tags, steps, wall_times, values, records = out.tags, out.steps, out.wall_times, out.values, out.records
     plugin_of_tag: dict[str, str] = {}
+    good_headers: set[tuple[int, int]] = set()
     pos = 0
     index = 0
     while pos < size:
         if size - pos < _HEADER_SIZE:
-            raise _BadRecord(f"truncated record header ({size - pos} of {_HEADER_SIZE} bytes)", index, pos)
-        length, length_crc = unpack_header(buf, pos)
-        if check_crc:
+            return _BadRecord(f"truncated record header ({size - pos} of {_HEADER_SIZE} bytes)", index, pos)
+        header = unpack_header(buf, pos)
+        # Most records share a few lengths, so a (length, CRC) pair already verified is verified
+        # again by a set lookup instead of a CRC.
+        if check_crc and header not in good_headers:
             c = crc(view[pos:pos + 8])
-            if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != length_crc:
-                raise _BadRecord("length CRC mismatch", index, pos)
+            if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != header[1]:
+                return _BadRecord("length CRC mismatch", index, pos)
+            if len(good_headers) < _MAX_REMEMBERED_HEADERS:
+                good_headers.add(header)
+        length = header[0]
         start = pos + _HEADER_SIZE
         end = start + length
         # Checked before any slice: a corrupt length must never size an allocation.
         if end + _FOOTER.size > size:
             left = size - start - _FOOTER.size
-            raise _BadRecord(f"truncated record: length field says {length} bytes, {max(left, 0)} left", index, pos)
+            return _BadRecord(f"truncated record: length field says {length} bytes, {max(left, 0)} left", index, pos)
         data = view[start:end]
         if check_crc:
             c = crc(data)
             if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != unpack_footer(buf, end)[0]:
-                raise _BadRecord("data CRC mismatch", index, pos)
+                return _BadRecord("data CRC mismatch", index, pos)
         try:
             parse(data)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            raise _BadRecord(f"record is not an Event proto ({exc})", index, pos) from None
-        if which("what") == "summary":
+            reason = f"record is not an Event proto ({exc})"
+            return _BadRecord(reason, index, pos)
+        if has_field("summary"):
+            summary_values = event.summary.value
             step = event.step
             wall_time = event.wall_time
-            for value in event.summary.value:
-                kind = value.WhichOneof("value")
-                if kind == "simple_value":
+            # One value per event is what torch and TF write; index it instead of iterating.
+            for value in (summary_values[0],) if len(summary_values) == 1 else summary_values:
+                if value.HasField("simple_value"):
                     number = value.simple_value
-                elif kind == "tensor":
+                elif value.HasField("tensor"):
                     number = _tensor_scalar(value, plugin_of_tag)
                     if number is None:
                         continue
-                else:
+                else:  # image, histogram, audio: not scalars
                     continue
                 tags.append(value.tag)
                 steps.append(step)
@@ -363,7 +374,7 @@ def _scan_records(buf: Any, check_crc: bool, out: _Columns) -> int:
                 records.append(index)
         pos = end + _FOOTER.size
         index += 1
-    return index
+    return None
 
 
 def read_event_file(
@@ -386,10 +397,13 @@ def read_event_file(
     """
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
-    out = _Columns.empty()
+    out = _Rows.empty()
     try:
+        # Refuse FIFOs and devices before open(): opening a FIFO would block forever.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise IngestError("not a regular file", SourceRef(shown))
         with open(path, "rb") as handle:
-            size = _file_size(handle)
+            size = os.fstat(handle.fileno()).st_size
             if size == 0:
                 issue = IngestIssue(SourceRef(shown, offset=0), "empty event file (no records)")
                 return out.frame(shown), [issue]
@@ -414,20 +428,12 @@ def read_event_file(
     return out.frame(shown), [issue]
 
 
-def _file_size(handle: Any) -> int:
-    return os.fstat(handle.fileno()).st_size
-
-
-def _scan_mapped(mapped: mmap.mmap, check_crc: bool, out: _Columns) -> _BadRecord | None:
+def _scan_mapped(mapped: mmap.mmap, check_crc: bool, out: _Rows) -> _BadRecord | None:
     # The first header is always verified: it is what tells an event file from anything else.
     if not sniff_event_file(mapped[:_HEADER_SIZE]):
         reason = "file too short for a record header" if len(mapped) < _HEADER_SIZE else "length CRC mismatch"
         return _BadRecord(reason, 0, 0)
-    try:
-        _scan_records(mapped, check_crc, out)
-    except _BadRecord as bad:
-        return bad
-    return None
+    return _scan_records(mapped, check_crc, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,11 +453,6 @@ class TensorBoardScalars:
     files: tuple[str, ...]
     frame: pd.DataFrame
     issues: tuple[IngestIssue, ...]
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        """The distinct metric names present, sorted."""
-        return tuple(sorted(self.frame["metric"].unique()))
 
 
 _EVENT_NAME = re.compile(r"tfevents\.(\d+)")
@@ -508,7 +509,7 @@ def read_tensorboard(
 
 def _latest_per_tag_step(frames: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
-        return _Columns.empty().frame("")
+        return _Rows.empty().frame("")
     combined = pd.concat(frames, ignore_index=True)
     # Stable sort so that, for one (tag, step), the last row is the latest wall_time, then the
     # later file, then the later record: that is the one kept.

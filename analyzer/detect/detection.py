@@ -1,0 +1,144 @@
+"""``detect(run)``: every detector over one normalized run, gathered into a ``Detection``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..model import Run
+from . import metrics, patterns
+from .patterns import (
+    ChanceLevel,
+    EmaGap,
+    ExactStall,
+    Explosion,
+    GeneralizationGap,
+    Incomplete,
+    NonFinite,
+    Spike,
+)
+from .schedule import Schedule, reconstruct_schedule
+from .segments import Segment, segment_series
+from .series import MetricSeries, epoch_frame, epoch_series, lr_at_epoch, step_series
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Detection:
+    """What the statistics say about one run, before any rule interprets it.
+
+    segments: per series, its regimes in x order. Keys are the epoch column names (``"eval_top1"``,
+        ``"lr"``, extra TensorBoard tags) and ``"step:train_loss"`` / ``"step:lr"`` for step series.
+    stalls: runs of identical values over >= 2 epochs.
+    chance: epoch ranges at chance level (needs ``num_classes``).
+    nonfinite: the first NaN/inf of each series.
+    spikes: isolated bad-direction outliers of losses and accuracies.
+    explosions: sustained excursions of losses far above their start.
+    gap: the largest eval-loss rise while train loss falls (overfitting), if any.
+    ema_gap: model vs EMA top-1 per epoch, when both passes were logged.
+    schedule: the LR schedule as logged, with its differences from the config.
+    incomplete: set when the run stopped before its scheduled last epoch.
+    num_classes: the class count used for chance levels (None when the config has none).
+    epochs_scheduled: the epoch count the run was scheduled for (None when unknown).
+    """
+
+    segments: Mapping[str, tuple[Segment, ...]]
+    stalls: tuple[ExactStall, ...]
+    chance: tuple[ChanceLevel, ...]
+    nonfinite: tuple[NonFinite, ...]
+    spikes: tuple[Spike, ...]
+    explosions: tuple[Explosion, ...]
+    gap: GeneralizationGap | None
+    ema_gap: EmaGap | None
+    schedule: Schedule | None
+    incomplete: Incomplete | None
+    num_classes: int | None = None
+    epochs_scheduled: int | None = None
+
+
+def detect(run: Run) -> Detection:
+    """Run every detector on ``run``. Never raises on odd data: empty frames give an empty Detection."""
+    classes = metrics.valid_num_classes(_config_get(run, "num_classes"))
+    frame = epoch_frame(run)
+    per_epoch = epoch_series(run, frame)
+    per_step = step_series(run)
+    every = {**per_epoch, **per_step}
+    steps = run.steps if isinstance(run.steps, pd.DataFrame) else None
+
+    segments = {name: _segments(s, classes) for name, s in every.items()}
+    lr_of_epoch = _lr_by_epoch(frame, steps, every)
+    scheduled, basis = _epochs_scheduled(run)
+    return Detection(
+        segments=segments,
+        stalls=patterns.find_exact_stalls(per_epoch),
+        chance=patterns.find_chance_levels(per_epoch, classes),
+        nonfinite=patterns.find_nonfinite(every, lr_of_epoch, per_step.get("step:lr")),
+        spikes=patterns.find_spikes(every),
+        explosions=patterns.find_explosions(every, classes),
+        gap=patterns.find_generalization_gap(segments, per_epoch),
+        ema_gap=patterns.find_ema_gap(per_epoch),
+        schedule=reconstruct_schedule(per_epoch.get("lr"), per_step.get("step:lr"), steps, run.config),
+        incomplete=patterns.find_incomplete(_last_epoch(per_epoch), scheduled, basis),
+        num_classes=classes,
+        epochs_scheduled=scheduled,
+    )
+
+
+def _segments(s: MetricSeries, classes: int | None) -> tuple[Segment, ...]:
+    chance = metrics.chance_value(s.name, classes) if s.unit == "epoch" else None
+    return segment_series(s.x, s.y, s.name, s.unit, chance=chance)
+
+
+def _config_get(run: Run, name: str) -> object:
+    try:
+        return run.config.get(name)
+    except Exception:  # a malformed config must not stop detection
+        return None
+
+
+def _lr_by_epoch(
+    frame: pd.DataFrame, steps: pd.DataFrame | None, every: Mapping[str, MetricSeries],
+) -> dict[int, float]:
+    """The LR of every epoch that has a non-finite value somewhere (that is where it is asked for)."""
+    wanted: set[int] = set()
+    for s in every.values():
+        bad = ~np.isfinite(s.y)
+        wanted.update(int(e) for e in s.epoch[bad] if math.isfinite(e))
+    out = {}
+    for epoch in sorted(wanted):
+        lr = lr_at_epoch(frame, steps, epoch)
+        if lr is not None:
+            out[epoch] = lr
+    return out
+
+
+def _epochs_scheduled(run: Run) -> tuple[int | None, str]:
+    """``run.epochs_scheduled`` if set, else config ``epochs + cooldown_epochs``."""
+    if isinstance(run.epochs_scheduled, (int, np.integer)) and run.epochs_scheduled > 0:
+        return int(run.epochs_scheduled), "run.epochs_scheduled"
+    epochs = _as_count(_config_get(run, "epochs"))
+    if epochs is None:
+        return None, ""
+    cooldown = _as_count(_config_get(run, "cooldown_epochs")) or 0
+    if cooldown:
+        return epochs + cooldown, "config epochs + cooldown_epochs"
+    return epochs, "config epochs"
+
+
+def _as_count(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) and number >= 0 and number.is_integer() else None
+
+
+def _last_epoch(series: Mapping[str, MetricSeries]) -> int | None:
+    """The last epoch with any value (finite or not) in any metric."""
+    last = [float(s.epoch[-1]) for s in series.values() if len(s) and math.isfinite(s.epoch[-1])]
+    return int(max(last)) if last else None

@@ -1,0 +1,253 @@
+"""Run a rule pack over one run's namespace: ``when`` -> ``epochs`` -> ``for`` -> confidence ->
+evidence -> fix.
+
+The namespace maps ``config``, ``derived``, ``series`` and ``events`` to plain Python objects
+(nested mappings and/or objects with attributes); see :mod:`.expr` for how missing values behave.
+
+A failure inside one rule never stops the others. It becomes a ``RuleError`` with
+``level="warning"`` naming the rule and field:
+
+* ``when`` / ``epochs`` / ``for`` fail: the rule does not fire;
+* ``confidence`` fails or is missing: the default 0.5 is used;
+* one evidence line fails: that line is left out;
+* a fix argument fails or comes out missing: the finding keeps no fix (a half-computed command
+  would be worse than none).
+
+``pipeline_meta`` may hold ``args`` (the run's args.yaml mapping) and ``defaults`` (timm's
+defaults for that version); with ``args`` each fix also gets its train.py command line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..findings import Considered, Evidence, Finding, Fix
+from .command import render_train_command
+from .expr import EvalError, Expr, RuleEvaluator, get_member, is_absent, is_missing
+from .loader import RulePack
+from .schema import DEFAULT_CONFIDENCE, Rule, RuleError
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    findings: tuple[Finding, ...]
+    considered: tuple[Considered, ...]
+    warnings: tuple[RuleError, ...]
+
+
+class _RuleFailed(Exception):
+    """This rule cannot fire on this run; the warning is already recorded."""
+
+
+@dataclass
+class _Context:
+    rule: Rule
+    evaluator: RuleEvaluator
+    template_context: Mapping[str, Any]
+    warnings: list[RuleError]
+
+    def warn(self, field_name: str, message: str) -> None:
+        line, col = self.rule.location(field_name.split("[")[0].split(".")[0])
+        self.warnings.append(
+            RuleError(self.rule.path, line, col, field_name, message, self.rule.id, level="warning")
+        )
+
+    def value(self, expr: Expr, field_name: str) -> Any:
+        try:
+            return expr.evaluate(self.evaluator)
+        except Exception as exc:  # noqa: BLE001 - namespace objects are other people's code
+            detail = str(exc) if isinstance(exc, EvalError) else f"{type(exc).__name__}: {exc}"
+            self.warn(field_name, f"evaluation failed: {detail}")
+            raise _RuleFailed from None
+
+    def truth(self, expr: Expr, field_name: str) -> bool:
+        result = self.value(expr, field_name)
+        try:
+            return bool(result)
+        except Exception as exc:  # noqa: BLE001 - e.g. the truth value of an array is ambiguous
+            self.warn(field_name, f"not a yes/no value: {exc}")
+            raise _RuleFailed from None
+
+    def render(self, template: Any, field_name: str) -> tuple[str, tuple[str, ...]] | None:
+        try:
+            return template.render(self.template_context)
+        except Exception as exc:  # noqa: BLE001 - a broken evidence line must not hide the finding
+            self.warn(field_name, f"rendering failed: {type(exc).__name__}: {exc}")
+            return None
+
+
+def _epoch_pair(value: Any) -> tuple[int, int] | None:
+    """``[first, last]`` (or something with ``epochs``) as a pair of ints; None when unknown."""
+    if is_absent(value):
+        return None
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"expected [first, last] epochs, got {value!r:.80}")
+    if isinstance(value, Mapping) or not hasattr(value, "__len__"):
+        inner = get_member(value, "epochs")  # a segment-like object: use its epochs
+        if is_absent(inner):
+            raise ValueError(f"expected [first, last] epochs, got {value!r:.80}")
+        return _epoch_pair(inner)
+    items = list(value)
+    if len(items) != 2:
+        raise ValueError(f"expected [first, last] epochs, got {len(items)} values")
+    if any(is_missing(v) for v in items):
+        return None
+    first, last = (float(v) for v in items)
+    if not (math.isfinite(first) and math.isfinite(last)) or first > last:
+        raise ValueError(f"expected finite epochs with first <= last, got [{first}, {last}]")
+    return int(round(first)), int(round(last))
+
+
+def _epochs(ctx: _Context) -> tuple[int, int] | None:
+    if ctx.rule.epochs is None:
+        return None
+    value = ctx.value(ctx.rule.epochs, "epochs")
+    try:
+        return _epoch_pair(value)
+    except (TypeError, ValueError) as exc:
+        ctx.warn("epochs", str(exc))
+        raise _RuleFailed from None
+
+
+def _confidence(ctx: _Context) -> float:
+    spec = ctx.rule.confidence
+    if not isinstance(spec, Expr):
+        return float(spec)
+    try:
+        value = ctx.value(spec, "confidence")
+    except _RuleFailed:
+        return DEFAULT_CONFIDENCE
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        if value is not None:
+            ctx.warn("confidence", f"expected a number, got {value!r:.80}")
+        return DEFAULT_CONFIDENCE
+    if math.isnan(number):
+        return DEFAULT_CONFIDENCE
+    return min(1.0, max(0.0, number))
+
+
+def _evidence(ctx: _Context) -> tuple[Evidence, ...]:
+    lines = []
+    for i, template in enumerate(ctx.rule.evidence):
+        rendered = ctx.render(template, f"evidence[{i}]")
+        if rendered is not None:
+            lines.append(Evidence(text=rendered[0], refs=rendered[1]))
+    return tuple(lines)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
+def _fix(ctx: _Context, pipeline_meta: Mapping[str, Any] | None) -> Fix | None:
+    spec = ctx.rule.fix
+    if spec is None:
+        return None
+    patch: dict[str, Any] = {}
+    for key, value in spec.args.items():
+        if isinstance(value, Expr):
+            try:
+                value = _plain(ctx.value(value, f"fix.args.{key}"))
+            except _RuleFailed:
+                return None
+            if is_missing(value) or (isinstance(value, float) and not math.isfinite(value)):
+                ctx.warn(f"fix.args.{key}", f"evaluated to {value} (data missing?); no fix offered")
+                return None
+        patch[key] = value
+    command = None
+    args = (pipeline_meta or {}).get("args")
+    if args is not None:
+        try:
+            command = render_train_command(args, patch, (pipeline_meta or {}).get("defaults") or {})
+        except Exception as exc:  # noqa: BLE001 - keep the fix even when the command cannot be printed
+            ctx.warn("fix", f"cannot render the train.py command: {exc}")
+    return Fix(args=patch, command=command, note=spec.note, safety=spec.safety)
+
+
+def _considered(ctx: _Context) -> Considered | None:
+    rule = ctx.rule
+    if rule.considered is None:
+        return None
+    try:
+        if not ctx.truth(rule.considered, "considered"):
+            return None
+    except _RuleFailed:
+        return None
+    reason = ctx.render(rule.ruled_out, "ruled_out") if rule.ruled_out is not None else None
+    return Considered(rule.id, rule.cause, rule.title, reason[0] if reason else None)
+
+
+def evaluate_rule(
+    rule: Rule,
+    evaluator: RuleEvaluator,
+    template_context: Mapping[str, Any],
+    warnings: list[RuleError],
+    pipeline_meta: Mapping[str, Any] | None = None,
+) -> Finding | Considered | None:
+    """One rule on one namespace: a Finding, a Considered (did not fire but was suspected), or None."""
+    ctx = _Context(rule, evaluator, template_context, warnings)
+    try:
+        fired = ctx.truth(rule.when, "when")
+        epochs = _epochs(ctx) if fired else None
+        if fired and rule.for_epochs is not None:
+            fired = epochs is not None and epochs[1] - epochs[0] + 1 >= rule.for_epochs
+    except _RuleFailed:
+        return None
+    if not fired:
+        return _considered(ctx)
+    ruled_out = ctx.render(rule.ruled_out, "ruled_out") if rule.ruled_out is not None else None
+    return Finding(
+        rule_id=rule.id,
+        cause=rule.cause,
+        severity=rule.severity,
+        confidence=_confidence(ctx),
+        title=rule.title,
+        evidence=_evidence(ctx),
+        epochs=epochs,
+        fix=_fix(ctx, pipeline_meta),
+        specificity=rule.specificity,
+        explains=rule.explains,
+        ruled_out=ruled_out[0] if ruled_out else None,
+    )
+
+
+def evaluate(
+    pack: RulePack | Iterable[Rule],
+    namespace: Mapping[str, Any],
+    *,
+    pipeline_meta: Mapping[str, Any] | None = None,
+) -> Evaluation:
+    """Every rule of ``pack`` on ``namespace``: findings (in pack order), considered rules, warnings."""
+    rules: Sequence[Rule] = pack.rules if isinstance(pack, RulePack) else tuple(pack)
+    evaluator = RuleEvaluator(namespace)
+    template_context = dict(namespace)
+    findings: list[Finding] = []
+    considered: list[Considered] = []
+    warnings: list[RuleError] = []
+    for rule in rules:
+        result = evaluate_rule(rule, evaluator, template_context, warnings, pipeline_meta)
+        if isinstance(result, Finding):
+            findings.append(result)
+        elif isinstance(result, Considered):
+            considered.append(result)
+    return Evaluation(tuple(findings), tuple(considered), tuple(warnings))
+
+
+def evaluate_rules(
+    pack: RulePack | Iterable[Rule],
+    namespace: Mapping[str, Any],
+    *,
+    pipeline_meta: Mapping[str, Any] | None = None,
+) -> list[Finding]:
+    """The findings of :func:`evaluate` (unranked; rank with ``findings.rank``)."""
+    return list(evaluate(pack, namespace, pipeline_meta=pipeline_meta).findings)
+
+
+__all__ = ["Evaluation", "evaluate", "evaluate_rule", "evaluate_rules"]

@@ -1,0 +1,295 @@
+"""Evidence and ``ruled_out`` templates: sandboxed Jinja2, compiled at load, rendered per run.
+
+Templates see the same namespace as expressions (``config``, ``derived``, ``series``, ``events``)
+with the same member rule: a mapping is read by key before attribute, so ``config.items`` is the
+``items`` argument. A missing value renders as ``n/a`` (``StrictUndefined`` is off on purpose: a
+run without eval loss should still get its evidence line).
+
+Helpers: ``cite(obj, ...)`` returns a short ``file:line`` range for objects carrying ``refs`` /
+``ref`` / ``source`` (SourceRef or strings) and records the full refs on the evidence line;
+filters ``pct`` (0.123 -> ``12.3%``) and ``num`` (significant digits, default 3).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any, Callable
+
+import jinja2
+import simpleeval
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..model import SourceRef
+from .expr import BLOCKED_METHODS, OPERATORS, ROOT_NAMES, NameUse, get_member, is_absent, is_missing
+
+MAX_TEMPLATE_LENGTH = 10_000
+MAX_REFS_PER_EVIDENCE = 100
+MISSING_TEXT = "n/a"
+TEMPLATE_GLOBALS = ("cite",)
+
+
+def _is_missing(value: Any) -> bool:
+    return isinstance(value, jinja2.Undefined) or is_missing(value)
+
+
+def _plain(value: Any) -> Any:
+    # numpy scalars print as np.float64(...) in some contexts; show the bare number.
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, jinja2.Undefined) or is_absent(value):
+        return MISSING_TEXT
+    return _plain(value)
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percentage: ``0.123 | pct`` -> ``12.3%``."""
+    if _is_missing(value):
+        return MISSING_TEXT
+    return f"{float(_plain(value)) * 100:.{int(digits)}f}%"
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits: ``0.000123456 | num`` -> ``0.000123``."""
+    if _is_missing(value):
+        return MISSING_TEXT
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{int(digits)}g}"
+
+
+class RuleTemplateEnvironment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with mappings read by key first (as in expressions) and the
+    operators that can build huge values from small literals (``*``, ``**``, ``+``) bounded."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and not attribute.startswith("_"):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            return simpleeval.safe_mult(left, right)
+        if operator == "+":
+            return simpleeval.safe_add(left, right)
+        return OPERATORS[ast.Pow](left, right)
+
+
+# ChainableUndefined: ``derived.missing.deeper`` renders n/a instead of raising, as in expressions.
+ENV = RuleTemplateEnvironment(
+    autoescape=False, finalize=_finalize, keep_trailing_newline=False, undefined=jinja2.ChainableUndefined
+)
+# Only what evidence needs. No range/lipsum/cycler globals, and no filters that pad or repeat
+# (center, indent, format, wordwrap, slice, batch): a template must not be able to stall a report.
+ENV.globals.clear()
+ALLOWED_FILTERS = (
+    "abs", "d", "default", "dictsort", "first", "float", "int", "items", "join", "last", "length",
+    "count", "list", "lower", "map", "max", "min", "reject", "rejectattr", "round", "select",
+    "selectattr", "sort", "string", "sum", "title", "trim", "truncate", "unique", "upper",
+)
+ENV.filters = {name: ENV.filters[name] for name in ALLOWED_FILTERS}
+ENV.filters["pct"] = pct
+ENV.filters["num"] = num
+
+# Template syntax a rule may use: output, if, for, set, and expressions. No macros, blocks,
+# includes or imports (recursion and exponential fan-out are how a sandbox still hangs).
+_ALLOWED_NODES = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.For, nodes.If, nodes.Assign,
+    nodes.Name, nodes.Const, nodes.Getattr, nodes.Getitem, nodes.Slice, nodes.Filter, nodes.Test,
+    nodes.CondExpr, nodes.And, nodes.Or, nodes.Not, nodes.Compare, nodes.Operand, nodes.Concat,
+    nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Neg,
+    nodes.Pos, nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Call, nodes.Keyword,
+)
+
+
+class TemplateCompileError(ValueError):
+    def __init__(self, message: str, offset: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Template:
+    source: str
+    template: jinja2.Template
+    names: tuple[NameUse, ...]
+
+    def render(self, context: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """The rendered text (whitespace collapsed) and the refs that ``cite`` recorded."""
+        collected: list[str] = []
+        # Every root exists, even when the namespace lacks it, so a missing root reads as missing data.
+        roots = {name: None for name in ROOT_NAMES}
+        text = self.template.render({**roots, **context, "cite": _make_cite(collected)})
+        return " ".join(text.split()), tuple(collected)
+
+
+# ----------------------------------------------------------------------------------------------
+# cite()
+
+
+def _refs_of(obj: Any) -> list[SourceRef | str]:
+    if _is_missing(obj):
+        return []
+    if isinstance(obj, (SourceRef, str)):
+        return [obj]
+    for name in ("refs", "ref", "source", "sources"):
+        value = get_member(obj, name)
+        if value is None or callable(value):
+            continue
+        if isinstance(value, (SourceRef, str)):
+            return [value]
+        if isinstance(value, Iterable):
+            return [v for v in value if isinstance(v, (SourceRef, str))]
+    return []
+
+
+def _short(refs: list[SourceRef | str]) -> str:
+    lines_by_path: dict[str, list[int]] = {}
+    plain: list[str] = []
+    for ref in refs:
+        if isinstance(ref, SourceRef):
+            lines = lines_by_path.setdefault(ref.path, [])
+            if ref.line is not None:
+                lines.append(ref.line)
+        else:
+            plain.append(ref)
+    parts = []
+    for path, lines in lines_by_path.items():
+        name = PurePath(path).name
+        if not lines:
+            parts.append(name)
+        elif min(lines) == max(lines):
+            parts.append(f"{name}:{lines[0]}")
+        else:
+            parts.append(f"{name}:{min(lines)}-{max(lines)}")
+    return ", ".join(parts + list(dict.fromkeys(plain)))
+
+
+def _make_cite(collected: list[str]) -> Callable[..., str]:
+    def cite(*objs: Any) -> str:
+        refs = [ref for obj in objs for ref in _refs_of(obj)]
+        for ref in refs:
+            text = str(ref)
+            if text not in collected and len(collected) < MAX_REFS_PER_EVIDENCE:
+                collected.append(text)
+        return _short(refs) or MISSING_TEXT
+
+    return cite
+
+
+# ----------------------------------------------------------------------------------------------
+# Compilation
+
+
+def _dotted(node: nodes.Node) -> list[str] | None:
+    parts: list[str] = []
+    while isinstance(node, nodes.Getattr):
+        parts.append(node.attr)
+        node = node.node
+    if isinstance(node, nodes.Name):
+        parts.append(node.name)
+        return parts[::-1]
+    return None
+
+
+def _offset_of(source: str, lineno: int, needle: str | None = None) -> int:
+    lines = source.split("\n")
+    lineno = min(max(lineno, 1), len(lines))
+    start = sum(len(line) + 1 for line in lines[: lineno - 1])
+    if needle:
+        found = lines[lineno - 1].find(needle)
+        if found < 0:
+            found = re.sub(r"\s+", " ", lines[lineno - 1]).find(needle)
+        if found >= 0:
+            return start + found
+    return start
+
+
+def _check_syntax(source: str, tree: nodes.Template) -> None:
+    for node in tree.find_all(nodes.Node):
+        offset = _offset_of(source, getattr(node, "lineno", 1) or 1)
+        if not isinstance(node, _ALLOWED_NODES):
+            raise TemplateCompileError(f"{type(node).__name__} is not allowed in rule templates", offset)
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            raise TemplateCompileError(f"access to '{node.attr}' is not allowed", _offset_of(source, node.lineno, node.attr))
+        if isinstance(node, nodes.Call):
+            callee = node.node
+            if isinstance(callee, nodes.Name) and callee.name in TEMPLATE_GLOBALS:
+                continue
+            if isinstance(callee, nodes.Getattr) and callee.attr not in BLOCKED_METHODS:
+                continue
+            name = callee.attr if isinstance(callee, nodes.Getattr) else getattr(callee, "name", "?")
+            raise TemplateCompileError(f"calling '{name}' is not allowed in rule templates", offset)
+
+
+def _name_uses(source: str, tree: nodes.Template, roots: Iterable[str]) -> tuple[NameUse, ...]:
+    _check_syntax(source, tree)
+    roots = set(roots)
+    unknown = meta.find_undeclared_variables(tree) - roots - set(TEMPLATE_GLOBALS)
+    for name in sorted(unknown):
+        hit = next((n for n in tree.find_all(nodes.Name) if n.name == name), None)
+        offset = _offset_of(source, hit.lineno if hit else 1, name)
+        allowed = ", ".join(sorted(roots))
+        raise TemplateCompileError(f"unknown name '{name}' (templates start from: {allowed})", offset)
+    uses: list[NameUse] = []
+    inner: set[int] = set()
+    for getattr_node in tree.find_all(nodes.Getattr):
+        if id(getattr_node) in inner:
+            continue
+        parts = _dotted(getattr_node)
+        # Mark the inner links of this chain so only the longest path is checked.
+        node = getattr_node.node
+        while isinstance(node, nodes.Getattr):
+            inner.add(id(node))
+            node = node.node
+        if parts and parts[0] in roots:
+            path = ".".join(parts)
+            uses.append(NameUse(path, _offset_of(source, getattr_node.lineno, path)))
+    return tuple(uses)
+
+
+def compile_template(source: str, *, roots: Iterable[str]) -> Template:
+    """Compile ``source``; :class:`TemplateCompileError` with an offset into ``source`` on failure."""
+    if not isinstance(source, str):
+        raise TemplateCompileError(f"expected a template string, got {type(source).__name__}")
+    if len(source) > MAX_TEMPLATE_LENGTH:
+        raise TemplateCompileError(f"template is {len(source)} characters long (limit {MAX_TEMPLATE_LENGTH})")
+    try:
+        tree = ENV.parse(source)
+        uses = _name_uses(source, tree, roots)
+        template = ENV.from_string(tree)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateCompileError(f"template error: {exc.message}", _offset_of(source, exc.lineno or 1)) from None
+    except TemplateCompileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Jinja folds constants while compiling: any error is the template's
+        raise TemplateCompileError(f"template error: {type(exc).__name__}: {exc}") from None
+    return Template(source=source, template=template, names=uses)
+
+
+__all__ = [
+    "ENV",
+    "MISSING_TEXT",
+    "Template",
+    "TemplateCompileError",
+    "compile_template",
+    "num",
+    "pct",
+]

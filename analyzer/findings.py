@@ -1,0 +1,252 @@
+"""What a diagnosis says: findings, their order, and why the alternatives rank lower.
+
+Data and ranking only. The rule engine builds :class:`Finding` objects; renderers read them and
+:class:`Diagnosis`. Nothing here imports the engine, so a renderer that imports this module never
+pulls in rule evaluation.
+
+Ranking (``rank``) is a priority-ordered topological sort:
+
+1. A finding whose cause another fired finding ``explains`` comes after that finding, whatever its
+   severity: the explainer is the root cause, the explained one a symptom of it (``lr-too-high``
+   that ``explains: [divergence]`` ranks above a critical ``divergence``).
+2. Otherwise: severity (critical first), then specificity (more conditions first), then confidence,
+   then rule id so the order never depends on evaluation order.
+
+Explanation cycles (A explains B, B explains A) are broken by that same order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, Sequence
+
+SCHEMA_VERSION = "1.0"
+
+
+class Severity(IntEnum):
+    INFO = 0
+    WARNING = 1
+    ERROR = 2
+    CRITICAL = 3
+
+    @classmethod
+    def parse(cls, text: str | Severity) -> Severity:
+        """``"warning"`` (any case) -> ``Severity.WARNING``; ValueError naming the choices otherwise."""
+        if isinstance(text, Severity):
+            return text
+        try:
+            return cls[str(text).strip().upper()]
+        except KeyError:
+            choices = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {text!r} (choose one of: {choices})") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One rendered evidence line and the sources it cites (``str(SourceRef)``: ``file:line``)."""
+
+    text: str
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A change to the run's arguments (args.yaml keys) and the train.py line that applies it."""
+
+    args: Mapping[str, Any]
+    command: str | None
+    note: str = ""
+    safety: str = "safe"  # "safe" | "recipe-change"
+
+    def __post_init__(self) -> None:
+        # Frozen means frozen: a caller must not be able to edit a finding's fix through its dict.
+        object.__setattr__(self, "args", MappingProxyType(dict(self.args)))
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    cause: str
+    severity: Severity
+    confidence: float
+    title: str
+    evidence: tuple[Evidence, ...] = ()
+    epochs: tuple[int, int] | None = None
+    fix: Fix | None = None
+    specificity: int = 1
+    explains: tuple[str, ...] = ()
+    ruled_out: str | None = None  # rendered: why this cause is not the answer when another ranks first
+
+
+@dataclass(frozen=True, slots=True)
+class Considered:
+    """A rule that did not fire but whose ``considered`` condition held: the user would suspect it."""
+
+    rule_id: str
+    cause: str
+    title: str
+    reason: str | None = None  # the rendered ``ruled_out`` text
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    schema_version: str
+    findings: tuple[Finding, ...]            # most likely first
+    differential: tuple[str, ...] = ()       # one sentence per alternative cause
+    considered: tuple[str, ...] = ()         # rule ids considered but not fired
+    rule_errors: tuple[str, ...] = ()        # rule problems met while diagnosing (never fatal)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ranking
+
+
+def _base_key(finding: Finding) -> tuple:
+    return (-int(finding.severity), -finding.specificity, -finding.confidence, finding.rule_id)
+
+
+def _explained_by(candidate: Finding, others: Iterable[Finding]) -> bool:
+    return any(
+        other is not candidate and other.cause != candidate.cause and candidate.cause in other.explains
+        for other in others
+    )
+
+
+def rank(findings: Iterable[Finding]) -> list[Finding]:
+    """Most likely first: explainers before what they explain, then severity, specificity, confidence."""
+    remaining = sorted(findings, key=_base_key)
+    ranked: list[Finding] = []
+    while remaining:
+        # The best finding that nothing still waiting explains; on a cycle, simply the best one.
+        pick = next((f for f in remaining if not _explained_by(f, remaining)), remaining[0])
+        ranked.append(pick)
+        remaining.remove(pick)
+    return ranked
+
+
+def _describe(finding: Finding) -> str:
+    return f"{finding.cause} ({finding.severity.label}, confidence {finding.confidence:.2f})"
+
+
+def _why_lower(alt: Finding, ranked_above: Sequence[Finding], top: Finding) -> str:
+    explainer = next((f for f in ranked_above if alt.cause in f.explains), None)
+    if explainer is not None:
+        alone = " alone" if explainer is top else ""
+        return f"{explainer.cause}{alone} explains the same symptoms"
+    if alt.severity < top.severity:
+        return f"less severe than {top.cause} ({top.severity.label})"
+    if alt.specificity < top.specificity:
+        return f"less specific than {top.cause} ({alt.specificity} vs {top.specificity} conditions)"
+    if alt.confidence < top.confidence:
+        return f"less confident than {top.cause} ({alt.confidence:.2f} vs {top.confidence:.2f})"
+    return f"ties with {top.cause} and ranks second by rule id"
+
+
+def _sentence(head: str, reason: str | None, why: str) -> str:
+    reason = (reason or "").strip().rstrip(".")
+    return f"{head}: {reason}; {why}." if reason else f"{head}: {why}."
+
+
+def differential(ranked: Sequence[Finding], considered_not_fired: Sequence[Considered] = ()) -> tuple[str, ...]:
+    """One sentence per alternative cause: why it ranks below the top finding.
+
+    ``ranked`` must come from :func:`rank`. Each cause appears once (its best finding); causes that
+    also fired are not repeated from ``considered_not_fired``.
+    """
+    sentences: list[str] = []
+    top = ranked[0] if ranked else None
+    seen = {top.cause} if top else set()
+    for position, alt in enumerate(ranked[1:], start=1):
+        if alt.cause in seen:
+            continue
+        seen.add(alt.cause)
+        sentences.append(_sentence(_describe(alt), alt.ruled_out, _why_lower(alt, ranked[:position], top)))
+    for item in considered_not_fired:
+        if item.cause in seen:
+            continue
+        seen.add(item.cause)
+        why = "its rule's conditions did not hold"
+        if top is not None and item.cause in top.explains:
+            why = f"{top.cause} explains these symptoms"
+        sentences.append(_sentence(f"{item.cause} (considered, did not fire)", item.reason, why))
+    return tuple(sentences)
+
+
+def make_diagnosis(
+    findings: Iterable[Finding],
+    considered: Sequence[Considered] = (),
+    rule_errors: Iterable[object] = (),
+    *,
+    schema_version: str = SCHEMA_VERSION,
+) -> Diagnosis:
+    """Rank findings and explain the alternatives; ``rule_errors`` are stringified."""
+    ranked = rank(findings)
+    fired = {f.rule_id for f in ranked}
+    not_fired = [c for c in considered if c.rule_id not in fired]
+    return Diagnosis(
+        schema_version=schema_version,
+        findings=tuple(ranked),
+        differential=differential(ranked, not_fired),
+        considered=tuple(c.rule_id for c in not_fired),
+        rule_errors=tuple(str(e) for e in rule_errors),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, tuples as lists, non-finite floats as null."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)) or hasattr(value, "tolist"):
+        items = value.tolist() if hasattr(value, "tolist") else list(value)
+        return [_jsonable(v) for v in items]
+    return str(value)
+
+
+def to_json_dict(finding: Finding) -> dict[str, Any]:
+    """The stable JSON shape of one finding (keys and types are part of the output contract)."""
+    return {
+        "rule_id": finding.rule_id,
+        "cause": finding.cause,
+        "severity": finding.severity.label,
+        "confidence": round(float(finding.confidence), 3),
+        "title": finding.title,
+        "evidence": [e.text for e in finding.evidence],
+        "epochs": [int(finding.epochs[0]), int(finding.epochs[1])] if finding.epochs else None,
+        "fix": (
+            {"args": _jsonable(dict(finding.fix.args)), "command": finding.fix.command}
+            if finding.fix is not None
+            else None
+        ),
+    }
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Considered",
+    "Diagnosis",
+    "Evidence",
+    "Finding",
+    "Fix",
+    "Severity",
+    "differential",
+    "make_diagnosis",
+    "rank",
+    "to_json_dict",
+]

@@ -1,0 +1,334 @@
+"""timm's ``args.yaml`` (and wandb's ``config.yaml`` copy of it) -> :class:`TrainConfig`.
+
+timm writes ``yaml.safe_dump(vars(args))`` right after argparse (timm-formats.md §9): every key of
+that version, sorted, and nothing derived at run time. ``lr: null`` (v0.8.2dev0+) means the LR was
+computed from ``lr_base`` and the global batch (§6.6); :func:`resolve_lr` redoes that computation.
+
+The file is user input, so it is loaded defensively: safe loading only, a size cap, and a check of
+how far YAML aliases expand before any Python object is built (a "billion laughs" document is a
+few hundred bytes that expand to 10^9 nodes when anything walks the result).
+"""
+
+from __future__ import annotations
+
+import math
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from mnv4_postmortem.analyzer.ingest.timm_defaults import defaults_for, guess_version
+from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceRef, TrainConfig
+
+__all__ = [
+    "ArgsYaml",
+    "build_config",
+    "parse_args_yaml",
+    "parse_wandb_config",
+    "resolve_lr",
+]
+
+# A real args.yaml is 2-6 kB (a wandb config.yaml ~10 kB); 1 MiB is far beyond any, and a YAML
+# document that size still loads in well under a second.
+MAX_YAML_BYTES = 1024 * 1024
+# How many extra nodes aliases may add by repetition. Real args.yaml files have none (safe_dump of
+# a flat namespace); a few shared lists are fine, exponential growth is not.
+MAX_ALIAS_EXPANSION = 100_000
+# wandb's bookkeeping entries in config.yaml, not training arguments.
+_WANDB_META_KEYS = frozenset({"_wandb", "wandb_version"})
+# libyaml when present: much faster, and it enforces a nesting-depth limit itself.
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ArgsYaml:
+    """An args.yaml as read: ``args`` holds the keys as timm spells them, values untouched."""
+
+    path: str
+    args: Mapping[str, Any]
+    issues: tuple[IngestIssue, ...]
+
+
+def parse_args_yaml(path: Path, display_path: str | None = None) -> ArgsYaml:
+    """Read a timm args.yaml. Raises :class:`IngestError` (naming file and line) when unusable."""
+    path = Path(path)
+    shown = display_path if display_path is not None else str(path)
+    mapping, issues = _load_mapping(path, shown)
+    return ArgsYaml(shown, mapping, tuple(issues))
+
+
+def parse_wandb_config(path: Path, display_path: str | None = None) -> ArgsYaml:
+    """Read wandb's ``config.yaml``: ``key: {desc: ..., value: ...}`` per argument -> ``key: value``.
+
+    wandb stores ``wandb.init(config=args)`` this way (timm ``--log-wandb``); its own ``_wandb`` and
+    ``wandb_version`` entries are dropped.
+    """
+    path = Path(path)
+    shown = display_path if display_path is not None else str(path)
+    mapping, issues = _load_mapping(path, shown)
+    args: dict[str, Any] = {}
+    for key, entry in mapping.items():
+        if key in _WANDB_META_KEYS:
+            continue
+        if isinstance(entry, Mapping) and "value" in entry:
+            args[key] = entry["value"]
+        else:
+            args[key] = entry
+            issues.append(IngestIssue(SourceRef(shown), f"{key!r} is not a wandb entry with a 'value'; kept as is"))
+    return ArgsYaml(shown, args, tuple(issues))
+
+
+def build_config(
+    args: Mapping[str, Any] | None,
+    source: SourceRef | None = None,
+    timm_version: str | None = None,
+) -> TrainConfig:
+    """``args`` as read, plus timm's defaults for the keys it lacks.
+
+    The defaults are those of ``timm_version``; without one, of the era the keys of ``args`` point
+    to (e.g. ``lr_base`` -> v0.8.2dev0+); with neither, of timm HEAD. ``effective`` stays empty:
+    what timm derived at run time (the LR from ``lr_base``, world size) needs the console log,
+    which the merge step reads (see :func:`resolve_lr`).
+    """
+    given = dict(args or {})
+    version = timm_version if timm_version is not None else guess_version(given)
+    defaults = defaults_for(version)
+    missing = frozenset(key for key in defaults if key not in given)
+    values = {**defaults, **given}
+    return TrainConfig(values=values, args=given, defaulted=missing, source=source)
+
+
+def resolve_lr(values: Mapping[str, Any], world_size: int = 1) -> tuple[float | None, str]:
+    """The learning rate timm used, and how it was found.
+
+    ``lr`` when set. Otherwise timm (v0.8.2dev0+, §6.6) computes ``lr_base * ratio`` with
+    ``ratio = global_batch / lr_base_size`` (linear) or its square root (sqrt), where
+    ``global_batch = batch_size * world_size * grad_accum_steps``; an empty ``lr_base_scale``
+    means sqrt for optimizers whose name contains "ada" or "lamb" (adamw, lamb ...), else linear.
+    Returns ``(None, why)`` when the values do not determine it.
+    """
+    lr = _number(values.get("lr"))
+    if lr is not None:
+        return lr, "args.yaml lr"
+    lr_base = _number(values.get("lr_base"))
+    if lr_base is None:
+        return None, "lr is not set and there is no lr_base to derive it from"
+    batch = _number(values.get("batch_size"))
+    base_size = _number(values.get("lr_base_size"))
+    accum = _number(values.get("grad_accum_steps"))
+    accum = 1.0 if accum is None else accum
+    if batch is None or base_size is None or base_size <= 0 or batch <= 0 or accum <= 0 or world_size <= 0:
+        return None, "lr is not set and batch_size / lr_base_size cannot give the global batch"
+    global_batch = batch * world_size * accum
+    scale = _lr_scale(values)
+    ratio = global_batch / base_size
+    factor = math.sqrt(ratio) if scale == "sqrt" else ratio
+    lr = lr_base * factor
+    if not math.isfinite(lr):
+        return None, "lr is not set and lr_base x batch ratio is not a finite number"
+    ratio_text = f"{global_batch:g}/{base_size:g}"
+    how = f"lr_base {lr_base:g} x {'sqrt(' + ratio_text + ')' if scale == 'sqrt' else ratio_text} ({scale} scaling rule)"
+    if world_size != 1 or accum != 1:
+        how += f"; global batch = batch_size {batch:g} x world size {world_size} x grad_accum_steps {accum:g}"
+    return lr, how
+
+
+def _lr_scale(values: Mapping[str, Any]) -> str:
+    scale = values.get("lr_base_scale")
+    if isinstance(scale, str) and scale:
+        return "sqrt" if scale == "sqrt" else "linear"  # timm: anything but 'sqrt' scales linearly
+    opt = str(values.get("opt") or "").lower()
+    return "sqrt" if "ada" in opt or "lamb" in opt else "linear"
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from an int/float (or a numeric string: YAML reads ``1e-3`` as a string)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float, str)):
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIssue]]:
+    text = _read_text(path, shown)
+    loader = _BASE_LOADER(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise IngestError("empty file: no arguments", SourceRef(shown))
+        if not isinstance(root, yaml.MappingNode):
+            kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+            raise IngestError(f"not an args file: the top level is {kind}, not key: value pairs", _mark_ref(shown, root.start_mark))
+        if "&" in text and "*" in text:  # an alias needs an anchor: without both there is none
+            _check_alias_expansion(root, shown)
+        loader.flatten_mapping(root)  # resolve ``<<: *base`` merge keys as safe_load would
+        issues = _duplicate_key_issues(root, shown)
+        mapping = _construct_pairs(loader, root, shown, issues)
+    except yaml.YAMLError as exc:
+        raise IngestError(f"YAML error: {_describe_yaml_error(exc)}", _yaml_error_ref(exc, shown, text)) from None
+    finally:
+        loader.dispose()
+    if root.value and not mapping:
+        raise IngestError(f"no readable arguments; first problem: {issues[-1].message}", issues[-1].source)
+    return mapping, issues
+
+
+def _construct_pairs(loader: Any, root: yaml.MappingNode, shown: str, issues: list[IngestIssue]) -> dict[str, Any]:
+    """Build the top-level mapping one key at a time, so one unreadable value costs only its key."""
+    mapping: dict[str, Any] = {}
+    for key_node, value_node in root.value:
+        try:
+            key = loader.construct_object(key_node, deep=True)
+            value = loader.construct_object(value_node, deep=True)
+            hash(key)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # The safe constructor still raises on odd scalars (a date 2021-13-45, bad !!binary,
+            # an unknown tag such as !!python/object); those keys are skipped, not executed.
+            loader.recursive_objects.clear()
+            line = value_node.start_mark.line + 1
+            why = _describe_yaml_error(exc) if isinstance(exc, yaml.YAMLError) else str(exc)
+            issues.append(IngestIssue(SourceRef(shown, line=line), f"value at line {line} skipped: {why}"))
+            continue
+        if not isinstance(key, str):
+            issues.append(IngestIssue(SourceRef(shown, line=key_node.start_mark.line + 1), f"key {key!r} is not a string; kept as {str(key)!r}"))
+            key = str(key)
+        mapping[key] = value
+    return mapping
+
+
+def _read_text(path: Path, shown: str) -> str:
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise IngestError("not a regular file", SourceRef(shown))
+        if info.st_size > MAX_YAML_BYTES:
+            raise IngestError(f"file is {info.st_size} bytes, over the {MAX_YAML_BYTES}-byte limit for an args file", SourceRef(shown))
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise IngestError(f"cannot read file: {exc.strerror or exc}", SourceRef(shown)) from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise IngestError(f"file is over the {MAX_YAML_BYTES}-byte limit for an args file", SourceRef(shown))
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise IngestError(f"binary content (NUL byte at byte {nul})", SourceRef(shown, line=raw.count(b"\n", 0, nul) + 1, offset=nul))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise IngestError(f"not UTF-8 text (bad byte at byte {exc.start})", SourceRef(shown, line=line, offset=exc.start)) from None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_alias_expansion(root: yaml.Node, shown: str) -> None:
+    """Refuse documents whose aliases expand far beyond what is written, or refer to themselves.
+
+    Composing keeps an alias as a second reference to the same node, so the node graph is as small
+    as the text; counting each node's expanded size over that graph (memoized, iterative) costs the
+    same. The first node found over the budget is the one named in the error.
+    """
+    distinct = _count_distinct(root)
+    budget = distinct + MAX_ALIAS_EXPANSION
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            sizes[key] = _weight(node) + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > budget:
+                raise IngestError(
+                    f"YAML aliases expand this document over {MAX_ALIAS_EXPANSION} nodes beyond what is written "
+                    "(an alias bomb?); refusing to load",
+                    _mark_ref(shown, node.start_mark),
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise IngestError("YAML alias refers to a node that contains it (recursive structure)", _mark_ref(shown, node.start_mark))
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _weight(node: yaml.Node) -> int:
+    """A node's cost: 1, plus one per 64 characters of a scalar (an aliased 1 MB string costs too)."""
+    return 1 + len(node.value) // 64 if isinstance(node, yaml.ScalarNode) else 1
+
+
+def _count_distinct(root: yaml.Node) -> int:
+    """The summed weight of the nodes as written (each shared node once)."""
+    seen: set[int] = set()
+    total = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        total += _weight(node)
+        stack.extend(_children(node))
+    return total
+
+
+def _duplicate_key_issues(root: yaml.MappingNode, shown: str) -> list[IngestIssue]:
+    """YAML keeps the last of repeated keys silently; say so (timm never writes them, hand edits do)."""
+    first_line: dict[str, int] = {}
+    issues = []
+    for key_node, _value in root.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
+        line = key_node.start_mark.line + 1
+        if key_node.value in first_line:
+            issues.append(
+                IngestIssue(
+                    SourceRef(shown, line=line),
+                    f"key {key_node.value!r} repeats line {first_line[key_node.value]}; the later value is used",
+                )
+            )
+        else:
+            first_line[key_node.value] = line
+    return issues
+
+
+def _mark_ref(shown: str, mark: Any) -> SourceRef:
+    return SourceRef(shown, line=mark.line + 1) if mark is not None else SourceRef(shown)
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        return f"{where}{what or exc}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _yaml_error_ref(exc: yaml.YAMLError, shown: str, text: str) -> SourceRef:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return _mark_ref(shown, exc.problem_mark or exc.context_mark)
+    position = getattr(exc, "position", None)  # ReaderError: a character index
+    if isinstance(position, int):
+        return SourceRef(shown, line=text.count("\n", 0, position) + 1)
+    return SourceRef(shown)

@@ -1,0 +1,209 @@
+"""timm ``train.py`` argparse defaults of the keys a diagnosis reads, per era (timm-formats.md §9).
+
+args.yaml is a dump of *every* argparse key of the timm version that wrote it, so its values win.
+These defaults fill what a given version did not write (or everything, when there is no
+args.yaml): e.g. ``cooldown_epochs`` was 10 up to v0.6.x and 0 from v0.8.2dev0, and ``lr`` was
+0.05 (v0.5-v0.6) before it became ``None`` (derived from ``lr_base``).
+
+The table has one column per tag checked in the reference. A version between two tags gets the
+column of the newest tag at or below it, so e.g. v0.3.x reads the v0.4.12 column (keys added in
+v0.3-v0.4, such as ``clip_grad`` or ``checkpoint_hist``, count as present).
+"""
+
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import Any, Mapping
+
+__all__ = ["ERAS", "TIMM_DEFAULTS", "defaults_for", "era_for", "guess_version"]
+
+
+class _Absent:
+    """The key does not exist in that timm version."""
+
+    def __repr__(self) -> str:
+        return "—"
+
+
+_ = _Absent()
+
+# The columns of the table: the tag each column was read from, and the first version it covers.
+ERAS: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("0.1.1", (0, 0, 0)),
+    ("0.4.12", (0, 2, 0)),
+    ("0.5.4", (0, 5, 0)),
+    ("0.6.13", (0, 6, 0)),
+    ("0.8.2dev0", (0, 8, 0)),
+    ("0.9.0", (0, 9, 0)),
+    ("0.9.16", (0, 9, 16)),
+    ("1.0.13", (1, 0, 13)),
+    ("1.0.23", (1, 0, 23)),
+    ("HEAD", (1, 0, 29)),
+)
+
+# key: one value per column of ERAS (``_`` = absent in that version). Transcribed from the table.
+_TABLE: dict[str, tuple[Any, ...]] = {
+    #                                    0.1.1       0.4.12      0.5.4       0.6.13      0.8.2dev0   0.9.0       0.9.16      1.0.13      1.0.23      HEAD
+    "model":                            ("resnet101", "resnet101", "resnet50", "resnet50", "resnet50", "resnet50", "resnet50", "resnet50", "resnet50", "resnet50"),
+    "pretrained":                       (False,      False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "pretrained_path":                  (_,          _,          _,          _,          _,          _,          None,       None,       None,       None),
+    "initial_checkpoint":               ("",         "",         "",         "",         "",         "",         "",         "",         "",         ""),
+    "resume":                           ("",         "",         "",         "",         "",         "",         "",         "",         "",         ""),
+    "no_resume_opt":                    (_,          False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "start_epoch":                      (None,       None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "num_classes":                      (1000,       None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "img_size":                         (None,       None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "input_size":                       (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "crop_pct":                         (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "in_chans":                         (_,          _,          _,          _,          None,       None,       None,       None,       None,       None),
+    "batch_size":                       (32,         32,         128,        128,        128,        128,        128,        128,        128,        128),
+    "validation_batch_size":            (_,          _,          None,       None,       None,       None,       None,       None,       None,       None),
+    "validation_batch_size_multiplier": (_,          1,          _,          _,          _,          _,          _,          _,          _,          _),
+    "grad_accum_steps":                 (_,          _,          _,          _,          _,          1,          1,          1,          1,          1),
+    "opt":                              ("sgd",      "sgd",      "sgd",      "sgd",      "sgd",      "sgd",      "sgd",      "sgd",      "sgd",      "sgd"),
+    "opt_eps":                          (1e-8,       None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "opt_betas":                        (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "momentum":                         (0.9,        0.9,        0.9,        0.9,        0.9,        0.9,        0.9,        0.9,        0.9,        0.9),
+    "weight_decay":                     (0.0001,     0.0001,     2e-5,       2e-5,       2e-5,       2e-5,       2e-5,       2e-5,       2e-5,       2e-5),
+    "clip_grad":                        (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "clip_mode":                        (_,          "norm",     "norm",     "norm",     "norm",     "norm",     "norm",     "norm",     "norm",     "norm"),
+    "layer_decay":                      (_,          _,          _,          None,       None,       None,       None,       None,       None,       None),
+    "sched":                            ("step",     "step",     "cosine",   "cosine",   "cosine",   "cosine",   "cosine",   "cosine",   "cosine",   "cosine"),
+    "sched_on_updates":                 (_,          _,          _,          _,          False,      False,      False,      False,      False,      False),
+    "lr":                               (0.01,       0.01,       0.05,       0.05,       None,       None,       None,       None,       None,       None),
+    "lr_base":                          (_,          _,          _,          _,          0.1,        0.1,        0.1,        0.1,        0.1,        0.1),
+    "lr_base_size":                     (_,          _,          _,          _,          256,        256,        256,        256,        256,        256),
+    "lr_base_scale":                    (_,          _,          _,          _,          "",         "",         "",         "",         "",         ""),
+    "warmup_lr":                        (0.0001,     0.0001,     0.0001,     0.0001,     1e-5,       1e-5,       1e-5,       1e-5,       1e-5,       1e-5),
+    "min_lr":                           (_,          1e-5,       1e-6,       1e-6,       0,          0,          0,          0,          0,          0),
+    "epochs":                           (200,        200,        300,        300,        300,        300,        300,        300,        300,        300),
+    "warmup_epochs":                    (3,          3,          3,          3,          5,          5,          5,          5,          5,          5),
+    "warmup_prefix":                    (_,          _,          _,          _,          False,      False,      False,      False,      False,      False),
+    "cooldown_epochs":                  (_,          10,         10,         10,         0,          0,          0,          0,          0,          0),
+    "decay_epochs":                     (30,         30,         100,        100,        90,         90,         90,         90,         90,         90),
+    "decay_rate":                       (0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1),
+    "patience_epochs":                  (_,          10,         10,         10,         10,         10,         10,         10,         10,         10),
+    "drop":                             (0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0),
+    "drop_connect":                     (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "drop_path":                        (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "drop_block":                       (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "smoothing":                        (0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1,        0.1),
+    "mixup":                            (0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0),
+    "cutmix":                           (_,          0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0),
+    "mixup_off_epoch":                  (0,          0,          0,          0,          0,          0,          0,          0,          0,          0),
+    "aa":                               (_,          None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "reprob":                           (0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0,        0.0),
+    "remode":                           ("const",    "const",    "pixel",    "pixel",    "pixel",    "pixel",    "pixel",    "pixel",    "pixel",    "pixel"),
+    "jsd":                              (_,          False,      _,          _,          _,          _,          _,          _,          _,          _),
+    "jsd_loss":                         (_,          _,          False,      False,      False,      False,      False,      False,      False,      False),
+    "bce_loss":                         (_,          _,          False,      False,      False,      False,      False,      False,      False,      False),
+    "bn_tf":                            (False,      False,      _,          _,          _,          _,          _,          _,          _,          _),
+    "bn_momentum":                      (None,       None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "bn_eps":                           (None,       None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "sync_bn":                          (False,      False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "dist_bn":                          (_,          "",         "reduce",   "reduce",   "reduce",   "reduce",   "reduce",   "reduce",   "reduce",   "reduce"),
+    "split_bn":                         (_,          False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "model_ema":                        (False,      False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "model_ema_decay":                  (0.9998,     0.9998,     0.9998,     0.9998,     0.9998,     0.9998,     0.9998,     0.9998,     0.9998,     0.9998),
+    "model_ema_warmup":                 (_,          _,          _,          _,          _,          _,          False,      False,      False,      False),
+    "model_ema_force_cpu":              (False,      False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "amp":                              (False,      False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "apex_amp":                         (_,          False,      False,      False,      _,          _,          _,          _,          _,          _),
+    "native_amp":                       (_,          False,      False,      False,      _,          _,          _,          _,          _,          _),
+    "amp_impl":                         (_,          _,          _,          _,          "native",   "native",   "native",   "native",   _,          _),
+    "amp_dtype":                        (_,          _,          _,          _,          "float16",  "float16",  "float16",  "float16",  "float16",  "float16"),
+    "model_dtype":                      (_,          _,          _,          _,          _,          _,          _,          None,       None,       None),
+    "channels_last":                    (_,          False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "torchcompile":                     (_,          _,          _,          _,          None,       None,       None,       None,       None,       None),
+    "seed":                             (42,         42,         42,         42,         42,         42,         42,         42,         42,         42),
+    "log_interval":                     (50,         50,         50,         50,         50,         50,         50,         50,         50,         50),
+    "val_interval":                     (_,          _,          _,          _,          _,          _,          _,          _,          1,          1),
+    "recovery_interval":                (0,          0,          0,          0,          0,          0,          0,          0,          0,          0),
+    "checkpoint_hist":                  (_,          10,         10,         10,         10,         10,         10,         10,         10,         10),
+    "eval_metric":                      ("prec1",    "top1",     "top1",     "top1",     "top1",     "top1",     "top1",     "top1",     "top1",     "top1"),
+    "output":                           ("",         "",         "",         "",         "",         "",         "",         "",         "",         ""),
+    "experiment":                       (_,          "",         "",         "",         "",         "",         "",         "",         "",         ""),
+    "log_wandb":                        (_,          False,      False,      False,      False,      False,      False,      False,      False,      False),
+    "wandb_project":                    (_,          _,          _,          _,          _,          _,          _,          None,       None,       None),
+    "gp":                               ("avg",      None,       None,       None,       None,       None,       None,       None,       None,       None),
+    "num_gpu":                          (1,          _,          _,          _,          _,          _,          _,          _,          _,          _),
+    "workers":                          (4,          4,          4,          4,          4,          4,          4,          4,          4,          4),
+    "device":                           (_,          _,          _,          _,          _,          _,          "cuda",     "cuda",     "cuda",     "cuda"),
+}
+
+# Keys whose first appearance tells the era of an args.yaml without a known timm version,
+# newest first (timm-formats.md §9, "First tag containing selected args").
+_ERA_MARKERS: tuple[tuple[str, str], ...] = (
+    ("val_interval", "1.0.23"),
+    ("model_dtype", "1.0.13"),
+    ("model_ema_warmup", "0.9.16"),
+    ("grad_accum_steps", "0.9.0"),
+    ("lr_base", "0.8.2dev0"),
+    ("layer_decay", "0.6.13"),
+    ("jsd_loss", "0.5.4"),
+    ("jsd", "0.4.12"),
+    ("num_gpu", "0.1.1"),
+)
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def era_for(version: str | None) -> str:
+    """The table column for a timm version string ("0.9.16", "1.0.29.dev0", ">=1.0.23", "v0.6.13").
+
+    Unknown or unparseable versions get HEAD.
+    """
+    match = _VERSION.search(version or "")
+    if match is None:
+        return ERAS[-1][0]
+    parsed = tuple(int(part or 0) for part in match.groups())
+    column = ERAS[0][0]
+    for name, first in ERAS:
+        if parsed >= first:
+            column = name
+    return column
+
+
+def defaults_for(version: str | None) -> dict[str, Any]:
+    """timm's defaults for the keys this version of train.py had (HEAD when ``version`` is None)."""
+    column = [name for name, _first in ERAS].index(era_for(version))
+    return {key: values[column] for key, values in _TABLE.items() if values[column] is not _}
+
+
+def guess_version(args: Mapping[str, Any]) -> str | None:
+    """The oldest table column consistent with the keys of an args.yaml; None if no marker key is present."""
+    for key, column in _ERA_MARKERS:
+        if key in args:
+            return column
+    return None
+
+
+# HEAD defaults. Keys only older versions had (``jsd``, ``apex_amp``, ``num_gpu`` ...) are in
+# ``defaults_for`` of those versions, not here.
+TIMM_DEFAULTS: Mapping[str, Any] = MappingProxyType(defaults_for(None))
+
+
+# argparse defaults of train.py options that never matter for a diagnosis (augmentation details,
+# knowledge distillation, NaFlex, LR-noise ...). They are only used so that a rendered fix command
+# line repeats what the user really set, not every value args.yaml dumps. Values as timm HEAD's
+# argparse declares them; a key absent from a run's args.yaml is simply not consulted.
+COMMAND_NOISE_DEFAULTS: Mapping[str, Any] = MappingProxyType({
+    "train_split": "train", "val_split": "validation", "epoch_repeats": 0.0, "decay_milestones": [90, 180, 270],
+    "mixup_prob": 1.0, "mixup_switch_prob": 0.5, "mixup_mode": "batch", "recount": 1, "color_jitter": 0.4,
+    "color_jitter_prob": None, "hflip": 0.5, "vflip": 0.0, "scale": [0.08, 1.0], "ratio": [0.75, 1.3333333333333333],
+    "aug_repeats": 0, "aug_splits": 0, "layer_decay_min_scale": 0, "lr_cycle_decay": 0.5, "lr_cycle_limit": 1,
+    "lr_cycle_mul": 1.0, "lr_k_decay": 1.0, "lr_noise_pct": 0.67, "lr_noise_std": 1.0, "train_interpolation": "random",
+    "tta": 0, "worker_seeding": "all", "kd_distill_type": "logit", "kd_loss_type": "kl", "kd_temperature": 4.0,
+    "kd_token_distill_type": "soft", "naflex_loss_scale": "linear", "naflex_max_seq_len": 576,
+    "naflex_train_seq_lens": [128, 256, 576, 784, 1024], "train_size_random_mix": 0.1,
+    "train_size_schedule": "constant", "train_size_schedule_spread": 0.65, "variable_batch_loss_scale": "none",
+    "output": "", "experiment": "", "device": "cuda", "checkpoint_hist": 10, "log_interval": 50, "workers": 4,
+    "seed": 42, "pin_mem": False, "no_prefetcher": False, "eval_metric": "top1", "recovery_interval": 0,
+    "local_rank": 0, "dist_bn": "reduce", "remode": "pixel", "resplit": False, "split_bn": False,
+})
+
+
+def command_defaults(version: str | None) -> dict[str, Any]:
+    """Defaults used when rendering a fix as a train.py command: diagnosis keys of that era plus the rest."""
+    return {**COMMAND_NOISE_DEFAULTS, **defaults_for(version)}

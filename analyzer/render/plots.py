@@ -1,0 +1,55 @@
+"""Curves for the HTML report, drawn with matplotlib and embedded as inline SVG (no external files)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from mnv4_postmortem.analyzer.report import Report
+
+PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("loss", ("train_loss", "eval_loss", "eval_loss_model", "eval_loss_ema")),
+    ("top-1 accuracy (%)", ("eval_top1", "eval_top1_model", "eval_top1_ema")),
+    ("learning rate", ("lr",)),
+)
+
+
+def curves_svg(report: Report) -> str | None:
+    """One figure with a panel per family of metrics; the top finding's epochs are shaded."""
+    epochs = report.run.epochs
+    panels = [(title, [c for c in cols if c in epochs.columns and epochs[c].notna().any()]) for title, cols in PANELS]
+    panels = [(title, cols) for title, cols in panels if cols]
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: the report is a file, never a window
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True, squeeze=False)
+    window = report.findings[0].epochs if report.findings else None
+    for ax, (title, cols) in zip(axes[:, 0], panels):
+        for col in cols:
+            series = pd.to_numeric(epochs[col], errors="coerce")
+            ax.plot(series.index, series.to_numpy(), marker=".", label=col)
+        if window:
+            ax.axvspan(window[0] - 0.5, window[1] + 0.5, color="tab:red", alpha=0.12)
+        if title == "learning rate" or (title == "loss" and _spans_decades(epochs, cols)):
+            ax.set_yscale("log")
+        ax.set_ylabel(title)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("epoch")
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.find("<svg"):]
+
+
+def _spans_decades(epochs: pd.DataFrame, cols: list[str]) -> bool:
+    values = pd.concat([pd.to_numeric(epochs[c], errors="coerce") for c in cols]).dropna()
+    values = values[values > 0]
+    return bool(len(values) and values.max() / values.min() > 100)

@@ -1,0 +1,44 @@
+"""The finished analysis handed to renderers: data only, nothing computed here.
+
+``diagnose.py`` builds it from the Run, the detection result and the ranked findings;
+renderers (``render/``) only read it. Segments and facts are plain dicts so that renderers
+never import the detection or rule stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from mnv4_postmortem.analyzer.findings import Finding
+from mnv4_postmortem.analyzer.model import Run
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Report:
+    run: Run
+    findings: tuple[Finding, ...]              # most likely first
+    differential: tuple[str, ...]              # why each alternative ranks lower
+    segments: Mapping[str, list[dict[str, Any]]]  # per metric, JSON-ready
+    facts: Mapping[str, Any]                   # derived quantities worth showing (lr, EMA horizon, ...)
+    warnings: tuple[str, ...]                  # ingest issues, rendered
+    rule_errors: tuple[str, ...]               # broken rule files / rules that failed to evaluate
+    schema_version: str = SCHEMA_VERSION
+
+    @property
+    def run_info(self) -> dict[str, Any]:
+        run = self.run
+        epochs = run.epochs
+        return {
+            "path": str(run.run_dir),
+            "model": run.config.get("model"),
+            "timm_version": run.timm_version,
+            "epochs": {
+                "count": run.n_epochs,
+                "first": int(epochs.index.min()) if run.n_epochs else None,
+                "last": int(epochs.index.max()) if run.n_epochs else None,
+                "scheduled": run.epochs_scheduled,
+            },
+        }
