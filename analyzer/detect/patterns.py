@@ -304,11 +304,15 @@ def _explosions_in(name: str, s: MetricSeries, absolute_bar: float) -> list[Expl
         # A block with a NaN has a NaN median: a block that went non-finite counts as above the bar.
         x, epoch, y = x[starts], epoch[starts], metrics.block_medians(y, block)
     finite = np.isfinite(y)
-    reference = float(np.min(y[finite][:EXPLOSION_REF_POINTS]))
+    first_values = y[finite][:EXPLOSION_REF_POINTS]
+    reference = float(np.min(first_values))
     bar = min(EXPLOSION_RATIO * reference, absolute_bar) if reference > 0 else absolute_bar
-    after_first_finite = np.arange(y.size) > int(np.argmax(finite))
+    # Only what comes after the reference point can explode: a loss that starts high and falls fast
+    # (BCE, or a first epoch averaging the untrained model) is not an excursion above its own start.
+    reference_index = int(np.flatnonzero(finite)[int(np.argmin(first_values))])
+    after_reference = np.arange(y.size) > reference_index
     with np.errstate(invalid="ignore"):
-        above = (~finite & after_first_finite) | (y >= bar)
+        above = after_reference & (~finite | (y >= bar))
     found = []
     for start, end in metrics.runs_of(above):
         reaches_end = end == y.size

@@ -359,7 +359,8 @@ class Namespace:
 # Typical base LR per 256 samples by optimizer family, and how timm scales it with batch size.
 # Used only to express an LR as "N x typical" in evidence and in lr-too-high/-too-low rules.
 LR_REFERENCE: tuple[tuple[tuple[str, ...], float, str], ...] = (
-    (("adam", "nadam", "radam", "lamb", "lion", "adabelief", "adafactor", "adan", "adopt", "lars"), 1e-3, "sqrt"),
+    (("lamb", "lars"), 2e-3, "sqrt"),
+    (("adam", "nadam", "radam", "lion", "adabelief", "adafactor", "adan", "adopt"), 1e-3, "sqrt"),
     (("rmsprop",), 0.016, "linear"),
     (("sgd", "momentum", "nesterov"), 0.1, "linear"),
 )
@@ -406,6 +407,8 @@ def derived_record(run: Run, derived: Derived) -> Any:
         "ema_share_at": ema_share_at,
         "updates_at": updates_at,
         "first_epoch": first_epoch,
+        "run_dir": str(run.run_dir),
+        "ln_classes": math.log(derived.num_classes) if derived.num_classes and derived.num_classes > 1 else None,
     }
     record._data.update(extra)
     return record
@@ -444,7 +447,7 @@ SERIES_ATTRIBUTES = frozenset(
     "stall leading_stall chance nonfinite explosion spikes at mean_between change_between rel_drop_between fraction_below "
     "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name".split()
 )
-DERIVED_EXTRAS = frozenset({"lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch"})
+DERIVED_EXTRAS = frozenset({"lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes"})
 EVENT_ATTRIBUTES = frozenset(
     "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
     "ema_gap schedule issues".split()

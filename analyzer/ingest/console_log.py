@@ -149,48 +149,38 @@ _PY_WARNING = re.compile(r"(?P<file>[^\s:]+\.py):(?P<lineno>\d+): (?P<category>\
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    data: bytes          # whole lines, each ending in b"\n"
-    first_line: int      # 1-based number of the block's first line
-    offset: int          # byte offset of data[0] in the (UTF-8) stream
-    unterminated: bool   # the file ended without a newline after the block's only line
+    data: bytes                 # whole lines, each ending in b"\n"; empty for a skipped line
+    offset: int                 # byte offset of data[0] in the (UTF-8) stream
+    unterminated: bool = False  # the file's last line, which had no newline (one was added)
+    skipped: bool = False       # one line longer than MAX_LINE, left out
 
 
-class _LineBlocks:
-    """Cut a byte stream into blocks of whole lines. A line over ``max_line`` bytes is reported
-    through ``on_long_line(line, offset)`` and skipped while it streams past."""
-
-    def __init__(self, read: Callable[[int], bytes], chunk_size: int, max_line: int,
-                 on_long_line: Callable[[int, int], None]):
-        self._read, self._chunk, self._max = read, chunk_size, max_line
-        self._on_long_line = on_long_line
-        self.n_lines = 0
-
-    def __iter__(self) -> Iterator[_Block]:
-        carry, carry_offset, line, offset, skipping = b"", 0, 1, 0, False
-        while data := self._read(self._chunk):
-            data_offset, offset = offset, offset + len(data)
-            if skipping:
-                newline = data.find(b"\n")
-                if newline < 0:
-                    continue
-                skipping, line = False, line + 1
-                data, data_offset = data[newline + 1:], data_offset + newline + 1
-            buffer = carry + data if carry else data
-            buffer_offset = carry_offset if carry else data_offset
-            cut = buffer.rfind(b"\n")
-            if cut >= 0:
-                block = buffer[:cut + 1]
-                yield _Block(block, line, buffer_offset, False)
-                line += block.count(b"\n")
-                buffer, buffer_offset = buffer[cut + 1:], buffer_offset + cut + 1
-            if len(buffer) > self._max:
-                self._on_long_line(line, buffer_offset)
-                carry, skipping = b"", True
-            else:
-                carry, carry_offset = buffer, buffer_offset
-        if carry:
-            yield _Block(carry + b"\n", line, carry_offset, True)
-        self.n_lines = line if (carry or skipping) else line - 1
+def _line_blocks(read: Callable[[int], bytes], chunk_size: int, max_line: int) -> Iterator[_Block]:
+    """Cut a byte stream into blocks of whole lines. A line over ``max_line`` bytes becomes a
+    ``skipped`` block as soon as that many bytes of it are seen, and streams past unread."""
+    carry, carry_offset, offset, skipping = b"", 0, 0, False
+    while data := read(chunk_size):
+        data_offset, offset = offset, offset + len(data)
+        start = 0
+        if skipping:
+            start = data.find(b"\n") + 1
+            if not start:
+                continue
+            skipping = False
+        if not carry:
+            carry_offset = data_offset + start
+        cut = data.rfind(b"\n", start)
+        if cut >= 0:
+            # one copy of the chunk: the carried partial line and the chunk's whole lines
+            yield _Block(b"".join((carry, memoryview(data)[start:cut + 1])), carry_offset)
+            carry, carry_offset = data[cut + 1:], data_offset + cut + 1
+        else:
+            carry = b"".join((carry, memoryview(data)[start:]))
+        if len(carry) > max_line:
+            yield _Block(b"", carry_offset, skipped=True)
+            carry, skipping = b"", True
+    if carry:
+        yield _Block(carry + b"\n", carry_offset, unterminated=True)
 
 
 def _utf16_reader(stream: BinaryIO, encoding: str) -> Callable[[int], bytes]:
@@ -308,6 +298,7 @@ _PAD_RUN = re.compile(r" +")
 _NUMBER_SHAPE = re.compile(r"([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?)(\d+))?")
 _MAX_MANTISSA_DIGITS = 15     # 10**15 < 2**53: the mantissa is an exact double
 _MAX_TEMPLATES = 64           # shapes tried per line length and block before the rest go line by line
+_MATCH_ROWS = 2048            # lines checked per numpy call (keeps the working set in cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +338,7 @@ class _Template:
     one shape). A pad byte may hold a digit, but only as leading digits of the number that follows,
     which is exactly what the reference regexes' ``\\s*`` before a number accept."""
 
-    __slots__ = ("width", "pattern", "add", "mask", "pads", "fields", "consts", "usable", "tokens")
+    __slots__ = ("width", "pattern", "add", "mask", "pads", "pad_pairs", "fields", "consts", "usable", "tokens", "_tiles")
 
     def __init__(self, raw: bytes, spans: _Spans, consts: dict[str, Any], text: str):
         self.width = (len(raw) + 7) // 8 * 8
@@ -377,6 +368,9 @@ class _Template:
         self.pattern = pattern.view("<u8")
         self.add = np.where(wild, 0x76, 0).astype(np.uint8).view("<u8")
         self.mask = mask.view("<u8")
+        self._tiles: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # (column, next column) inside one pad: a digit must not be followed by a space
+        self.pad_pairs = [(a, b) for columns in self.pads for a, b in zip(columns, columns[1:])]
         self.fields = {name: (_field(text, span, pad_before.get(span[0], ()), name in _INT_FIELDS) if span else None)
                        for name, span in spans.items()}
         self.usable = all(field is not None for name, field in self.fields.items() if spans[name])
@@ -385,11 +379,23 @@ class _Template:
 
     def match(self, words: np.ndarray) -> np.ndarray:
         """Lines (rows of 64-bit words) whose fixed bytes equal the template's and that have a digit
-        at every wildcard. A carry out of a bad wildcard byte can only flag a line that is bad already."""
-        x = words ^ self.pattern
-        np.bitwise_or(x, x + self.add, out=x)
-        x &= self.mask
-        return ~x.any(axis=1)
+        at every wildcard. A carry out of a bad wildcard byte can only flag a line that is bad already.
+        Rows are short (a line is ~16 words), so the work runs on flat slices of many rows against
+        the template repeated as often: numpy is quick on long inner loops only."""
+        n, per_row = words.shape
+        if self._tiles is None:
+            self._tiles = tuple(np.tile(constant, _MATCH_ROWS) for constant in (self.pattern, self.add, self.mask))
+        pattern, add, mask = self._tiles
+        flat = words.reshape(-1)
+        bad = np.empty(n * per_row, np.uint64)
+        carry = np.empty(min(n, _MATCH_ROWS) * per_row, np.uint64)
+        for start in range(0, n * per_row, _MATCH_ROWS * per_row):
+            stop = min(start + _MATCH_ROWS * per_row, n * per_row)
+            size = stop - start
+            x = np.bitwise_xor(flat[start:stop], pattern[:size], out=bad[start:stop])
+            np.bitwise_or(x, np.add(x, add[:size], out=carry[:size]), out=x)
+            x &= mask[:size]
+        return ~bad.reshape(n, per_row).any(axis=1)
 
     def read(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
         """Values of every field for matching lines (``rows``: bytes, one line per row), and which
@@ -399,13 +405,15 @@ class _Template:
         position = {column: i for i, column in enumerate(columns)}
         table = np.ascontiguousarray(rows[:, columns].T)          # one row per column: fast to scan
         good = np.ones(len(rows), bool)
-        for pad in self.pads:
-            digit_before = np.zeros(len(rows), bool)
-            for column in pad:
-                byte = table[position[column]]
-                space, digit = byte == 32, (byte - np.uint8(48)) < 10
-                good &= (space | digit) & ~(digit_before & space)
-                digit_before = digit
+        if pad_columns:
+            pads = table[[position[c] for c in pad_columns]]
+            space, digit = pads == 32, (pads - np.uint8(48)) < 10
+            good &= (space | digit).all(axis=0)
+            if self.pad_pairs:
+                index = {c: i for i, c in enumerate(pad_columns)}
+                before = [index[a] for a, _ in self.pad_pairs]
+                after = [index[b] for _, b in self.pad_pairs]
+                good &= ~(digit[before] & space[after]).any(axis=0)
         digits = table & np.uint8(15)                              # '0'-'9' -> 0-9 and a pad space -> 0
         out: dict[str, np.ndarray | None] = {}
         for name, field in self.fields.items():
@@ -414,24 +422,27 @@ class _Template:
             elif field.constant is not None:
                 out[name] = np.full(len(rows), field.constant)
             else:
-                mantissa = _horner(digits, [position[c] for c in field.columns], len(rows))
+                exact = np.int64 if name in _INT_FIELDS else np.float64    # both exact below 2**53
+                mantissa = _horner(digits, [position[c] for c in field.columns], len(rows), exact)
                 if name in _INT_FIELDS:
                     out[name] = mantissa
                     continue
                 power = -field.fraction
                 if field.exponent_columns:
-                    power = power + field.exponent_sign * _horner(digits, [position[c] for c in field.exponent_columns], len(rows))
+                    power = power + field.exponent_sign * _horner(digits, [position[c] for c in field.exponent_columns], len(rows), np.int64)
                     good &= np.abs(power) <= 22
-                scale = _POW10[np.clip(np.abs(power), 0, 22)]
-                value = mantissa.astype(np.float64)
-                value = np.where(np.asarray(power) >= 0, value * scale, value / scale)
+                if np.ndim(power) == 0:
+                    value = mantissa * _POW10[power] if power >= 0 else mantissa / _POW10[-power]
+                else:
+                    scale = _POW10[np.clip(np.abs(power), 0, 22)]
+                    value = np.where(power >= 0, mantissa * scale, mantissa / scale)
                 out[name] = -value if field.sign < 0 else value
         return out, good
 
 
-def _horner(digits: np.ndarray, rows: list[int], n: int) -> np.ndarray:
-    value = np.zeros(n, np.int64)
-    for row in rows:
+def _horner(digits: np.ndarray, rows: list[int], n: int, dtype: type) -> np.ndarray:
+    value = digits[rows[0]].astype(dtype)
+    for row in rows[1:]:
         value *= 10
         value += digits[row]
     return value
@@ -468,6 +479,7 @@ def _narrow(evidence: list[tuple[_V | None, _V | None]]) -> tuple[_V | None, _V 
 # The parser state
 
 _LAYOUT_SAMPLES = 256
+_FREQUENT = (b"Current checkpoints:", b"Distributing BatchNorm running", b"Reducer buckets have been rebuilt")
 
 
 def _float(text: str | None) -> float:
@@ -501,6 +513,17 @@ def _split_top_level(text: str) -> list[str]:
     return [part for part in (p.strip() for p in parts) if part]
 
 
+def _first_label(data: bytes, labels: tuple[bytes, ...]) -> int:
+    """Offset of the first occurrence of any of ``labels`` (they share their first 4 bytes)."""
+    stem = labels[0][:4]
+    at = data.find(stem)
+    while at >= 0:
+        if any(data.startswith(label, at) for label in labels):
+            return at
+        at = data.find(stem, at + 1)
+    return -1
+
+
 class _Parser:
     def __init__(self, path: str, fast: bool = True):
         self.path, self.fast = path, fast
@@ -531,6 +554,7 @@ class _Parser:
         self.utf8_reported = False
         self.binary_reported = False
         self.last_line_recognized = True
+        self.next_line = 1
         # src_line of rows whose line did not print a field (forks): NaN there is "absent", not "nan"
         self.missing: dict[str, array] = {k: array("q") for k in
                                           ("train_loss", "train_loss_avg", "lr", "eval_top1", "eval_top5")}
@@ -557,10 +581,16 @@ class _Parser:
 
     # -- blocks ----------------------------------------------------------------------------
     def feed(self, block: _Block) -> None:
+        first_line = self.next_line
+        if block.skipped:
+            self.long_line(first_line, block.offset)
+            self.next_line += 1
+            return
         data = block.data
-        self._check_bytes(data, block)
+        self._check_bytes(data, block.offset, first_line)
         if block.unterminated:
-            self._last_line(data[:-1].decode("utf-8", "replace"), block.first_line)
+            self.next_line += 1
+            self._last_line(data[:-1].decode("utf-8", "replace"), first_line)
             return
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
@@ -570,9 +600,10 @@ class _Parser:
         starts[:1] = 0
         starts[1:] = ends[:-1] + 1
         lengths = ends - starts
+        self.next_line += len(ends)
         too_long = lengths > MAX_LINE
         for row in np.flatnonzero(too_long).tolist():
-            self.long_line(block.first_line + row, block.offset + int(starts[row]))
+            self.long_line(first_line + row, block.offset + int(starts[row]))
         special = too_long.copy()
         for byte in (b"\r", b"\x1b"):   # progress bars and colour codes: left to the per-line path
             if byte in data:
@@ -584,9 +615,12 @@ class _Parser:
         if self.fast:
             for kind, labels in ((_TRAIN, (b"Train:",)), (_TEST, (b"Test: ", b"Test (EMA): "))):
                 rows = self._label_rows(data, starts, lengths, special | handled, labels)
-                handled[self._bulk(kind, data, starts, lengths, rows, block.first_line)] = True
+                handled |= self._bulk(kind, data, starts, lengths, rows, first_line)
+            for label in _FREQUENT:   # one line per epoch that says nothing new after its first time
+                rows = self._label_rows(data, starts, lengths, special | handled, (label,))
+                handled[rows[1:]] = True
         for row in np.flatnonzero(~handled).tolist():
-            self.line(data[starts[row]:ends[row]].decode("utf-8", "replace"), block.first_line + row)
+            self.line(data[starts[row]:ends[row]].decode("utf-8", "replace"), first_line + row)
 
     def _last_line(self, text: str, line: int) -> None:
         """The file's last line has no newline: parse it only if it is complete. Every Train/Test
@@ -599,7 +633,7 @@ class _Parser:
             return
         self.last_line_recognized = self.line(text, line) or not text.strip()
 
-    def _check_bytes(self, data: bytes, block: _Block) -> None:
+    def _check_bytes(self, data: bytes, offset: int, first_line: int) -> None:
         if data.isascii() and b"\x00" not in data:
             return
         if not self.utf8_reported and not data.isascii():
@@ -607,26 +641,25 @@ class _Parser:
                 data.decode("utf-8")
             except UnicodeDecodeError as error:
                 self.utf8_reported = True
-                line = block.first_line + data.count(b"\n", 0, error.start)
+                line = first_line + data.count(b"\n", 0, error.start)
                 self.issue("invalid UTF-8, decoded with replacement characters (reported once)",
-                           line, block.offset + error.start)
+                           line, offset + error.start)
         if not self.binary_reported and data.count(b"\x00") > 0.01 * len(data):
             self.binary_reported = True
             first = data.find(b"\x00")
             self.issue("binary data (NUL bytes) inside the log; lines there are ignored",
-                       block.first_line + data.count(b"\n", 0, first), block.offset + first)
+                       first_line + data.count(b"\n", 0, first), offset + first)
 
     @staticmethod
     def _label_rows(data: bytes, starts: np.ndarray, lengths: np.ndarray, skip: np.ndarray,
                     labels: tuple[bytes, ...]) -> np.ndarray:
         """Rows whose line has one of ``labels`` at the column where the block's first one sits
         (a log's prefix, if any, has a constant width); other placements go line by line."""
-        found = [i for i in (data.find(label) for label in labels) if i >= 0]
-        if not found:
+        first = _first_label(data, labels)
+        if first < 0:
             return np.empty(0, np.int64)
-        first = min(found)
         column = first - (data.rfind(b"\n", 0, first) + 1)
-        rows = np.flatnonzero(~skip & (lengths >= column + 24))
+        rows = np.flatnonzero(~skip & (lengths >= column + max(map(len, labels))))
         at = starts[rows] + column
         hit = np.zeros(len(rows), bool)
         for label in labels:
@@ -636,10 +669,13 @@ class _Parser:
 
     def _bulk(self, kind: _Kind, data: bytes, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray,
               first_line: int) -> np.ndarray:
-        """Parse ``rows`` with templates, one line length at a time; returns the rows done."""
-        done: list[np.ndarray] = []
+        """Parse ``rows`` with templates, one line length at a time; returns a mask of the rows done.
+        Values are written into per-block arrays at their row, so they come out in line order."""
+        done = np.zeros(len(starts), bool)
         if not len(rows):
-            return np.empty(0, np.int64)
+            return done
+        slots = {name: np.empty(len(starts), np.int64 if name in _INT_FIELDS else np.float64)
+                 for name in (*kind.fields, "ema")}
         rows = rows[np.argsort(lengths[rows], kind="stable")]
         for group in np.split(rows, np.flatnonzero(np.diff(lengths[rows])) + 1):
             width = int(lengths[group[0]])
@@ -656,14 +692,22 @@ class _Parser:
                     continue
                 words = view[starts[group]].view("<u8").reshape(len(group), padded // 8)
                 match = template.match(words)
+                every = bool(match.all())
                 if template.usable:
-                    values, good = template.read(words[match].view(np.uint8).reshape(-1, padded))
-                    hit = group[match]
-                    self._store_bulk(kind, template, hit[good], {k: (v[good] if v is not None else None)
-                                                                for k, v in values.items()}, first_line)
-                    done.append(hit[good])
-                group = group[~match]
-        return np.concatenate(done) if done else np.empty(0, np.int64)
+                    hit = group if every else group[match]
+                    values, good = template.read((words if every else words[match]).view(np.uint8).reshape(-1, padded))
+                    if not good.all():
+                        hit = hit[good]
+                        values = {k: (v[good] if v is not None else None) for k, v in values.items()}
+                    self._fill(kind, template, hit, values, slots, first_line)
+                    done[hit] = True
+                group = group[:0] if every else group[~match]
+        chosen = np.flatnonzero(done)
+        store = self.bulk[kind.name]
+        store["line"].append(first_line + chosen)
+        for name, slot in slots.items():
+            store[name].append(slot[chosen])
+        return done
 
     @staticmethod
     def _template(kind: _Kind, raw: bytes) -> _Template | None:
@@ -673,23 +717,20 @@ class _Parser:
         parsed = kind.spans(text)
         return _Template(raw, parsed[0], parsed[1], text) if parsed else None
 
-    def _store_bulk(self, kind: _Kind, template: _Template, rows: np.ndarray,
-                    values: dict[str, np.ndarray | None], first_line: int) -> None:
-        n = len(rows)
-        if not n:
+    def _fill(self, kind: _Kind, template: _Template, rows: np.ndarray, values: dict[str, np.ndarray | None],
+              slots: dict[str, np.ndarray], first_line: int) -> None:
+        if not len(rows):
             return
-        store = self.bulk[kind.name]
-        lines = first_line + rows
-        store["line"].append(lines)
         for name in kind.fields:
             column = values[name]
             if column is None:
-                column = np.full(n, -1 if name in _INT_FIELDS else math.nan)
+                slots[name][rows] = -1 if name in _INT_FIELDS else math.nan
                 if name in kind.absent_as:
-                    self.missing[kind.absent_as[name]].frombytes(lines.astype(np.int64).tobytes())
-            store[name].append(column)
-        store["ema"].append(np.full(n, int(template.consts.get("ema", False))))
-        self._samples(kind, template.tokens, template.consts, n)
+                    self.missing[kind.absent_as[name]].frombytes((first_line + rows).astype(np.int64).tobytes())
+            else:
+                slots[name][rows] = column
+        slots["ema"][rows] = int(template.consts.get("ema", False))
+        self._samples(kind, template.tokens, template.consts, len(rows))
 
     def _samples(self, kind: _Kind, tokens: dict[str, str], consts: dict[str, Any], weight: int) -> None:
         """Evidence for the layout and version: the loss and Acc@1 number formats."""
@@ -1344,12 +1385,11 @@ def _parse_stream(stream: BinaryIO, shown: str, chunk_size: int, fast: bool) -> 
     if not head:
         parser.issue("empty file", None)
         return parser.finish(0, False)
-    blocks = _LineBlocks(read, chunk_size, MAX_LINE, parser.long_line)
     unterminated = False
-    for block in blocks:
+    for block in _line_blocks(read, chunk_size, MAX_LINE):
         parser.feed(block)
         unterminated = block.unterminated
-    return parser.finish(blocks.n_lines, unterminated)
+    return parser.finish(parser.next_line - 1, unterminated)
 
 
 def sniff_console_log(head: bytes) -> str | None:

@@ -251,31 +251,29 @@ class _BadRecord:
     offset: int
 
 
-@dataclass(slots=True)
-class _Rows:
-    """Scalar rows collected record by record into plain column lists (untracked by the garbage
-    collector, unlike per-row tuples); one DataFrame is built at the end."""
+@dataclass(frozen=True, slots=True, eq=False)
+class _Scalars:
+    """The scalars of one file as columns, one row per summary value, in record order."""
 
     tags: list[str]
-    steps: list[int]
-    wall_times: list[float]
-    values: list[float]
-    records: list[int]
+    steps: np.ndarray       # int64
+    wall_times: np.ndarray  # float64
+    values: np.ndarray      # float64
+    records: np.ndarray     # int64
 
     @classmethod
-    def empty(cls) -> _Rows:
-        return cls([], [], [], [], [])
+    def empty(cls) -> _Scalars:
+        return cls([], np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64), np.empty(0, np.int64))
 
     def frame(self, file: str) -> pd.DataFrame:
-        n = len(self.values)
         return pd.DataFrame(
             {
                 "tag": pd.Series(self.tags, dtype=str),
-                "step": np.array(self.steps, dtype=np.int64),
-                "wall_time": np.array(self.wall_times, dtype=np.float64),
-                "value": np.array(self.values, dtype=np.float64),
-                "file": pd.Series([file] * n, dtype=str),
-                "record": np.array(self.records, dtype=np.int64),
+                "step": self.steps,
+                "wall_time": self.wall_times,
+                "value": self.values,
+                "file": pd.Series([file] * len(self.tags), dtype=str),
+                "record": self.records,
             },
             columns=list(_FILE_COLUMNS),
         )
@@ -303,78 +301,264 @@ def _tensor_scalar(value: Any, plugin_of_tag: dict[str, str]) -> float | None:
     return float(repeated[0])
 
 
-def _scan_records(buf: bytes | mmap.mmap, check_crc: bool, out: _Rows) -> _BadRecord | None:
-    """Walk the records of ``buf`` into ``out``.
+def _scan_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[_Scalars, _BadRecord | None]:
+    """All scalars of an event file held in ``buf``, and its first bad record (None if none).
 
-    Returns the first record that is truncated, fails a CRC or is not an Event (``out`` then
-    holds everything before it), or None when the whole buffer was read. Returned, not raised:
-    a traceback would keep this frame's memoryview of an mmap alive. This is the hot loop:
-    locals only, no per-record Python calls beyond the C ones.
+    Three passes, because a Python loop that touches protobuf objects costs microseconds per
+    record: (1) walk the TFRecord framing and check the CRCs; (2) decode, for all records at
+    once with numpy, the one Event layout that plain ``add_scalar`` calls write; (3) parse every
+    other record with protobuf. Rows come back in record order; when a record is bad, only the
+    rows of the records before it are kept.
+    """
+    starts, ends, failure = _frame_records(buf, check_crc)
+    starts_array = np.array(starts, dtype=np.int64)
+    ends_array = np.array(ends, dtype=np.int64)
+    plain = _plain_scalars(buf, starts_array, ends_array) if _USE_PLAIN_DECODER else None
+    claimed = plain.matched if plain is not None else np.zeros(len(starts), dtype=bool)
+    rest = np.flatnonzero(~claimed).tolist()
+    other, parse_failure = _protobuf_scalars(buf, starts, ends, rest)
+    if parse_failure is not None:  # always before the framing failure: it is one of its records
+        failure = parse_failure
+    merged = _merge(plain, other)
+    if failure is not None:
+        keep = merged.records < failure.index
+        merged = _Scalars(
+            [tag for tag, kept in zip(merged.tags, keep.tolist()) if kept],
+            merged.steps[keep], merged.wall_times[keep], merged.values[keep], merged.records[keep],
+        )
+    return merged, failure
+
+
+def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[list[int], list[int], _BadRecord | None]:
+    """Pass 1: the payload ``[start, end)`` of every good record, and the first bad one.
+
+    The walk itself is sequential (each length says where the next record starts) and checks
+    each length's CRC before trusting it; the payload CRCs are then checked for all records at
+    once, which keeps the per-record Python work to one C call.
     """
     size = len(buf)
     view = memoryview(buf)
     unpack_header = _HEADER.unpack_from
-    unpack_footer = _FOOTER.unpack_from
     crc = crc32c.crc32c
-    event = event_pb2.Event()
-    parse = event.ParseFromString
-    has_field = event.HasField
-    tags, steps, wall_times, values, records = out.tags, out.steps, out.wall_times, out.values, out.records
-    plugin_of_tag: dict[str, str] = {}
     good_headers: set[tuple[int, int]] = set()
+    starts: list[int] = []
+    ends: list[int] = []
+    failure = None
     pos = 0
-    index = 0
     while pos < size:
         if size - pos < _HEADER_SIZE:
-            return _BadRecord(f"truncated record header ({size - pos} of {_HEADER_SIZE} bytes)", index, pos)
+            failure = _BadRecord(f"truncated record header ({size - pos} of {_HEADER_SIZE} bytes)", len(starts), pos)
+            break
         header = unpack_header(buf, pos)
         # Most records share a few lengths, so a (length, CRC) pair already verified is verified
         # again by a set lookup instead of a CRC.
         if check_crc and header not in good_headers:
             c = crc(view[pos:pos + 8])
             if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != header[1]:
-                return _BadRecord("length CRC mismatch", index, pos)
+                failure = _BadRecord("length CRC mismatch", len(starts), pos)
+                break
             if len(good_headers) < _MAX_REMEMBERED_HEADERS:
                 good_headers.add(header)
-        length = header[0]
         start = pos + _HEADER_SIZE
-        end = start + length
+        end = start + header[0]
         # Checked before any slice: a corrupt length must never size an allocation.
         if end + _FOOTER.size > size:
-            left = size - start - _FOOTER.size
-            return _BadRecord(f"truncated record: length field says {length} bytes, {max(left, 0)} left", index, pos)
-        data = view[start:end]
-        if check_crc:
-            c = crc(data)
-            if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != unpack_footer(buf, end)[0]:
-                return _BadRecord("data CRC mismatch", index, pos)
-        try:
-            parse(data)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            reason = f"record is not an Event proto ({exc})"
-            return _BadRecord(reason, index, pos)
-        if has_field("summary"):
-            summary_values = event.summary.value
-            step = event.step
-            wall_time = event.wall_time
-            # One value per event is what torch and TF write; index it instead of iterating.
-            for value in (summary_values[0],) if len(summary_values) == 1 else summary_values:
-                if value.HasField("simple_value"):
-                    number = value.simple_value
-                elif value.HasField("tensor"):
-                    number = _tensor_scalar(value, plugin_of_tag)
-                    if number is None:
-                        continue
-                else:  # image, histogram, audio: not scalars
-                    continue
-                tags.append(value.tag)
-                steps.append(step)
-                wall_times.append(wall_time)
-                values.append(number)
-                records.append(index)
+            left = max(size - start - _FOOTER.size, 0)
+            failure = _BadRecord(f"truncated record: length field says {header[0]} bytes, {left} left", len(starts), pos)
+            break
+        starts.append(start)
+        ends.append(end)
         pos = end + _FOOTER.size
-        index += 1
-    return None
+    if check_crc and starts:
+        first_bad = _first_payload_crc_mismatch(buf, view, starts, ends)
+        if first_bad is not None:
+            failure = _BadRecord("data CRC mismatch", first_bad, starts[first_bad] - _HEADER_SIZE)
+            del starts[first_bad:], ends[first_bad:]
+    return starts, ends, failure
+
+
+def _first_payload_crc_mismatch(buf: bytes | mmap.mmap, view: memoryview, starts: list[int], ends: list[int]) -> int | None:
+    """Index of the first record whose stored payload CRC does not match, or None."""
+    crc = crc32c.crc32c
+    computed = np.array([crc(view[a:b]) for a, b in zip(starts, ends)], dtype=np.uint64)
+    masked = (((computed >> np.uint64(15)) | (computed << np.uint64(17))) + np.uint64(_MASK_DELTA)) & np.uint64(_U32)
+    stored = _gather(np.frombuffer(buf, dtype=np.uint8), np.array(ends, dtype=np.int64), 4).view("<u4").ravel()
+    mismatched = np.flatnonzero(masked != stored)
+    return int(mismatched[0]) if mismatched.size else None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _PlainScalars:
+    """Pass 2 result: ``matched`` flags every record (by index) that was decoded here."""
+
+    matched: np.ndarray  # bool, one per record
+    scalars: _Scalars
+
+
+# Switch for tests: with it off, every record goes through protobuf (the reference).
+_USE_PLAIN_DECODER = True
+
+
+def _plain_scalars(buf: bytes | mmap.mmap, starts: np.ndarray, ends: np.ndarray) -> _PlainScalars:
+    """Pass 2: decode with numpy, for all records at once, the Event layout of ``add_scalar``::
+
+        [09 <f64 wall_time>] [10 <varint step>] 2a L1 0a L2 0a L3 <tag: L3 bytes> 15 <f32 value>
+
+    (fields in number order, as every protobuf serializer writes them; an absent wall_time or
+    step is 0) with one-byte lengths L1 = L2 + 2 and L2 = L3 + 7 that end exactly at the end of
+    the payload. A payload that matches is an Event with these fields and nothing else, so
+    protobuf would read the same four values. Anything else (other fields or order, several
+    values, tags of 119+ bytes, negative steps, bad UTF-8) is left unmatched for protobuf.
+    """
+    n = len(starts)
+    if n == 0:
+        return _PlainScalars(np.zeros(0, dtype=bool), _Scalars.empty())
+    data = np.frombuffer(buf, dtype=np.uint8)
+    last = len(data) - 1
+
+    def byte_at(index: np.ndarray) -> np.ndarray:
+        # Clamped so that records too short for the layout read harmlessly; the checks below
+        # reject them, and every byte a matched record uses lies inside its own payload.
+        return data[np.minimum(index, last)].astype(np.int64)
+
+    at = starts.copy()
+    has_wall = (ends - at >= 9) & (byte_at(at) == 0x09)
+    wall_at = at + 1
+    at = at + 9 * has_wall
+    has_step = (at < ends) & (byte_at(at) == 0x10)
+    steps, at, step_ok = _varints(byte_at, at + 1, ends, has_step, at)
+
+    ok = step_ok & (ends - at >= 11)
+    ok &= (byte_at(at) == 0x2A) & (byte_at(at + 2) == 0x0A) & (byte_at(at + 4) == 0x0A)
+    summary_len, value_len, tag_len = byte_at(at + 1), byte_at(at + 3), byte_at(at + 5)
+    ok &= (summary_len == value_len + 2) & (value_len == tag_len + 7) & (summary_len < 0x80)
+    ok &= (at + 2 + summary_len == ends) & (byte_at(at + 6 + tag_len) == 0x15)
+
+    rows = np.flatnonzero(ok)
+    tags, valid = _decode_tags(buf, (at + 6)[rows], tag_len[rows])
+    if not valid.all():  # bad UTF-8: protobuf will reject the record and report it
+        ok[rows[~valid]] = False
+        rows = rows[valid]
+        tags = [tag for tag, good in zip(tags, valid.tolist()) if good]
+    walls = np.zeros(len(rows), dtype=np.float64)
+    with_wall = has_wall[rows]
+    walls[with_wall] = _gather(data, wall_at[rows][with_wall], 8).view("<f8").ravel()
+    values = _gather(data, (at + 7 + tag_len)[rows], 4).view("<f4").ravel().astype(np.float64)
+    scalars = _Scalars(tags, steps[rows], walls, values, rows.astype(np.int64))
+    return _PlainScalars(ok, scalars)
+
+
+def _varints(byte_at, first: np.ndarray, ends: np.ndarray, present: np.ndarray, absent_at: np.ndarray):
+    """Decode one non-negative int64 varint per row where ``present``, starting at ``first``.
+
+    Returns (values, position after the varint or ``absent_at`` where not present, ok). Not ok:
+    the varint runs past the payload or is longer than 9 bytes (negative steps take 10).
+    """
+    values = np.zeros(len(first), dtype=np.uint64)
+    after = absent_at.copy()
+    done = ~present
+    ok = np.ones(len(first), dtype=bool)
+    for k in range(9):
+        active = ~done
+        if not active.any():
+            break
+        where = first + k
+        inside = active & (where < ends)
+        ok &= ~(active & ~inside)
+        byte = byte_at(where).astype(np.uint64)
+        values[inside] |= (byte[inside] & np.uint64(0x7F)) << np.uint64(7 * k)
+        finished = inside & (byte < 0x80)
+        after[finished] = where[finished] + 1
+        done |= finished | ~inside
+    ok &= done & ~(present & (after == absent_at))
+    return values.astype(np.int64), after, ok
+
+
+def _gather(data: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes at each offset, as a C-contiguous (rows, width) uint8 array."""
+    return np.ascontiguousarray(data[offsets[:, None] + np.arange(width)])
+
+
+def _decode_tags(buf: bytes | mmap.mmap, starts: np.ndarray, lengths: np.ndarray) -> tuple[list[str | None], np.ndarray]:
+    """The tag of each row, decoded once per distinct tag; ``valid`` is False for bad UTF-8."""
+    keys = [buf[a:a + n] for a, n in zip(starts.tolist(), lengths.tolist())]
+    names: dict[bytes, str | None] = {}
+    for key in set(keys):
+        try:
+            names[key] = key.decode("utf-8")
+        except UnicodeDecodeError:
+            names[key] = None
+    tags = [names[key] for key in keys]
+    valid = np.fromiter((tag is not None for tag in tags), dtype=bool, count=len(tags))
+    return tags, valid
+
+
+def _protobuf_scalars(
+    buf: bytes | mmap.mmap, starts: list[int], ends: list[int], indices: list[int]
+) -> tuple[_Scalars, _BadRecord | None]:
+    """Pass 3: parse the records at ``indices`` with protobuf; stops at the first that fails."""
+    view = memoryview(buf)
+    event = event_pb2.Event()
+    parse = event.ParseFromString
+    has_field = event.HasField
+    plugin_of_tag: dict[str, str] = {}
+    tags: list[str] = []
+    steps: list[int] = []
+    wall_times: list[float] = []
+    values: list[float] = []
+    records: list[int] = []
+    failure = None
+    for index in indices:
+        try:
+            parse(view[starts[index]:ends[index]])
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            failure = _BadRecord(f"record is not an Event proto ({exc})", index, starts[index] - _HEADER_SIZE)
+            break
+        if not has_field("summary"):
+            continue
+        step = event.step
+        wall_time = event.wall_time
+        for value in event.summary.value:
+            if value.HasField("simple_value"):
+                number = value.simple_value
+            elif value.HasField("tensor"):
+                number = _tensor_scalar(value, plugin_of_tag)
+                if number is None:
+                    continue
+            else:  # image, histogram, audio: not scalars
+                continue
+            tags.append(value.tag)
+            steps.append(step)
+            wall_times.append(wall_time)
+            values.append(number)
+            records.append(index)
+    scalars = _Scalars(
+        tags,
+        np.array(steps, dtype=np.int64),
+        np.array(wall_times, dtype=np.float64),
+        np.array(values, dtype=np.float64),
+        np.array(records, dtype=np.int64),
+    )
+    return scalars, failure
+
+
+def _merge(plain: _PlainScalars | None, other: _Scalars) -> _Scalars:
+    """Both passes' rows in record order (a record's own values keep their order)."""
+    if plain is None or not len(plain.scalars.tags):
+        return other
+    if not len(other.tags):
+        return plain.scalars
+    first = plain.scalars
+    records = np.concatenate([first.records, other.records])
+    order = np.argsort(records, kind="stable")
+    tags = first.tags + other.tags
+    return _Scalars(
+        [tags[i] for i in order.tolist()],
+        np.concatenate([first.steps, other.steps])[order],
+        np.concatenate([first.wall_times, other.wall_times])[order],
+        np.concatenate([first.values, other.values])[order],
+        records[order],
+    )
 
 
 def read_event_file(
@@ -397,7 +581,6 @@ def read_event_file(
     """
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
-    out = _Rows.empty()
     try:
         # Refuse FIFOs and devices before open(): opening a FIFO would block forever.
         if not stat.S_ISREG(path.stat().st_mode):
@@ -406,16 +589,16 @@ def read_event_file(
             size = os.fstat(handle.fileno()).st_size
             if size == 0:
                 issue = IngestIssue(SourceRef(shown, offset=0), "empty event file (no records)")
-                return out.frame(shown), [issue]
+                return _Scalars.empty().frame(shown), [issue]
             # mmap: the OS pages the file in; a huge event file (images) costs no heap copy.
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                failure = _scan_mapped(mapped, check_crc, out)
+                scalars, failure = _scan_mapped(mapped, check_crc)
     except OSError as exc:
         raise IngestError(f"cannot read event file: {exc.strerror or exc}", SourceRef(shown)) from exc
     except ValueError as exc:  # mmap of something that is not a regular file
         raise IngestError(f"cannot map event file: {exc}", SourceRef(shown)) from exc
     if failure is None:
-        return out.frame(shown), []
+        return scalars.frame(shown), []
     if failure.index == 0:
         raise IngestError(
             f"not a TensorBoard event file: first record unusable ({failure.reason})",
@@ -425,15 +608,15 @@ def read_event_file(
         SourceRef(shown, record=failure.index, offset=failure.offset),
         f"{failure.reason}; kept the {failure.index} records before byte {failure.offset}, skipped the rest of the file",
     )
-    return out.frame(shown), [issue]
+    return scalars.frame(shown), [issue]
 
 
-def _scan_mapped(mapped: mmap.mmap, check_crc: bool, out: _Rows) -> _BadRecord | None:
+def _scan_mapped(mapped: mmap.mmap, check_crc: bool) -> tuple[_Scalars, _BadRecord | None]:
     # The first header is always verified: it is what tells an event file from anything else.
     if not sniff_event_file(mapped[:_HEADER_SIZE]):
         reason = "file too short for a record header" if len(mapped) < _HEADER_SIZE else "length CRC mismatch"
-        return _BadRecord(reason, 0, 0)
-    return _scan_records(mapped, check_crc, out)
+        return _Scalars.empty(), _BadRecord(reason, 0, 0)
+    return _scan_records(mapped, check_crc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,7 +692,7 @@ def read_tensorboard(
 
 def _latest_per_tag_step(frames: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
-        return _Rows.empty().frame("")
+        return _Scalars.empty().frame("")
     combined = pd.concat(frames, ignore_index=True)
     # Stable sort so that, for one (tag, step), the last row is the latest wall_time, then the
     # later file, then the later record: that is the one kept.
