@@ -288,3 +288,29 @@ def test_fixture_runs_through_ingest_when_available():
         pytest.skip(f"ingest not usable yet: {error}")
     found = detect(run)
     assert any(n.metric == "eval_loss" and n.epoch == 3 for n in found.nonfinite)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# never a traceback on odd numbers
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.just(0.0), st.just(10.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(0, 25),
+    columns=st.sets(st.sampled_from(["train_loss", "eval_loss", "eval_top1", "eval_top5", "lr",
+                                     "eval_top1_model", "eval_top1_ema"]), max_size=7),
+    data=st.data(),
+    classes=st.sampled_from([None, 1, 10, 1000, "x"]),
+)
+def test_detect_survives_any_numbers(n, columns, data, classes):
+    values = {c: data.draw(st.lists(_VALUES, min_size=n, max_size=n)) for c in columns}
+    found = detect(make_run(values, {"num_classes": classes, "epochs": 20}))
+    for name, segments in found.segments.items():
+        assert name in columns
+        assert all(s.start <= s.end for s in segments)
+    assert all(s.length >= 2 for s in found.stalls)

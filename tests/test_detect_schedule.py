@@ -97,3 +97,8 @@ def test_fixture_cosine_runs_with_one_warmup_epoch():
         assert schedule.mismatches == (), (name, schedule.mismatches)
     assert detect(fixture_run("v1_healthy")).schedule.warmup_epochs == 1
     assert detect(fixture_run("v1_nan")).schedule.warmup_epochs == 0
+
+
+def test_zero_lr_throughout_is_constant():
+    schedule = schedule_of([0.0] * 10)
+    assert (schedule.shape, schedule.peak_lr, schedule.warmup_epochs) == ("constant", 0.0, 0.0)

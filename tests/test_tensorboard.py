@@ -548,6 +548,91 @@ def test_mutated_real_files_never_escape_and_never_invent_records(tmp_path, cut,
 
 
 # ---------------------------------------------------------------------------------------------
+# the vectorized decoder of plain add_scalar records must agree with protobuf
+# ---------------------------------------------------------------------------------------------
+
+
+def read_with_protobuf_only(path: Path) -> tuple[pd.DataFrame, list]:
+    saved = tb._USE_PLAIN_DECODER
+    tb._USE_PLAIN_DECODER = False
+    try:
+        return read_event_file(path)
+    finally:
+        tb._USE_PLAIN_DECODER = saved
+
+
+def assert_same_reading(path: Path) -> pd.DataFrame:
+    fast, fast_issues = read_event_file(path)
+    reference, reference_issues = read_with_protobuf_only(path)
+    pd.testing.assert_frame_equal(fast, reference)  # NaN-aware, dtypes and row order included
+    assert [str(i) for i in fast_issues] == [str(i) for i in reference_issues]
+    return fast
+
+
+@pytest.mark.parametrize("folder", ["old_style", "new_style", "restart"])
+def test_plain_decoder_matches_protobuf_on_fixtures(folder):
+    for path in event_files(FIXTURES / folder):
+        assert len(assert_same_reading(path))
+
+
+def test_plain_decoder_matches_protobuf_on_real_runs():
+    for name in ("ultra-weather-yolov8n-healthy", "zxq-effnet-b0-flowers-tb-complete"):
+        assert len(assert_same_reading(only_event_file(real_run(name))))
+
+
+def scalar_event(wall_time: float, step: int, tag: str, value: float, extra: str) -> event_pb2.Event:
+    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+    if extra == "node_name":
+        summary.value[0].node_name = "n"
+    elif extra == "second_value":
+        summary.value.add(tag=tag + "/2", simple_value=value * 2)
+    elif extra == "metadata":
+        summary.value[0].metadata.display_name = "shown"
+    elif extra == "tensor":
+        return event_pb2.Event(wall_time=wall_time, step=step, summary=scalar_summary.scalar_pb(tag, value))
+    elif extra == "no_summary":
+        return event_pb2.Event(wall_time=wall_time, step=step, file_version="brain.Event:2")
+    return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)
+
+
+EVENTS = st.lists(
+    st.builds(
+        scalar_event,
+        wall_time=st.one_of(st.just(0.0), st.floats(allow_nan=True, allow_infinity=True)),
+        step=st.one_of(st.integers(0, 300), st.integers(-(2**63), 2**63 - 1)),
+        tag=st.one_of(st.sampled_from(["train/loss", "lr", "Accuracy/val"]), st.text(max_size=130)),
+        value=st.floats(width=32),
+        extra=st.sampled_from(["", "", "", "node_name", "second_value", "metadata", "tensor", "no_summary"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(events=EVENTS)
+def test_plain_decoder_matches_protobuf_on_generated_events(tmp_path_factory, events):
+    header = event_pb2.Event(wall_time=1.0, file_version="brain.Event:2")
+    data = b"".join(frame_record(event.SerializeToString()) for event in [header, *events])
+    path = tmp_path_factory.mktemp("gen") / "events.out.tfevents.1.gen"
+    path.write_bytes(data)
+    frame = assert_same_reading(path)
+    plain = sum(1 for event in events if event.HasField("summary") and len(event.summary.value) >= 1
+                and event.summary.value[0].WhichOneof("value") == "simple_value")
+    assert len(frame) >= plain
+
+
+def test_bad_utf8_tag_in_a_plain_record_is_a_bad_record(tmp_path):
+    good = [frame_record(scalar_event(float(i), i, "loss", 1.0, "").SerializeToString()) for i in range(3)]
+    payload = bytearray(scalar_event(3.0, 3, "loss", 1.0, "").SerializeToString())
+    payload[payload.index(b"loss")] = 0xFF  # same layout, tag no longer UTF-8
+    path = write(tmp_path, b"".join([*good, frame_record(bytes(payload)), *good]))
+    frame, issues = read_event_file(path)
+    assert frame["step"].tolist() == [0, 1, 2]  # the three records before the bad one
+    assert issues[0].source.record == 3 and "not an Event" in issues[0].message
+    assert_same_reading(path)
+
+
+# ---------------------------------------------------------------------------------------------
 # aliases
 # ---------------------------------------------------------------------------------------------
 

@@ -61,6 +61,12 @@ class Detection:
 
 def detect(run: Run) -> Detection:
     """Run every detector on ``run``. Never raises on odd data: empty frames give an empty Detection."""
+    # Overflow in sums of squares of absurd values (1e300) is expected and handled where it matters.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _detect(run)
+
+
+def _detect(run: Run) -> Detection:
     classes = metrics.valid_num_classes(_config_get(run, "num_classes"))
     frame = epoch_frame(run)
     per_epoch = epoch_series(run, frame)

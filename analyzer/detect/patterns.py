@@ -36,9 +36,10 @@ MAX_SPIKES_PER_METRIC = 20       # the largest by z; step series of noisy runs c
 
 # Explosion: a loss far above where it started, and staying there. Reference = the lowest of the first
 # EXPLOSION_REF_POINTS values (a loss may start high and fall; the best early value is where it "is").
-# Far above = >= EXPLOSION_RATIO x the reference, or >= EXPLOSION_LNC_FACTOR x ln C when C is known
-# (a fresh classifier starts near ln C; 20x that is saturated logits, whatever the first value was).
-# Staying = at least EXPLOSION_MIN_POINTS points in a row, or through the end; NaN counts as above.
+# Far above = after the reference, >= EXPLOSION_RATIO x the reference; anywhere, >= EXPLOSION_LNC_FACTOR
+# x ln C when C is known (a fresh classifier starts near ln C; 20x that is saturated logits, whatever the
+# first value was). Staying = at least EXPLOSION_MIN_POINTS points in a row, or through the end; NaN after
+# the reference counts as above.
 EXPLOSION_RATIO = 3.0
 EXPLOSION_LNC_FACTOR = 20.0
 EXPLOSION_REF_POINTS = 3
@@ -309,10 +310,12 @@ def _explosions_in(name: str, s: MetricSeries, absolute_bar: float) -> list[Expl
     bar = min(EXPLOSION_RATIO * reference, absolute_bar) if reference > 0 else absolute_bar
     # Only what comes after the reference point can explode: a loss that starts high and falls fast
     # (BCE, or a first epoch averaging the untrained model) is not an excursion above its own start.
+    # The absolute bar (20 ln C) still applies from the first epoch: no untrained classifier starts there,
+    # so a first value of 1.7e25 (fixtures/runs/v1_nan) is an explosion, not a high start.
     reference_index = int(np.flatnonzero(finite)[int(np.argmin(first_values))])
     after_reference = np.arange(y.size) > reference_index
     with np.errstate(invalid="ignore"):
-        above = after_reference & (~finite | (y >= bar))
+        above = (after_reference & (~finite | (y >= bar))) | (y >= absolute_bar)
     found = []
     for start, end in metrics.runs_of(above):
         reaches_end = end == y.size

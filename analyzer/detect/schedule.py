@@ -121,8 +121,11 @@ def _build(
     peak_index = int(np.argmax(y >= peak_lr * (1.0 - PEAK_REL_TOL)))
     peak_epoch = float(x[peak_index])
     epoch_peak = int(np.argmax(ey >= float(np.max(ey)) * (1.0 - PEAK_REL_TOL)))
-    shape, error = _shape(ex[epoch_peak:], ey[epoch_peak:] / float(np.max(ey)) if np.max(ey) > 0 else ey[epoch_peak:],
-                          ex[0], _config_str(config, "sched"))
+    if float(np.max(ey)) > 0.0:
+        shape, error = _shape(ex[epoch_peak:], ey[epoch_peak:] / float(np.max(ey)), ex[0],
+                              _config_str(config, "sched"))
+    else:  # an LR of zero (or below) throughout: nothing to scale by
+        shape, error = ("constant", 0.0) if np.ptp(ey) == 0.0 else ("unknown", math.nan)
     schedule = Schedule(
         source=source, epochs=tuple(float(v) for v in ex), lrs=tuple(float(v) for v in ey),
         initial_lr=float(y[0]), warmup_epochs=peak_epoch - float(x[0]),

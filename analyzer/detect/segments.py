@@ -207,6 +207,13 @@ def segment_series(
     values); one to three finite points give one segment (no confidence interval below three); an exactly
     constant series gives one plateau.
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _segment_series(x, y, metric, unit, higher_is_better, chance)
+
+
+def _segment_series(
+    x: np.ndarray, y: np.ndarray, metric: str, unit: str, higher_is_better: bool | None, chance: float | None,
+) -> tuple[Segment, ...]:
     x = np.asarray(x, dtype=float).ravel()
     y = np.asarray(y, dtype=float).ravel()
     if x.shape != y.shape:
@@ -288,12 +295,17 @@ def _breakpoints(x: np.ndarray, y: np.ndarray, ctx: _Context) -> list[int]:
         return [m]
     search_y = _hampel(np.log(y) if ctx.log_search and _spans_decades(y) else y)
     sigma = metrics.diff_noise(search_y)
-    if sigma == 0.0:
+    if not 0.0 < sigma < math.inf:
         return [m]
-    penalty = PENALTY_C * sigma * sigma * math.log(m)
+    # In units of sigma the penalty is PENALTY_C * ln(m), and values near 1e154 cannot overflow the
+    # cost's sums of squares (a series that still does is left whole).
+    standardized = (search_y - float(np.median(search_y))) / sigma
     spacing = float(np.median(np.diff(x))) or 1.0
-    signal = np.column_stack([search_y, (x - x[0]) / spacing])
-    return _pelt_polished(signal, penalty)
+    positions = (x - x[0]) / spacing
+    if not (np.isfinite(np.sum(standardized * standardized)) and np.isfinite(np.sum(positions * positions))):
+        return [m]
+    signal = np.column_stack([standardized, positions])
+    return _pelt_polished(signal, PENALTY_C * math.log(m))
 
 
 def _spans_decades(y: np.ndarray) -> bool:

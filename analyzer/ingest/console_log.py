@@ -681,6 +681,8 @@ class _Parser:
             width = int(lengths[group[0]])
             padded = (width + 7) // 8 * 8
             group = group[starts[group] + padded <= len(data)]   # the 8-byte words stay inside the block
+            if not len(group):
+                continue
             view = np.ndarray((len(data) - padded + 1,), f"S{padded}", data, 0, (1,))
             for _ in range(_MAX_TEMPLATES):
                 if not len(group):
@@ -1379,7 +1381,8 @@ def _parse_stream(stream: BinaryIO, shown: str, chunk_size: int, fast: bool) -> 
         parser.issue("UTF-16 encoded log (a Windows shell redirect); transcoded to UTF-8, byte offsets refer to the UTF-8 text", 1)
     else:
         bad = _binary_offset(head)
-        if bad is not None:
+        if bad is not None and b"\n" not in head[:bad]:
+            # binary from the start; a text log with junk later keeps its good lines (and an issue)
             raise IngestError(f"not a text log: binary data at byte {bad}", SourceRef(shown, offset=bad))
         stream.seek(0)
     if not head:

@@ -255,7 +255,7 @@ class _BadRecord:
 class _Scalars:
     """The scalars of one file as columns, one row per summary value, in record order."""
 
-    tags: list[str]
+    tags: np.ndarray        # object (str)
     steps: np.ndarray       # int64
     wall_times: np.ndarray  # float64
     values: np.ndarray      # float64
@@ -263,7 +263,14 @@ class _Scalars:
 
     @classmethod
     def empty(cls) -> _Scalars:
-        return cls([], np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64), np.empty(0, np.int64))
+        return cls(
+            np.empty(0, object), np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64),
+            np.empty(0, np.int64),
+        )
+
+    def take(self, rows: np.ndarray) -> _Scalars:
+        """The rows selected by an index or boolean array."""
+        return _Scalars(self.tags[rows], self.steps[rows], self.wall_times[rows], self.values[rows], self.records[rows])
 
     def frame(self, file: str) -> pd.DataFrame:
         return pd.DataFrame(
@@ -321,11 +328,7 @@ def _scan_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[_Scalars, _B
         failure = parse_failure
     merged = _merge(plain, other)
     if failure is not None:
-        keep = merged.records < failure.index
-        merged = _Scalars(
-            [tag for tag, kept in zip(merged.tags, keep.tolist()) if kept],
-            merged.steps[keep], merged.wall_times[keep], merged.values[keep], merged.records[keep],
-        )
+        merged = merged.take(merged.records < failure.index)
     return merged, failure
 
 
@@ -419,7 +422,7 @@ def _plain_scalars(buf: bytes | mmap.mmap, starts: np.ndarray, ends: np.ndarray)
     def byte_at(index: np.ndarray) -> np.ndarray:
         # Clamped so that records too short for the layout read harmlessly; the checks below
         # reject them, and every byte a matched record uses lies inside its own payload.
-        return data[np.minimum(index, last)].astype(np.int64)
+        return data[np.minimum(index, last)]
 
     at = starts.copy()
     has_wall = (ends - at >= 9) & (byte_at(at) == 0x09)
@@ -430,16 +433,15 @@ def _plain_scalars(buf: bytes | mmap.mmap, starts: np.ndarray, ends: np.ndarray)
 
     ok = step_ok & (ends - at >= 11)
     ok &= (byte_at(at) == 0x2A) & (byte_at(at + 2) == 0x0A) & (byte_at(at + 4) == 0x0A)
-    summary_len, value_len, tag_len = byte_at(at + 1), byte_at(at + 3), byte_at(at + 5)
+    summary_len, value_len, tag_len = (byte_at(at + k).astype(np.int64) for k in (1, 3, 5))
     ok &= (summary_len == value_len + 2) & (value_len == tag_len + 7) & (summary_len < 0x80)
     ok &= (at + 2 + summary_len == ends) & (byte_at(at + 6 + tag_len) == 0x15)
 
     rows = np.flatnonzero(ok)
-    tags, valid = _decode_tags(buf, (at + 6)[rows], tag_len[rows])
-    if not valid.all():  # bad UTF-8: protobuf will reject the record and report it
+    tags, valid = _decode_tags(data, (at + 6)[rows], tag_len[rows])
+    if not valid.all():  # bad UTF-8 (protobuf will reject it) or a hash collision: protobuf decides
         ok[rows[~valid]] = False
-        rows = rows[valid]
-        tags = [tag for tag, good in zip(tags, valid.tolist()) if good]
+        rows, tags = rows[valid], tags[valid]
     walls = np.zeros(len(rows), dtype=np.float64)
     with_wall = has_wall[rows]
     walls[with_wall] = _gather(data, wall_at[rows][with_wall], 8).view("<f8").ravel()
@@ -479,18 +481,50 @@ def _gather(data: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(data[offsets[:, None] + np.arange(width)])
 
 
-def _decode_tags(buf: bytes | mmap.mmap, starts: np.ndarray, lengths: np.ndarray) -> tuple[list[str | None], np.ndarray]:
-    """The tag of each row, decoded once per distinct tag; ``valid`` is False for bad UTF-8."""
-    keys = [buf[a:a + n] for a, n in zip(starts.tolist(), lengths.tolist())]
-    names: dict[bytes, str | None] = {}
-    for key in set(keys):
-        try:
-            names[key] = key.decode("utf-8")
-        except UnicodeDecodeError:
-            names[key] = None
-    tags = [names[key] for key in keys]
-    valid = np.fromiter((tag is not None for tag in tags), dtype=bool, count=len(tags))
+def _decode_tags(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tag of every row as an object array, decoding each distinct tag once.
+
+    A scalar log repeats a handful of tags hundreds of thousands of times, so rows are grouped
+    by a hash of their bytes (length included), and every row is then compared byte for byte
+    with its group's first row. ``valid`` is False for a row whose group is not UTF-8 or that
+    merely shares a hash with different bytes; the caller leaves those to protobuf.
+    """
+    tags = np.empty(len(starts), dtype=object)
+    valid = np.zeros(len(starts), dtype=bool)
+    for chunk in range(0, len(starts), _TAG_CHUNK_ROWS):  # bounds the (rows x width) matrix
+        part = slice(chunk, chunk + _TAG_CHUNK_ROWS)
+        tags[part], valid[part] = _decode_tag_chunk(data, starts[part], lengths[part])
     return tags, valid
+
+
+_TAG_CHUNK_ROWS = 1 << 18
+
+
+def _decode_tag_chunk(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not len(starts):
+        return np.empty(0, dtype=object), np.zeros(0, dtype=bool)
+    width = int(lengths.max()) + 1
+    columns = np.arange(width - 1)
+    # Byte 0 is the length; then the tag bytes, zero past each tag's end.
+    keys = np.zeros((len(starts), width), dtype=np.uint8)
+    keys[:, 0] = lengths
+    inside = columns < lengths[:, None]
+    keys[:, 1:] = np.where(inside, data[np.minimum(starts[:, None] + columns, len(data) - 1)], 0)
+    fingerprint = np.zeros(len(starts), dtype=np.uint64)
+    for column in range(width):  # FNV-1a over the columns, vectorized over the rows
+        fingerprint = (fingerprint ^ keys[:, column]) * np.uint64(0x100000001B3)
+    codes, _ = pd.factorize(fingerprint)
+    first_row = np.empty(codes.max() + 1, dtype=np.int64)
+    first_row[codes[::-1]] = np.arange(len(codes))[::-1]  # the last write wins: first occurrence
+    same_bytes = (keys == keys[first_row[codes]]).all(axis=1)
+    names = np.empty(len(first_row), dtype=object)
+    for code, row in enumerate(first_row.tolist()):
+        try:
+            names[code] = keys[row, 1:1 + keys[row, 0]].tobytes().decode("utf-8")
+        except UnicodeDecodeError:
+            names[code] = None
+    tags = names[codes]
+    return tags, same_bytes & (tags != None)  # noqa: E711  (elementwise on an object array)
 
 
 def _protobuf_scalars(
@@ -533,7 +567,7 @@ def _protobuf_scalars(
             values.append(number)
             records.append(index)
     scalars = _Scalars(
-        tags,
+        np.array(tags, dtype=object),
         np.array(steps, dtype=np.int64),
         np.array(wall_times, dtype=np.float64),
         np.array(values, dtype=np.float64),
@@ -551,9 +585,8 @@ def _merge(plain: _PlainScalars | None, other: _Scalars) -> _Scalars:
     first = plain.scalars
     records = np.concatenate([first.records, other.records])
     order = np.argsort(records, kind="stable")
-    tags = first.tags + other.tags
     return _Scalars(
-        [tags[i] for i in order.tolist()],
+        np.concatenate([first.tags, other.tags])[order],
         np.concatenate([first.steps, other.steps])[order],
         np.concatenate([first.wall_times, other.wall_times])[order],
         np.concatenate([first.values, other.values])[order],

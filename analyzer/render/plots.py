@@ -43,7 +43,7 @@ def curves_svg(report: Report) -> str | None:
     axes[-1, 0].set_xlabel("epoch")
     fig.tight_layout()
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
+    fig.savefig(buffer, format="svg", metadata={"Date": None})  # no timestamp: same input, same file
     plt.close(fig)
     svg = buffer.getvalue()
     return svg[svg.find("<svg"):]
