@@ -138,6 +138,18 @@ def test_step_level_nan_reports_update_and_step_lr():
     assert step.lr == pytest.approx(lr[130])
 
 
+def test_step_log_without_a_loss_field_is_missing_not_nan():
+    steps = make_steps(3, 10, np.full(30, np.nan))
+    found = detect(make_run({"train_loss": [2.0, 1.9, 1.8]}, steps=steps))
+    assert found.nonfinite == () and "step:train_loss" not in found.segments
+
+
+def test_a_lone_trailing_nan_is_nonfinite_but_no_explosion():
+    found = detect(make_run({"eval_loss": [3.2, 3.1, 3.3, math.nan], "eval_top1": [40.0, 41.0, 40.0, 39.0]}))
+    assert [(n.metric, n.epoch) for n in found.nonfinite] == [("eval_loss", 3)]
+    assert found.explosions == ()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # spikes and explosions
 
@@ -199,6 +211,16 @@ def test_generalization_gap_where_eval_loss_turns_up():
     assert abs(gap.eval_loss_min_epoch - 30) <= 3
     assert gap.rise == pytest.approx(0.02 * 49, rel=0.15)
     assert gap.eval_slope_low > 0 and gap.train_slope_high < 0
+
+
+def test_no_gap_while_eval_loss_sits_at_chance():
+    # an EMA that has not caught up: eval loss creeps up around ln C while the model trains
+    t = np.arange(30)
+    evals = (math.log(1000) + 0.004 * t).tolist()
+    train = (6.9 - 0.1 * t).tolist()
+    found = detect(make_run({"train_loss": train, "eval_loss": evals}, {"num_classes": 1000}))
+    assert found.segments["eval_loss"][0].label == "collapsed"
+    assert found.gap is None
 
 
 def test_no_gap_when_train_loss_rises_too():

@@ -64,6 +64,13 @@ def test_short_run_still_warming_up_is_not_a_warmup_mismatch():
     assert schedule.mismatches == ()
 
 
+def test_run_logged_from_mid_schedule_has_no_peak_or_warmup_mismatch():
+    lr = timm_cosine(100, lr=0.1, warmup=5)[41:]
+    schedule = schedule_of(lr, COSINE_CONFIG, first_epoch=41)
+    assert schedule.peak_epoch == 41 and schedule.shape == "cosine"
+    assert schedule.mismatches == ()
+
+
 def test_schedule_from_step_lrs_when_the_epoch_column_is_missing():
     per_epoch, epochs = 20, 30
     updates = np.arange(per_epoch * epochs)

@@ -39,7 +39,7 @@ MAX_SPIKES_PER_METRIC = 20       # the largest by z; step series of noisy runs c
 # Far above = after the reference, >= EXPLOSION_RATIO x the reference; anywhere, >= EXPLOSION_LNC_FACTOR
 # x ln C when C is known (a fresh classifier starts near ln C; 20x that is saturated logits, whatever the
 # first value was). Staying = at least EXPLOSION_MIN_POINTS points in a row, or through the end; NaN after
-# the reference counts as above.
+# the reference counts as above, but an excursion needs at least one finite value above the bar.
 EXPLOSION_RATIO = 3.0
 EXPLOSION_LNC_FACTOR = 20.0
 EXPLOSION_REF_POINTS = 3
@@ -115,7 +115,7 @@ class Explosion:
     last_epoch: int          # last epoch still above (inclusive)
     reaches_end: bool        # True when the excursion lasts to the end of the series
     value: float             # the value at ``epoch``
-    peak: float              # the largest finite value of the excursion (inf/nan when none is finite)
+    peak: float              # the largest finite value of the excursion
     reference: float         # the lowest of the first values
     threshold: float         # the bar it crossed
 
@@ -323,12 +323,14 @@ def _explosions_in(name: str, s: MetricSeries, absolute_bar: float) -> list[Expl
             continue
         excursion = y[start:end]
         excursion_finite = excursion[np.isfinite(excursion)]
+        if not excursion_finite.size:
+            continue  # NaN alone is a NonFinite, not an explosion
         found.append(Explosion(
             metric=name, unit=s.unit, epoch=_as_int(epoch[start]) or 0,
             update=_as_int(x[start]) if s.unit == "step" else None,
             last_epoch=_as_int(epoch[end - 1]) or 0, reaches_end=reaches_end,
             value=float(y[start]),
-            peak=float(excursion_finite.max()) if excursion_finite.size else float(excursion[0]),
+            peak=float(excursion_finite.max()),
             reference=reference, threshold=float(bar),
         ))
     return found
@@ -349,9 +351,8 @@ def find_generalization_gap(
     evals = series[eval_name]
     best: GeneralizationGap | None = None
     for segment in segments[eval_name]:
-        if segment.start == segment.end or segment.n < 3 or not segment.slope_low > 0:
-            continue
-        if segment.trend != "rising":
+        # "degrading" and not "collapsed": a rise at chance level (an EMA that has not caught up) is no gap
+        if segment.label != "degrading" or segment.n < 3 or not segment.slope_low > 0:
             continue
         train_fit = _slope_between(train, segment.x_first, segment.x_last)
         if train_fit is None or not train_fit[2] < 0:

@@ -10,7 +10,8 @@ kind a divergence, so a NaN counts as a *value* only with evidence that the metr
   (summary.csv always writes ``train_loss`` next to the eval columns).
 
 ±inf is always a value. A NaN in a step row is a value for ``train_loss`` (the ``Train:`` line was
-there and printed ``nan``) and missing for every other step column.
+there and printed ``nan``) when other rows of the same run do have a finite loss; when none has (a log
+layout without a loss field) the column is missing. Every other step column's NaN is missing.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def step_series(run: Run) -> dict[str, MetricSeries]:
         if column not in steps.columns:
             continue
         y = pd.to_numeric(steps[column], errors="coerce").to_numpy(dtype=float)
-        keep = np.isfinite(x) & (np.isfinite(y) | np.isinf(y) | (column == "train_loss"))
+        printed_nan = column == "train_loss" and bool(np.isfinite(y).any())
+        keep = np.isfinite(x) & (np.isfinite(y) | np.isinf(y) | printed_nan)
         if not keep.any():
             continue
         xs, ys, es = x[keep], y[keep], epoch[keep]

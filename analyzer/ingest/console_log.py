@@ -294,11 +294,12 @@ def _value(token: str, name: str) -> float | int:
 
 _POW10 = np.array([10.0 ** k for k in range(23)])   # exact doubles: 10**22 is the last one
 _DIGIT_RUN = re.compile(r"\d+")
-_PAD_RUN = re.compile(r" +")
 _NUMBER_SHAPE = re.compile(r"([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?)(\d+))?")
 _MAX_MANTISSA_DIGITS = 15     # 10**15 < 2**53: the mantissa is an exact double
 _MAX_TEMPLATES = 64           # shapes tried per line length and block before the rest go line by line
 _MATCH_ROWS = 2048            # lines checked per numpy call (keeps the working set in cache)
+_MAX_CACHED_TEMPLATES = 4096
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +334,11 @@ def _field(text: str, span: tuple[int, int], pad: tuple[int, ...], integer: bool
 
 
 class _Template:
-    """One line shape (see above). Byte classes: fixed; digit wildcard; and *pad*, a run of spaces
-    that right-aligns a number after ``:`` ``[`` ``(`` or ``,`` (``[   0/1251`` and ``[1000/1251`` are
-    one shape). A pad byte may hold a digit, but only as leading digits of the number that follows,
-    which is exactly what the reference regexes' ``\\s*`` before a number accept."""
+    """One line shape (see above). Byte classes: fixed; digit wildcard; and *pad*: the spaces that
+    right-align a number after ``:`` ``[`` ``(`` or ``,`` together with all but the last digit of its
+    integer part (so ``[   0/1251``, ``[  50/1251`` and ``[1000/1251`` are one shape). Pad bytes hold
+    spaces and then digits, which is exactly what the reference regexes' ``\\s*`` before a number
+    accept; a space reads as a leading zero."""
 
     __slots__ = ("width", "pattern", "add", "mask", "pads", "pad_pairs", "fields", "consts", "usable", "tokens", "_tiles")
 
@@ -348,12 +350,19 @@ class _Template:
             if not (before.isalpha() or before in "@_"):
                 wild[run.start():run.end()] = True
         self.pads: list[tuple[int, ...]] = []
-        pad_before: dict[int, tuple[int, ...]] = {}     # first digit column -> its pad columns
-        for run in _PAD_RUN.finditer(text):
-            if wild[run.end()] and (run.start() == 0 or text[run.start() - 1] in ":[(,"):
-                columns = tuple(range(run.start(), run.end()))
+        pad_before: dict[int, tuple[int, ...]] = {}     # first digit column -> the spaces before it
+        for run in _DIGIT_RUN.finditer(text):
+            start, end = run.span()
+            if not wild[start] or (start and text[start - 1] == "."):
+                continue                                   # a fraction, or a word's digits
+            spaces = start - len(text[:start].rstrip(" "))
+            opening = start - spaces
+            if opening and text[opening - 1] not in ":[(,":
+                continue
+            columns = tuple(range(opening, end - 1))      # the last integer digit is always a digit
+            if columns:
                 self.pads.append(columns)
-                pad_before[run.end()] = columns
+            pad_before[start] = tuple(range(opening, start))
         pattern = np.zeros(self.width, np.uint8)
         pattern[:len(raw)] = np.frombuffer(raw, np.uint8)
         pattern[wild] = 48
@@ -404,6 +413,7 @@ class _Template:
         columns = sorted(set(pad_columns) | {c for f in self.fields.values() if f for c in f.columns + f.exponent_columns})
         position = {column: i for i, column in enumerate(columns)}
         table = np.ascontiguousarray(rows[:, columns].T)          # one row per column: fast to scan
+        # (a pad's digits are read like any digit; a space in it reads as 0 through the & 15 below)
         good = np.ones(len(rows), bool)
         if pad_columns:
             pads = table[[position[c] for c in pad_columns]]
@@ -479,7 +489,7 @@ def _narrow(evidence: list[tuple[_V | None, _V | None]]) -> tuple[_V | None, _V 
 # The parser state
 
 _LAYOUT_SAMPLES = 256
-_FREQUENT = (b"Current checkpoints:", b"Distributing BatchNorm running", b"Reducer buckets have been rebuilt")
+_FREQUENT = (b"Current checkpoints:",)
 
 
 def _float(text: str | None) -> float:
@@ -555,6 +565,7 @@ class _Parser:
         self.binary_reported = False
         self.last_line_recognized = True
         self.next_line = 1
+        self.templates: dict[tuple[str, bytes], _Template | None] = {}
         # src_line of rows whose line did not print a field (forks): NaN there is "absent", not "nan"
         self.missing: dict[str, array] = {k: array("q") for k in
                                           ("train_loss", "train_loss_avg", "lr", "eval_top1", "eval_top5")}
@@ -711,13 +722,19 @@ class _Parser:
             store[name].append(slot[chosen])
         return done
 
-    @staticmethod
-    def _template(kind: _Kind, raw: bytes) -> _Template | None:
-        if not raw.isascii():
-            return None
-        text = raw.decode("ascii")
-        parsed = kind.spans(text)
-        return _Template(raw, parsed[0], parsed[1], text) if parsed else None
+    def _template(self, kind: _Kind, raw: bytes) -> _Template | None:
+        """The template of a line, shared by every line of the same shape (digits aside)."""
+        key = (kind.name, raw.translate(_DIGITS_AS_ZERO))
+        if key in self.templates:
+            return self.templates[key]
+        template = None
+        if raw.isascii():
+            text = raw.decode("ascii")
+            parsed = kind.spans(text)
+            template = _Template(raw, parsed[0], parsed[1], text) if parsed else None
+        if len(self.templates) < _MAX_CACHED_TEMPLATES:
+            self.templates[key] = template
+        return template
 
     def _fill(self, kind: _Kind, template: _Template, rows: np.ndarray, values: dict[str, np.ndarray | None],
               slots: dict[str, np.ndarray], first_line: int) -> None:
