@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = base_s / ours_s
     print(f"file: {args.scalars} scalars, {size_mb:.1f} MB; tbparse {base_s:.2f} s, ours {ours_s:.3f} s "
           f"({args.scalars / ours_s / 1e6:.2f} M scalars/s, CRC checked)")
-    print(f"tensorboard scalars: {ratio:.1f}x the throughput of tbparse.SummaryReader(...).scalars (target >= {TARGET:g}x)")
+    print(f"tensorboard scalars: {ratio:.1f}x the throughput of tbparse.SummaryReader(...).scalars "
+          f"(target >= {TARGET:g}x)")
     return 0
 
 

@@ -32,14 +32,16 @@ RUNS = REPO / "fixtures" / "runs"
 REAL = REPO.parent / "shared" / "real-runs"
 FIXTURE_LOGS = sorted(RUNS.glob("*/train.log"))
 
-# timm versions the fixture runs were made with (fixtures/runs/LABELS.md); "v1" = task-based train.py
-TRUE_VERSION = {"v06": (0, 6, 13), "v09": (0, 9, 16), "v1": (1, 0, 23)}
 
 
 # -- helpers ---------------------------------------------------------------------------------
 
 def version_of(run: Path) -> tuple[int, int, int]:
-    return TRUE_VERSION[run.name.split("_")[0]]
+    """The timm version a fixture run was made with, from fixtures/runs/LABELS.md. "1.0" there is
+    the task-based train.py (its first row says so), i.e. 1.0.23 or later."""
+    table = dict(re.findall(r"^\| (\w+) \| ([\d.]+)", (RUNS / "LABELS.md").read_text(), re.M))
+    parts = tuple(int(x) for x in table[run.name].split("."))
+    return parts if len(parts) == 3 else (1, 0, 23)
 
 
 def layout_for(version: tuple[int, int, int]) -> str:

@@ -321,7 +321,7 @@ from hypothesis import strategies as st  # noqa: E402
 _VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.just(0.0), st.just(10.0))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     n=st.integers(0, 25),
     columns=st.sets(st.sampled_from(["train_loss", "eval_loss", "eval_top1", "eval_top5", "lr",

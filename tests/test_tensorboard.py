@@ -321,7 +321,8 @@ def test_tf2_style_tensors_with_metadata_only_on_first_value(tmp_path):
     assert issues == []
     assert frame["tag"].unique().tolist() == ["eval/acc1"]
     assert frame["value"].tolist() == [70.0, 71.0, 72.0, 73.0, 74.0]
-    pd.testing.assert_frame_equal(canonical(frame), canonical(tbparse_frame(path, "tensors").query("tag == 'eval/acc1'")))
+    reference = tbparse_frame(path, "tensors").query("tag == 'eval/acc1'")
+    pd.testing.assert_frame_equal(canonical(frame), canonical(reference))
 
 
 @pytest.mark.parametrize(
@@ -660,7 +661,8 @@ def test_alias_matching_is_case_insensitive_and_extra_aliases_win(tmp_path):
     assert plain.loc["LOSS/Train", "metric"] == "train_loss"
     assert plain.loc["Top1/Val", "metric"] == "Top1/Val" and plain.loc["Top1/Val", "value"] == 0.5
     assert plain.loc["accuracy", "metric"] == "eval_top1" and plain.loc["accuracy", "value"] == 50.0
-    custom = read_tensorboard([path], aliases={"top1/val": "eval_top1", "ACCURACY": "train_top1"}).frame.set_index("tag")
+    extra = {"top1/val": "eval_top1", "ACCURACY": "train_top1"}
+    custom = read_tensorboard([path], aliases=extra).frame.set_index("tag")
     assert custom.loc["Top1/Val", "metric"] == "eval_top1" and custom.loc["Top1/Val", "value"] == 50.0
     assert custom.loc["accuracy", "metric"] == "train_top1"
     assert resolve_aliases({"My/Tag": "eval_loss"})["my/tag"] == "eval_loss"

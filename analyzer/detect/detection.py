@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
@@ -30,8 +31,8 @@ from .series import MetricSeries, epoch_frame, epoch_series, lr_at_epoch, step_s
 class Detection:
     """What the statistics say about one run, before any rule interprets it.
 
-    segments: per series, its regimes in x order. Keys are the epoch column names (``"eval_top1"``,
-        ``"lr"``, extra TensorBoard tags) and ``"step:train_loss"`` / ``"step:lr"`` for step series.
+    segments: per series, its regimes in x order (read-only mapping). Keys are the epoch column names
+        (``"eval_top1"``, ``"lr"``, extra TensorBoard tags) and ``"step:train_loss"`` / ``"step:lr"``.
     stalls: runs of identical values over >= 2 epochs.
     chance: epoch ranges at chance level (needs ``num_classes``).
     nonfinite: the first NaN/inf of each series.
@@ -74,7 +75,7 @@ def _detect(run: Run) -> Detection:
     every = {**per_epoch, **per_step}
     steps = run.steps if isinstance(run.steps, pd.DataFrame) else None
 
-    segments = {name: _segments(s, classes) for name, s in every.items()}
+    segments = MappingProxyType({name: _segments(s, classes) for name, s in every.items()})
     lr_of_epoch = _lr_by_epoch(frame, steps, every)
     scheduled, basis = _epochs_scheduled(run)
     return Detection(

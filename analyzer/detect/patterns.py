@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Literal, Mapping
 
 import numpy as np
-from scipy.stats import theilslopes
 
 from . import metrics
 from .segments import Segment
@@ -26,7 +25,8 @@ STALL_MIN_LENGTH = 2
 
 # Spikes: isolated points beyond both neighbouring contexts (``metrics.isolated_outliers``), in the bad
 # direction (losses up, accuracies down). Both statistically far (>= SPIKE_Z x the series' MAD-based
-# difference noise; losses read in log space, where a 3x jump weighs the same at 6.9 and at 0.5) and materially far.
+# difference noise; losses read in log space, where a 3x jump weighs the same at 6.9 and at 0.5) and
+# materially far (the SPIKE_MIN_* constants).
 SPIKE_Z = 6.0
 SPIKE_MAX_RUN = 2                # at most two points in a row; longer is a regime, not a spike
 SPIKE_MIN_LOSS_RATIO = 1.5       # loss >= 1.5x its local level
@@ -97,8 +97,8 @@ class Spike:
 
     metric: str
     unit: Literal["epoch", "step"]
-    epoch: int
-    update: int | None
+    epoch: int | None        # None only for a step row without an epoch
+    update: int | None       # global update index (step series only)
     value: float
     baseline: float          # the level its neighbours agree on (mean of the medians before and after)
     z: float                 # robust z-score (log space for positive losses), absolute
@@ -270,12 +270,12 @@ def _spikes_in(name: str, s: MetricSeries, finite: np.ndarray, *, higher_is_bett
         if not _material_spike(float(y[i]), float(baseline[i]), higher_is_better):
             continue
         spikes.append(Spike(
-            metric=name, unit=s.unit, epoch=int(epoch[i]) if math.isfinite(epoch[i]) else -1,
+            metric=name, unit=s.unit, epoch=_as_int(epoch[i]),
             update=int(x[i]) if s.unit == "step" else None,
             value=float(y[i]), baseline=float(baseline[i]), z=float(abs(outliers.z[i])),
         ))
     spikes.sort(key=lambda spike: -spike.z)
-    return sorted(spikes[:MAX_SPIKES_PER_METRIC], key=lambda spike: (spike.epoch, spike.update or 0))
+    return sorted(spikes[:MAX_SPIKES_PER_METRIC], key=lambda spike: (spike.epoch or 0, spike.update or 0))
 
 
 def _material_spike(value: float, baseline: float, higher_is_better: bool) -> bool:
@@ -368,7 +368,7 @@ def _slope_between(s: MetricSeries, first: float, last: float) -> tuple[float, f
     inside = (s.x >= first) & (s.x <= last) & np.isfinite(s.y)
     if inside.sum() < 3 or np.ptp(s.x[inside]) == 0:
         return None
-    result = theilslopes(s.y[inside], s.x[inside], alpha=0.95)
+    result = metrics.theil_sen(s.y[inside], s.x[inside])
     return float(result.slope), float(result.low_slope), float(result.high_slope)
 
 

@@ -53,7 +53,11 @@ class MetricSeries:
 
 
 def epoch_frame(run: Run) -> pd.DataFrame:
-    """``run.epochs`` with an int epoch index (sorted, last duplicate wins) and numeric columns only."""
+    """``run.epochs`` with an int epoch index (sorted, last duplicate wins) and numeric columns only.
+
+    Columns that hold no number at all (text, provenance) are dropped; a float column of NaN only is
+    kept, since timm may have printed ``nan`` for it every epoch.
+    """
     frame = run.epochs if isinstance(run.epochs, pd.DataFrame) else pd.DataFrame()
     if frame.empty:
         return pd.DataFrame(index=pd.Index([], dtype="int64", name="epoch"))
@@ -62,17 +66,12 @@ def epoch_frame(run: Run) -> pd.DataFrame:
     numeric = {}
     for column in frame.columns:
         values = pd.to_numeric(frame[column], errors="coerce")
-        if values.notna().any() or _is_inf_capable(frame[column]):
+        if values.notna().any() or pd.api.types.is_float_dtype(frame[column].dtype):
             numeric[str(column)] = values.to_numpy(dtype=float)
     out = pd.DataFrame({name: values[keep] for name, values in numeric.items()},
                        index=pd.Index(index[keep].astype("int64"), name="epoch"))
     out = out[~out.index.duplicated(keep="last")]
     return out.sort_index()
-
-
-def _is_inf_capable(column: pd.Series) -> bool:
-    """A column of only NaN still counts when it is a float column (timm printed nan every epoch)."""
-    return pd.api.types.is_float_dtype(column.dtype) and len(column) > 0
 
 
 def epoch_series(run: Run, frame: pd.DataFrame | None = None) -> dict[str, MetricSeries]:

@@ -35,7 +35,9 @@ What comes out (:class:`ConsoleLog`):
   ``world_size`` (int), ``distributed`` (bool), ``ddp`` (``"native"`` | ``"apex"`` | ``"task"``),
   ``sync_bn`` (True), ``dist_bn`` (True), ``task_criterion`` (str, v1.0.23+), ``kd_teacher`` (str),
   ``pretrained_source`` (``"hf-hub:<id>"``, ``"url:<url>"`` or ``"file:<path>"``),
-  ``initial_checkpoint`` (str), ``resume_checkpoint`` (str), ``resume_epoch`` (int, the epoch the
+  ``pretrained_missing_keys`` (tuple of str: weights re-initialised, e.g. a new classifier),
+  ``loaded_state_dict`` (str: the file of ``Loaded state_dict[_ema] from checkpoint``, from
+  ``--initial-checkpoint``, ``--pretrained-path`` or an EMA resume), ``resume_checkpoint`` (str), ``resume_epoch`` (int, the epoch the
   checkpoint holds), ``best_metric`` (float), ``best_epoch`` (int), ``num_classes`` (int, only when a
   line shows ``num_classes=N``), ``compile_backend`` (str), ``naflex`` (True).
 - ``lr_calc``: the ``Learning rate (X) calculated from base learning rate (Y) and [effective ]global
@@ -49,9 +51,10 @@ goes to the per-line regex parser, which is the reference: templates are built f
 both give the same numbers (tests check this). Lines over ``MAX_LINE`` bytes are skipped with one
 issue each, found without building them in memory.
 
-Bad input: an empty file gives an empty ``ConsoleLog`` with an issue; a file whose first 64 KiB are
-mostly not text raises :class:`IngestError` with the byte offset. Nothing but ``IngestError``
-escapes ``parse_console_log``.
+Bad input: an empty file gives an empty ``ConsoleLog`` with an issue; a file that is mostly not text
+(NUL bytes, invalid UTF-8) from its first line on raises :class:`IngestError` with the byte offset,
+while junk after good lines only adds an issue (every good line before it is kept). A UTF-16 file (a
+Windows shell redirect) is transcoded. Nothing but ``IngestError`` escapes ``parse_console_log``.
 """
 
 from __future__ import annotations
@@ -68,7 +71,6 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestError, IngestIssue, SourceRef
 
@@ -122,7 +124,7 @@ class ConsoleLog:
 EVAL_COLUMNS: tuple[str, ...] = ("epoch", "pass", "eval_loss", "eval_top1", "eval_top5", "segment", "src_line")
 
 # ---------------------------------------------------------------------------------------------
-# Line grammar (the reference parser; the vectorised scanner below accepts a subset of it)
+# Line grammar (the reference parser; the template path below reads what it would read)
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
 _TRAIN_HEAD = re.compile(r"Train:\s*(\d{1,9})\s*\[\s*(\d{1,9})\s*/\s*(\d{1,9})\s*(?:\(\s*(\d{1,9})\s*%\s*\))?\s*\]")
@@ -267,11 +269,19 @@ class _Kind:
     spans: Callable[[str], tuple[_Spans, dict[str, Any]] | None]
     fields: tuple[str, ...]
     absent_as: Mapping[str, str]      # field -> output column whose NaN means "not printed"
+    flags: tuple[str, ...] = ()       # per-line constants of the line's shape (``Test (EMA)``: ema)
+    sampled: tuple[str, ...] = ()     # read only for a sample of lines, kept apart (Train: pct)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """What is stored per line."""
+        return ("line", *(f for f in self.fields if f not in self.sampled), *self.flags)
 
 
 _TRAIN = _Kind("train", _train_spans, ("epoch", "idx", "total", "pct", "loss", "loss_avg", "batch_time", "rate", "lr", "data"),
-               {"loss": "train_loss", "loss_avg": "train_loss_avg", "lr": "lr"})
-_TEST = _Kind("test", _test_spans, ("idx", "last", "loss", "top1", "top5"), {"top1": "eval_top1", "top5": "eval_top5"})
+               {"loss": "train_loss", "loss_avg": "train_loss_avg", "lr": "lr"}, sampled=("pct",))
+_TEST = _Kind("test", _test_spans, ("idx", "last", "loss", "top1", "top5"), {"top1": "eval_top1", "top5": "eval_top5"},
+              ("ema",))
 _INT_FIELDS = frozenset({"line", "epoch", "idx", "total", "pct", "last", "ema"})
 
 
@@ -297,8 +307,8 @@ _DIGIT_RUN = re.compile(r"\d+")
 _NUMBER_SHAPE = re.compile(r"([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?)(\d+))?")
 _MAX_MANTISSA_DIGITS = 15     # 10**15 < 2**53: the mantissa is an exact double
 _MAX_TEMPLATES = 64           # shapes tried per line length and block before the rest go line by line
-_MATCH_ROWS = 2048            # lines checked per numpy call (keeps the working set in cache)
 _MAX_CACHED_TEMPLATES = 4096
+_PCT_ROWS = 200_000           # Train lines whose percent field is read (enough to tell layout C from D)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
@@ -340,7 +350,7 @@ class _Template:
     spaces and then digits, which is exactly what the reference regexes' ``\\s*`` before a number
     accept; a space reads as a leading zero."""
 
-    __slots__ = ("width", "pattern", "add", "mask", "pads", "pad_pairs", "fields", "consts", "usable", "tokens", "_tiles")
+    __slots__ = ("width", "pattern", "add", "mask", "checked_words", "pads", "pad_pairs", "fields", "consts", "usable", "tokens")
 
     def __init__(self, raw: bytes, spans: _Spans, consts: dict[str, Any], text: str):
         self.width = (len(raw) + 7) // 8 * 8
@@ -355,8 +365,9 @@ class _Template:
             start, end = run.span()
             if not wild[start] or (start and text[start - 1] == "."):
                 continue                                   # a fraction, or a word's digits
-            spaces = start - len(text[:start].rstrip(" "))
-            opening = start - spaces
+            opening = start
+            while opening and text[opening - 1] == " ":
+                opening -= 1
             if opening and text[opening - 1] not in ":[(,":
                 continue
             columns = tuple(range(opening, end - 1))      # the last integer digit is always a digit
@@ -377,7 +388,7 @@ class _Template:
         self.pattern = pattern.view("<u8")
         self.add = np.where(wild, 0x76, 0).astype(np.uint8).view("<u8")
         self.mask = mask.view("<u8")
-        self._tiles: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.checked_words = [k for k in range(len(self.mask)) if self.mask[k]]
         # (column, next column) inside one pad: a digit must not be followed by a space
         self.pad_pairs = [(a, b) for columns in self.pads for a, b in zip(columns, columns[1:])]
         self.fields = {name: (_field(text, span, pad_before.get(span[0], ()), name in _INT_FIELDS) if span else None)
@@ -387,34 +398,30 @@ class _Template:
         self.tokens = {name: text[span[0]:span[1]] for name, span in spans.items() if span}
 
     def match(self, words: np.ndarray) -> np.ndarray:
-        """Lines (rows of 64-bit words) whose fixed bytes equal the template's and that have a digit
-        at every wildcard. A carry out of a bad wildcard byte can only flag a line that is bad already.
-        Rows are short (a line is ~16 words), so the work runs on flat slices of many rows against
-        the template repeated as often: numpy is quick on long inner loops only."""
-        n, per_row = words.shape
-        if self._tiles is None:
-            self._tiles = tuple(np.tile(constant, _MATCH_ROWS) for constant in (self.pattern, self.add, self.mask))
-        pattern, add, mask = self._tiles
-        flat = words.reshape(-1)
-        bad = np.empty(n * per_row, np.uint64)
-        carry = np.empty(min(n, _MATCH_ROWS) * per_row, np.uint64)
-        for start in range(0, n * per_row, _MATCH_ROWS * per_row):
-            stop = min(start + _MATCH_ROWS * per_row, n * per_row)
-            size = stop - start
-            x = np.bitwise_xor(flat[start:stop], pattern[:size], out=bad[start:stop])
-            np.bitwise_or(x, np.add(x, add[:size], out=carry[:size]), out=x)
-            x &= mask[:size]
-        return ~bad.reshape(n, per_row).any(axis=1)
+        """Lines whose fixed bytes equal the template's and that have a digit at every wildcard.
+        ``words``: the lines as 64-bit words, one row per word position (so each numpy call runs
+        over all lines at once). A carry out of a bad wildcard byte can only flag a bad line."""
+        bad = np.zeros(words.shape[1], np.uint64)
+        for k in self.checked_words:
+            x = words[k] ^ self.pattern[k]
+            if self.add[k]:
+                x |= x + self.add[k]
+            x &= self.mask[k]
+            bad |= x
+        return bad == 0
 
-    def read(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
-        """Values of every field for matching lines (``rows``: bytes, one line per row), and which
-        lines also pass the pad check (spaces, then digits)."""
+    def read(self, words: np.ndarray, skip: frozenset[str] = frozenset()) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
+        """Values of the fields (but ``skip``) for matching lines (``words`` as in :meth:`match`), and
+        which lines also pass the pad check (spaces, then digits)."""
+        fields = {name: (None if name in skip else field) for name, field in self.fields.items()}
         pad_columns = [c for columns in self.pads for c in columns]
-        columns = sorted(set(pad_columns) | {c for f in self.fields.values() if f for c in f.columns + f.exponent_columns})
+        columns = sorted(set(pad_columns) | {c for f in fields.values() if f for c in f.columns + f.exponent_columns})
         position = {column: i for i, column in enumerate(columns)}
-        table = np.ascontiguousarray(rows[:, columns].T)          # one row per column: fast to scan
+        n = words.shape[1]
+        as_bytes = words.view(np.uint8).reshape(words.shape[0], n, 8)   # [word, line, byte in word]
+        table = as_bytes[[c // 8 for c in columns], :, [c % 8 for c in columns]]   # [column, line]
         # (a pad's digits are read like any digit; a space in it reads as 0 through the & 15 below)
-        good = np.ones(len(rows), bool)
+        good = np.ones(n, bool)
         if pad_columns:
             pads = table[[position[c] for c in pad_columns]]
             space, digit = pads == 32, (pads - np.uint8(48)) < 10
@@ -426,20 +433,20 @@ class _Template:
                 good &= ~(digit[before] & space[after]).any(axis=0)
         digits = table & np.uint8(15)                              # '0'-'9' -> 0-9 and a pad space -> 0
         out: dict[str, np.ndarray | None] = {}
-        for name, field in self.fields.items():
+        for name, field in fields.items():
             if field is None:
                 out[name] = None
             elif field.constant is not None:
-                out[name] = np.full(len(rows), field.constant)
+                out[name] = np.full(n, field.constant)
             else:
                 exact = np.int64 if name in _INT_FIELDS else np.float64    # both exact below 2**53
-                mantissa = _horner(digits, [position[c] for c in field.columns], len(rows), exact)
+                mantissa = _horner(digits, [position[c] for c in field.columns], n, exact)
                 if name in _INT_FIELDS:
                     out[name] = mantissa
                     continue
                 power = -field.fraction
                 if field.exponent_columns:
-                    power = power + field.exponent_sign * _horner(digits, [position[c] for c in field.exponent_columns], len(rows), np.int64)
+                    power = power + field.exponent_sign * _horner(digits, [position[c] for c in field.exponent_columns], n, np.int64)
                     good &= np.abs(power) <= 22
                 if np.ndim(power) == 0:
                     value = mantissa * _POW10[power] if power >= 0 else mantissa / _POW10[-power]
@@ -451,10 +458,17 @@ class _Template:
 
 
 def _horner(digits: np.ndarray, rows: list[int], n: int, dtype: type) -> np.ndarray:
+    """The decimal number whose digits are ``digits[rows]``, most significant first (exact in
+    ``dtype`` below 2**53). Two digits per step; a pair fits the uint8 digit rows."""
     value = digits[rows[0]].astype(dtype)
-    for row in rows[1:]:
+    rest = rows[1:]
+    if len(rest) % 2:
         value *= 10
-        value += digits[row]
+        value += digits[rest[0]]
+        rest = rest[1:]
+    for high, low in zip(rest[::2], rest[1::2]):
+        value *= 100
+        value += digits[high] * np.uint8(10) + digits[low]
     return value
 
 
@@ -523,6 +537,28 @@ def _split_top_level(text: str) -> list[str]:
     return [part for part in (p.strip() for p in parts) if part]
 
 
+def _starts_with(data: bytes, starts: np.ndarray, lengths: np.ndarray, column: int, label: bytes) -> np.ndarray:
+    """Which lines (``starts``, ``lengths``) hold ``label`` at ``column``. The bytes are fetched as
+    fixed-size strings (numpy copies those quickly) and compared as 64-bit words."""
+    size = len(label)
+    width = -(-size // 8) * 8
+    hit = (lengths >= column + size) & (starts + column + width <= len(data))   # last bytes: per-line path
+    index = np.flatnonzero(hit)
+    if not len(index):
+        return hit
+    view = np.ndarray((len(data) - width + 1,), f"S{width}", data, 0, (1,))
+    words = view[starts[index] + column].view("<u8").reshape(len(index), width // 8)
+    padded = label.ljust(width, b"\0")
+    for k in range(width // 8):
+        piece = label[8 * k:8 * k + 8]
+        mask = np.uint64((1 << (8 * len(piece))) - 1)
+        ok = (words[:, k] & mask) == np.uint64(int.from_bytes(padded[8 * k:8 * k + 8], "little"))
+        index, words = index[ok], words[ok]
+    out = np.zeros(len(starts), bool)
+    out[index] = True
+    return out
+
+
 def _first_label(data: bytes, labels: tuple[bytes, ...]) -> int:
     """Offset of the first occurrence of any of ``labels`` (they share their first 4 bytes)."""
     stem = labels[0][:4]
@@ -540,9 +576,9 @@ class _Parser:
         self.issues: list[IngestIssue] = []
         # rows parsed in bulk (numpy arrays per block) and line by line (compact arrays)
         self.bulk: dict[str, dict[str, list[np.ndarray]]] = {
-            kind.name: {k: [] for k in ("line", *kind.fields, "ema")} for kind in (_TRAIN, _TEST)}
+            kind.name: {k: [] for k in kind.columns} for kind in (_TRAIN, _TEST)}
         self.single: dict[str, dict[str, array]] = {
-            kind.name: {k: array("q" if k in _INT_FIELDS else "d") for k in ("line", *kind.fields, "ema")}
+            kind.name: {k: array("q" if k in _INT_FIELDS else "d") for k in kind.columns}
             for kind in (_TRAIN, _TEST)}
         self.info: dict[str, Any] = {}
         self.info_refs: dict[str, SourceRef] = {}
@@ -566,6 +602,8 @@ class _Parser:
         self.last_line_recognized = True
         self.next_line = 1
         self.templates: dict[tuple[str, bytes], _Template | None] = {}
+        self.pct_rows = 0
+        self.percent: list[np.ndarray] = []     # [idx, total, pct] of a sample of Train lines
         # src_line of rows whose line did not print a field (forks): NaN there is "absent", not "nan"
         self.missing: dict[str, array] = {k: array("q") for k in
                                           ("train_loss", "train_loss_avg", "lr", "eval_top1", "eval_top5")}
@@ -615,20 +653,16 @@ class _Parser:
         too_long = lengths > MAX_LINE
         for row in np.flatnonzero(too_long).tolist():
             self.long_line(first_line + row, block.offset + int(starts[row]))
-        special = too_long.copy()
-        for byte in (b"\r", b"\x1b"):   # progress bars and colour codes: left to the per-line path
-            if byte in data:
-                special[np.searchsorted(ends, np.flatnonzero(a == byte[0]))] = True
         handled = too_long | (lengths == 0)
         # checkpoint list entries `` ('path', metric)`` are plentiful and carry nothing we use
-        entry = np.flatnonzero(lengths >= 3)
-        handled[entry] |= (a[starts[entry]] == 32) & (a[starts[entry] + 1] == 40) & (a[starts[entry] + 2] == 39)
+        spaced = np.flatnonzero(a[starts] == 32)
+        handled[spaced] |= _starts_with(data, starts[spaced], lengths[spaced], 0, b" ('")
         if self.fast:
             for kind, labels in ((_TRAIN, (b"Train:",)), (_TEST, (b"Test: ", b"Test (EMA): "))):
-                rows = self._label_rows(data, starts, lengths, special | handled, labels)
+                rows = self._label_rows(data, starts, lengths, handled, labels)
                 handled |= self._bulk(kind, data, starts, lengths, rows, first_line)
             for label in _FREQUENT:   # one line per epoch that says nothing new after its first time
-                rows = self._label_rows(data, starts, lengths, special | handled, (label,))
+                rows = self._label_rows(data, starts, lengths, handled, (label,))
                 handled[rows[1:]] = True
         for row in np.flatnonzero(~handled).tolist():
             self.line(data[starts[row]:ends[row]].decode("utf-8", "replace"), first_line + row)
@@ -670,29 +704,27 @@ class _Parser:
         if first < 0:
             return np.empty(0, np.int64)
         column = first - (data.rfind(b"\n", 0, first) + 1)
-        rows = np.flatnonzero(~skip & (lengths >= column + max(map(len, labels))))
-        at = starts[rows] + column
+        rows = np.flatnonzero(~skip)
         hit = np.zeros(len(rows), bool)
         for label in labels:
-            view = np.ndarray((len(data) - len(label) + 1,), f"S{len(label)}", data, 0, (1,))
-            hit |= view[at] == label
+            hit |= _starts_with(data, starts[rows], lengths[rows], column, label)
         return rows[hit]
 
     def _bulk(self, kind: _Kind, data: bytes, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray,
               first_line: int) -> np.ndarray:
-        """Parse ``rows`` with templates, one line length at a time; returns a mask of the rows done.
-        Values are written into per-block arrays at their row, so they come out in line order."""
+        """Parse ``rows`` with templates, one line length at a time; returns a mask of the rows done."""
         done = np.zeros(len(starts), bool)
         if not len(rows):
             return done
-        slots = {name: np.empty(len(starts), np.int64 if name in _INT_FIELDS else np.float64)
-                 for name in (*kind.fields, "ema")}
-        rows = rows[np.argsort(lengths[rows], kind="stable")]
+        skip = frozenset({"pct"}) if self.pct_rows > _PCT_ROWS else frozenset()   # pct only votes on the layout
+        pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None], _Template]] = []
+        # lengths fit 16 bits here (longer lines were dropped), which numpy sorts by radix
+        rows = rows[np.argsort(np.minimum(lengths[rows], 0xFFFF).astype(np.uint16), kind="stable")]
         for group in np.split(rows, np.flatnonzero(np.diff(lengths[rows])) + 1):
             width = int(lengths[group[0]])
             padded = (width + 7) // 8 * 8
             group = group[starts[group] + padded <= len(data)]   # the 8-byte words stay inside the block
-            if not len(group):
+            if len(group) < 2:    # a shape of its own is cheaper line by line
                 continue
             view = np.ndarray((len(data) - padded + 1,), f"S{padded}", data, 0, (1,))
             for _ in range(_MAX_TEMPLATES):
@@ -703,24 +735,47 @@ class _Parser:
                 if template is None:
                     group = group[1:]
                     continue
-                words = view[starts[group]].view("<u8").reshape(len(group), padded // 8)
+                # [word position, line]: long rows make every numpy call below cover all lines
+                words = np.ascontiguousarray(view[starts[group]].view("<u8").reshape(len(group), padded // 8).T)
                 match = template.match(words)
                 every = bool(match.all())
                 if template.usable:
                     hit = group if every else group[match]
-                    values, good = template.read((words if every else words[match]).view(np.uint8).reshape(-1, padded))
+                    values, good = template.read(words if every else np.compress(match, words, axis=1), skip)
                     if not good.all():
                         hit = hit[good]
                         values = {k: (v[good] if v is not None else None) for k, v in values.items()}
-                    self._fill(kind, template, hit, values, slots, first_line)
-                    done[hit] = True
+                    if len(hit):
+                        pieces.append((hit, values, template))
+                        done[hit] = True
                 group = group[:0] if every else group[~match]
-        chosen = np.flatnonzero(done)
-        store = self.bulk[kind.name]
-        store["line"].append(first_line + chosen)
-        for name, slot in slots.items():
-            store[name].append(slot[chosen])
+        if pieces:
+            self._store_pieces(kind, pieces, first_line)
         return done
+
+    def _store_pieces(self, kind: _Kind, pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None], _Template]],
+                      first_line: int) -> None:
+        """Append one block's bulk rows in line order (each piece is in order; merge them)."""
+        rows = np.concatenate([piece[0] for piece in pieces])
+        order = np.argsort(rows, kind="stable") if len(pieces) > 1 else None   # merges sorted runs
+        store = self.bulk[kind.name]
+        store["line"].append(first_line + (rows[order] if order is not None else rows))
+        for name in kind.columns[1:]:
+            parts = []
+            for hit, values, template in pieces:
+                column = values[name] if name in values else np.full(len(hit), int(bool(template.consts.get(name))))
+                if column is None:
+                    column = np.full(len(hit), -1 if name in _INT_FIELDS else math.nan)
+                    if name in kind.absent_as:
+                        self.missing[kind.absent_as[name]].frombytes((first_line + hit).astype(np.int64).tobytes())
+                parts.append(column)
+            merged = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            store[name].append(merged[order] if order is not None else merged)
+        for hit, values, template in pieces:
+            self._samples(kind, template.tokens, template.consts, len(hit))
+            if kind is _TRAIN and values.get("pct") is not None:
+                self.percent.append(np.vstack((values["idx"], values["total"], values["pct"])))
+                self.pct_rows += len(hit)
 
     def _template(self, kind: _Kind, raw: bytes) -> _Template | None:
         """The template of a line, shared by every line of the same shape (digits aside)."""
@@ -728,28 +783,15 @@ class _Parser:
         if key in self.templates:
             return self.templates[key]
         template = None
-        if raw.isascii():
+        # a progress bar (\r) or colour codes need the per-line path; a template of such a line
+        # is never built, so lines holding those bytes never match one
+        if raw.isascii() and b"\r" not in raw and b"\x1b" not in raw:
             text = raw.decode("ascii")
             parsed = kind.spans(text)
             template = _Template(raw, parsed[0], parsed[1], text) if parsed else None
         if len(self.templates) < _MAX_CACHED_TEMPLATES:
             self.templates[key] = template
         return template
-
-    def _fill(self, kind: _Kind, template: _Template, rows: np.ndarray, values: dict[str, np.ndarray | None],
-              slots: dict[str, np.ndarray], first_line: int) -> None:
-        if not len(rows):
-            return
-        for name in kind.fields:
-            column = values[name]
-            if column is None:
-                slots[name][rows] = -1 if name in _INT_FIELDS else math.nan
-                if name in kind.absent_as:
-                    self.missing[kind.absent_as[name]].frombytes((first_line + rows).astype(np.int64).tobytes())
-            else:
-                slots[name][rows] = column
-        slots["ema"][rows] = int(template.consts.get("ema", False))
-        self._samples(kind, template.tokens, template.consts, len(rows))
 
     def _samples(self, kind: _Kind, tokens: dict[str, str], consts: dict[str, Any], weight: int) -> None:
         """Evidence for the layout and version: the loss and Acc@1 number formats."""
@@ -794,14 +836,18 @@ class _Parser:
             return False
         store = self.single[kind.name]
         store["line"].append(line)
-        for name in kind.fields:
+        if kind is _TRAIN and values["pct"] is not None and self.pct_rows < _PCT_ROWS:
+            self.percent.append(np.array([[values["idx"]], [values["total"]], [values["pct"]]]))
+            self.pct_rows += 1
+        for name in kind.columns[1:len(kind.columns) - len(kind.flags)]:
             if values[name] is None:
                 store[name].append(-1 if name in _INT_FIELDS else math.nan)
                 if name in kind.absent_as:
                     self.missing[kind.absent_as[name]].append(line)
             else:
                 store[name].append(values[name])
-        store["ema"].append(int(consts.get("ema", False)))
+        for flag in kind.flags:
+            store[flag].append(int(bool(consts.get(flag))))
         self._samples(kind, {k: text[v[0]:v[1]] for k, v in spans.items() if v}, consts, 1)
         return True
 
@@ -892,8 +938,7 @@ def _on_single_device(p: _Parser, m: re.Match, line: int) -> None:
         device = m.group(1)
         p.set_info("device", device, line)
         p.evidence.append(((0, 8, 2), None) if ":" in device else ((0, 9, 16), None))
-    else:            # "on 1 GPUs" (<= v0.6)
-        p.set_info("device", "cuda", line)
+    else:            # "on 1 GPUs" (<= v0.6; printed whatever the device, so it names none)
         p.evidence.append((None, (0, 6, 13)))
     p.set_info("world_size", 1, line)
     p.set_info("distributed", False, line)
@@ -985,7 +1030,11 @@ def _on_restoring(p: _Parser, m: re.Match, line: int) -> None:
 
 
 def _on_state_dict(p: _Parser, m: re.Match, line: int) -> None:
-    p.set_info("initial_checkpoint", m.group(1), line)
+    p.set_info("loaded_state_dict", m.group(1), line)
+
+
+def _on_missing_keys(p: _Parser, m: re.Match, line: int) -> None:
+    p.set_info("pretrained_missing_keys", tuple(key.strip() for key in m.group(1).split(",") if key.strip()), line)
 
 
 def _on_best(p: _Parser, m: re.Match, line: int) -> None:
@@ -1068,6 +1117,7 @@ _HANDLERS: tuple[tuple[str, re.Pattern, Callable[[_Parser, re.Match, int], None]
     ("Loaded checkpoint", re.compile(r"Loaded checkpoint '(.*)' \(epoch (\d{1,9})\)"), _on_loaded_checkpoint),
     ("Restoring ", re.compile(r"Restoring (?:model|optimizer|Optimizer|AMP loss scaler|NVIDIA AMP) state"), _on_restoring),
     ("Loaded state_dict", re.compile(r"Loaded state_dict(?:_ema)? from checkpoint '(.*)'"), _on_state_dict),
+    ("Missing keys", re.compile(r"Missing keys \(([^)]*)\) discovered while loading pretrained weights"), _on_missing_keys),
     ("Best metric:", re.compile(rf"\*\*\* Best metric: ({_NUM}) \(epoch (\d{{1,9}})\)"), _on_best),
     ("Skipping eval", re.compile(r"Skipping eval and checkpointing"), _on_skip_eval),
     ("Synchronized BatchNorm", re.compile(r"Converted model to use Synchronized BatchNorm"), _on_flag("sync_bn", True)),
@@ -1195,7 +1245,7 @@ def _evals(p: _Parser, test: dict[str, np.ndarray], train: dict[str, np.ndarray]
     keep_start, keep_end = block_start[has_epoch], block_end[has_epoch]
     frame = pd.DataFrame({
         "epoch": train["epoch"][train_row[has_epoch]].astype(np.int64),
-        "pass": np.where(test["ema"][keep_end] == 1, "ema", "model").astype(object),
+        "pass": pd.Series(np.where(test["ema"][keep_end] == 1, "ema", "model"), dtype="str"),
         "eval_loss": test["loss"][keep_end],
         "eval_top1": test["top1"][keep_end],
         "eval_top5": test["top5"][keep_end],
@@ -1207,7 +1257,7 @@ def _evals(p: _Parser, test: dict[str, np.ndarray], train: dict[str, np.ndarray]
 
 def _empty_evals() -> pd.DataFrame:
     return pd.DataFrame({
-        "epoch": np.empty(0, np.int64), "pass": np.empty(0, object), "eval_loss": np.empty(0), "eval_top1": np.empty(0),
+        "epoch": np.empty(0, np.int64), "pass": pd.Series([], dtype="str"), "eval_loss": np.empty(0), "eval_top1": np.empty(0),
         "eval_top5": np.empty(0), "segment": np.empty(0, np.int64), "src_line": np.empty(0, np.int64)})
 
 
@@ -1230,7 +1280,9 @@ def _layout(p: _Parser, train: dict[str, np.ndarray], message_range: tuple[_V | 
     best = max(votes, key=votes.get)   # type: ignore[arg-type]
     if best != "CD":
         return best
-    idx, total, pct = train["idx"], train["total"], train["pct"]
+    if not p.percent:
+        return "D"
+    idx, total, pct = np.concatenate(p.percent, axis=1)
     usable = (total > 1) & (pct >= 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         old_rule = np.round(100.0 * idx / (total - 1))     # v0.9.0-1.0.7: idx / (N - 1)
@@ -1291,7 +1343,6 @@ def _nonfinite_events(p: _Parser, steps: pd.DataFrame, evals: pd.DataFrame) -> l
 
 def _assemble(p: _Parser, n_lines: int) -> ConsoleLog:
     train = _columns(p.bulk["train"], p.single["train"])
-    train.pop("ema")
     test = _columns(p.bulk["test"], p.single["test"])
     message_range = _narrow(list(p.evidence))
     bounds, resume_events = _segments(p, train, test)
@@ -1306,7 +1357,6 @@ def _assemble(p: _Parser, n_lines: int) -> ConsoleLog:
                 + ("corrected with the global batch size from the LR line" if p.lr_calc else "unknown (NaN)"),
                 int(train["line"][0]))
     evals = _evals(p, test, train, train_segment, bounds)
-    train.pop("pct")
     steps = pd.DataFrame({
         "epoch": train["epoch"], "idx": train["idx"], "per_epoch": train["total"],
         "update": train["epoch"] * train["total"] + train["idx"],

@@ -372,7 +372,8 @@ def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[list[int], 
         # Checked before any slice: a corrupt length must never size an allocation.
         if end + _FOOTER.size > size:
             left = max(size - start - _FOOTER.size, 0)
-            failure = _BadRecord(f"truncated record: length field says {header[0]} bytes, {left} left", len(starts), pos)
+            reason = f"truncated record: length field says {header[0]} bytes, {left} left"
+            failure = _BadRecord(reason, len(starts), pos)
             break
         starts.append(start)
         ends.append(end)
@@ -385,7 +386,9 @@ def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[list[int], 
     return starts, ends, failure
 
 
-def _first_payload_crc_mismatch(buf: bytes | mmap.mmap, view: memoryview, starts: list[int], ends: list[int]) -> int | None:
+def _first_payload_crc_mismatch(
+    buf: bytes | mmap.mmap, view: memoryview, starts: list[int], ends: list[int]
+) -> int | None:
     """Index of the first record whose stored payload CRC does not match, or None."""
     crc = crc32c.crc32c
     computed = np.array([crc(view[a:b]) for a, b in zip(starts, ends)], dtype=np.uint64)
@@ -644,7 +647,8 @@ def read_event_file(
         )
     issue = IngestIssue(
         SourceRef(shown, record=failure.index, offset=failure.offset),
-        f"{failure.reason}; kept the {failure.index} records before byte {failure.offset}, skipped the rest of the file",
+        f"{failure.reason}; kept the {failure.index} records before byte {failure.offset}, "
+        "skipped the rest of the file",
     )
     return scalars.frame(shown), [issue]
 
