@@ -1280,18 +1280,17 @@ def _layout(p: _Parser, train: dict[str, np.ndarray], message_range: tuple[_V | 
     best = max(votes, key=votes.get)   # type: ignore[arg-type]
     if best != "CD":
         return best
-    if not p.percent:
-        return "D"
-    idx, total, pct = np.concatenate(p.percent, axis=1)
-    usable = (total > 1) & (pct >= 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        old_rule = np.round(100.0 * idx / (total - 1))     # v0.9.0-1.0.7: idx / (N - 1)
-        new_rule = np.round(100.0 * (idx + 1) / total)     # v1.0.8+: (idx + 1) / N
-    telling = usable & (old_rule != new_rule)
-    c_votes = int((telling & (pct == old_rule)).sum())
-    d_votes = int((telling & (pct == new_rule)).sum())
-    if c_votes != d_votes:
-        return "C" if c_votes > d_votes else "D"
+    if p.percent:
+        idx, total, pct = np.concatenate(p.percent, axis=1)
+        usable = (total > 1) & (pct >= 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            old_rule = np.round(100.0 * idx / (total - 1))     # v0.9.0-1.0.7: idx / (N - 1)
+            new_rule = np.round(100.0 * (idx + 1) / total)     # v1.0.8+: (idx + 1) / N
+        telling = usable & (old_rule != new_rule)
+        c_votes = int((telling & (pct == old_rule)).sum())
+        d_votes = int((telling & (pct == new_rule)).sum())
+        if c_votes != d_votes:
+            return "C" if c_votes > d_votes else "D"
     low, high = message_range
     return "C" if high is not None and high <= (1, 0, 7) else "D"
 
