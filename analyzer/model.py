@@ -175,6 +175,16 @@ class Run:
     def n_epochs(self) -> int:
         return int(len(self.epochs))
 
+    def epoch_span(self) -> dict[str, int | None]:
+        """count, first, last and scheduled epochs: what every summary of a run starts with."""
+        index = self.epochs.index
+        return {
+            "count": self.n_epochs,
+            "first": int(index.min()) if self.n_epochs else None,
+            "last": int(index.max()) if self.n_epochs else None,
+            "scheduled": self.epochs_scheduled,
+        }
+
     def series(self, name: str) -> pd.Series:
         """An epoch-level metric with its NaNs kept; an empty Series when absent."""
         if name in self.epochs.columns:

@@ -30,15 +30,9 @@ class Report:
     @property
     def run_info(self) -> dict[str, Any]:
         run = self.run
-        epochs = run.epochs
         return {
             "path": str(run.run_dir),
             "model": run.config.get("model"),
             "timm_version": run.timm_version,
-            "epochs": {
-                "count": run.n_epochs,
-                "first": int(epochs.index.min()) if run.n_epochs else None,
-                "last": int(epochs.index.max()) if run.n_epochs else None,
-                "scheduled": run.epochs_scheduled,
-            },
+            "epochs": run.epoch_span(),
         }

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..model import Run, TrainConfig
+from .coerce import as_float, truthy
 from .ema import EmaModel, ema_model_from, version_bounds
 from .input_size import input_size_px
 from .input_size import pretrained_input_size as _native_input_size
@@ -514,7 +515,7 @@ def _epochs_scheduled(run: Run) -> tuple[int | None, str]:
     mul = _positive_float(config.get("lr_cycle_mul", 1.0)) or 1.0
     total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
     total += _nonneg_int(config.get("cooldown_epochs")) or 0
-    if _truthy(config.get("warmup_prefix", False)):
+    if truthy(config.get("warmup_prefix", False)):
         total += _nonneg_int(config.get("warmup_epochs")) or 0
     return total, "args.yaml"
 
@@ -583,7 +584,7 @@ def _input_size_facts(run: Run) -> dict[str, Any]:
 
 
 def _init_source(config: TrainConfig) -> str:
-    if _truthy(config.get("pretrained", False)):
+    if truthy(config.get("pretrained", False)):
         return "pretrained"
     if _nonempty_str(config.get("pretrained_path")):
         return "pretrained_path"
@@ -607,56 +608,40 @@ def _dataset_size(
 
 
 # ----------------------------------------------------------------------------- coercion
-# args.yaml is user input: every value may be missing, a string, a list or junk. These never raise.
 
 
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _positive_float(value: Any) -> float | None:
-    number = _as_float(value)
+    number = as_float(value)
     return number if number is not None and number > 0 else None
 
 
 def _nonneg_float(value: Any) -> float | None:
-    number = _as_float(value)
+    number = as_float(value)
     return number if number is not None and number >= 0 else None
 
 
 def _rate(value: Any, default: float = 0.0) -> float:
     """A probability-like knob: a number in [0, 1], else ``default``."""
-    number = _as_float(value)
+    number = as_float(value)
     return number if number is not None and 0.0 <= number <= 1.0 else default
 
 
 def _positive_int(value: Any) -> int | None:
-    number = _as_float(value)
+    number = as_float(value)
     if number is None or number < 1 or number != math.floor(number) or number > 1e15:
         return None
     return int(number)
 
 
 def _nonneg_int(value: Any) -> int | None:
-    number = _as_float(value)
+    number = as_float(value)
     if number is None or number < 0 or number != math.floor(number) or number > 1e15:
         return None
     return int(number)
 
 
-def _truthy(value: Any) -> bool:
-    """A flag from args.yaml: real booleans and numbers, or "true"/"yes"/"on"/"1"; anything else is False."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
-        return bool(value) and not math.isnan(float(value))
-    return False
 
 
 def _nonempty_str(value: Any) -> bool:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..model import Run
+from .coerce import as_float, truthy
 
 EmaVersion = Literal["v1v2-constant", "v3"]
 
@@ -281,12 +282,12 @@ def ema_model_from(run: Run) -> EmaModel | None:
     Decay defaults to timm's 0.9998; the version comes from :func:`ema_version_for`.
     """
     cfg = run.config
-    if not _truthy(cfg.get("model_ema", False)) or _truthy(cfg.get("model_ema_force_cpu", False)):
+    if not truthy(cfg.get("model_ema", False)) or truthy(cfg.get("model_ema_force_cpu", False)):
         return None
-    decay = _as_float(cfg.get("model_ema_decay", 0.9998))
+    decay = as_float(cfg.get("model_ema_decay", 0.9998))
     if decay is None or not (0.0 <= decay <= 1.0):
         return None
-    warmup = _truthy(cfg.get("model_ema_warmup", False))
+    warmup = truthy(cfg.get("model_ema_warmup", False))
     version, source = ema_version_for(run, warmup)
     return EmaModel(decay=decay, warmup=warmup, version=version, version_source=source)
 
@@ -350,20 +351,5 @@ def version_bounds(guess: str | None) -> tuple[tuple[int, ...] | None, tuple[int
     return low, upper(low)
 
 
-def _truthy(value: Any) -> bool:
-    """A flag from args.yaml: real booleans and numbers, or "true"/"yes"/"on"/"1"; anything else is False."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
-        return bool(value) and not math.isnan(float(value))
-    return False
 
 
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None

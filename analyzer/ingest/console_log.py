@@ -151,51 +151,72 @@ _PY_WARNING = re.compile(r"(?P<file>[^\s:]+\.py):(?P<lineno>\d+): (?P<category>\
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    data: bytes                 # whole lines, each ending in b"\n"; empty for a skipped line
-    offset: int                 # byte offset of data[0] in the (UTF-8) stream
+    data: bytes | bytearray     # the block's lines are data[begin:end], each ending in b"\n"; a
+    begin: int                  # chunk is read into one reused buffer and not copied, so a block
+    end: int                    # is valid until the next one is asked for. Empty: a skipped line
+    offset: int                 # byte offset of data[begin] in the (UTF-8) stream
     unterminated: bool = False  # the file's last line, which had no newline (one was added)
     skipped: bool = False       # one line longer than MAX_LINE, left out
 
 
-def _line_blocks(read: Callable[[int], bytes], chunk_size: int, max_line: int) -> Iterator[_Block]:
+def _line_blocks(readinto: Callable[[memoryview], int], chunk_size: int, max_line: int) -> Iterator[_Block]:
     """Cut a byte stream into blocks of whole lines. A line over ``max_line`` bytes becomes a
-    ``skipped`` block as soon as that many bytes of it are seen, and streams past unread."""
+    ``skipped`` block as soon as that many bytes of it are seen, and streams past unread. A chunk's
+    whole lines are one block, read in place; the line it shares with the previous chunk is a small
+    block of its own."""
+    buffer = bytearray(chunk_size)     # reused: no fresh memory (and page faults) per chunk
+    view = memoryview(buffer)
     carry, carry_offset, offset, skipping = b"", 0, 0, False
-    while data := read(chunk_size):
-        data_offset, offset = offset, offset + len(data)
+    while size := readinto(view):
+        data_offset, offset = offset, offset + size
         start = 0
         if skipping:
-            start = data.find(b"\n") + 1
+            start = buffer.find(b"\n", 0, size) + 1
             if not start:
                 continue
             skipping = False
-        if not carry:
-            carry_offset = data_offset + start
-        cut = data.rfind(b"\n", start)
-        if cut >= 0:
-            # one copy of the chunk: the carried partial line and the chunk's whole lines
-            yield _Block(b"".join((carry, memoryview(data)[start:cut + 1])), carry_offset)
-            carry, carry_offset = data[cut + 1:], data_offset + cut + 1
+        if carry:
+            newline = buffer.find(b"\n", start, size)
+            if newline >= 0 and len(carry) + newline - start > max_line:
+                yield _Block(b"", 0, 0, carry_offset, skipped=True)
+                carry, start = b"", newline + 1
+            elif newline >= 0:
+                head = b"".join((carry, view[start:newline + 1]))
+                yield _Block(head, 0, len(head), carry_offset)
+                carry, start = b"", newline + 1
+        cut = buffer.rfind(b"\n", start, size)
+        if cut >= 0 and not carry:
+            yield _Block(buffer, start, cut + 1, data_offset + start)
+            start = cut + 1
+        if carry:
+            carry = b"".join((carry, view[start:size]))
         else:
-            carry = b"".join((carry, memoryview(data)[start:]))
+            carry, carry_offset = bytes(view[start:size]), data_offset + start
         if len(carry) > max_line:
-            yield _Block(b"", carry_offset, skipped=True)
+            yield _Block(b"", 0, 0, carry_offset, skipped=True)
             carry, skipping = b"", True
     if carry:
-        yield _Block(carry + b"\n", carry_offset, unterminated=True)
+        yield _Block(carry + b"\n", 0, len(carry) + 1, carry_offset, unterminated=True)
 
 
-def _utf16_reader(stream: BinaryIO, encoding: str) -> Callable[[int], bytes]:
-    """Windows PowerShell redirects write UTF-16; transcode to UTF-8 on the fly."""
+def _utf16_reader(stream: BinaryIO, encoding: str) -> Callable[[memoryview], int]:
+    """Windows PowerShell redirects write UTF-16; transcode to UTF-8 on the fly (a ``readinto``)."""
     decoder = codecs.getincrementaldecoder(encoding)("replace")
+    pending = bytearray()
+    done = False
 
-    def read(size: int) -> bytes:
-        while raw := stream.read(size):
-            if text := decoder.decode(raw):
-                return text.encode("utf-8")
-        return decoder.decode(b"", final=True).encode("utf-8")
+    def readinto(target: memoryview) -> int:
+        nonlocal done
+        while len(pending) < len(target) and not done:
+            raw = stream.read(len(target))
+            pending.extend(decoder.decode(raw, final=not raw).encode("utf-8"))
+            done = not raw
+        size = min(len(target), len(pending))
+        target[:size] = pending[:size]
+        del pending[:size]
+        return size
 
-    return read
+    return readinto
 
 
 def _binary_offset(head: bytes) -> int | None:
@@ -350,7 +371,8 @@ class _Template:
     spaces and then digits, which is exactly what the reference regexes' ``\\s*`` before a number
     accept; a space reads as a leading zero."""
 
-    __slots__ = ("width", "pattern", "add", "mask", "checked_words", "pads", "pad_pairs", "fields", "consts", "usable", "tokens")
+    __slots__ = ("width", "pattern", "add", "mask", "checked_words", "pads", "pad_pairs", "fields", "consts", "usable",
+                 "tokens", "_plans")
 
     def __init__(self, raw: bytes, spans: _Spans, consts: dict[str, Any], text: str):
         self.width = (len(raw) + 7) // 8 * 8
@@ -396,6 +418,25 @@ class _Template:
         self.usable = all(field is not None for name, field in self.fields.items() if spans[name])
         self.consts = consts
         self.tokens = {name: text[span[0]:span[1]] for name, span in spans.items() if span}
+        self._plans: dict[frozenset[str], tuple] = {}
+
+    def _plan(self, skip: frozenset[str]) -> tuple:
+        """Which byte columns to fetch (pad columns first), and where each field's digits are."""
+        plan = self._plans.get(skip)
+        if plan is None:
+            fields = {name: (None if name in skip else field) for name, field in self.fields.items()}
+            pad_columns = [c for columns in self.pads for c in columns]
+            digit_columns = sorted({c for f in fields.values() if f for c in f.columns + f.exponent_columns} - set(pad_columns))
+            columns = pad_columns + digit_columns
+            position = {column: i for i, column in enumerate(columns)}
+            words = np.array([c // 8 for c in columns], np.intp)
+            offsets = np.array([c % 8 for c in columns], np.intp)
+            before = np.array([position[a] for a, _ in self.pad_pairs], np.intp)
+            after = np.array([position[b] for _, b in self.pad_pairs], np.intp)
+            reads = {name: (field, [position[c] for c in field.columns], [position[c] for c in field.exponent_columns])
+                     if field and field.constant is None else field for name, field in fields.items()}
+            plan = self._plans[skip] = (words, offsets, len(pad_columns), before, after, reads)
+        return plan
 
     def match(self, words: np.ndarray) -> np.ndarray:
         """Lines whose fixed bytes equal the template's and that have a digit at every wildcard.
@@ -413,40 +454,34 @@ class _Template:
     def read(self, words: np.ndarray, skip: frozenset[str] = frozenset()) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
         """Values of the fields (but ``skip``) for matching lines (``words`` as in :meth:`match`), and
         which lines also pass the pad check (spaces, then digits)."""
-        fields = {name: (None if name in skip else field) for name, field in self.fields.items()}
-        pad_columns = [c for columns in self.pads for c in columns]
-        columns = sorted(set(pad_columns) | {c for f in fields.values() if f for c in f.columns + f.exponent_columns})
-        position = {column: i for i, column in enumerate(columns)}
+        word_index, byte_index, pads, before, after, reads = self._plan(skip)
         n = words.shape[1]
         as_bytes = words.view(np.uint8).reshape(words.shape[0], n, 8)   # [word, line, byte in word]
-        table = as_bytes[[c // 8 for c in columns], :, [c % 8 for c in columns]]   # [column, line]
-        # (a pad's digits are read like any digit; a space in it reads as 0 through the & 15 below)
+        table = as_bytes[word_index, :, byte_index]                      # [column, line]
         good = np.ones(n, bool)
-        if pad_columns:
-            pads = table[[position[c] for c in pad_columns]]
-            space, digit = pads == 32, (pads - np.uint8(48)) < 10
+        if pads:
+            pad = table[:pads]
+            space, digit = pad == 32, (pad - np.uint8(48)) < 10
             good &= (space | digit).all(axis=0)
-            if self.pad_pairs:
-                index = {c: i for i, c in enumerate(pad_columns)}
-                before = [index[a] for a, _ in self.pad_pairs]
-                after = [index[b] for _, b in self.pad_pairs]
+            if len(before):
                 good &= ~(digit[before] & space[after]).any(axis=0)
         digits = table & np.uint8(15)                              # '0'-'9' -> 0-9 and a pad space -> 0
         out: dict[str, np.ndarray | None] = {}
-        for name, field in fields.items():
-            if field is None:
+        for name, read in reads.items():
+            if read is None:
                 out[name] = None
-            elif field.constant is not None:
-                out[name] = np.full(n, field.constant)
+            elif isinstance(read, _Field):                         # nan / inf
+                out[name] = np.full(n, read.constant)
             else:
+                field, mantissa_rows, exponent_rows = read
                 exact = np.int64 if name in _INT_FIELDS else np.float64    # both exact below 2**53
-                mantissa = _horner(digits, [position[c] for c in field.columns], n, exact)
+                mantissa = _horner(digits, mantissa_rows, n, exact)
                 if name in _INT_FIELDS:
                     out[name] = mantissa
                     continue
                 power = -field.fraction
-                if field.exponent_columns:
-                    power = power + field.exponent_sign * _horner(digits, [position[c] for c in field.exponent_columns], n, np.int64)
+                if exponent_rows:
+                    power = power + field.exponent_sign * _horner(digits, exponent_rows, n, np.int64)
                     good &= np.abs(power) <= 22
                 if np.ndim(power) == 0:
                     value = mantissa * _POW10[power] if power >= 0 else mantissa / _POW10[-power]
@@ -503,7 +538,7 @@ def _narrow(evidence: list[tuple[_V | None, _V | None]]) -> tuple[_V | None, _V 
 # The parser state
 
 _LAYOUT_SAMPLES = 256
-_FREQUENT = (b"Current checkpoints:",)
+_FREQUENT = (b"Current checkpoints:",)   # same first 4 bytes (see _first_label)
 
 
 def _float(text: str | None) -> float:
@@ -537,36 +572,42 @@ def _split_top_level(text: str) -> list[str]:
     return [part for part in (p.strip() for p in parts) if part]
 
 
-def _starts_with(data: bytes, starts: np.ndarray, lengths: np.ndarray, column: int, label: bytes) -> np.ndarray:
-    """Which lines (``starts``, ``lengths``) hold ``label`` at ``column``. The bytes are fetched as
-    fixed-size strings (numpy copies those quickly) and compared as 64-bit words."""
-    size = len(label)
-    width = -(-size // 8) * 8
-    hit = (lengths >= column + size) & (starts + column + width <= len(data))   # last bytes: per-line path
-    index = np.flatnonzero(hit)
-    if not len(index):
-        return hit
-    view = np.ndarray((len(data) - width + 1,), f"S{width}", data, 0, (1,))
-    words = view[starts[index] + column].view("<u8").reshape(len(index), width // 8)
-    padded = label.ljust(width, b"\0")
-    for k in range(width // 8):
-        piece = label[8 * k:8 * k + 8]
-        mask = np.uint64((1 << (8 * len(piece))) - 1)
-        ok = (words[:, k] & mask) == np.uint64(int.from_bytes(padded[8 * k:8 * k + 8], "little"))
-        index, words = index[ok], words[ok]
-    out = np.zeros(len(starts), bool)
-    out[index] = True
-    return out
+def _labelled_lines(data: bytes, starts: np.ndarray, candidates: np.ndarray,
+                    specs: list[tuple[str, int, tuple[bytes, ...]]]) -> dict[str, np.ndarray]:
+    """For each (name, column, labels): which candidate lines hold one of the labels at that column.
+    The first bytes at a column are fetched once for all lines (fetching is what costs: a cache
+    miss per line) and compared as 64-bit words."""
+    found = {name: np.zeros(len(starts), bool) for name, _, _ in specs}
+    for column in sorted({column for _, column, _ in specs}):
+        at_column = [(name, labels) for name, at, labels in specs if at == column]
+        width = -(-max(len(label) for _, labels in at_column for label in labels) // 8) * 8
+        rows = np.flatnonzero(candidates & (starts + column + width <= len(data)))   # the last bytes: per line
+        if not len(rows):
+            continue
+        view = np.ndarray((len(data) - width + 1,), f"S{width}", data, 0, (1,))
+        words = view[starts[rows] + column].view("<u8").reshape(len(rows), width // 8)
+        for name, labels in at_column:
+            hit = np.zeros(len(rows), bool)
+            for label in labels:
+                padded = label.ljust(width, b"\0")
+                match = np.ones(len(rows), bool)
+                for k in range(0, len(label), 8):
+                    mask = np.uint64((1 << (8 * min(8, len(label) - k))) - 1)
+                    match &= (words[:, k // 8] & mask) == np.uint64(int.from_bytes(padded[k:k + 8], "little"))
+                hit |= match
+            found[name][rows[hit]] = True
+    return found
 
 
-def _first_label(data: bytes, labels: tuple[bytes, ...]) -> int:
-    """Offset of the first occurrence of any of ``labels`` (they share their first 4 bytes)."""
+def _first_label(data: bytes, begin: int, end: int, labels: tuple[bytes, ...]) -> int:
+    """Offset of the first occurrence of any of ``labels`` in data[begin:end] (they share their
+    first 4 bytes)."""
     stem = labels[0][:4]
-    at = data.find(stem)
+    at = data.find(stem, begin, end)
     while at >= 0:
-        if any(data.startswith(label, at) for label in labels):
+        if any(data.startswith(label, at, end) for label in labels):
             return at
-        at = data.find(stem, at + 1)
+        at = data.find(stem, at + 1, end)
     return -1
 
 
@@ -574,12 +615,10 @@ class _Parser:
     def __init__(self, path: str, fast: bool = True):
         self.path, self.fast = path, fast
         self.issues: list[IngestIssue] = []
-        # rows parsed in bulk (numpy arrays per block) and line by line (compact arrays)
-        self.bulk: dict[str, dict[str, list[np.ndarray]]] = {
-            kind.name: {k: [] for k in kind.columns} for kind in (_TRAIN, _TEST)}
-        self.single: dict[str, dict[str, array]] = {
-            kind.name: {k: array("q" if k in _INT_FIELDS else "d") for k in kind.columns}
-            for kind in (_TRAIN, _TEST)}
+        # Train/Test rows, stored in line order block by block; a block's rows read line by line
+        # wait in ``pending`` and are merged with its bulk rows when the block is done
+        self.rows: dict[str, _Growing] = {kind.name: _Growing(kind.columns) for kind in (_TRAIN, _TEST)}
+        self.pending: dict[str, list[tuple[int, dict[str, Any]]]] = {kind.name: [] for kind in (_TRAIN, _TEST)}
         self.info: dict[str, Any] = {}
         self.info_refs: dict[str, SourceRef] = {}
         self.lr_calc: LrCalc | None = None
@@ -635,37 +674,68 @@ class _Parser:
             self.long_line(first_line, block.offset)
             self.next_line += 1
             return
-        data = block.data
-        self._check_bytes(data, block.offset, first_line)
+        data, begin, end = block.data, block.begin, block.end
         if block.unterminated:
             self.next_line += 1
-            self._last_line(data[:-1].decode("utf-8", "replace"), first_line)
+            self._last_line(self._decode(data[:-1], first_line, block.offset), first_line)
+            self._store(_TRAIN, [], first_line)
+            self._store(_TEST, [], first_line)
             return
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
-        a = np.frombuffer(data, np.uint8)
-        ends = np.flatnonzero(a == 10)
+        if data.find(b"\r", begin, end) >= 0:
+            data = data[begin:end].replace(b"\r\n", b"\n")
+            begin, end = 0, len(data)
+        self._check_nul(data, begin, end, block.offset, first_line)
+        # positions below are offsets into data (the whole chunk), not into the block
+        a = np.frombuffer(data, np.uint8, count=end - begin, offset=begin)
+        ends = np.flatnonzero(a == 10) + begin
         starts = np.empty_like(ends)
-        starts[:1] = 0
+        starts[:1] = begin
         starts[1:] = ends[:-1] + 1
         lengths = ends - starts
         self.next_line += len(ends)
         too_long = lengths > MAX_LINE
         for row in np.flatnonzero(too_long).tolist():
-            self.long_line(first_line + row, block.offset + int(starts[row]))
+            self.long_line(first_line + row, block.offset + int(starts[row]) - begin)
         handled = too_long | (lengths == 0)
-        # checkpoint list entries `` ('path', metric)`` are plentiful and carry nothing we use
-        spaced = np.flatnonzero(a[starts] == 32)
-        handled[spaced] |= _starts_with(data, starts[spaced], lengths[spaced], 0, b" ('")
+        # Which lines are Train/Test lines (for the bulk path) and checkpoint list entries
+        # `` ('path', metric)`` (plentiful, and nothing in them is used): one look at each line.
+        # Also lines that come once an epoch and say nothing new after their first time in a block.
+        specs = [("entry", 0, (b" ('",))]
         if self.fast:
-            for kind, labels in ((_TRAIN, (b"Train:",)), (_TEST, (b"Test: ", b"Test (EMA): "))):
-                rows = self._label_rows(data, starts, lengths, handled, labels)
-                handled |= self._bulk(kind, data, starts, lengths, rows, first_line)
-            for label in _FREQUENT:   # one line per epoch that says nothing new after its first time
-                rows = self._label_rows(data, starts, lengths, handled, (label,))
-                handled[rows[1:]] = True
+            for name, labels in ((_TRAIN.name, (b"Train:",)), (_TEST.name, (b"Test: ", b"Test (EMA): ")),
+                                 ("frequent", _FREQUENT)):
+                first = _first_label(data, begin, end, labels)
+                if first >= 0:     # a log's prefix, if any, has a constant width
+                    specs.append((name, first - max(data.rfind(b"\n", begin, first) + 1, begin), labels))
+        found = _labelled_lines(data, starts, ~handled, specs)
+        handled |= found["entry"]
+        if "frequent" in found:
+            handled[np.flatnonzero(found["frequent"])[1:]] = True
+        pieces: dict[str, list] = {_TRAIN.name: [], _TEST.name: []}
+        if self.fast:
+            for kind in (_TRAIN, _TEST):
+                if kind.name in found:
+                    done, pieces[kind.name] = self._bulk(kind, data, starts, lengths,
+                                                         np.flatnonzero(found[kind.name] & ~handled))
+                    handled |= done
         for row in np.flatnonzero(~handled).tolist():
-            self.line(data[starts[row]:ends[row]].decode("utf-8", "replace"), first_line + row)
+            line = first_line + row
+            text = self._decode(data[starts[row]:ends[row]], line, block.offset + int(starts[row]) - begin)
+            self.line(text, line)
+        for kind in (_TRAIN, _TEST):
+            self._store(kind, pieces[kind.name], first_line)
+
+    def _decode(self, raw: bytes, line: int, offset: int) -> str:
+        """A line as text; invalid UTF-8 is replaced, and reported once. (Lines read in bulk are
+        ASCII by construction, so only lines read one by one need this.)"""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if not self.utf8_reported:
+                self.utf8_reported = True
+                self.issue("invalid UTF-8, decoded with replacement characters (reported once)",
+                           line + raw.count(b"\n", 0, error.start), offset + error.start)
+            return raw.decode("utf-8", "replace")
 
     def _last_line(self, text: str, line: int) -> None:
         """The file's last line has no newline: parse it only if it is complete. Every Train/Test
@@ -678,46 +748,24 @@ class _Parser:
             return
         self.last_line_recognized = self.line(text, line) or not text.strip()
 
-    def _check_bytes(self, data: bytes, offset: int, first_line: int) -> None:
-        if data.isascii() and b"\x00" not in data:
+    def _check_nul(self, data: bytes, begin: int, end: int, offset: int, first_line: int) -> None:
+        if self.binary_reported:
             return
-        if not self.utf8_reported and not data.isascii():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError as error:
-                self.utf8_reported = True
-                line = first_line + data.count(b"\n", 0, error.start)
-                self.issue("invalid UTF-8, decoded with replacement characters (reported once)",
-                           line, offset + error.start)
-        if not self.binary_reported and data.count(b"\x00") > 0.01 * len(data):
+        first = data.find(b"\x00", begin, end)
+        if first >= 0 and data.count(b"\x00", begin, end) > 0.01 * (end - begin):
             self.binary_reported = True
-            first = data.find(b"\x00")
             self.issue("binary data (NUL bytes) inside the log; lines there are ignored",
-                       first_line + data.count(b"\n", 0, first), offset + first)
+                       first_line + data.count(b"\n", begin, first), offset + first - begin)
 
-    @staticmethod
-    def _label_rows(data: bytes, starts: np.ndarray, lengths: np.ndarray, skip: np.ndarray,
-                    labels: tuple[bytes, ...]) -> np.ndarray:
-        """Rows whose line has one of ``labels`` at the column where the block's first one sits
-        (a log's prefix, if any, has a constant width); other placements go line by line."""
-        first = _first_label(data, labels)
-        if first < 0:
-            return np.empty(0, np.int64)
-        column = first - (data.rfind(b"\n", 0, first) + 1)
-        rows = np.flatnonzero(~skip)
-        hit = np.zeros(len(rows), bool)
-        for label in labels:
-            hit |= _starts_with(data, starts[rows], lengths[rows], column, label)
-        return rows[hit]
-
-    def _bulk(self, kind: _Kind, data: bytes, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray,
-              first_line: int) -> np.ndarray:
-        """Parse ``rows`` with templates, one line length at a time; returns a mask of the rows done."""
+    def _bulk(self, kind: _Kind, data: bytes, starts: np.ndarray, lengths: np.ndarray,
+              rows: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, dict[str, np.ndarray | None]]]]:
+        """Parse ``rows`` with templates, one line length at a time. Returns a mask of the rows done
+        and their values, as (rows, values) pieces."""
         done = np.zeros(len(starts), bool)
         if not len(rows):
-            return done
+            return done, []
         skip = frozenset({"pct"}) if self.pct_rows > _PCT_ROWS else frozenset()   # pct only votes on the layout
-        pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None], _Template]] = []
+        pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None]]] = []
         # lengths fit 16 bits here (longer lines were dropped), which numpy sorts by radix
         rows = rows[np.argsort(np.minimum(lengths[rows], 0xFFFF).astype(np.uint16), kind="stable")]
         for group in np.split(rows, np.flatnonzero(np.diff(lengths[rows])) + 1):
@@ -731,7 +779,7 @@ class _Parser:
                 if not len(group):
                     break
                 first = int(starts[group[0]])
-                template = self._template(kind, data[first:first + width])
+                template = self._template(kind, bytes(data[first:first + width]))
                 if template is None:
                     group = group[1:]
                     continue
@@ -746,36 +794,42 @@ class _Parser:
                         hit = hit[good]
                         values = {k: (v[good] if v is not None else None) for k, v in values.items()}
                     if len(hit):
-                        pieces.append((hit, values, template))
+                        for flag in kind.flags:
+                            values[flag] = np.full(len(hit), int(bool(template.consts.get(flag))))
+                        pieces.append((hit, values))
                         done[hit] = True
+                        self._samples(kind, template.tokens, template.consts, len(hit))
+                        if kind is _TRAIN and values.get("pct") is not None:
+                            self.percent.append(np.vstack((values["idx"], values["total"], values["pct"])))
+                            self.pct_rows += len(hit)
                 group = group[:0] if every else group[~match]
-        if pieces:
-            self._store_pieces(kind, pieces, first_line)
-        return done
+        return done, pieces
 
-    def _store_pieces(self, kind: _Kind, pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None], _Template]],
-                      first_line: int) -> None:
-        """Append one block's bulk rows in line order (each piece is in order; merge them)."""
-        rows = np.concatenate([piece[0] for piece in pieces])
+    def _store(self, kind: _Kind, pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None]]], first_line: int) -> None:
+        """Append one block's rows (bulk pieces and the lines read one by one) in line order."""
+        pending = self.pending[kind.name]
+        if pending:
+            values = {name: np.array([record[name] for _, record in pending],
+                                     np.int64 if name in _INT_FIELDS else np.float64) for name in kind.columns[1:]}
+            pieces = [*pieces, (np.array([line for line, _ in pending], np.int64) - first_line, values)]
+            pending.clear()
+        if not pieces:
+            return
+        rows = np.concatenate([piece[0] for piece in pieces]) if len(pieces) > 1 else pieces[0][0]
         order = np.argsort(rows, kind="stable") if len(pieces) > 1 else None   # merges sorted runs
-        store = self.bulk[kind.name]
-        store["line"].append(first_line + (rows[order] if order is not None else rows))
+        store = self.rows[kind.name]
+        store.append("line", first_line + rows, order)
         for name in kind.columns[1:]:
             parts = []
-            for hit, values, template in pieces:
-                column = values[name] if name in values else np.full(len(hit), int(bool(template.consts.get(name))))
+            for hit, values in pieces:
+                column = values.get(name)
                 if column is None:
                     column = np.full(len(hit), -1 if name in _INT_FIELDS else math.nan)
                     if name in kind.absent_as:
                         self.missing[kind.absent_as[name]].frombytes((first_line + hit).astype(np.int64).tobytes())
                 parts.append(column)
-            merged = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            store[name].append(merged[order] if order is not None else merged)
-        for hit, values, template in pieces:
-            self._samples(kind, template.tokens, template.consts, len(hit))
-            if kind is _TRAIN and values.get("pct") is not None:
-                self.percent.append(np.vstack((values["idx"], values["total"], values["pct"])))
-                self.pct_rows += len(hit)
+            store.append(name, np.concatenate(parts) if len(parts) > 1 else parts[0], order)
+        store.commit(len(rows))
 
     def _template(self, kind: _Kind, raw: bytes) -> _Template | None:
         """The template of a line, shared by every line of the same shape (digits aside)."""
@@ -834,20 +888,20 @@ class _Parser:
             values = {name: _value(text[span[0]:span[1]], name) if span else None for name, span in spans.items()}
         except ValueError:   # a digit class that int()/float() reject (e.g. non-ASCII digits)
             return False
-        store = self.single[kind.name]
-        store["line"].append(line)
         if kind is _TRAIN and values["pct"] is not None and self.pct_rows < _PCT_ROWS:
             self.percent.append(np.array([[values["idx"]], [values["total"]], [values["pct"]]]))
             self.pct_rows += 1
+        record: dict[str, Any] = {}
         for name in kind.columns[1:len(kind.columns) - len(kind.flags)]:
             if values[name] is None:
-                store[name].append(-1 if name in _INT_FIELDS else math.nan)
+                record[name] = -1 if name in _INT_FIELDS else math.nan
                 if name in kind.absent_as:
                     self.missing[kind.absent_as[name]].append(line)
             else:
-                store[name].append(values[name])
+                record[name] = values[name]
         for flag in kind.flags:
-            store[flag].append(int(bool(consts.get(flag))))
+            record[flag] = int(bool(consts.get(flag)))
+        self.pending[kind.name].append((line, record))
         self._samples(kind, {k: text[v[0]:v[1]] for k, v in spans.items() if v}, consts, 1)
         return True
 
@@ -1142,17 +1196,39 @@ _HANDLERS: tuple[tuple[str, re.Pattern, Callable[[_Parser, re.Match, int], None]
 # Assembly: arrays -> frames, segments, events, layout and version
 
 
-def _columns(fast: dict[str, list[np.ndarray]], slow: dict[str, array]) -> dict[str, np.ndarray]:
-    """Fast (per block) and slow (per line) rows merged into one array per field, in line order.
-    Each field's block list is released as soon as it is joined, which keeps the peak low."""
-    out: dict[str, np.ndarray] = {}
-    for key in list(fast):
-        dtype = np.int64 if key in _INT_FIELDS else np.float64
-        parts = [part.astype(dtype, copy=False) for part in fast.pop(key)]
-        if len(slow[key]):
-            parts.append(np.frombuffer(slow[key], np.int64 if slow[key].typecode == "q" else np.float64).astype(dtype))
-        out[key] = np.concatenate(parts) if len(parts) > 1 else (parts[0].copy() if parts else np.empty(0, dtype))
-        slow[key] = array(slow[key].typecode)
+class _Growing:
+    """Columns appended to block by block: ``append`` every column of a block's rows, then
+    ``commit``. They grow in place (``ndarray.resize`` reallocates; for large arrays the C library
+    remaps pages rather than copying), so no per-block pieces are kept and nothing is joined at the
+    end; ``result`` trims them to their exact size the same way. No view of them may be held while
+    they grow (hence ``refcheck=False`` is safe: only temporaries are taken)."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.arrays = {name: np.empty(0, np.int64 if name in _INT_FIELDS else np.float64) for name in names}
+        self.size = 0
+
+    def append(self, name: str, values: np.ndarray, order: np.ndarray | None) -> None:
+        array_, need = self.arrays[name], self.size + len(values)
+        if need > len(array_):
+            array_.resize(max(need, len(array_) * 3 // 2 + 4096), refcheck=False)
+        target = array_[self.size:need]
+        if order is None:
+            target[...] = values
+        else:
+            np.take(values, order, out=target)
+
+    def commit(self, count: int) -> None:
+        self.size += count
+
+    def result(self) -> dict[str, np.ndarray]:
+        for array_ in self.arrays.values():
+            array_.resize(self.size, refcheck=False)
+        return self.arrays
+
+
+def _columns(rows: _Growing) -> dict[str, np.ndarray]:
+    """One array per field, in line order (it is stored so; a hostile input is checked anyway)."""
+    out = rows.result()
     order = None
     if len(out["line"]) > 1 and (np.diff(out["line"]) < 0).any():
         order = np.argsort(out["line"], kind="stable")
@@ -1319,7 +1395,10 @@ def _nonfinite_events(p: _Parser, steps: pd.DataFrame, evals: pd.DataFrame) -> l
     events = []
     checks = [(steps, column, None) for column in ("train_loss", "train_loss_avg", "lr")]
     p.missing.setdefault("eval_loss", array("q"))
-    checks += [(evals[evals["pass"] == name], column, name) for name in ("model", "ema") for column in ("eval_loss", "eval_top1", "eval_top5")]
+    passes = evals["pass"].to_numpy(dtype=object)
+    for name in ("model", "ema"):
+        subset = evals[passes == name]
+        checks += [(subset, column, name) for column in ("eval_loss", "eval_top1", "eval_top5")]
     for frame, column, pass_name in checks:
         values = frame[column].to_numpy()
         bad = ~np.isfinite(values)
@@ -1341,8 +1420,8 @@ def _nonfinite_events(p: _Parser, steps: pd.DataFrame, evals: pd.DataFrame) -> l
 
 
 def _assemble(p: _Parser, n_lines: int) -> ConsoleLog:
-    train = _columns(p.bulk["train"], p.single["train"])
-    test = _columns(p.bulk["test"], p.single["test"])
+    train = _columns(p.rows["train"])
+    test = _columns(p.rows["test"])
     message_range = _narrow(list(p.evidence))
     bounds, resume_events = _segments(p, train, test)
     train_segment = np.searchsorted(bounds, train["line"], side="right").astype(np.int64)
@@ -1440,10 +1519,10 @@ def _parse(path: Path, display_path: str | None = None, *, chunk_size: int = CHU
 def _parse_stream(stream: BinaryIO, shown: str, chunk_size: int, fast: bool) -> ConsoleLog:
     parser = _Parser(shown, fast)
     head = stream.read(HEAD_SIZE)
-    read: Callable[[int], bytes] = stream.read
+    readinto: Callable[[memoryview], int] = stream.readinto  # type: ignore[assignment]
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         stream.seek(2)
-        read = _utf16_reader(stream, "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
+        readinto = _utf16_reader(stream, "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
         parser.issue("UTF-16 encoded log (a Windows shell redirect); transcoded to UTF-8, byte offsets refer to the UTF-8 text", 1)
     else:
         bad = _binary_offset(head)
@@ -1455,7 +1534,7 @@ def _parse_stream(stream: BinaryIO, shown: str, chunk_size: int, fast: bool) -> 
         parser.issue("empty file", None)
         return parser.finish(0, False)
     unterminated = False
-    for block in _line_blocks(read, chunk_size, MAX_LINE):
+    for block in _line_blocks(readinto, chunk_size, MAX_LINE):
         parser.feed(block)
         unterminated = block.unterminated
     return parser.finish(parser.next_line - 1, unterminated)

@@ -63,13 +63,7 @@ def describe(run: Run) -> dict[str, Any]:
     return {
         "run": str(run.run_dir),
         "timm_version": run.timm_version,
-        "epochs": {
-            "count": run.n_epochs,
-            "first": int(epochs.index.min()) if run.n_epochs else None,
-            "last": int(epochs.index.max()) if run.n_epochs else None,
-            "scheduled": run.epochs_scheduled,
-            "columns": list(epochs.columns),
-        },
+        "epochs": {**run.epoch_span(), "columns": list(epochs.columns)},
         "steps": {"count": int(len(run.steps))},
         "sources": [
             {
