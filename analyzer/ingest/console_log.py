@@ -541,10 +541,6 @@ _LAYOUT_SAMPLES = 256
 _FREQUENT = (b"Current checkpoints:",)   # same first 4 bytes (see _first_label)
 
 
-def _float(text: str | None) -> float:
-    return float(text) if text is not None else math.nan
-
-
 def _significant_digits(token: str) -> int:
     mantissa = token.lstrip("+-").lower().split("e")[0].replace(".", "")
     return len(mantissa.lstrip("0")) if mantissa.isdigit() else 0
