@@ -58,6 +58,8 @@ def describe(run: Run) -> dict[str, Any]:
             entry["source"] = config.effective_sources[key]
         elif key in config.defaulted:
             entry["source"] = "timm default (not in args.yaml)"
+        else:
+            entry["source"] = config.source.path if config.source else "args.yaml"
         highlights[label] = entry
     epochs = run.epochs
     return {
@@ -110,7 +112,7 @@ def render_text(view: dict[str, Any], console: Console) -> None:
     config.add_column("value", overflow="fold")
     config.add_column("from", overflow="fold")
     for label, entry in view["config"].items():
-        config.add_row(label, _fmt(entry["value"]), entry.get("source", "args.yaml"))
+        config.add_row(label, _fmt(entry["value"]), entry["source"])
     console.print(config)
 
     if view["events"]:
