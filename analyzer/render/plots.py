@@ -18,7 +18,7 @@ PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 def curves_svg(report: Report) -> str | None:
     """One figure with a panel per family of metrics; the top finding's epochs are shaded."""
     epochs = report.run.epochs
-    panels = [(title, [c for c in cols if c in epochs.columns and epochs[c].notna().any()]) for title, cols in PANELS]
+    panels = [(title, [c for c in cols if _worth_drawing(epochs, c)]) for title, cols in PANELS]
     panels = [(title, cols) for title, cols in panels if cols]
     if not panels:
         return None
@@ -47,6 +47,17 @@ def curves_svg(report: Report) -> str | None:
     plt.close(fig)
     svg = buffer.getvalue()
     return svg[svg.find("<svg"):]
+
+
+def _worth_drawing(epochs: pd.DataFrame, column: str) -> bool:
+    """Present, and not a copy: timm's reported eval_* equals the EMA (or model) pass, drawn once."""
+    if column not in epochs.columns or not epochs[column].notna().any():
+        return False
+    for suffix in ("_ema", "_model"):
+        twin = column + suffix
+        if column.startswith("eval_") and twin in epochs.columns and epochs[column].equals(epochs[twin]):
+            return False
+    return True
 
 
 def _spans_decades(epochs: pd.DataFrame, cols: list[str]) -> bool:
