@@ -1,8 +1,19 @@
 """The feature namespace rules are written against: ``config.*``, ``derived.*``, ``series.<metric>.*``, ``events.*``.
 
 Built once per run from the normalized Run, the detection result and the derived quantities.
-Every name a rule can use is listed in :data:`NAMESPACE_DOC` (``rules show`` and README link here),
-and :func:`is_known_name` lets the rule loader reject typos before a rule ever runs.
+The names (README "Writing rules" lists them for users):
+
+- ``config.<arg>``: the value timm used for any train.py argument (effective value from the log
+  first, then args.yaml, then timm's default); ``config.source``; ``config.source_of('<arg>')``.
+- ``derived.<field>``: every field of ``features.derived.Derived`` (documented there) plus
+  ``lr_reference``, ``lr_ratio``, ``ln_classes``, ``run_dir``, ``first_epoch`` and the functions
+  ``ema_share_at(epoch)`` and ``updates_at(epoch)``.
+- ``series.<metric>.<attr>``: :data:`SERIES_ATTRIBUTES` of any epoch column (``train_loss``,
+  ``eval_top1``, ``eval_top1_model``, ``eval_top1_ema``, ``lr``, TensorBoard tags ...).
+- ``events.<attr>``: :data:`EVENT_ATTRIBUTES`: counts of resume/crash/oom/... events and the
+  run-level patterns ``incomplete``, ``generalization_gap``, ``ema_gap``, ``schedule``.
+
+:func:`is_known_name` lets the rule loader reject typos before a rule ever runs.
 
 A value that does not exist for this run (no EMA, no eval column, no stall) is :data:`MISSING`:
 it is falsy, compares False with everything, and renders as ``n/a``. So a rule such as
