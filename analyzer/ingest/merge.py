@@ -13,7 +13,7 @@ Precedence when sources overlap (documented, and a disagreement is reported as a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -127,6 +127,9 @@ def _merge(run_dir: Path, parsed: _Parsed) -> Run:
             where,
         )
     events = _events(parsed)
+    scheduled, scheduled_source = _epochs_scheduled(logs, config)
+    if scheduled is not None:
+        config = replace(config, effective_sources={**config.effective_sources, "epochs_scheduled": scheduled_source})
     return Run(
         run_dir=run_dir,
         config=config,
@@ -137,7 +140,7 @@ def _merge(run_dir: Path, parsed: _Parsed) -> Run:
         sources=tuple(_source_infos(parsed)),
         issues=tuple(parsed.issues),
         timm_version=_timm_version(logs, csv),
-        epochs_scheduled=_epochs_scheduled(logs, config),
+        epochs_scheduled=scheduled,
     )
 
 
@@ -417,20 +420,25 @@ def _timm_version(logs: Sequence[ConsoleLog], csv: SummaryCsv | None) -> str | N
     return None
 
 
-def _epochs_scheduled(logs: Sequence[ConsoleLog], config: TrainConfig) -> int | None:
+def _epochs_scheduled(logs: Sequence[ConsoleLog], config: TrainConfig) -> tuple[int | None, str]:
+    """The epochs the LR schedule spans, and where that number came from."""
     for log in reversed(list(logs)):
         value = log.info.get("scheduled_epochs")
         if value:
-            return int(value)
+            ref = log.info_refs.get("scheduled_epochs")
+            return int(value), f"the log's 'Scheduled epochs' line ({ref or log.path})"
     epochs = config.values.get("epochs")
     if not isinstance(epochs, (int, float)) or "epochs" in config.defaulted:
-        return None
+        return None, "unknown"
     cooldown = config.values.get("cooldown_epochs") or 0
     sched = str(config.values.get("sched") or "")
     # timm adds cooldown epochs only for schedulers that anneal (cosine, tanh, poly...), not step/plateau.
     if sched in ("step", "multistep", "plateau"):
         cooldown = 0
-    return int(epochs) + int(cooldown if isinstance(cooldown, (int, float)) else 0)
+    cooldown = int(cooldown) if isinstance(cooldown, (int, float)) else 0
+    where = config.source.path if config.source else "args.yaml"
+    how = f"{where}: epochs {int(epochs)}" + (f" + cooldown_epochs {cooldown}" if cooldown else "")
+    return int(epochs) + cooldown, how
 
 
 def _as_float(value: Any) -> float:
