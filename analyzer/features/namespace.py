@@ -119,9 +119,6 @@ class Record:
     def __str__(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self._data.items() if not isinstance(v, (list, tuple, Record)))
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._data)
-
 
 def record_of(obj: Any) -> Any:
     """Wrap dataclasses (recursively) so rules can use dot access; None becomes MISSING."""

@@ -17,15 +17,15 @@ def cli() -> None:
 
 
 def _register() -> None:
+    # Command modules import only click at module level; analysis code loads inside each command,
+    # so `--help` stays fast.
+    from mnv4_postmortem.cli.batch import batch_command
     from mnv4_postmortem.cli.inspect import inspect_command
+    from mnv4_postmortem.cli.report import report_command
+    from mnv4_postmortem.cli.rules import rules_group
 
-    cli.add_command(inspect_command)
-    for module, name in (("report", "report_command"), ("rules", "rules_group"), ("batch", "batch_command")):
-        try:
-            mod = __import__(f"mnv4_postmortem.cli.{module}", fromlist=[name])
-        except ModuleNotFoundError:
-            continue
-        cli.add_command(getattr(mod, name))
+    for command in (report_command, inspect_command, batch_command, rules_group):
+        cli.add_command(command)
 
 
 _register()
