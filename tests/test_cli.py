@@ -183,3 +183,13 @@ def test_real_runs_inspect_and_report(real_runs):
         result = run_main("report", str(run_dir), "--format", "json")
         assert result.returncode == 0, (run_dir.name, result.stderr[-500:])
         json.loads(result.stdout)
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`report RUN | head -1` must exit 0: 1 would read as "findings at or above --fail-on"."""
+    proc = subprocess.Popen([sys.executable, "-m", "mnv4_postmortem", "report", str(SEED)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "80"})
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert b"Traceback" not in proc.stderr.read()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -38,6 +39,7 @@ def main() -> None:
 
     try:
         cli.main(standalone_mode=False)
+        sys.stdout.flush()  # surface a closed pipe here, not at interpreter exit
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(exit_codes.UNUSABLE)
@@ -50,6 +52,9 @@ def main() -> None:
     except SystemExit:
         raise
     except BrokenPipeError:
+        # `report ... | head`: the reader left; that is not an error. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(exit_codes.OK)
     except Exception as exc:  # a bug of ours: say so plainly instead of dumping a traceback
         if debug_enabled():

@@ -15,8 +15,16 @@ from mnv4_postmortem.cli import exit_codes
 FORMATS = ("text", "json")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # `report RUN | head`: the reader left, which is not a failure. rich exits 1 here, and 1 means
+        # "findings at or above --fail-on" in our exit codes.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(exit_codes.OK)
+
+
 def stdout_console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+    return _Console(file=sys.stdout, soft_wrap=True, highlight=False)
 
 
 def stderr_console() -> Console:
