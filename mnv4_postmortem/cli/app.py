@@ -19,8 +19,21 @@ class _Console(Console):
     def on_broken_pipe(self) -> None:
         # `report RUN | head`: the reader left, which is not a failure. rich exits 1 here, and 1 means
         # "findings at or above --fail-on" in our exit codes.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(exit_codes.OK)
+        _quiet_exit_on_closed_pipe()
+
+
+def _quiet_exit_on_closed_pipe() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(exit_codes.OK)
+
+
+def emit(text: str) -> None:
+    """Write data to stdout. `... | head` closing the pipe is not an error (exit 0, no traceback)."""
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_exit_on_closed_pipe()
 
 
 def stdout_console() -> Console:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import stderr_console
+from mnv4_postmortem.cli.app import emit, stderr_console
 
 RUN_MARKERS = ("summary.csv", "args.yaml", "*.log", "config.yaml")
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -49,10 +49,10 @@ def batch_command(roots: tuple[Path, ...], fmt: str, rule_paths: tuple[Path, ...
             if threshold is not None and any(f.severity >= threshold for f in report.findings):
                 failing += 1
             if fmt == "json":
-                click.echo(json.dumps(report_dict(report), default=str))
+                emit(json.dumps(report_dict(report), default=str))
             else:
                 summary = f"{top.severity.name.lower():<8} {top.cause:<20} {top.title}" if top else "ok       -"
-                click.echo(f"{str(run_dir):<60} {summary}")
+                emit(f"{str(run_dir):<60} {summary}")
     click.echo(f"{len(run_dirs)} run(s), {unusable} unusable, {failing} at or above --fail-on", err=True)
     if failing:
         raise SystemExit(exit_codes.FINDINGS)

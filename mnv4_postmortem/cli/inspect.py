@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mnv4_postmortem.cli.app import FORMATS, collect_aliases, stdout_console, tb_alias_options
+from mnv4_postmortem.cli.app import FORMATS, collect_aliases, emit, stdout_console, tb_alias_options
 
 
 @click.command("inspect")
@@ -26,6 +26,6 @@ def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_alias
     run = load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     view = describe(run)
     if fmt == "json":
-        click.echo(json.dumps(view, indent=2))
+        emit(json.dumps(view, indent=2))
     else:
         render_text(view, stdout_console())

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import collect_aliases, fail, stdout_console, tb_alias_options
+from mnv4_postmortem.cli.app import collect_aliases, emit, fail, stdout_console, tb_alias_options
 
 SEVERITIES = ("info", "warning", "error", "critical")
 REPORT_FORMATS = ("text", "json", "html")
@@ -71,7 +71,7 @@ def _render(report, fmt: str, output: Path | None, verbose: bool) -> str | None:
 
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
-        click.echo(text)
+        emit(text)
         return
     try:
         output.write_text(text, encoding="utf-8")
