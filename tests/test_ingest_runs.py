@@ -113,3 +113,19 @@ def test_nothing_usable_raises_ingest_error(tmp_path):
     with pytest.raises(IngestError) as info:
         load_run(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("parser", ["console_log", "summary_csv", "args_yaml", "tensorboard"])
+def test_every_parser_refuses_a_fifo_instead_of_blocking(tmp_path, parser):
+    """All parsers open files through one helper; a FIFO would otherwise block open() forever."""
+    import os
+
+    from mnv4_postmortem.analyzer.ingest import args_yaml, console_log, summary_csv, tensorboard
+
+    read = {"console_log": console_log.parse_console_log, "summary_csv": summary_csv.parse_summary_csv,
+            "args_yaml": args_yaml.parse_args_yaml, "tensorboard": tensorboard.read_event_file}[parser]
+    fifo = tmp_path / "input"
+    os.mkfifo(fifo)
+    with pytest.raises(IngestError, match="not a regular file"):
+        read(fifo)

@@ -12,13 +12,13 @@ few hundred bytes that expand to 10^9 nodes when anything walks the result).
 from __future__ import annotations
 
 import math
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.timm_defaults import defaults_for, guess_version
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceRef, TrainConfig
 
@@ -208,16 +208,8 @@ def _construct_pairs(loader: Any, root: yaml.MappingNode, shown: str, issues: li
 
 
 def _read_text(path: Path, shown: str) -> str:
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise IngestError("not a regular file", SourceRef(shown))
-        if info.st_size > MAX_YAML_BYTES:
-            raise IngestError(f"file is {info.st_size} bytes, over the {MAX_YAML_BYTES}-byte limit for an args file", SourceRef(shown))
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_YAML_BYTES + 1)
-    except OSError as exc:
-        raise IngestError(f"cannot read file: {exc.strerror or exc}", SourceRef(shown)) from None
+    with open_input(path, shown) as handle:
+        raw = handle.read(MAX_YAML_BYTES + 1)
     if len(raw) > MAX_YAML_BYTES:
         raise IngestError(f"file is over the {MAX_YAML_BYTES}-byte limit for an args file", SourceRef(shown))
     nul = raw.find(b"\x00")

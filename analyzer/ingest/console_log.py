@@ -72,6 +72,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestError, IngestIssue, SourceRef
 
 __all__ = ["ConsoleLog", "LrCalc", "parse_console_log", "sniff_console_log"]
@@ -1501,12 +1502,10 @@ def _parse(path: Path, display_path: str | None = None, *, chunk_size: int = CHU
            fast: bool = True) -> ConsoleLog:
     shown = display_path if display_path is not None else str(path)
     try:
-        with open(path, "rb") as stream:
+        with open_input(path, shown) as stream:
             return _parse_stream(stream, shown, chunk_size, fast)
     except IngestError:
         raise
-    except OSError as error:
-        raise IngestError(f"cannot read the log: {error.strerror or error}", SourceRef(shown)) from error
     except (ValueError, TypeError, IndexError, KeyError, OverflowError, AssertionError) as error:  # pragma: no cover
         # A parser bug must still not surface as a traceback; name it so tests can tell it apart.
         raise IngestError(f"internal parser error ({type(error).__name__}: {error})", SourceRef(shown)) from error

@@ -24,13 +24,13 @@ from __future__ import annotations
 import csv
 import math
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping, NamedTuple
 
 import pandas as pd
 
+from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import EPOCH_COLUMNS, Event, IngestError, IngestIssue, SourceRef
 
 __all__ = ["SummaryCsv", "parse_summary_csv", "sniff_summary_csv"]
@@ -106,13 +106,8 @@ def parse_summary_csv(path: Path, display_path: str | None = None) -> SummaryCsv
     """Parse a timm summary.csv. Raises :class:`IngestError` only when nothing usable is in it."""
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
-            raise IngestError("not a regular file", SourceRef(shown))
-        with open(path, "rb") as handle:
-            return _Parser(shown).run(handle)
-    except OSError as exc:
-        raise IngestError(f"cannot read file: {exc.strerror or exc}", SourceRef(shown)) from None
+    with open_input(path, shown) as handle:
+        return _Parser(shown).run(handle)
 
 
 # --------------------------------------------------------------------------------------------

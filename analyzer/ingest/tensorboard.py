@@ -80,7 +80,6 @@ import math
 import mmap
 import os
 import re
-import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +92,7 @@ import yaml
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, types_pb2
 
+from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceRef
 
 __all__ = [
@@ -623,10 +623,7 @@ def read_event_file(
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
     try:
-        # Refuse FIFOs and devices before open(): opening a FIFO would block forever.
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise IngestError("not a regular file", SourceRef(shown))
-        with open(path, "rb") as handle:
+        with open_input(path, shown) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size == 0:
                 issue = IngestIssue(SourceRef(shown, offset=0), "empty event file (no records)")
