@@ -54,16 +54,12 @@ def load_pack(extra: Sequence[Path] = (), *, builtin: bool = True) -> RulePack:
 
 def namespace_for(run: Run) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """The rule namespace and the pipeline metadata (args and defaults for fix command lines)."""
-    run = with_inferred_classes(run)
-    detection = detect(run)
-    derived = derive(run)
+    run, detection, derived = _stages(run)
     return _names(run, detection, derived), _pipeline_meta(run)
 
 
 def analyze(run: Run, pack: RulePack) -> Report:
-    run = with_inferred_classes(run)
-    detection = detect(run)
-    derived = derive(run)
+    run, detection, derived = _stages(run)
     evaluation = evaluate(pack, _names(run, detection, derived), pipeline_meta=_pipeline_meta(run))
     rule_errors = [str(e) for e in pack.errors] + [str(w) for w in evaluation.warnings]
     diagnosis = make_diagnosis(evaluation.findings, evaluation.considered, rule_errors)
@@ -76,6 +72,12 @@ def analyze(run: Run, pack: RulePack) -> Report:
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=diagnosis.rule_errors,
     )
+
+
+def _stages(run: Run) -> tuple[Run, Detection, Derived]:
+    """The statistics every consumer needs, computed once: the run (num_classes filled in), detection, derived."""
+    run = with_inferred_classes(run)
+    return run, detect(run), derive(run)
 
 
 def with_inferred_classes(run: Run) -> Run:

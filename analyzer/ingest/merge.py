@@ -115,7 +115,7 @@ def _parse_one(found: FoundFile, parsed: _Parsed) -> None:
 def _merge(run_dir: Path, parsed: _Parsed) -> Run:
     logs = [log for _, log in parsed.logs if len(log.steps) or len(log.evals) or log.info]
     csv = _pick_csv(parsed)
-    config = _build_config(parsed, logs)
+    config = _build_config(parsed, logs, _timm_version(logs, None))
     epochs, refs = _epoch_frame(csv, logs, parsed.tensorboard, parsed.issues)
     steps = _step_frame(logs)
     if epochs.empty and steps.empty and not parsed.args:
@@ -154,13 +154,12 @@ def _pick_csv(parsed: _Parsed) -> SummaryCsv | None:
     return ranked[0][1]
 
 
-def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog]) -> TrainConfig:
+def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog], version: str | None) -> TrainConfig:
     args: Mapping[str, Any] | None = None
     source = None
     if parsed.args:
         found, args_file = parsed.args[0]
         args, source = args_file.args, SourceRef(found.rel)
-    version = _timm_version(logs, None)
     if args is None:
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
@@ -233,86 +232,95 @@ def _effective_from_logs(logs: Sequence[ConsoleLog], effective: dict, sources: d
             sources["input_size"] = str(ref) if ref else log.path
 
 
+class _EpochTable:
+    """Per-epoch values being merged from several sources, each with the SourceRef it came from."""
+
+    def __init__(self, issues: list[IngestIssue]):
+        self.values: dict[str, dict[int, float]] = {}
+        self.refs: dict[str, dict[int, SourceRef]] = {}
+        self.issues = issues
+
+    def put(self, column: str, epoch: int, value: float, ref: SourceRef, *, overwrite: bool = False) -> None:
+        """Set a value unless one is there already (``overwrite`` for pass-specific log columns)."""
+        known = self.values.setdefault(column, {})
+        if overwrite or epoch not in known:
+            known[epoch] = value
+            self.refs.setdefault(column, {})[epoch] = ref
+
+    def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
+                      tolerance: float = AGREEMENT_TOLERANCE) -> None:
+        """Fill a gap, or compare with the documented source (summary.csv, put first) and warn on disagreement."""
+        existing = self.values.get(column, {}).get(epoch)
+        if existing is None:
+            self.put(column, epoch, value, ref)
+            return
+        if math.isfinite(existing) and math.isfinite(value) and abs(existing - value) > tolerance * max(1.0, abs(existing)):
+            kept = self.refs[column][epoch]
+            self.issues.append(IngestIssue(
+                ref,
+                f"{column} for epoch {epoch} is {value:g} here but {existing:g} in {kept}; "
+                f"keeping {kept.path} (timm's own per-epoch record)",
+            ))
+
+    def n_epochs(self) -> int:
+        return len(set().union(*self.values.values())) if self.values else 0
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if not self.values:
+            empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
+            return empty, empty.copy()
+        ordered = [c for c in EPOCH_COLUMNS if c in self.values] + sorted(c for c in self.values if c not in EPOCH_COLUMNS)
+        frame = pd.DataFrame({c: pd.Series(self.values[c], dtype="float64") for c in ordered})
+        frame.index.name = "epoch"
+        frame = frame.sort_index()
+        refs = pd.DataFrame({c: pd.Series(self.refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
+        return frame, refs
+
+
 def _epoch_frame(
     csv: SummaryCsv | None,
     logs: Sequence[ConsoleLog],
     tb: TensorBoardScalars | None,
     issues: list[IngestIssue],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    values: dict[str, dict[int, float]] = {}
-    refs: dict[str, dict[int, SourceRef]] = {}
-
-    def put(column: str, epoch: int, value: float, ref: SourceRef, overwrite: bool = False) -> None:
-        col = values.setdefault(column, {})
-        if overwrite or epoch not in col:
-            col[epoch] = value
-            refs.setdefault(column, {})[epoch] = ref
-
-    if csv is not None:
+    table = _EpochTable(issues)
+    if csv is not None:  # first, so that the log is checked against it
         for column in csv.frame.columns:
             for epoch, value in csv.frame[column].items():
-                put(column, int(epoch), _as_float(value), SourceRef(csv.path, line=int(csv.lines.get(epoch, 0)) or None))
+                table.put(column, int(epoch), _as_float(value), SourceRef(csv.path, line=int(csv.lines.get(epoch, 0)) or None))
     for log in logs:
-        _log_epochs(log, put, values, refs, issues, has_csv=csv is not None)
+        _log_epochs(log, table, has_csv=csv is not None)
     if tb is not None:
-        _tensorboard_epochs(tb, put, n_epochs_hint=len(next(iter(values.values()), {})))
-    if not values:
-        empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
-        return empty, empty.copy()
-    ordered = [c for c in EPOCH_COLUMNS if c in values] + sorted(c for c in values if c not in EPOCH_COLUMNS)
-    frame = pd.DataFrame({c: pd.Series(values[c], dtype="float64") for c in ordered})
-    frame.index.name = "epoch"
-    frame = frame.sort_index()
-    ref_frame = pd.DataFrame({c: pd.Series(refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
-    return frame, ref_frame
+        _tensorboard_epochs(tb, table)
+    return table.frames()
 
 
-def _log_epochs(log: ConsoleLog, put, values, refs, issues: list[IngestIssue], *, has_csv: bool) -> None:
+def _log_epochs(log: ConsoleLog, table: _EpochTable, *, has_csv: bool) -> None:
     evals = log.evals
     if len(evals):
         # The latest validation of each (epoch, pass) wins: after a resume timm re-runs epochs.
         latest = evals.sort_values(["segment", "src_line"]).groupby(["epoch", "pass"], sort=False).tail(1)
-        has_ema = set(latest["pass"]) >= {"ema"}
+        has_ema = "ema" in set(latest["pass"])
         for record in latest.to_dict("records"):
             epoch, kind = int(record["epoch"]), str(record["pass"])
             ref = SourceRef(log.path, line=int(record["src_line"]))
+            reported = (kind == "ema") if has_ema else (kind == "model")  # timm reports the EMA's eval when it has one
             for metric in EVAL_METRICS:
                 value = _as_float(record[metric])
-                put(f"{metric}_{'ema' if kind == 'ema' else 'model'}", epoch, value, ref, overwrite=True)
-                reported = (kind == "ema") if has_ema else (kind == "model")
+                table.put(f"{metric}_{'ema' if kind == 'ema' else 'model'}", epoch, value, ref, overwrite=True)
                 if reported:
-                    _check_or_put(metric, epoch, value, ref, put, values, refs, issues)
-    steps = log.steps
-    if len(steps):
-        last = steps.sort_values(["segment", "src_line"]).groupby("epoch", sort=False).tail(1)
-        first = steps.sort_values(["segment", "src_line"]).groupby("epoch", sort=False).head(1)
-        for row in last.itertuples(index=False):
+                    table.fill_or_check(metric, epoch, value, ref)
+    if len(log.steps):
+        by_epoch = log.steps.sort_values(["segment", "src_line"]).groupby("epoch", sort=False)
+        for row in by_epoch.tail(1).itertuples(index=False):
             ref = SourceRef(log.path, line=int(row.src_line))
-            _check_or_put("train_loss", int(row.epoch), _as_float(row.train_loss_avg), ref, put, values, refs, issues, tolerance=0.05)
-        if not has_csv or "lr" not in values:
-            for row in first.itertuples(index=False):
-                put("lr", int(row.epoch), _as_float(row.lr), SourceRef(log.path, line=int(row.src_line)))
+            table.fill_or_check("train_loss", int(row.epoch), _as_float(row.train_loss_avg), ref, tolerance=0.05)
+        if not has_csv or "lr" not in table.values:
+            for row in by_epoch.head(1).itertuples(index=False):
+                table.put("lr", int(row.epoch), _as_float(row.lr), SourceRef(log.path, line=int(row.src_line)))
 
 
-def _check_or_put(metric, epoch, value, ref, put, values, refs, issues, tolerance: float = AGREEMENT_TOLERANCE) -> None:
-    """Fill a gap, or compare with the documented source (summary.csv) and warn when they disagree."""
-    existing = values.get(metric, {}).get(epoch)
-    if existing is None:
-        put(metric, epoch, value, ref)
-        return
-    both_finite = math.isfinite(existing) and math.isfinite(value)
-    scale = max(1.0, abs(existing))
-    if both_finite and abs(existing - value) > tolerance * scale:
-        issues.append(
-            IngestIssue(
-                ref,
-                f"{metric} for epoch {epoch} is {value:g} here but {existing:g} in {refs[metric][epoch]}; "
-                f"keeping {refs[metric][epoch].path} (timm's own per-epoch record)",
-            )
-        )
-
-
-def _tensorboard_epochs(tb: TensorBoardScalars, put, n_epochs_hint: int) -> None:
+def _tensorboard_epochs(tb: TensorBoardScalars, table: _EpochTable) -> None:
     """TensorBoard scalars logged once per epoch fill metrics the log and CSV lack.
 
     A tag counts as epoch-level when its steps are few and dense (0..N or 1..N); per-step tags
@@ -321,6 +329,7 @@ def _tensorboard_epochs(tb: TensorBoardScalars, put, n_epochs_hint: int) -> None
     frame = tb.frame
     if frame.empty:
         return
+    n_epochs_hint = table.n_epochs()
     for metric, group in frame.groupby("metric", sort=False):
         steps = group["step"].to_numpy()
         if not _looks_epoch_level(steps, n_epochs_hint):
@@ -328,7 +337,7 @@ def _tensorboard_epochs(tb: TensorBoardScalars, put, n_epochs_hint: int) -> None
         offset = 1 if steps.min() >= 1 and n_epochs_hint == 0 and not (steps == 0).any() else 0
         group = group.sort_values(["step", "wall_time"]).drop_duplicates("step", keep="last")
         for row in group.itertuples(index=False):
-            put(str(metric), int(row.step) - offset, float(row.value), SourceRef(str(row.file), record=int(row.record)))
+            table.put(str(metric), int(row.step) - offset, float(row.value), SourceRef(str(row.file), record=int(row.record)))
 
 
 def _looks_epoch_level(steps: np.ndarray, n_epochs_hint: int) -> bool:

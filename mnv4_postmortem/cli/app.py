@@ -13,6 +13,7 @@ from rich.console import Console
 from mnv4_postmortem.cli import exit_codes
 
 FORMATS = ("text", "json")
+SEVERITIES = ("info", "warning", "error", "critical")  # for --fail-on, lowest first
 
 
 class _Console(Console):

@@ -8,10 +8,9 @@ from pathlib import Path
 import click
 
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import emit, stderr_console
+from mnv4_postmortem.cli.app import SEVERITIES, emit, stderr_console
 
 RUN_MARKERS = ("summary.csv", "args.yaml", "*.log", "config.yaml")
-SEVERITIES = ("info", "warning", "error", "critical")
 
 
 @click.command("batch")

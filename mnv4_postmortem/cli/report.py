@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import collect_aliases, emit, fail, stdout_console, tb_alias_options
+from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, stdout_console, tb_alias_options
 
-SEVERITIES = ("info", "warning", "error", "critical")
 REPORT_FORMATS = ("text", "json", "html")
 
 
