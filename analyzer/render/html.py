@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.render.json_render import report_dict
 from mnv4_postmortem.analyzer.render.plots import curves_svg
-from mnv4_postmortem.analyzer.report import Report
 
 
-def render_html(report: Report) -> str:
+def render(report: Diagnosis, *, verbose: bool = False) -> str:
     env = Environment(
         loader=PackageLoader("mnv4_postmortem.analyzer.render", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -23,7 +23,7 @@ def render_html(report: Report) -> str:
     )
 
 
-def _epochs_table(report: Report) -> dict:
+def _epochs_table(report: Diagnosis) -> dict:
     frame = report.run.epochs
     cols = list(frame.columns)
     rows = [[int(epoch)] + [_fmt(v) for v in values] for epoch, values in zip(frame.index, frame.to_numpy())]

@@ -6,7 +6,7 @@ import io
 
 import pandas as pd
 
-from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("loss", ("train_loss", "eval_loss", "eval_loss_model", "eval_loss_ema")),
@@ -15,7 +15,7 @@ PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def curves_svg(report: Report) -> str | None:
+def curves_svg(report: Diagnosis) -> str | None:
     """One figure with a panel per family of metrics; the top finding's epochs are shaded."""
     epochs = report.run.epochs
     panels = [(title, [c for c in cols if _worth_drawing(epochs, c)]) for title, cols in PANELS]

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, emit, stderr_console
+from mnv4_postmortem.cli.app import SEVERITIES, emit, load_rule_pack, stderr_console
 
 RUN_MARKERS = ("summary.csv", "args.yaml", "*.log", "config.yaml")
 
 
 @click.command("batch")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(formats("batch")), default="text", show_default=True,
               help="text: a table; json: one JSON report per line (JSON Lines).")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None, help="Exit 1 when any run has a finding at or above this severity.")
@@ -24,14 +24,15 @@ def batch_command(roots: tuple[Path, ...], fmt: str, rule_paths: tuple[Path, ...
     event files). Unreadable runs are reported and skipped; progress goes to stderr."""
     from rich.progress import Progress
 
-    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
     from mnv4_postmortem.analyzer.findings import Severity
     from mnv4_postmortem.analyzer.ingest import load_run
     from mnv4_postmortem.analyzer.model import IngestError
-    from mnv4_postmortem.analyzer.render.json_render import report_dict
+    from mnv4_postmortem.analyzer.pipeline import diagnose
+    from mnv4_postmortem.analyzer.render import renderer_module
 
+    rows = renderer_module("batch", fmt)
     run_dirs = sorted({d for root in roots for d in find_run_dirs(root)})
-    pack = load_pack(rule_paths)
+    pack = load_rule_pack(rule_paths)
     threshold = Severity.parse(fail_on) if fail_on else None
     failing = unusable = 0
     with Progress(console=stderr_console(), transient=True) as progress:
@@ -39,19 +40,14 @@ def batch_command(roots: tuple[Path, ...], fmt: str, rule_paths: tuple[Path, ...
         for run_dir in run_dirs:
             progress.advance(task)
             try:
-                report = analyze(load_run(run_dir), pack)
+                diagnosis = diagnose(load_run(run_dir), pack)
             except IngestError as exc:
                 unusable += 1
-                _emit_error(run_dir, str(exc), fmt)
+                emit(rows.render_error(str(run_dir), str(exc)))
                 continue
-            top = report.findings[0] if report.findings else None
-            if threshold is not None and any(f.severity >= threshold for f in report.findings):
+            if threshold is not None and any(f.severity >= threshold for f in diagnosis.findings):
                 failing += 1
-            if fmt == "json":
-                emit(json.dumps(report_dict(report), default=str))
-            else:
-                summary = f"{top.severity.name.lower():<8} {top.cause:<20} {top.title}" if top else "ok       -"
-                emit(f"{str(run_dir):<60} {summary}")
+            emit(rows.render(diagnosis, verbose=False))
     click.echo(f"{len(run_dirs)} run(s), {unusable} unusable, {failing} at or above --fail-on", err=True)
     if failing:
         raise SystemExit(exit_codes.FINDINGS)
@@ -65,9 +61,3 @@ def find_run_dirs(root: Path) -> list[Path]:
     found |= {p.parent for p in root.rglob("events.out.tfevents.*")}
     return sorted(found) or [root]
 
-
-def _emit_error(run_dir: Path, message: str, fmt: str) -> None:
-    if fmt == "json":
-        click.echo(json.dumps({"run": {"path": str(run_dir)}, "error": message}))
-    else:
-        click.echo(f"{str(run_dir):<60} unusable: {message}")
