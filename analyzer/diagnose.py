@@ -23,9 +23,10 @@ from mnv4_postmortem.analyzer.features.namespace import build_namespace, is_know
 from mnv4_postmortem.analyzer.findings import make_diagnosis
 from mnv4_postmortem.analyzer.ingest import load_run
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
-from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
 from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.timm.defaults import command_defaults
+from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 __all__ = ["analyze", "load_pack", "load_run", "namespace_for", "synthetic_run"]
 
@@ -75,37 +76,8 @@ def analyze(run: Run, pack: RulePack) -> Report:
 
 
 def _stages(run: Run) -> tuple[Run, Detection, Derived]:
-    """The statistics every consumer needs, computed once: the run (num_classes filled in), detection, derived."""
-    run = with_inferred_classes(run)
+    """The statistics every consumer needs, computed once: detection and derived quantities."""
     return run, detect(run), derive(run)
-
-
-def with_inferred_classes(run: Run) -> Run:
-    """When num_classes is unknown, read it off a run stuck at chance level.
-
-    A model that predicts one class scores exactly 100/C top-1 and 500/C top-5 on a balanced
-    validation set, so top-1 stuck at v with top-5 stuck at 5v for many epochs reveals C = 100/v.
-    """
-    if run.config.get("num_classes") or not {"eval_top1", "eval_top5"} <= set(run.epochs.columns):
-        return run
-    top1 = run.epochs["eval_top1"].dropna()
-    top5 = run.epochs["eval_top5"].dropna()
-    if len(top1) < 5 or len(top5) < 5:
-        return run
-    value1, value5 = float(top1.median()), float(top5.median())
-    # "Stuck" = nearly every epoch within 2% of the median (distributed padding moves the last digit).
-    stuck = lambda s, v: bool((abs(s - v) <= 0.02 * max(v, 1e-9)).mean() >= 0.8)  # noqa: E731
-    if value1 <= 0 or not (stuck(top1, value1) and stuck(top5, value5)):
-        return run
-    if abs(value5 - min(100.0, 5 * value1)) > 0.01 * value5:
-        return run
-    classes = round(100.0 / value1)
-    if classes < 2 or abs(100.0 / classes - value1) > 0.01 * value1:
-        return run
-    effective = {**run.config.effective, "num_classes": classes}
-    sources = {**run.config.effective_sources,
-               "num_classes": f"inferred: eval_top1 stays at {value1:g} and eval_top5 at {value5:g} (= 100/C and 500/C)"}
-    return replace(run, config=replace(run.config, effective=effective, effective_sources=sources))
 
 
 def _names(run: Run, detection: Detection, derived: Derived) -> Mapping[str, Any]:
@@ -113,7 +85,8 @@ def _names(run: Run, detection: Detection, derived: Derived) -> Mapping[str, Any
 
 
 def _pipeline_meta(run: Run) -> Mapping[str, Any]:
-    return {"args": dict(run.config.args), "defaults": command_defaults(run.timm_version)}
+    # The defaults of the era the config was filled from: a fix command and the config never disagree.
+    return {"args": dict(run.config.args), "defaults": command_defaults(run.config.timm_version)}
 
 
 def _segments_json(detection: Detection) -> dict[str, list[dict[str, Any]]]:
@@ -164,11 +137,16 @@ def synthetic_run(config: Mapping[str, Any], series: Mapping[str, Any], steps_pe
         {name: np.pad(v.astype("float64"), (0, length - len(v)), constant_values=np.nan) for name, v in columns.items()},
         index=pd.RangeIndex(length, name="epoch"),
     )
-    base = build_config(dict(config), None, None)
+    base = build_config(dict(config), None, config.get("timm_version"))
     effective = {k: config[k] for k in ("lr", "num_classes", "input_size", "world_size") if k in config}
-    run_config = TrainConfig(values=base.values, args=dict(config), defaulted=base.defaulted, effective=effective)
-    steps = _synthetic_steps(frame, steps_per_epoch)
     epochs = config.get("epochs")
+    # A rule test's ``epochs`` is the schedule length it means (as a log's "Scheduled epochs" line).
+    facts = RecipeFacts(scheduled_epochs=int(epochs) if isinstance(epochs, (int, float)) else None,
+                        scheduled_ref="rule test config",
+                        eval_top1=frame["eval_top1"].to_numpy() if "eval_top1" in frame else None,
+                        eval_top5=frame["eval_top5"].to_numpy() if "eval_top5" in frame else None)
+    run_config = resolve_recipe(replace(base, args=dict(config), effective=effective), facts)
+    steps = _synthetic_steps(frame, steps_per_epoch)
     return Run(
         run_dir=Path("<inline>"),
         config=run_config,
@@ -178,8 +156,8 @@ def synthetic_run(config: Mapping[str, Any], series: Mapping[str, Any], steps_pe
         events=(),
         sources=(),
         issues=(),
-        timm_version=config.get("timm_version"),
-        epochs_scheduled=int(epochs) if isinstance(epochs, (int, float)) else None,
+        timm_version=run_config.timm_version,
+        epochs_scheduled=run_config.effective.get("epochs_scheduled"),
     )
 
 

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..model import Run, TrainConfig
-from .coerce import as_float, truthy
-from .ema import EmaModel, ema_model_from, version_bounds
+from mnv4_postmortem.analyzer.model import Run, TrainConfig, as_count, as_number
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
+
+from .ema import EmaModel, ema_model_from
 from .input_size import input_size_px
 from .input_size import pretrained_input_size as _native_input_size
 
@@ -100,7 +101,7 @@ class Regularization:
     strength_terms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
 
-def regularization_from(config: TrainConfig, timm_version: str | None = None) -> Regularization:
+def regularization_from(config: TrainConfig, timm_version: TimmVersion | str | None = None) -> Regularization:
     """Read the regularization knobs from a run's config (timm's defaults fill missing keys upstream)."""
     drop = _rate(config.get("drop"))
     drop_connect = _nonneg_float(config.get("drop_connect"))
@@ -159,14 +160,13 @@ def is_decoupled_weight_decay(opt: Any) -> bool:
     return name.endswith("w") or name in _DECOUPLED_OPTIMIZERS
 
 
-def _drop_connect_used(config: TrainConfig, timm_version: str | None) -> bool:
+def _drop_connect_used(config: TrainConfig, timm_version: TimmVersion | str | None) -> bool:
     """Whether the run's timm still passed ``--drop-connect`` to the model (timm < 0.8.2dev0)."""
-    bounds = version_bounds(timm_version)
-    if bounds is not None:
-        low, high = bounds
-        if high is not None and high < _DROP_CONNECT_IGNORED_SINCE:
+    version = TimmVersion.parse(timm_version)
+    if version is not None:
+        if version.below(_DROP_CONNECT_IGNORED_SINCE):
             return True
-        if low is not None and low >= _DROP_CONNECT_IGNORED_SINCE:
+        if version.at_least(_DROP_CONNECT_IGNORED_SINCE):
             return False
     if config.args:
         return "lr_base" not in config.args  # lr_base arrived in the same release (0.8.2dev0)
@@ -256,7 +256,7 @@ class Derived:
     """
 
     model: str | None = None
-    timm_version: str | None = None
+    timm_version: str | None = None  # the text of the run's TimmVersion, for rules and reports
     lr: float | None = None
     lr_source: str = "unknown"
     batch_size: int | None = None
@@ -298,7 +298,7 @@ def derive(run: Run) -> Derived:
     """Compute every derived quantity of ``run`` (pure: reads the run, writes nothing)."""
     config = run.config
     batch = _batch_facts(config)
-    lr, lr_source = _learning_rate(config, batch["global_batch"])
+    lr, lr_source = _learning_rate(config)
     per_epoch, steps_source = _updates_per_epoch(run, batch)
     upe = _typical(per_epoch)
     epochs_run = _epochs_run(run)
@@ -309,13 +309,13 @@ def derive(run: Run) -> Derived:
     ema_facts = _ema_facts(ema, ends, upe)
     input_facts = _input_size_facts(run)
     init_source = _init_source(config)
-    num_classes = _positive_int(config.get("num_classes"))
+    num_classes = config.count("num_classes", minimum=1)
     dataset_size, dataset_source = _dataset_size(config, upe, steps_source, batch["global_batch"])
     global_batch = batch["global_batch"]
     model = config.get("model")
     return Derived(
         model=model if isinstance(model, str) else None,
-        timm_version=run.timm_version,
+        timm_version=str(run.timm_version) if run.timm_version is not None else None,
         lr=lr,
         lr_source=lr_source,
         batch_size=batch["batch_size"],
@@ -350,40 +350,24 @@ def derive(run: Run) -> Derived:
 
 
 def _batch_facts(config: TrainConfig) -> dict[str, Any]:
-    batch_size = _positive_int(config.get("batch_size"))
-    accum = _positive_int(config.get("grad_accum_steps")) or 1
-    world = _positive_int(config.get("world_size")) or 1
-    global_batch = _positive_int(config.get("global_batch"))
-    if global_batch is None and batch_size is not None:
-        global_batch = batch_size * world * accum
-    return {"batch_size": batch_size, "grad_accum_steps": accum, "world_size": world, "global_batch": global_batch}
+    """Batch sizes as the ingest resolved them (``global_batch`` is timm.recipe's, computed once)."""
+    return {
+        "batch_size": config.count("batch_size", minimum=1),
+        "grad_accum_steps": config.count("grad_accum_steps", 1, minimum=1),
+        "world_size": config.count("world_size", 1, minimum=1),
+        "global_batch": config.count("global_batch", minimum=1),
+    }
 
 
-def _learning_rate(config: TrainConfig, global_batch: int | None) -> tuple[float | None, str]:
+def _learning_rate(config: TrainConfig) -> tuple[float | None, str]:
+    """The peak LR as the ingest resolved it (timm.recipe: the log's line, ``lr``, or ``lr_base`` scaling)."""
     resolved = _positive_float(config.effective.get("lr"))
     if resolved is not None:
         return resolved, config.effective_sources.get("lr", "resolved")
     given = _positive_float(config.values.get("lr"))
     if given is not None:
         return given, "timm default" if "lr" in config.defaulted else "args.yaml"
-    return _lr_from_base(config, global_batch)
-
-
-def _lr_from_base(config: TrainConfig, global_batch: int | None) -> tuple[float | None, str]:
-    """timm >= 0.8.2dev0 with ``lr: null``: ``lr = lr_base * ratio`` with ``ratio = global / lr_base_size``
-    (linear) or its square root (the default for optimizers named ``*ada*`` or ``*lamb*``)."""
-    lr_base = _positive_float(config.get("lr_base"))
-    base_size = _positive_float(config.get("lr_base_size", 256))
-    if lr_base is None or base_size is None or global_batch is None:
-        return None, "unknown"
-    scale = config.get("lr_base_scale")
-    if not isinstance(scale, str) or not scale.strip():
-        opt = str(config.get("opt", "sgd")).lower()
-        scale = "sqrt" if ("ada" in opt or "lamb" in opt) else "linear"
-    ratio = global_batch / base_size
-    if scale.strip().lower() == "sqrt":
-        ratio = math.sqrt(ratio)
-    return lr_base * ratio, "lr_base scaling"
+    return None, "unknown"
 
 
 # ----------------------------------------------------------------------------- updates and epochs
@@ -495,29 +479,13 @@ def _epoch_in_index(epochs: pd.DataFrame, epoch: int) -> bool:
     return bool((numbers == epoch).any())
 
 
-_CYCLE_SCHEDULERS = ("cosine", "tanh", "poly")
-
-
 def _epochs_scheduled(run: Run) -> tuple[int | None, str]:
-    logged = _positive_int(run.epochs_scheduled)
-    if logged is not None:
-        return logged, "log"
-    config = run.config
-    epochs = _positive_int(config.get("epochs"))
-    if epochs is None:
+    """The schedule length the ingest resolved (timm.recipe.schedule_length) and its kind of source."""
+    scheduled = _positive_int(run.epochs_scheduled)
+    if scheduled is None:
         return None, "unknown"
-    sched = str(config.get("sched", "")).lower()
-    if sched not in _CYCLE_SCHEDULERS:
-        return epochs, "args.yaml"
-    # timm's cycle schedulers: cycle length (t_initial x cycles, geometric with lr_cycle_mul) + cooldown,
-    # plus the warmup when it is a prefix (timm >= 0.8.2dev0's --warmup-prefix).
-    cycles = _positive_int(config.get("lr_cycle_limit", 1)) or 1
-    mul = _positive_float(config.get("lr_cycle_mul", 1.0)) or 1.0
-    total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
-    total += _nonneg_int(config.get("cooldown_epochs")) or 0
-    if truthy(config.get("warmup_prefix", False)):
-        total += _nonneg_int(config.get("warmup_epochs")) or 0
-    return total, "args.yaml"
+    kind = run.config.effective.get("epochs_scheduled_source")
+    return scheduled, kind if isinstance(kind, str) else "unknown"
 
 
 # ----------------------------------------------------------------------------- EMA
@@ -584,11 +552,11 @@ def _input_size_facts(run: Run) -> dict[str, Any]:
 
 
 def _init_source(config: TrainConfig) -> str:
-    if truthy(config.get("pretrained", False)):
+    if config.flag("pretrained"):
         return "pretrained"
-    if _nonempty_str(config.get("pretrained_path")):
+    if config.text("pretrained_path"):
         return "pretrained_path"
-    if _nonempty_str(config.get("initial_checkpoint")):
+    if config.text("initial_checkpoint"):
         return "initial_checkpoint"
     return "scratch"
 
@@ -608,44 +576,27 @@ def _dataset_size(
 
 
 # ----------------------------------------------------------------------------- coercion
-
-
+# Non-config values (frame cells, hint counts) through the model's one set of coercions.
 
 
 def _positive_float(value: Any) -> float | None:
-    number = as_float(value)
+    number = as_number(value)
     return number if number is not None and number > 0 else None
 
 
 def _nonneg_float(value: Any) -> float | None:
-    number = as_float(value)
+    number = as_number(value)
     return number if number is not None and number >= 0 else None
 
 
 def _rate(value: Any, default: float = 0.0) -> float:
     """A probability-like knob: a number in [0, 1], else ``default``."""
-    number = as_float(value)
+    number = as_number(value)
     return number if number is not None and 0.0 <= number <= 1.0 else default
 
 
 def _positive_int(value: Any) -> int | None:
-    number = as_float(value)
-    if number is None or number < 1 or number != math.floor(number) or number > 1e15:
-        return None
-    return int(number)
-
-
-def _nonneg_int(value: Any) -> int | None:
-    number = as_float(value)
-    if number is None or number < 0 or number != math.floor(number) or number > 1e15:
-        return None
-    return int(number)
-
-
-
-
-def _nonempty_str(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() not in ("", "none", "null")
+    return as_count(value, minimum=1)
 
 
 # ----------------------------------------------------------------------------- field docs

@@ -1,0 +1,223 @@
+"""timm's recipe arithmetic: what train.py derives from its arguments at run time, done once at ingest.
+
+train.py never writes these to args.yaml, so they are recomputed here, the way timm computes them,
+and stored with their source in ``TrainConfig.effective`` / ``effective_sources`` by
+:func:`resolve_recipe` (the ingest's last step). Detection and features only read them.
+
+- ``global_batch``: ``batch_size * world_size * grad_accum_steps`` (timm >= 0.9 counts an update as
+  ``grad_accum_steps`` micro-batches).
+- ``lr``: ``--lr`` when set; else (timm >= 0.8.2dev0, timm-formats.md §6.6) ``lr_base * ratio`` with
+  ``ratio = global_batch / lr_base_size`` (linear) or its square root (sqrt).
+- ``epochs_scheduled``: the epochs the LR schedule spans: the log's ``Scheduled epochs`` line, else
+  timm's scheduler factory rule (cycle schedulers: cycles + ``cooldown_epochs`` + a prefix warmup).
+- ``num_classes``: when the config has none, read off a run stuck at chance level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+from mnv4_postmortem.analyzer.model import TrainConfig, as_count, as_number
+from mnv4_postmortem.analyzer.timm.defaults import default
+
+__all__ = [
+    "CYCLE_SCHEDULERS",
+    "LrCalculation",
+    "RecipeFacts",
+    "global_batch",
+    "infer_num_classes",
+    "resolve_lr",
+    "resolve_recipe",
+    "schedule_length",
+]
+
+# timm's schedulers with a cycle length (``get_cycle_length``): only these add cooldown epochs and a
+# prefix warmup to the schedule; step, multistep and plateau run exactly ``epochs``.
+CYCLE_SCHEDULERS = ("cosine", "tanh", "poly")
+
+# How close "stuck" values must stay to their median for a chance-level reading (distributed eval pads
+# the last batch, which moves the last printed digit).
+_STUCK_TOLERANCE = 0.02
+_STUCK_SHARE = 0.8
+_MIN_STUCK_EPOCHS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class LrCalculation:
+    """timm's own ``Learning rate (X) calculated from base learning rate (Y) and global batch size (Z)``."""
+
+    lr: float
+    lr_base: float
+    global_batch: float
+    scaling: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeFacts:
+    """What the run's own files say about the recipe (the ingest gathers it; all optional).
+
+    scheduled_epochs / scheduled_ref: the log's ``Scheduled epochs: N`` and where it was printed.
+    eval_top1 / eval_top5: the reported per-epoch accuracies (for reading num_classes off chance level).
+    """
+
+    scheduled_epochs: int | None = None
+    scheduled_ref: str | None = None
+    eval_top1: np.ndarray | None = None
+    eval_top5: np.ndarray | None = None
+
+
+def resolve_recipe(config: TrainConfig, facts: RecipeFacts | None = None) -> TrainConfig:
+    """``config`` with the recipe's derived values in ``effective`` (with their sources).
+
+    Values already in ``effective`` (read from the log: timm's own LR line, world size, num_classes)
+    are kept; only what is missing is computed.
+    """
+    facts = facts or RecipeFacts()
+    effective, sources = dict(config.effective), dict(config.effective_sources)
+    world = as_count(effective.get("world_size"), minimum=1) or 1
+    if effective.get("lr") is None:
+        lr, how = resolve_lr(config, world)
+        if lr is not None:
+            effective["lr"], sources["lr"] = lr, how
+    if "global_batch" not in effective:
+        batch = global_batch(config, world)
+        if batch is not None:
+            effective["global_batch"], sources["global_batch"] = batch
+    scheduled = schedule_length(config, facts.scheduled_epochs, facts.scheduled_ref)
+    if scheduled is not None:
+        effective["epochs_scheduled"], sources["epochs_scheduled"], effective["epochs_scheduled_source"] = scheduled
+    if not config.get("num_classes"):
+        inferred = infer_num_classes(facts.eval_top1, facts.eval_top5)
+        if inferred is not None:
+            effective["num_classes"], sources["num_classes"] = inferred
+    return replace(config, effective=effective, effective_sources=sources)
+
+
+def global_batch(config: TrainConfig, world_size: int = 1) -> tuple[int, str] | None:
+    """Samples per optimizer update and how it was found; None without a usable ``batch_size``."""
+    batch = config.values.get("batch_size")
+    if isinstance(batch, bool) or not isinstance(batch, (int, float)):
+        return None
+    accum = int(config.values.get("grad_accum_steps") or 1)
+    return int(batch) * world_size * accum, f"batch_size {batch} x world size {world_size} x grad_accum_steps {accum}"
+
+
+def resolve_lr(config: TrainConfig | Mapping[str, Any], world_size: int = 1) -> tuple[float | None, str]:
+    """The learning rate timm used, and how it was found.
+
+    ``lr`` when set. Otherwise timm (v0.8.2dev0+, §6.6) computes ``lr_base * ratio`` with
+    ``ratio = global_batch / lr_base_size`` (linear) or its square root (sqrt), where
+    ``global_batch = batch_size * world_size * grad_accum_steps``; an empty ``lr_base_scale``
+    means sqrt for optimizers whose name contains "ada" or "lamb" (adamw, lamb ...), else linear.
+    Returns ``(None, why)`` when the values do not determine it.
+    """
+    values = config.values if isinstance(config, TrainConfig) else config
+    defaulted = config.defaulted if isinstance(config, TrainConfig) else frozenset()
+    lr = as_number(values.get("lr"))
+    if lr is not None:
+        return lr, "timm default" if "lr" in defaulted else "args.yaml lr"
+    lr_base = as_number(values.get("lr_base"))
+    if lr_base is None:
+        return None, "lr is not set and there is no lr_base to derive it from"
+    batch = as_number(values.get("batch_size"))
+    base_size = as_number(values.get("lr_base_size"))
+    accum = as_number(values.get("grad_accum_steps"))
+    accum = 1.0 if accum is None else accum
+    if batch is None or base_size is None or base_size <= 0 or batch <= 0 or accum <= 0 or world_size <= 0:
+        return None, "lr is not set and batch_size / lr_base_size cannot give the global batch"
+    batch_total = batch * world_size * accum
+    scale = _lr_scale(values)
+    ratio = batch_total / base_size
+    lr = lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
+    if not math.isfinite(lr):
+        return None, "lr is not set and lr_base x batch ratio is not a finite number"
+    ratio_text = f"{batch_total:g}/{base_size:g}"
+    how = f"lr_base {lr_base:g} x {'sqrt(' + ratio_text + ')' if scale == 'sqrt' else ratio_text} ({scale} scaling rule)"
+    if world_size != 1 or accum != 1:
+        how += f"; global batch = batch_size {batch:g} x world size {world_size} x grad_accum_steps {accum:g}"
+    return lr, how
+
+
+def _lr_scale(values: Mapping[str, Any]) -> str:
+    scale = values.get("lr_base_scale")
+    if isinstance(scale, str) and scale:
+        return "sqrt" if scale == "sqrt" else "linear"  # timm: anything but 'sqrt' scales linearly
+    opt = str(values.get("opt") or "").lower()
+    return "sqrt" if "ada" in opt or "lamb" in opt else "linear"
+
+
+def schedule_length(
+    config: TrainConfig, logged: int | None = None, logged_ref: str | None = None,
+) -> tuple[int, str, str] | None:
+    """The epochs the LR schedule spans: ``(epochs, where from, "log" | "args.yaml")``, or None when unknown.
+
+    The log's ``Scheduled epochs`` line wins. Otherwise timm's scheduler factory rule on args.yaml
+    (a defaulted ``epochs`` is no evidence: None): cycle schedulers (cosine, tanh, poly) run
+    ``epochs x lr_cycle_limit`` (geometric with ``lr_cycle_mul``) + ``cooldown_epochs``, plus
+    ``warmup_epochs`` with ``--warmup-prefix``; the others exactly ``epochs``.
+    """
+    count = as_count(logged, minimum=1)
+    if count is not None:
+        return count, f"the log's 'Scheduled epochs' line ({logged_ref or 'console log'})", "log"
+    epochs = as_count(config.values.get("epochs"), minimum=1)
+    if epochs is None or "epochs" in config.defaulted:
+        return None
+    where = config.source.path if config.source else "args.yaml"
+    how = f"{where}: epochs {epochs}"
+    if str(config.values.get("sched") or "").lower() not in CYCLE_SCHEDULERS:
+        return epochs, how, "args.yaml"
+    version = config.timm_version
+    cycles = config.count("lr_cycle_limit", default("lr_cycle_limit", version), minimum=1)
+    mul = config.number("lr_cycle_mul", default("lr_cycle_mul", version))
+    total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
+    if total != epochs:
+        how += f" over {cycles} cycles (lr_cycle_mul {mul:g}) = {total}"
+    cooldown = config.count("cooldown_epochs") or 0
+    if cooldown:
+        total += cooldown
+        how += f" + cooldown_epochs {cooldown}"
+    if config.flag("warmup_prefix"):
+        warmup = config.count("warmup_epochs") or 0
+        if warmup:
+            total += warmup
+            how += f" + warmup_epochs {warmup} (warmup prefix)"
+    return total, how, "args.yaml"
+
+
+def infer_num_classes(top1: np.ndarray | None, top5: np.ndarray | None) -> tuple[int, str] | None:
+    """num_classes read off a run stuck at chance level, and why; None when the numbers do not show it.
+
+    A model that predicts one class scores exactly 100/C top-1 and 500/C top-5 on a balanced
+    validation set, so top-1 stuck at v with top-5 stuck at 5v for many epochs reveals C = 100/v.
+    """
+    if top1 is None or top5 is None:
+        return None
+    top1 = _finite(top1)
+    top5 = _finite(top5)
+    if top1.size < _MIN_STUCK_EPOCHS or top5.size < _MIN_STUCK_EPOCHS:
+        return None
+    value1, value5 = float(np.median(top1)), float(np.median(top5))
+    if value1 <= 0 or not (_stuck(top1, value1) and _stuck(top5, value5)):
+        return None
+    if abs(value5 - min(100.0, 5 * value1)) > 0.01 * value5:
+        return None
+    classes = round(100.0 / value1)
+    if classes < 2 or abs(100.0 / classes - value1) > 0.01 * value1:
+        return None
+    return classes, f"inferred: eval_top1 stays at {value1:g} and eval_top5 at {value5:g} (= 100/C and 500/C)"
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """The non-missing values (NaN is "not logged"; inf stays and so breaks a stuck reading)."""
+    array = np.asarray(values, dtype="float64")
+    return array[~np.isnan(array)]
+
+
+def _stuck(values: np.ndarray, level: float) -> bool:
+    """Nearly every epoch within 2 % of the median."""
+    return bool((np.abs(values - level) <= _STUCK_TOLERANCE * max(level, 1e-9)).mean() >= _STUCK_SHARE)
