@@ -167,10 +167,15 @@ class TrainConfig:
         value = self.values.get(name, default)
         return default if value is None else value
 
-    def number(self, name: str, default: float | None = None) -> float | None:
-        """:meth:`get` as a finite float (numeric strings too: YAML reads ``1e-3`` as a string); else ``default``."""
+    def number(
+        self, name: str, default: float | None = None, *, minimum: float | None = None, maximum: float | None = None,
+    ) -> float | None:
+        """:meth:`get` as a finite float (numeric strings too: YAML reads ``1e-3`` as a string) within
+        ``minimum..maximum`` (inclusive); else ``default``."""
         number = as_number(self.get(name))
-        return default if number is None else number
+        if number is None or (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            return default
+        return number
 
     def count(self, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
         """:meth:`get` as a whole number >= ``minimum`` (``4.0`` counts; ``4.5``, ``True`` do not); else ``default``."""

@@ -103,20 +103,20 @@ class Regularization:
 
 def regularization_from(config: TrainConfig, timm_version: TimmVersion | str | None = None) -> Regularization:
     """Read the regularization knobs from a run's config (timm's defaults fill missing keys upstream)."""
-    drop = _rate(config.get("drop"))
-    drop_connect = _nonneg_float(config.get("drop_connect"))
-    drop_path_arg = _nonneg_float(config.get("drop_path"))
+    drop = config.number("drop", 0.0, minimum=0.0, maximum=1.0)
+    drop_connect = config.number("drop_connect", minimum=0.0)
+    drop_path_arg = config.number("drop_path", minimum=0.0)
     connect_used = drop_connect is not None and _drop_connect_used(config, timm_version)
     drop_path = drop_path_arg if drop_path_arg is not None else (drop_connect if connect_used else 0.0)
     drop_path = drop_path or 0.0
-    drop_block = _rate(config.get("drop_block"))
-    mixup = _nonneg_float(config.get("mixup")) or 0.0
-    cutmix = _nonneg_float(config.get("cutmix")) or 0.0
-    mixup_prob = _rate(config.get("mixup_prob", 1.0), default=1.0)
-    smoothing = _rate(config.get("smoothing"))
-    weight_decay = _nonneg_float(config.get("weight_decay")) or 0.0
+    drop_block = config.number("drop_block", 0.0, minimum=0.0, maximum=1.0)
+    mixup = config.number("mixup", 0.0, minimum=0.0)
+    cutmix = config.number("cutmix", 0.0, minimum=0.0)
+    mixup_prob = config.number("mixup_prob", 1.0, minimum=0.0, maximum=1.0)
+    smoothing = config.number("smoothing", 0.0, minimum=0.0, maximum=1.0)
+    weight_decay = config.number("weight_decay", 0.0, minimum=0.0)
     decoupled = is_decoupled_weight_decay(config.get("opt"))
-    reprob = _rate(config.get("reprob"))
+    reprob = config.number("reprob", 0.0, minimum=0.0, maximum=1.0)
     aa = _aa_policy(config.get("aa"))
     aa_magnitude = _aa_magnitude(aa)
 
@@ -361,11 +361,11 @@ def _batch_facts(config: TrainConfig) -> dict[str, Any]:
 
 def _learning_rate(config: TrainConfig) -> tuple[float | None, str]:
     """The peak LR as the ingest resolved it (timm.recipe: the log's line, ``lr``, or ``lr_base`` scaling)."""
-    resolved = _positive_float(config.effective.get("lr"))
-    if resolved is not None:
+    resolved = as_number(config.effective.get("lr"))
+    if resolved is not None and resolved > 0:
         return resolved, config.effective_sources.get("lr", "resolved")
-    given = _positive_float(config.values.get("lr"))
-    if given is not None:
+    given = as_number(config.values.get("lr"))
+    if given is not None and given > 0:
         return given, "timm default" if "lr" in config.defaulted else "args.yaml"
     return None, "unknown"
 
@@ -385,15 +385,15 @@ def _updates_per_epoch(run: Run, batch: Mapping[str, Any]) -> tuple[dict[int, in
         return logged, "log"
     effective = run.config.effective
     for key in _UPDATES_HINTS:
-        value = _positive_int(effective.get(key))
+        value = as_count(effective.get(key), minimum=1)
         if value:
             return {-1: value}, "dataset hint"
     accum = batch["grad_accum_steps"]
     for key in _BATCHES_HINTS:
-        value = _positive_int(effective.get(key))
+        value = as_count(effective.get(key), minimum=1)
         if value:
             return {-1: math.ceil(value / accum)}, "dataset hint"
-    samples = next((_positive_int(effective.get(k)) for k in _SAMPLES_HINTS if effective.get(k) is not None), None)
+    samples = next((as_count(effective.get(k), minimum=1) for k in _SAMPLES_HINTS if effective.get(k) is not None), None)
     if samples and batch["batch_size"]:
         # timm's training loader drops the last partial batch (drop_last=True).
         batches = samples // (batch["batch_size"] * batch["world_size"])
@@ -481,7 +481,7 @@ def _epoch_in_index(epochs: pd.DataFrame, epoch: int) -> bool:
 
 def _epochs_scheduled(run: Run) -> tuple[int | None, str]:
     """The schedule length the ingest resolved (timm.recipe.schedule_length) and its kind of source."""
-    scheduled = _positive_int(run.epochs_scheduled)
+    scheduled = as_count(run.epochs_scheduled, minimum=1)
     if scheduled is None:
         return None, "unknown"
     kind = run.config.effective.get("epochs_scheduled_source")
@@ -567,36 +567,12 @@ def _dataset_size(
     if steps_source == "log" and upe is not None and global_batch is not None:
         return upe * global_batch, "steps x global batch"
     for key in _SAMPLES_HINTS:
-        value = _positive_int(config.effective.get(key))
+        value = as_count(config.effective.get(key), minimum=1)
         if value is not None:
             return value, "dataset hint"
     if upe is not None and global_batch is not None:
         return upe * global_batch, "steps x global batch"
     return None, "unknown"
-
-
-# ----------------------------------------------------------------------------- coercion
-# Non-config values (frame cells, hint counts) through the model's one set of coercions.
-
-
-def _positive_float(value: Any) -> float | None:
-    number = as_number(value)
-    return number if number is not None and number > 0 else None
-
-
-def _nonneg_float(value: Any) -> float | None:
-    number = as_number(value)
-    return number if number is not None and number >= 0 else None
-
-
-def _rate(value: Any, default: float = 0.0) -> float:
-    """A probability-like knob: a number in [0, 1], else ``default``."""
-    number = as_number(value)
-    return number if number is not None and 0.0 <= number <= 1.0 else default
-
-
-def _positive_int(value: Any) -> int | None:
-    return as_count(value, minimum=1)
 
 
 # ----------------------------------------------------------------------------- field docs
