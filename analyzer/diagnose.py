@@ -23,6 +23,7 @@ from mnv4_postmortem.analyzer.features.namespace import build_namespace, is_know
 from mnv4_postmortem.analyzer.findings import make_diagnosis
 from mnv4_postmortem.analyzer.ingest import load_run
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
+from mnv4_postmortem.analyzer.ingest.merge import step_counts
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
 from mnv4_postmortem.analyzer.report import Report
 from mnv4_postmortem.analyzer.timm.defaults import command_defaults
@@ -140,13 +141,14 @@ def synthetic_run(config: Mapping[str, Any], series: Mapping[str, Any], steps_pe
     base = build_config(dict(config), None, config.get("timm_version"))
     effective = {k: config[k] for k in ("lr", "num_classes", "input_size", "world_size") if k in config}
     epochs = config.get("epochs")
+    steps = _synthetic_steps(frame, steps_per_epoch)
     # A rule test's ``epochs`` is the schedule length it means (as a log's "Scheduled epochs" line).
     facts = RecipeFacts(scheduled_epochs=int(epochs) if isinstance(epochs, (int, float)) else None,
                         scheduled_ref="rule test config",
                         eval_top1=frame["eval_top1"].to_numpy() if "eval_top1" in frame else None,
-                        eval_top5=frame["eval_top5"].to_numpy() if "eval_top5" in frame else None)
+                        eval_top5=frame["eval_top5"].to_numpy() if "eval_top5" in frame else None,
+                        **step_counts(steps))
     run_config = resolve_recipe(replace(base, args=dict(config), effective=effective), facts)
-    steps = _synthetic_steps(frame, steps_per_epoch)
     return Run(
         run_dir=Path("<inline>"),
         config=run_config,

@@ -22,6 +22,7 @@ from mnv4_postmortem.analyzer.features.derived import (
     is_decoupled_weight_decay,
 )
 from mnv4_postmortem.analyzer.model import EPOCH_COLUMNS, STEP_COLUMNS, Run, TrainConfig
+from mnv4_postmortem.analyzer.ingest.merge import step_counts
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 FIXTURE_RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
@@ -70,7 +71,7 @@ def make_run(
     config = resolve_recipe(
         TrainConfig(values=values or {}, args=args or {}, defaulted=defaulted,
                     effective=effective or {}, effective_sources=effective_sources or {}),
-        RecipeFacts(scheduled_epochs=epochs_scheduled, scheduled_ref="test log"),
+        RecipeFacts(scheduled_epochs=epochs_scheduled, scheduled_ref="test log", **step_counts(steps)),
     )
     return Run(
         run_dir=Path("x"),

@@ -154,3 +154,16 @@ def test_command_line_public_function_uses_the_config_era() -> None:
     assert "--amp-impl" not in command  # native was 0.9.16's default
     newer = train_command(TrainConfig(values={}, args=dict(config.args), timm_version=TimmVersion.parse(">=1.0.23")))
     assert "--amp-impl native" in newer  # 1.0.23 has no amp_impl: the user's value is kept
+
+
+def test_updates_per_epoch_from_the_log_and_from_hints() -> None:
+    from mnv4_postmortem.analyzer.timm.recipe import updates_per_epoch
+
+    # Epoch 1 logged twice (a resume with another batch size): its last line counts. 100 vs 50 tie: latest wins.
+    logged = updates_per_epoch(TrainConfig(values={}), np.array([0, 1, 1, 2]), np.array([100, 100, 50, 50]))
+    assert logged is not None and dict(logged.by_epoch) == {0: 100, 1: 50, 2: 50} and logged.typical == 50
+    assert logged.kind == "log"
+    hinted = updates_per_epoch(TrainConfig(values={"batch_size": 32, "grad_accum_steps": 2},
+                                           effective={"train_samples": 1000}))
+    assert hinted is not None and hinted.typical == 16 and hinted.kind == "dataset hint"  # ceil((1000 // 32) / 2)
+    assert updates_per_epoch(TrainConfig(values={"batch_size": 32})) is None

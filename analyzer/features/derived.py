@@ -23,6 +23,8 @@ import pandas as pd
 from mnv4_postmortem.analyzer.model import Run, TrainConfig, as_count, as_number
 from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
+from mnv4_postmortem.analyzer.timm.recipe import SAMPLES_HINTS
+
 from .ema import EmaModel, ema_model_from
 from .input_size import input_size_px
 from .input_size import pretrained_input_size as _native_input_size
@@ -299,8 +301,7 @@ def derive(run: Run) -> Derived:
     config = run.config
     batch = _batch_facts(config)
     lr, lr_source = _learning_rate(config)
-    per_epoch, steps_source = _updates_per_epoch(run, batch)
-    upe = _typical(per_epoch)
+    per_epoch, steps_source, upe = _updates_per_epoch(run)
     epochs_run = _epochs_run(run)
     ends = _updates_at_epoch_ends(run, per_epoch, upe, epochs_run)
     updates_run = int(ends[-1]) if ends.size else None
@@ -372,59 +373,16 @@ def _learning_rate(config: TrainConfig) -> tuple[float | None, str]:
 
 # ----------------------------------------------------------------------------- updates and epochs
 
-# Keys the ingest may put in config.effective when a run has no Train: lines but says how big it is.
-_UPDATES_HINTS = ("updates_per_epoch", "steps_per_epoch")
-_BATCHES_HINTS = ("batches_per_epoch",)
-_SAMPLES_HINTS = ("train_samples", "dataset_size", "num_train_samples")
-
-
-def _updates_per_epoch(run: Run, batch: Mapping[str, Any]) -> tuple[dict[int, int], str]:
-    """Optimizer updates per epoch, by epoch, from the log's ``[i/N]``; else one value from hints (key -1)."""
-    logged = _logged_per_epoch(run.steps)
-    if logged:
-        return logged, "log"
+def _updates_per_epoch(run: Run) -> tuple[dict[int, int], str, int | None]:
+    """Updates per epoch as the ingest resolved them (timm.recipe.updates_per_epoch): by epoch (key -1
+    for one hinted value), the kind of source, and the typical value."""
     effective = run.config.effective
-    for key in _UPDATES_HINTS:
-        value = as_count(effective.get(key), minimum=1)
-        if value:
-            return {-1: value}, "dataset hint"
-    accum = batch["grad_accum_steps"]
-    for key in _BATCHES_HINTS:
-        value = as_count(effective.get(key), minimum=1)
-        if value:
-            return {-1: math.ceil(value / accum)}, "dataset hint"
-    samples = next((as_count(effective.get(k), minimum=1) for k in _SAMPLES_HINTS if effective.get(k) is not None), None)
-    if samples and batch["batch_size"]:
-        # timm's training loader drops the last partial batch (drop_last=True).
-        batches = samples // (batch["batch_size"] * batch["world_size"])
-        if batches > 0:
-            return {-1: math.ceil(batches / accum)}, "dataset hint"
-    return {}, "unknown"
-
-
-def _logged_per_epoch(steps: pd.DataFrame) -> dict[int, int]:
-    if not isinstance(steps, pd.DataFrame) or steps.empty or not {"epoch", "per_epoch"} <= set(steps.columns):
-        return {}
-    frame = pd.DataFrame({
-        "epoch": pd.to_numeric(steps["epoch"], errors="coerce"),
-        "per_epoch": pd.to_numeric(steps["per_epoch"], errors="coerce"),
-    }).dropna()
-    frame = frame[(frame["epoch"] >= 0) & (frame["per_epoch"] >= 1) & (frame["per_epoch"] < 1e12)]
-    if frame.empty:
-        return {}
-    # A resumed epoch may be logged twice; the last occurrence is the one that counts.
-    last = frame.groupby("epoch", sort=True)["per_epoch"].last()
-    return {int(epoch): int(n) for epoch, n in last.items()}
-
-
-def _typical(per_epoch: Mapping[int, int]) -> int | None:
-    """The most common updates-per-epoch value (the latest epoch's on a tie)."""
-    if not per_epoch:
-        return None
-    counts = pd.Series(list(per_epoch.values())).value_counts(sort=False)
-    best = counts.max()
-    latest_first = [per_epoch[e] for e in sorted(per_epoch, reverse=True)]
-    return int(next(v for v in latest_first if counts[v] == best))
+    typical = as_count(effective.get("updates_per_epoch"), minimum=1)
+    by_epoch = effective.get("updates_by_epoch")
+    kind = effective.get("updates_per_epoch_source")
+    if typical is None or not isinstance(by_epoch, Mapping) or not isinstance(kind, str):
+        return {}, "unknown", None
+    return {int(e): int(n) for e, n in by_epoch.items()}, kind, typical
 
 
 def _epoch_indices(run: Run) -> list[int]:
@@ -566,7 +524,7 @@ def _dataset_size(
 ) -> tuple[int | None, str]:
     if steps_source == "log" and upe is not None and global_batch is not None:
         return upe * global_batch, "steps x global batch"
-    for key in _SAMPLES_HINTS:
+    for key in SAMPLES_HINTS:
         value = as_count(config.effective.get(key), minimum=1)
         if value is not None:
             return value, "dataset hint"

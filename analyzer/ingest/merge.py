@@ -124,7 +124,7 @@ def _merge(run_dir: Path, parsed: _Parsed) -> Run:
         )
     events = _events(parsed)
     # timm's recipe arithmetic (LR from lr_base, global batch, schedule length, num_classes), once.
-    config = resolve_recipe(config, _recipe_facts(logs, epochs))
+    config = resolve_recipe(config, _recipe_facts(logs, epochs, steps))
     return Run(
         run_dir=run_dir,
         config=config,
@@ -410,8 +410,19 @@ def _timm_version(logs: Sequence[ConsoleLog], csv: SummaryCsv | None, parsed: _P
     return narrowest([from_args, from_csv])
 
 
-def _recipe_facts(logs: Sequence[ConsoleLog], epochs: pd.DataFrame) -> RecipeFacts:
-    """What the files say about the recipe: the last log's ``Scheduled epochs`` line, the reported accuracies."""
+def step_counts(steps: pd.DataFrame) -> dict[str, Any]:
+    """The step frame's epoch and ``N`` columns as arrays, for timm.recipe (which reads no pandas)."""
+    if not isinstance(steps, pd.DataFrame) or steps.empty or not {"epoch", "per_epoch"} <= set(steps.columns):
+        return {}
+    return {
+        "step_epoch": pd.to_numeric(steps["epoch"], errors="coerce").to_numpy(dtype="float64"),
+        "step_per_epoch": pd.to_numeric(steps["per_epoch"], errors="coerce").to_numpy(dtype="float64"),
+    }
+
+
+def _recipe_facts(logs: Sequence[ConsoleLog], epochs: pd.DataFrame, steps: pd.DataFrame) -> RecipeFacts:
+    """What the files say about the recipe: the last log's ``Scheduled epochs`` line, the reported
+    accuracies, and the ``[i/N]`` of the Train: lines."""
     scheduled, ref = None, None
     for log in reversed(list(logs)):
         value = log.info.get("scheduled_epochs")
@@ -420,7 +431,8 @@ def _recipe_facts(logs: Sequence[ConsoleLog], epochs: pd.DataFrame) -> RecipeFac
             break
     top1 = epochs["eval_top1"].to_numpy(dtype="float64") if "eval_top1" in epochs.columns else None
     top5 = epochs["eval_top5"].to_numpy(dtype="float64") if "eval_top5" in epochs.columns else None
-    return RecipeFacts(scheduled_epochs=scheduled, scheduled_ref=ref, eval_top1=top1, eval_top5=top5)
+    return RecipeFacts(scheduled_epochs=scheduled, scheduled_ref=ref, eval_top1=top1, eval_top5=top5,
+                       **step_counts(steps))
 
 
 def _as_float(value: Any) -> float:

@@ -10,6 +10,8 @@ and stored with their source in ``TrainConfig.effective`` / ``effective_sources`
   ``ratio = global_batch / lr_base_size`` (linear) or its square root (sqrt).
 - ``epochs_scheduled``: the epochs the LR schedule spans: the log's ``Scheduled epochs`` line, else
   timm's scheduler factory rule (cycle schedulers: cycles + ``cooldown_epochs`` + a prefix warmup).
+- ``updates_per_epoch``: optimizer updates per epoch: the ``N`` of the log's ``Train: e [i/N]`` lines
+  (per epoch, and the most common value), else a dataset-size hint the ingest found.
 - ``num_classes``: when the config has none, read off a run stuck at chance level.
 """
 
@@ -26,8 +28,11 @@ from mnv4_postmortem.analyzer.timm.defaults import default
 
 __all__ = [
     "CYCLE_SCHEDULERS",
+    "SAMPLES_HINTS",
     "LrCalculation",
     "RecipeFacts",
+    "UpdatesPerEpoch",
+    "updates_per_epoch",
     "global_batch",
     "infer_num_classes",
     "resolve_lr",
@@ -44,6 +49,11 @@ CYCLE_SCHEDULERS = ("cosine", "tanh", "poly")
 _STUCK_TOLERANCE = 0.02
 _STUCK_SHARE = 0.8
 _MIN_STUCK_EPOCHS = 5
+
+# Keys the ingest may put in ``effective`` when a run has no Train: lines but says how big it is.
+UPDATES_HINTS = ("updates_per_epoch", "steps_per_epoch")
+BATCHES_HINTS = ("batches_per_epoch",)
+SAMPLES_HINTS = ("train_samples", "dataset_size", "num_train_samples")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,19 @@ class RecipeFacts:
     scheduled_ref: str | None = None
     eval_top1: np.ndarray | None = None
     eval_top5: np.ndarray | None = None
+    step_epoch: np.ndarray | None = None
+    step_per_epoch: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatesPerEpoch:
+    """Optimizer updates per epoch: ``by_epoch`` (epoch -> N; key -1 for a single hinted value), the
+    most common value ``typical`` (the latest epoch's on a tie), and the kind of source."""
+
+    by_epoch: Mapping[int, int]
+    typical: int
+    kind: str  # "log" or "dataset hint"
+    how: str
 
 
 def resolve_recipe(config: TrainConfig, facts: RecipeFacts | None = None) -> TrainConfig:
@@ -91,6 +114,11 @@ def resolve_recipe(config: TrainConfig, facts: RecipeFacts | None = None) -> Tra
     scheduled = schedule_length(config, facts.scheduled_epochs, facts.scheduled_ref)
     if scheduled is not None:
         effective["epochs_scheduled"], sources["epochs_scheduled"], effective["epochs_scheduled_source"] = scheduled
+    updates = updates_per_epoch(config, facts.step_epoch, facts.step_per_epoch)
+    if updates is not None:
+        effective["updates_per_epoch"], sources["updates_per_epoch"] = updates.typical, updates.how
+        effective["updates_per_epoch_source"] = updates.kind
+        effective["updates_by_epoch"] = dict(updates.by_epoch)
     if not config.get("num_classes"):
         inferred = infer_num_classes(facts.eval_top1, facts.eval_top5)
         if inferred is not None:
@@ -187,6 +215,64 @@ def schedule_length(
             total += warmup
             how += f" + warmup_epochs {warmup} (warmup prefix)"
     return total, how, "args.yaml"
+
+
+def updates_per_epoch(
+    config: TrainConfig, step_epoch: np.ndarray | None = None, step_per_epoch: np.ndarray | None = None,
+) -> UpdatesPerEpoch | None:
+    """Updates per epoch from the log's ``[i/N]`` (timm >= 0.9 counts updates, older versions batches,
+    the same without gradient accumulation); else from a size hint in ``config.effective``; else None."""
+    logged = _logged_per_epoch(step_epoch, step_per_epoch)
+    if logged:
+        return UpdatesPerEpoch(logged, _typical(logged), "log", "the log's Train: [i/N] counts")
+    effective = config.effective
+    for key in UPDATES_HINTS:
+        value = as_count(effective.get(key), minimum=1)
+        if value:
+            return UpdatesPerEpoch({-1: value}, value, "dataset hint", f"{key} {value}")
+    accum = config.count("grad_accum_steps", 1, minimum=1)
+    for key in BATCHES_HINTS:
+        value = as_count(effective.get(key), minimum=1)
+        if value:
+            updates = math.ceil(value / accum)
+            return UpdatesPerEpoch({-1: updates}, updates, "dataset hint", f"{key} {value} / grad_accum_steps {accum}")
+    samples = next((as_count(effective.get(k), minimum=1) for k in SAMPLES_HINTS if effective.get(k) is not None), None)
+    batch = config.count("batch_size", minimum=1)
+    world = config.count("world_size", 1, minimum=1)
+    if samples and batch:
+        # timm's training loader drops the last partial batch (drop_last=True).
+        batches = samples // (batch * world)
+        if batches > 0:
+            updates = math.ceil(batches / accum)
+            how = f"{samples} samples // (batch_size {batch} x world size {world}) / grad_accum_steps {accum}"
+            return UpdatesPerEpoch({-1: updates}, updates, "dataset hint", how)
+    return None
+
+
+def _logged_per_epoch(epoch: np.ndarray | None, per_epoch: np.ndarray | None) -> dict[int, int]:
+    """epoch -> N of its last logged Train: line (a resumed epoch may be logged twice; the last counts)."""
+    if epoch is None or per_epoch is None or len(epoch) == 0:
+        return {}
+    epoch = np.asarray(epoch, dtype="float64")
+    per_epoch = np.asarray(per_epoch, dtype="float64")
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(epoch) & np.isfinite(per_epoch) & (epoch >= 0) & (per_epoch >= 1) & (per_epoch < 1e12)
+    epoch, per_epoch = epoch[keep], per_epoch[keep]
+    if epoch.size == 0:
+        return {}
+    # The first occurrence in reversed order is each epoch's last line.
+    unique, first_from_end = np.unique(epoch[::-1], return_index=True)
+    last = per_epoch[::-1][first_from_end]
+    return {int(e): int(n) for e, n in zip(unique, last)}
+
+
+def _typical(per_epoch: Mapping[int, int]) -> int:
+    """The most common updates-per-epoch value (the latest epoch's on a tie)."""
+    counts: dict[int, int] = {}
+    for value in per_epoch.values():
+        counts[value] = counts.get(value, 0) + 1
+    best = max(counts.values())
+    return next(per_epoch[e] for e in sorted(per_epoch, reverse=True) if counts[per_epoch[e]] == best)
 
 
 def infer_num_classes(top1: np.ndarray | None, top5: np.ndarray | None) -> tuple[int, str] | None:
