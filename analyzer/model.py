@@ -239,7 +239,10 @@ class Run:
     events: tuple[Event, ...]
     sources: tuple[SourceInfo, ...]
     issues: tuple[IngestIssue, ...]
-    timm_version: str | None = None
+    # The run's one timm version (the ingest sets it to ``config.timm_version``). Readers go through
+    # ``TimmVersion.parse``, which also accepts the plain text a hand-built Run may carry.
+    timm_version: "TimmVersion | str | None" = None
+    # The schedule length timm.recipe resolved at ingest (``config.effective["epochs_scheduled"]``).
     epochs_scheduled: int | None = None
 
     @property
