@@ -167,3 +167,7 @@ def test_updates_per_epoch_from_the_log_and_from_hints() -> None:
                                            effective={"train_samples": 1000}))
     assert hinted is not None and hinted.typical == 16 and hinted.kind == "dataset hint"  # ceil((1000 // 32) / 2)
     assert updates_per_epoch(TrainConfig(values={"batch_size": 32})) is None
+
+
+def test_narrowing_a_tie_keeps_the_shorter_spelling() -> None:
+    assert str(narrowest([TimmVersion((0, 2, 0), None), TimmVersion.parse("v0.2-v0.6")])) == "0.2-0.6"

@@ -118,7 +118,8 @@ class TimmVersion:
             return self
         lows = [v for v in (self.low, other.low) if v is not None]
         highs = [v for v in (self.high, other.high) if v is not None]
-        low = max(lows, key=_lower) if lows else None
+        # On a tie the shorter spelling wins ("0.2" over "0.2.0": the same bound, as the source wrote it).
+        low = max(lows, key=lambda v: (_lower(v), -len(v))) if lows else None
         high = min(highs, key=_upper) if highs else None
         if low is not None and high is not None and _lower(low) > _upper(high):
             return self
