@@ -39,3 +39,18 @@ def test_defect3_schedule_source_is_args_yaml_without_the_log(tmp_path: Path) ->
     assert derived.epochs_scheduled is not None
     assert derived.epochs_scheduled_source == "args.yaml"
     assert derive(load_run(V1_HEALTHY)).epochs_scheduled_source == "log"
+
+
+def test_defect2_fix_command_repeats_no_default_of_the_runs_own_era(tmp_path: Path) -> None:
+    """v1_lr_high (timm 1.0.28) without its log: the lr fix must not print 1.0.23-era defaults as if set."""
+    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+
+    run_dir = tmp_path / "v1_lr_high"
+    run_dir.mkdir()
+    for name in ("summary.csv", "args.yaml"):
+        shutil.copy(V1_HEALTHY.parent / "v1_lr_high" / name, run_dir / name)
+    report = analyze(load_run(run_dir), load_pack())
+    commands = [f.fix.command for f in report.findings if f.fix is not None and f.fix.command]
+    assert commands, "the lr-too-high finding should carry a fix command"
+    for command in commands:
+        assert "--val-interval" not in command and "--grad-accum-steps" not in command, command
