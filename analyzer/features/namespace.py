@@ -38,6 +38,7 @@ from mnv4_postmortem.analyzer.features.names import (  # the names rules may use
     is_known_name,
 )
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.timm.defaults import default
 
 
 class _Missing:
@@ -384,10 +385,10 @@ def lr_reference(opt: Any, global_batch: Any) -> float | None:
     """A typical LR for this optimizer at this global batch (timm's own lr_base scaling rules)."""
     if not isinstance(global_batch, (int, float)) or global_batch <= 0:
         return None
-    name = str(opt or "sgd").lower()
+    name = str(opt or default("opt")).lower()
     for families, base, scaling in LR_REFERENCE:
         if any(f in name for f in families):
-            ratio = global_batch / 256.0
+            ratio = global_batch / float(default("lr_base_size"))
             return base * (math.sqrt(ratio) if scaling == "sqrt" else ratio)
     return None
 
