@@ -127,7 +127,7 @@ def test_defect2_a_run_without_its_log_has_one_timm_era(tmp_path: Path) -> None:
 
 
 def test_defect2_fix_commands_use_the_config_era(tmp_path: Path) -> None:
-    from mnv4_postmortem.analyzer.diagnose import namespace_for
+    from mnv4_postmortem.analyzer.pipeline import namespace as namespace_for
 
     run = load_run(_without_log(tmp_path))
     _names, meta = namespace_for(run)

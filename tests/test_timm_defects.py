@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mnv4_postmortem.analyzer.diagnose import namespace_for
+from mnv4_postmortem.analyzer.pipeline import namespace as namespace_for
 from mnv4_postmortem.analyzer.features.derived import derive
 from mnv4_postmortem.analyzer.ingest import load_run
 
@@ -43,7 +43,8 @@ def test_defect3_schedule_source_is_args_yaml_without_the_log(tmp_path: Path) ->
 
 def test_defect2_fix_command_repeats_no_default_of_the_runs_own_era(tmp_path: Path) -> None:
     """v1_lr_high (timm 1.0.28) without its log: the lr fix must not print 1.0.23-era defaults as if set."""
-    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+    from mnv4_postmortem.analyzer.engine.loader import load_pack
+    from mnv4_postmortem.analyzer.pipeline import diagnose as analyze
 
     run_dir = tmp_path / "v1_lr_high"
     run_dir.mkdir()
