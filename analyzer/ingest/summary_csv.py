@@ -30,8 +30,17 @@ from typing import BinaryIO, Iterator, Mapping, NamedTuple
 
 import pandas as pd
 
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.model import EPOCH_COLUMNS, Event, IngestError, IngestIssue, SourceRef
+from mnv4_postmortem.analyzer.model import (
+    EPOCH_COLUMNS,
+    Event,
+    IngestError,
+    IngestIssue,
+    SourceInfo,
+    SourceKind,
+    SourceRef,
+)
 
 __all__ = ["SummaryCsv", "parse_summary_csv", "sniff_summary_csv"]
 
@@ -546,3 +555,46 @@ def _family(header: tuple[str, ...]) -> str:
     if missing:
         parts.append(f"missing: {', '.join(missing)}")
     return f"non-standard ({'; '.join(parts) or 'columns: ' + ','.join(header)})"
+
+
+# --------------------------------------------------------------------------------------------
+# The registered format (see ``formats.py``)
+
+
+def _as_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def summary_contribution(csv_file: SummaryCsv) -> Contribution:
+    """timm's own per-epoch record: every column, every epoch, with its line."""
+    frame = csv_file.frame
+    points = [
+        (column, int(epoch), _as_float(value), SourceRef(csv_file.path, line=int(csv_file.lines.get(epoch, 0)) or None))
+        for column in frame.columns
+        for epoch, value in frame[column].items()
+    ]
+    epochs = frame.index
+    span = (int(epochs.min()), int(epochs.max())) if len(epochs) else None
+    info = SourceInfo(csv_file.path, "summary_csv", f"summary.csv {csv_file.family}", None,
+                      tuple(frame.columns), span, len(frame))
+    return Contribution(
+        format="summary_csv", sources=(info,), epochs=(EpochValues(points),), timm_version=csv_file.family or None,
+        records=len(frame), events=csv_file.events, issues=csv_file.issues,
+    )
+
+
+class _SummaryCsvFormat:
+    name = "summary_csv"
+    kind: SourceKind = "summary_csv"
+
+    def sniff(self, name: str, head: bytes) -> str | None:
+        return "summary.csv" if sniff_summary_csv(head) else None
+
+    def parse(self, path: Path, shown: str) -> Contribution:
+        return summary_contribution(parse_summary_csv(path, shown))
+
+
+SUMMARY_CSV = _SummaryCsvFormat()
