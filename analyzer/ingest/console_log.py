@@ -84,7 +84,7 @@ from mnv4_postmortem.analyzer.model import (
     SourceRef,
 )
 
-__all__ = ["ConsoleLog", "LrCalc", "parse_console_log", "sniff_console_log"]
+__all__ = ["CONSOLE_LOG", "ConsoleLog", "LrCalc", "log_contribution", "parse_console_log", "parse_console_stream", "sniff_console_log"]
 
 CHUNK_SIZE = 8 << 20          # bytes read per block: large enough to amortise numpy calls
 MAX_LINE = 64 << 10           # a longer line is skipped (timm's longest are a few hundred bytes)
@@ -1507,12 +1507,25 @@ def parse_console_log(path: Path, display_path: str | None = None) -> ConsoleLog
     return _parse(Path(path), display_path)
 
 
+def parse_console_stream(stream: BinaryIO, shown: str) -> ConsoleLog:
+    """Parse a log from a seekable binary stream (an excerpt held in memory). Raises only IngestError."""
+    return _guarded(lambda: _parse_stream(stream, shown, CHUNK_SIZE, True), shown)
+
+
 def _parse(path: Path, display_path: str | None = None, *, chunk_size: int = CHUNK_SIZE,
            fast: bool = True) -> ConsoleLog:
     shown = display_path if display_path is not None else str(path)
-    try:
+
+    def parse() -> ConsoleLog:
         with open_input(path, shown) as stream:
             return _parse_stream(stream, shown, chunk_size, fast)
+
+    return _guarded(parse, shown)
+
+
+def _guarded(parse: Callable[[], ConsoleLog], shown: str) -> ConsoleLog:
+    try:
+        return parse()
     except IngestError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, OverflowError, AssertionError) as error:  # pragma: no cover
