@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,15 @@ from mnv4_postmortem.analyzer.model import Event, IngestIssue, SourceRef
 
 _LAYOUT_SAMPLES = 256
 _FREQUENT = (b"Current checkpoints:",)   # same first 4 bytes (see _first_label)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Batch:
+    """Train or Test rows of one block, as either path produces them: ``rows`` are the lines' indices in
+    the block (ascending), ``values`` one array per field of the kind (None: no line printed that field)."""
+
+    rows: np.ndarray
+    values: dict[str, np.ndarray | None]
 
 class _Parser:
     def __init__(self, path: str, fast: bool = True):
@@ -92,8 +102,8 @@ class _Parser:
         if block.unterminated:
             self.next_line += 1
             self._last_line(self._decode(data[:-1], first_line, block.offset), first_line)
-            self._store(_TRAIN, [], first_line)
-            self._store(_TEST, [], first_line)
+            for kind in (_TRAIN, _TEST):
+                self._store(kind, self._line_batch(kind, first_line), first_line)
             return
         if data.find(b"\r", begin, end) >= 0:
             data = data[begin:end].replace(b"\r\n", b"\n")
@@ -125,19 +135,19 @@ class _Parser:
         handled |= found["entry"]
         if "frequent" in found:
             handled[np.flatnonzero(found["frequent"])[1:]] = True
-        pieces: dict[str, list] = {_TRAIN.name: [], _TEST.name: []}
+        batches: dict[str, list[Batch]] = {_TRAIN.name: [], _TEST.name: []}
         if self.fast:
             for kind in (_TRAIN, _TEST):
                 if kind.name in found:
-                    done, pieces[kind.name] = self._bulk(kind, data, starts, lengths,
-                                                         np.flatnonzero(found[kind.name] & ~handled))
+                    done, batches[kind.name] = self._bulk(kind, data, starts, lengths,
+                                                          np.flatnonzero(found[kind.name] & ~handled))
                     handled |= done
         for row in np.flatnonzero(~handled).tolist():
             line = first_line + row
             text = self._decode(data[starts[row]:ends[row]], line, block.offset + int(starts[row]) - begin)
             self.line(text, line)
         for kind in (_TRAIN, _TEST):
-            self._store(kind, pieces[kind.name], first_line)
+            self._store(kind, batches[kind.name] + self._line_batch(kind, first_line), first_line)
 
     def _decode(self, raw: bytes, line: int, offset: int) -> str:
         """A line as text; invalid UTF-8 is replaced, and reported once. (Lines read in bulk are
@@ -172,14 +182,14 @@ class _Parser:
                        first_line + data.count(b"\n", begin, first), offset + first - begin)
 
     def _bulk(self, kind: _Kind, data: bytes, starts: np.ndarray, lengths: np.ndarray,
-              rows: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, dict[str, np.ndarray | None]]]]:
+              rows: np.ndarray) -> tuple[np.ndarray, list[Batch]]:
         """Parse ``rows`` with templates, one line length at a time. Returns a mask of the rows done
-        and their values, as (rows, values) pieces."""
+        and their values, one Batch per template."""
         done = np.zeros(len(starts), bool)
         if not len(rows):
             return done, []
         skip = frozenset({"pct"}) if self.pct_rows > _PCT_ROWS else frozenset()   # pct only votes on the layout
-        pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None]]] = []
+        pieces: list[Batch] = []
         # lengths fit 16 bits here (longer lines were dropped), which numpy sorts by radix
         rows = rows[np.argsort(np.minimum(lengths[rows], 0xFFFF).astype(np.uint16), kind="stable")]
         for group in np.split(rows, np.flatnonzero(np.diff(lengths[rows])) + 1):
@@ -210,7 +220,7 @@ class _Parser:
                     if len(hit):
                         for flag in kind.flags:
                             values[flag] = np.full(len(hit), int(bool(template.consts.get(flag))))
-                        pieces.append((hit, values))
+                        pieces.append(Batch(hit, values))
                         done[hit] = True
                         self._samples(kind, template.tokens, template.consts, len(hit))
                         if kind is _TRAIN and values.get("pct") is not None:
@@ -219,24 +229,29 @@ class _Parser:
                 group = group[:0] if every else group[~match]
         return done, pieces
 
-    def _store(self, kind: _Kind, pieces: list[tuple[np.ndarray, dict[str, np.ndarray | None]]], first_line: int) -> None:
-        """Append one block's rows (bulk pieces and the lines read one by one) in line order."""
+    def _line_batch(self, kind: _Kind, first_line: int) -> list[Batch]:
+        """The block's lines of ``kind`` read one by one (the reference path), as a Batch."""
         pending = self.pending[kind.name]
-        if pending:
-            values = {name: np.array([record[name] for _, record in pending],
-                                     np.int64 if name in _INT_FIELDS else np.float64) for name in kind.columns[1:]}
-            pieces = [*pieces, (np.array([line for line, _ in pending], np.int64) - first_line, values)]
-            pending.clear()
-        if not pieces:
+        if not pending:
+            return []
+        values = {name: np.array([record[name] for _, record in pending], np.int64 if name in _INT_FIELDS else np.float64)
+                  for name in kind.columns[1:]}
+        batch = Batch(np.array([line for line, _ in pending], np.int64) - first_line, values)
+        pending.clear()
+        return [batch]
+
+    def _store(self, kind: _Kind, batches: list[Batch], first_line: int) -> None:
+        """The one place rows reach the parser state: one block's batches (bulk and line by line), in line order."""
+        if not batches:
             return
-        rows = np.concatenate([piece[0] for piece in pieces]) if len(pieces) > 1 else pieces[0][0]
-        order = np.argsort(rows, kind="stable") if len(pieces) > 1 else None   # merges sorted runs
+        rows = np.concatenate([batch.rows for batch in batches]) if len(batches) > 1 else batches[0].rows
+        order = np.argsort(rows, kind="stable") if len(batches) > 1 else None   # merges sorted runs
         store = self.rows[kind.name]
         store.append("line", first_line + rows, order)
         for name in kind.columns[1:]:
             parts = []
-            for hit, values in pieces:
-                column = values.get(name)
+            for batch in batches:
+                hit, column = batch.rows, batch.values.get(name)
                 if column is None:
                     column = np.full(len(hit), -1 if name in _INT_FIELDS else math.nan)
                     if name in kind.absent_as:
