@@ -127,3 +127,14 @@ def test_step_only_run_without_nan_is_analysed_not_refused(tmp_path):
     assert "steps are not mapped to epochs" in view["sources"][0]["family"]
     run = load_run(folder)
     assert np.isnan(run.steps["epoch"]).all() and list(run.steps["update"].iloc[:3]) == [0, 1, 2]
+
+
+def test_junk_epoch_tag_and_huge_steps_do_not_break_the_mapping(tmp_path):
+    scalars = [("epoch", float("nan"), 0), ("epoch", 1e30, 1), ("epoch", -3.0, 2)]
+    scalars += [("train/loss", 1.0 + 0.01 * s, s) for s in range(50)]
+    scalars += [("val/acc", 0.5, 10**15), ("val/acc", 0.6, 2 * 10**15)]
+    run = load_run(write(tmp_path, scalars))
+    assert len(run.steps) == 50
+    assert run.epochs.empty or run.epochs.index.max() <= 10**7
+    result = invoke("report", str(tmp_path), "--format", "json")
+    assert result.exit_code == 0

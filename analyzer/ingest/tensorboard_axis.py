@@ -47,6 +47,7 @@ EPOCH_TAGS = ("epoch", "trainer/epoch")     # Lightning's own epoch counter
 STEP_FRAME_METRICS = ("train_loss", "lr")   # per-step metrics the step frame has columns for
 # A tag logged more often than this many times per epoch (plus one) is a per-step tag.
 POINTS_PER_EPOCH_LIMIT = 2
+MAX_EPOCH = 10**7      # an epoch number past this (or below 0) from a global-step mapping is junk, dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,8 @@ def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
     counts = frame.groupby("metric", sort=False)["step"].nunique()
     max_step = frame.groupby("metric", sort=False)["step"].max()
     epoch_tag = frame[frame["tag"].str.lower().isin(EPOCH_TAGS)]
+    values = epoch_tag["value"].to_numpy(dtype=float)
+    epoch_tag = epoch_tag[np.isfinite(values) & (values >= 0) & (values <= MAX_EPOCH)]
     if len(epoch_tag):
         return _by_epoch_tag(frame, epoch_tag, counts)
     evals = [m for m in counts.index if str(m).startswith("eval_")]
@@ -130,8 +133,7 @@ def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
 
 
 def _by_epoch_tag(frame: pd.DataFrame, epoch_tag: pd.DataFrame, counts: pd.Series) -> _Axis:
-    table = epoch_tag.sort_values("step").drop_duplicates("step", keep="last").set_index("step")["value"]
-    table = table[np.isfinite(table.to_numpy(dtype=float))].round()
+    table = epoch_tag.sort_values("step").drop_duplicates("step", keep="last").set_index("step")["value"].round()
     n_epochs = max(int(table.nunique()), 1)
     metric = str(epoch_tag["metric"].iloc[0])
     per_step = frozenset(m for m in counts.index
@@ -182,7 +184,7 @@ def _epoch_level_values(metric: str, group: pd.DataFrame, axis: _Axis, n_epochs_
     latest: dict[int, tuple[str, int, float, SourceRef]] = {}
     for epoch, value, file, record in zip(epochs.tolist(), group["value"].tolist(),
                                           group["file"].tolist(), group["record"].tolist()):
-        if math.isfinite(epoch):
+        if math.isfinite(epoch) and (axis.epoch_of_step is None and not axis.global_epochs or 0 <= epoch <= MAX_EPOCH):
             # a later point of the same epoch (a second validation) wins, as a later write of one step does
             latest[int(epoch)] = (metric, int(epoch), float(value), SourceRef(str(file), record=int(record)))
     return EpochValues(list(latest.values()))
@@ -208,6 +210,7 @@ def _step_rows(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
     where = where[~where.index.duplicated(keep="first")].reindex(table.index)
     step = table.index.to_numpy(dtype=np.int64)
     epoch = axis.epochs_of(step.astype(float))
+    epoch[(epoch < 0) | (epoch > MAX_EPOCH)] = math.nan
     per_epoch = axis.steps_per_epoch
     if axis.epoch_of_step is not None:
         first_of_epoch = pd.Series(step).groupby(epoch).transform("min").to_numpy(dtype=float)
