@@ -136,5 +136,6 @@ def test_junk_epoch_tag_and_huge_steps_do_not_break_the_mapping(tmp_path):
     run = load_run(write(tmp_path, scalars))
     assert len(run.steps) == 50
     assert run.epochs.empty or run.epochs.index.max() <= 10**7
+    assert "epoch" not in run.epochs.columns   # the counter is the clock, never a metric
     result = invoke("report", str(tmp_path), "--format", "json")
     assert result.exit_code == 0

@@ -75,8 +75,11 @@ def scalars_contribution(tb: TensorBoardScalars) -> Contribution:
     """The run's combined event files; how their steps map to epochs waits for the epochs the other
     files establish (``resolve``)."""
     def resolve(context: EpochContext) -> Contribution:
-        axis = _classify(tb.frame, context.n_epochs)
-        epochs, steps = _split(tb.frame, axis, context.n_epochs)
+        frame = tb.frame
+        is_epoch_tag = frame["tag"].str.lower().isin(EPOCH_TAGS) if not frame.empty else None
+        axis = _classify(frame, context.n_epochs)
+        # the epoch counter itself is the clock, not a metric
+        epochs, steps = _split(frame if is_epoch_tag is None else frame[~is_epoch_tag], axis, context.n_epochs)
         return Contribution(format="tensorboard", sources=_sources(tb, axis), epochs=epochs, steps=steps,
                             issues=tb.issues)
 
@@ -89,9 +92,12 @@ def scalars_contribution(tb: TensorBoardScalars) -> Contribution:
 def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
     if frame.empty:
         return _Axis(frozenset(), False)
+    is_epoch_tag = frame["tag"].str.lower().isin(EPOCH_TAGS)
+    epoch_tag, frame = frame[is_epoch_tag], frame[~is_epoch_tag]
+    if frame.empty:
+        return _Axis(frozenset(), False)
     counts = frame.groupby("metric", sort=False)["step"].nunique()
     max_step = frame.groupby("metric", sort=False)["step"].max()
-    epoch_tag = frame[frame["tag"].str.lower().isin(EPOCH_TAGS)]
     values = epoch_tag["value"].to_numpy(dtype=float)
     epoch_tag = epoch_tag[np.isfinite(values) & (values >= 0) & (values <= MAX_EPOCH)]
     if len(epoch_tag):
@@ -135,12 +141,11 @@ def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
 def _by_epoch_tag(frame: pd.DataFrame, epoch_tag: pd.DataFrame, counts: pd.Series) -> _Axis:
     table = epoch_tag.sort_values("step").drop_duplicates("step", keep="last").set_index("step")["value"].round()
     n_epochs = max(int(table.nunique()), 1)
-    metric = str(epoch_tag["metric"].iloc[0])
-    per_step = frozenset(m for m in counts.index
-                         if m != metric and counts[m] > POINTS_PER_EPOCH_LIMIT * n_epochs + 1)
-    how = (f"global steps mapped to epochs by the {_tags(frame, [metric])} tag ({n_epochs} epochs)"
+    tag = str(epoch_tag["tag"].iloc[0])
+    per_step = frozenset(m for m in counts.index if counts[m] > POINTS_PER_EPOCH_LIMIT * n_epochs + 1)
+    how = (f"global steps mapped to epochs by the {tag} tag ({n_epochs} epochs)"
            + (f"; per-step tags {_tags(frame, per_step)}" if per_step else ""))
-    return _Axis(per_step | {metric}, True, epoch_of_step=table, how=how)
+    return _Axis(per_step, True, epoch_of_step=table, how=how)
 
 
 def _named_epoch(frame: pd.DataFrame, metric: str) -> bool:
