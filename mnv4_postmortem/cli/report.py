@@ -25,19 +25,20 @@ from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, loa
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
                    verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
-    """Diagnose the timm run in RUN_DIR.
+    """Diagnose the timm run in RUN_DIR ("-": an excerpt pasted on stdin: log lines, summary rows, arguments).
 
     \b
     Exit codes: 0 done (nothing at or above --fail-on), 1 a finding at or above --fail-on,
     2 unusable input or usage error, 3 internal error.
     """
     from mnv4_postmortem.analyzer.findings import Severity
-    from mnv4_postmortem.analyzer.ingest import load_run
+    from mnv4_postmortem.analyzer.ingest import load_input
     from mnv4_postmortem.analyzer.pipeline import diagnose
     from mnv4_postmortem.analyzer.render import renderer
 
     pack = load_rule_pack(rule_paths)
-    diagnosis = diagnose(load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file)), pack)
+    run = load_input(run_dir, stdin=click.get_binary_stream("stdin"), tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    diagnosis = diagnose(run, pack)
     _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
