@@ -112,7 +112,7 @@ def test_step_only_run_with_nan_tail_is_a_divergence(tmp_path):
     assert result.exit_code == 0
     findings = json.loads(result.output)["findings"]
     assert findings and findings[0]["rule_id"] == "divergence-nonfinite"
-    assert "from update 2000" in findings[0]["evidence"][0]
+    assert "from update 2000" in findings[0]["evidence"][0]["text"]
 
 
 def test_step_only_run_without_nan_is_analysed_not_refused(tmp_path):

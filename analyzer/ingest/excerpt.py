@@ -34,7 +34,7 @@ from mnv4_postmortem.analyzer.ingest.console_log import log_contribution, parse_
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
 from mnv4_postmortem.analyzer.ingest.merge import merge_contributions
 from mnv4_postmortem.analyzer.ingest.summary_csv import headerless_columns, parse_summary_stream, summary_contribution
-from mnv4_postmortem.analyzer.ingest.timm_defaults import defaults_for
+from mnv4_postmortem.analyzer.timm.defaults import defaults_for
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, Run, SourceRef
 
 STDIN_NAME = "<stdin>"

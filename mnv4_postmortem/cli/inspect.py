@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -23,7 +24,7 @@ def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_alias
     from mnv4_postmortem.analyzer.ingest import load_input
     from mnv4_postmortem.analyzer.render.inspect_view import describe, render_text
 
-    run = load_input(run_dir, stdin=click.get_binary_stream("stdin"), tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     view = describe(run)
     if fmt == "json":
         emit(json.dumps(view, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -37,7 +38,7 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     from mnv4_postmortem.analyzer.render import renderer
 
     pack = load_rule_pack(rule_paths)
-    run = load_input(run_dir, stdin=click.get_binary_stream("stdin"), tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     diagnosis = diagnose(run, pack)
     _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
