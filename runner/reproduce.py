@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,8 +31,7 @@ from mnv4_postmortem.runner import scaling, verify
 from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, entry_json
 from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, select_targets
 
-DEFAULT_OUT_ROOT = Path("mnv4-postmortem-repro")
-VERIFICATION_FILE = "verification.json"
+from mnv4_postmortem.analyzer.verification import DEFAULT_OUT_ROOT, FILE_NAME as VERIFICATION_FILE, default_out_dir
 
 __all__ = ["Options", "reproduce", "default_out_dir", "ReproduceError", "VERIFICATION_FILE", "DEFAULT_OUT_ROOT"]
 
@@ -64,6 +63,8 @@ class Options:
     submitit_folder: Path | None = None
     submitit_cluster: str | None = None   # None = auto (SLURM when present); "local" in tests
     tensorboard: bool = True
+    # Replace train.py args in the original and the scaled recipe alike (tests: a tiny model). Not a CLI option.
+    arg_overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,10 +85,6 @@ class Job:
     @property
     def name(self) -> str:
         return "+".join(a.key for a in self.arms) + f"/seed{self.seed}"
-
-
-def default_out_dir(run_dir: Path) -> Path:
-    return DEFAULT_OUT_ROOT / Path(run_dir).resolve().name
 
 
 def resolve_device(device: str) -> str:
@@ -131,6 +128,9 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
     data = "proxy" if opts.proxy else str(opts.data_dir)
     spec = build_spec(run, data=data, epochs=opts.epochs, max_samples=opts.max_samples, val_samples=opts.val_samples,
                       img_size=opts.img_size, init_checkpoint=opts.init_checkpoint, hub_available=_hub_cached(run))
+    if opts.arg_overrides:
+        spec = replace(spec, args={**spec.args, **opts.arg_overrides},
+                       original_args={**spec.original_args, **opts.arg_overrides})
     print_spec(spec, console)
     testable = [t for t in targets if t.patch]
     for t in targets:
@@ -309,8 +309,10 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
             pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1"],
                                          tr["final_top1"], c["correct"], tr["correct"]))
         verdict = verify.decide(pairs)
-        if len(pairs) < len(state.seeds) and verdict.verdict == "confirmed":
-            verdict = verify.Verdict("inconclusive", f"only {len(pairs)}/{len(state.seeds)} seeds finished",
+        if len(pairs) < len(state.seeds) and verdict.verdict != "inconclusive":
+            # a partial run (Ctrl-C) decides nothing: say what the finished seeds suggest
+            verdict = verify.Verdict("inconclusive", f"only {len(pairs)}/{len(state.seeds)} seeds finished "
+                                     f"(the finished ones point to '{verdict.verdict}': {verdict.reason})",
                                      "run the remaining seeds", verdict.effect, verdict.checks)
         findings.append({
             "finding": t.id, "cause": t.cause, "rule_id": t.rule_id, "title": t.title,
@@ -412,7 +414,7 @@ def print_summary(doc: Mapping[str, Any], console: Console) -> None:
         c = [s["final_top1"] for s in control["seeds"]]
         t = [s["final_top1"] for s in treatment["seeds"]]
         eff = f.get("effect") or {}
-        ci = eff.get("ci")
+        ci = eff.get("deciding_ci")
         diff = "n/a" if eff.get("mean_diff") is None else f"{eff['mean_diff']:+.2f}" + (
             f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no CI)")
         style = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}[f["verdict"]]
@@ -423,7 +425,10 @@ def print_summary(doc: Mapping[str, Any], console: Console) -> None:
         console.print(f"[bold]{f['finding']}: {f['verdict']}[/]")
         eff = f.get("effect")
         if eff:
-            console.print(f"  test: {eff['test']}; bootstrap CI {eff['bootstrap_ci']} ({eff['bootstrap']})")
+            console.print(f"  control top-1 per seed {[s['final_top1'] for s in f['arms'][0]['seeds']]}, treatment "
+                          f"{[s['final_top1'] for s in f['arms'][1]['seeds']]}; per-seed differences {eff['diffs']}")
+            console.print(f"  decided by: {eff['deciding_test']}; 95% CI {_ci(eff['deciding_ci'])}")
+            console.print(f"  also: {eff['test']}: 95% CI {_ci(eff['ci'])}; {eff['bootstrap']}: 95% CI {_ci(eff['bootstrap_ci'])}")
         for arm in f["arms"]:
             if arm.get("ema"):
                 e = arm["ema"]
@@ -433,6 +438,10 @@ def print_summary(doc: Mapping[str, Any], console: Console) -> None:
                               f"observed {'n/a' if obs is None else format(obs, '.4g')}")
         if f.get("init_changes"):
             console.print(f"  init: {f['init_changes']}")
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "n/a" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
 def _seeds(values: Sequence[float]) -> str:

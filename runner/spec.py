@@ -36,9 +36,10 @@ Status = Literal["kept", "scaled", "replaced"]
 EMA_KEYS = ("model_ema", "model_ema_decay", "model_ema_warmup", "model_ema_force_cpu")
 
 DEFAULT_MAX_SAMPLES = 128
-DEFAULT_VAL_SAMPLES = 160
+DEFAULT_VAL_SAMPLES = 300  # the seed run's validation set size; fewer scatter a near-chance EMA too much
 DEFAULT_MAX_EPOCHS = 12
 MIN_UPDATES_PER_EPOCH = 8
+EVAL_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +290,9 @@ def _keep(entries: list[SpecEntry], original: Mapping[str, Any], keys: tuple[str
 
 def _scale_budget(entries: list[SpecEntry], args: dict[str, Any], original: Mapping[str, Any], budget: Budget) -> None:
     args["batch_size"], args["grad_accum_steps"] = budget.batch, 1
+    if not original.get("validation_batch_size"):
+        # eval runs in eval mode: the batch size changes speed, not the numbers
+        args["validation_batch_size"] = max(budget.batch, EVAL_BATCH)
     args["epochs"] = budget.epochs
     entries.append(SpecEntry("train samples", budget.original_train_samples, budget.train_samples, "scaled",
                              "--max-samples: a reproduction is small"))

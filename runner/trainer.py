@@ -184,9 +184,11 @@ def build_datasets(spec: TrainSpec, args: Mapping[str, Any]) -> tuple[Dataset, D
 def _image_folder(root: Path, args: Mapping[str, Any], size: int, n_train: int, n_val: int) -> tuple[Dataset, Dataset]:
     from timm.data import ImageDataset, create_transform, resolve_data_config
 
-    cfg = resolve_data_config({"input_size": (3, size, size), "interpolation": args.get("interpolation") or "",
-                               "mean": args.get("mean"), "std": args.get("std"), "crop_pct": args.get("crop_pct")})
-    train_tf = create_transform(cfg["input_size"], is_training=True, scale=args.get("scale"), ratio=args.get("ratio"),
+    given = {"input_size": (3, size, size), "interpolation": args.get("interpolation"), "mean": args.get("mean"),
+             "std": args.get("std"), "crop_pct": args.get("crop_pct")}
+    cfg = resolve_data_config({k: v for k, v in given.items() if v not in (None, "")})
+    train_tf = create_transform(cfg["input_size"], is_training=True, no_aug=bool(args.get("no_aug")),
+                                scale=args.get("scale"), ratio=args.get("ratio"),
                                 hflip=float(args.get("hflip", 0.5)), vflip=float(args.get("vflip", 0.0)),
                                 color_jitter=args.get("color_jitter", 0.4), auto_augment=args.get("aa"),
                                 interpolation=args.get("train_interpolation") or "random", mean=cfg["mean"], std=cfg["std"],

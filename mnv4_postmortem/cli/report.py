@@ -23,9 +23,13 @@ REPORT_FORMATS = ("text", "json", "html")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding at or above this severity exists (for CI).")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding and every ingest warning.")
+@click.option("--verification", "verification_dir", type=click.Path(exists=True, path_type=Path),
+              help="Add the Verification section from a `reproduce` output folder (default: the one in "
+                   "./mnv4-postmortem-repro/<run-name>/ when it exists).")
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
-                   verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
+                   verbose: bool, verification_dir: Path | None, tb_alias: tuple[str, ...],
+                   tb_aliases_file: Path | None) -> None:
     """Diagnose the timm run in RUN_DIR.
 
     \b
@@ -38,7 +42,10 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
 
     run = load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     report = analyze(run, load_pack(rule_paths))
-    text = _render(report, fmt, output, verbose)
+    from mnv4_postmortem.cli.verification_section import find_verification, with_verification
+
+    verification = find_verification(run_dir, verification_dir)
+    text = with_verification(_render(report, fmt, output, verbose), verification, fmt, output)
     if text is not None:
         _emit(text, output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in report.findings):
