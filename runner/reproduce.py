@@ -266,19 +266,25 @@ def analyze_arm(folder: Path, result: Any) -> dict[str, Any]:
     top1 = run.series("eval_top1").dropna()
     model_top1 = run.series("eval_top1_model").dropna()
     correct: list[int] = []
+    correct_model: list[int] = []
     final = folder / "final_eval.json"
     if final.is_file():
-        correct = json.loads(final.read_text(encoding="utf-8")).get("correct", [])
+        saved = json.loads(final.read_text(encoding="utf-8"))
+        correct, correct_model = saved.get("correct", []), saved.get("correct_model", [])
+    if not len(model_top1):  # no EMA pass: the reported eval is the raw model's
+        model_top1, correct_model = top1, correct
     return {
         "dir": str(folder),
         "fired": sorted(fired_causes(report)),
         "findings": [{"rule_id": f.rule_id, "cause": f.cause, "severity": f.severity.label,
                       "confidence": round(f.confidence, 3)} for f in report.findings],
         "final_top1": float(top1.iloc[-1]) if len(top1) else math.nan,
+        "final_top1_model": float(model_top1.iloc[-1]) if len(model_top1) else math.nan,
         "curve": {"eval_top1": [_num(v) for v in top1.tolist()],
                   "eval_top1_model": [_num(v) for v in model_top1.tolist()],
                   "train_loss": [_num(v) for v in run.series("train_loss").dropna().tolist()]},
         "correct": correct,
+        "correct_model": correct_model,
         "ema_share_observed": getattr(result, "ema_share_observed", None),
         "seconds": round(float(getattr(result, "seconds", 0.0) or 0.0), 2),
         "step_seconds": round(float(getattr(result, "step_seconds", 0.0) or 0.0), 4),
@@ -306,8 +312,10 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
             c, tr = state.results.get((control_key, seed)), state.results.get((treatment_key, seed))
             if c is None or tr is None:
                 continue
-            pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1"],
-                                         tr["final_top1"], c["correct"], tr["correct"]))
+            metric = target_metric(t.cause)
+            suffix = "" if metric == "eval_top1" else "_model"
+            pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1" + suffix],
+                                         tr["final_top1" + suffix], c["correct" + suffix], tr["correct" + suffix]))
         verdict = verify.decide(pairs)
         if len(pairs) < len(state.seeds) and verdict.verdict != "inconclusive":
             # a partial run (Ctrl-C) decides nothing: say what the finished seeds suggest
@@ -316,6 +324,7 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
                                      "run the remaining seeds", verdict.effect, verdict.checks)
         findings.append({
             "finding": t.id, "cause": t.cause, "rule_id": t.rule_id, "title": t.title,
+            "metric": target_metric(t.cause),
             "fired_on_run": t.fired, "note": t.note, "patch": _jsonable(t.patch),
             "fix_command": command_for(spec, t.patch),
             "verdict": verdict.verdict, "reason": verdict.reason, "settle": verdict.settle, "checks": verdict.checks,
@@ -333,9 +342,22 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
         "device": state.device, "launcher": state.opts.launcher,
         "trainer": "train-script" if state.opts.train_script else "built-in",
         "train_script": str(state.opts.train_script) if state.opts.train_script else None,
-        "seeds": state.seeds, "metric": "eval_top1 at the final epoch, as reported (the EMA's when evaluated)",
+        "seeds": state.seeds,
+        "metric": "final-epoch eval top-1 of the model the finding is about: reported (EMA's) for ema-lag, "
+                  "the raw model's Test: top-1 otherwise (per finding: 'metric')",
         "spec": spec.to_json(), "findings": findings,
     }
+
+
+def target_metric(cause: str) -> str:
+    """The final eval top-1 of the model a finding is about.
+
+    ema-lag is about what timm reports (the EMA's eval, summary.csv's eval_top1). Every other cause is
+    about how the raw model trains (LR, regularization, warmup, divergence), so its fix is judged on the
+    raw model's own Test: top-1 (eval_top1_model); with an EMA in the recipe the reported eval would
+    mix in the EMA's lag, a separate cause. Without an EMA pass the two are the same number.
+    """
+    return "eval_top1" if cause == "ema-lag" else "eval_top1_model"
 
 
 def _arm_json(state: _State, key: str, role: str) -> dict[str, Any]:
@@ -345,7 +367,7 @@ def _arm_json(state: _State, key: str, role: str) -> dict[str, Any]:
         r = state.results.get((key, seed))
         if r is None:
             continue
-        seeds.append({k: v for k, v in {"seed": seed, **r}.items() if k != "correct"})
+        seeds.append({k: v for k, v in {"seed": seed, **r}.items() if k not in ("correct", "correct_model")})
     ema = None
     if plan.ema_plan is not None:
         observed = [s["ema_share_observed"] for s in seeds if s.get("ema_share_observed") is not None]
@@ -407,26 +429,28 @@ def print_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPl
 
 def print_summary(doc: Mapping[str, Any], console: Console) -> None:
     table = Table(title="Verification", show_edge=False, pad_edge=False)
-    for col in ("finding", "verdict", "control top-1", "treatment top-1", "diff (95% CI)", "reason"):
+    for col in ("finding", "verdict", "metric", "control", "treatment", "diff (95% CI)", "reason"):
         table.add_column(col, overflow="fold")
     for f in doc["findings"]:
         control, treatment = f["arms"]
-        c = [s["final_top1"] for s in control["seeds"]]
-        t = [s["final_top1"] for s in treatment["seeds"]]
+        key = "final_top1" if f["metric"] == "eval_top1" else "final_top1_model"
+        c = [s[key] for s in control["seeds"]]
+        t = [s[key] for s in treatment["seeds"]]
         eff = f.get("effect") or {}
         ci = eff.get("deciding_ci")
         diff = "n/a" if eff.get("mean_diff") is None else f"{eff['mean_diff']:+.2f}" + (
             f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no CI)")
         style = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}[f["verdict"]]
         reason = f["reason"] + (f"; to settle: {f['settle']}" if f.get("settle") else "")
-        table.add_row(f["finding"], f"[{style}]{f['verdict']}[/]", _seeds(c), _seeds(t), diff, reason)
+        table.add_row(f["finding"], f"[{style}]{f['verdict']}[/]", f["metric"], _seeds(c), _seeds(t), diff, reason)
     console.print(table)
     for f in doc["findings"]:
         console.print(f"[bold]{f['finding']}: {f['verdict']}[/]")
         eff = f.get("effect")
         if eff:
-            console.print(f"  control top-1 per seed {[s['final_top1'] for s in f['arms'][0]['seeds']]}, treatment "
-                          f"{[s['final_top1'] for s in f['arms'][1]['seeds']]}; per-seed differences {eff['diffs']}")
+            key = "final_top1" if f["metric"] == "eval_top1" else "final_top1_model"
+            console.print(f"  final {f['metric']}: control per seed {[s[key] for s in f['arms'][0]['seeds']]}, treatment "
+                          f"{[s[key] for s in f['arms'][1]['seeds']]}; per-seed differences {eff['diffs']}")
             console.print(f"  decided by: {eff['deciding_test']}; 95% CI {_ci(eff['deciding_ci'])}")
             console.print(f"  also: {eff['test']}: 95% CI {_ci(eff['ci'])}; {eff['bootstrap']}: 95% CI {_ci(eff['bootstrap_ci'])}")
         for arm in f["arms"]:

@@ -37,7 +37,7 @@ EMA_KEYS = ("model_ema", "model_ema_decay", "model_ema_warmup", "model_ema_force
 
 DEFAULT_MAX_SAMPLES = 128
 DEFAULT_VAL_SAMPLES = 300  # the seed run's validation set size; fewer scatter a near-chance EMA too much
-DEFAULT_MAX_EPOCHS = 12
+DEFAULT_MAX_EPOCHS = 8
 MIN_UPDATES_PER_EPOCH = 8
 EVAL_BATCH = 100
 

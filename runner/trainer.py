@@ -60,7 +60,8 @@ class ArmResult:
     seed: int
     out_dir: Path
     epochs: list[dict[str, float]] = field(default_factory=list)  # summary rows
-    final_correct: list[int] = field(default_factory=list)
+    final_correct: list[int] = field(default_factory=list)        # reported model (the EMA's when evaluated)
+    final_correct_model: list[int] = field(default_factory=list)  # the raw model
     ema_share_observed: float | None = None   # initial-weight share measured on timm's EMA class
     seconds: float = 0.0
     step_seconds: float = 0.0
@@ -373,7 +374,7 @@ def train_trajectory(
                 result.epochs.append({"epoch": epoch, "train_loss": train_metrics["loss"],
                                       "eval_loss": reported["loss"], "eval_top1": reported["top1"],
                                       "eval_top5": reported["top5"], "eval_top1_model": model_metrics["top1"], "lr": lr})
-                result.final_correct = correct
+                result.final_correct, result.final_correct_model = correct, model_correct
             if on_epoch is not None:
                 on_epoch(epoch, {"train": train_metrics, "eval_model": model_metrics, "lr": lr})
             metric_name = str(args.get("eval_metric") or "top1")
@@ -382,7 +383,8 @@ def train_trajectory(
         for writer, result, (ema, tracer) in zip(writers, results, emas):
             if result.epochs:
                 last = result.epochs[-1]
-                writer.final_eval(result.final_correct, {"top1": last["eval_top1"], "loss": last["eval_loss"]})
+                writer.final_eval(result.final_correct, result.final_correct_model,
+                                  {"top1": last["eval_top1"], "loss": last["eval_loss"], "top1_model": last["eval_top1_model"]})
             if tracer is not None:
                 result.ema_share_observed = float(_tracer_value(tracer))
             writer.close()

@@ -34,8 +34,9 @@ def _fmt_ci(effect: Mapping[str, Any] | None) -> str:
     return text + (f", 95% CI [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no CI: one seed)")
 
 
-def _top1s(arm: Mapping[str, Any]) -> str:
-    values = [s.get("final_top1") for s in _seeds(arm)]
+def _top1s(arm: Mapping[str, Any], metric: str = "eval_top1") -> str:
+    key = "final_top1" if metric == "eval_top1" else "final_top1_model"
+    values = [s.get(key) for s in _seeds(arm)]
     return " / ".join("n/a" if v is None else f"{v:.1f}" for v in values) or "-"
 
 
@@ -50,8 +51,9 @@ def render_verification_text(v: Verification, console: Console) -> None:
                       f"{escape(str(f.get('reason', '')))}")
         arms = f.get("arms") or []
         if len(arms) == 2:
-            console.print(f"    final eval top-1: control {_top1s(arms[0])}, treatment {_top1s(arms[1])}; "
-                          f"difference {_fmt_ci(f.get('effect'))}")
+            metric = str(f.get("metric", "eval_top1"))
+            console.print(f"    final {escape(metric)}: control {_top1s(arms[0], metric)}, treatment "
+                          f"{_top1s(arms[1], metric)}; difference {_fmt_ci(f.get('effect'))}")
         effect = f.get("effect") or {}
         if effect.get("deciding_test") or effect.get("test"):
             console.print(f"    test: {escape(str(effect.get('deciding_test') or effect['test']))}")
@@ -72,9 +74,11 @@ def verification_json(v: Verification) -> dict[str, Any]:
     findings = []
     for f in v.findings:
         arms = [{"name": a.get("name"), "role": a.get("role"), "ema": a.get("ema"),
-                 "final_top1": [s.get("final_top1") for s in _seeds(a)], "fired": [s.get("fired") for s in _seeds(a)]}
+                 "final_top1": [s.get("final_top1") for s in _seeds(a)],
+                 "final_top1_model": [s.get("final_top1_model") for s in _seeds(a)],
+                 "fired": [s.get("fired") for s in _seeds(a)]}
                 for a in f.get("arms") or []]
-        findings.append({k: f.get(k) for k in ("finding", "cause", "verdict", "reason", "settle", "effect", "patch",
+        findings.append({k: f.get(k) for k in ("finding", "cause", "metric", "verdict", "reason", "settle", "effect", "patch",
                                                 "fired_on_run", "init_changes")} | {"arms": arms})
     return {"path": str(v.path), "schema_version": v.data.get("schema_version"), "complete": v.complete,
             "seeds": v.data.get("seeds"), "trainer": v.data.get("trainer"), "findings": findings}
@@ -94,7 +98,7 @@ _HTML = """
 <div class="verification-finding">
 <h3>{{ f.finding }}: <span class="verdict {{ f.verdict }}">{{ f.verdict }}</span></h3>
 <p>{{ f.reason }}{% if f.settle %} To settle it: {{ f.settle }}.{% endif %}</p>
-<p>Final eval top-1: control {{ f.control }}, treatment {{ f.treatment }}; difference {{ f.ci }}{% if f.test %} ({{ f.test }}){% endif %}.</p>
+<p>Final {{ f.metric }}: control {{ f.control }}, treatment {{ f.treatment }}; difference {{ f.ci }}{% if f.test %} ({{ f.test }}){% endif %}.</p>
 {% if f.svg %}<div class="verification-curves">{{ f.svg | safe }}</div>{% endif %}
 {% if f.init %}<p class="note">{{ f.init }}</p>{% endif %}
 </div>
@@ -116,8 +120,10 @@ def render_verification_html(v: Verification) -> str:
             "finding": str(f.get("finding")), "verdict": str(f.get("verdict")), "reason": str(f.get("reason", "")),
             "settle": f.get("settle") or "", "ci": _fmt_ci(f.get("effect")),
             "test": (f.get("effect") or {}).get("deciding_test") or (f.get("effect") or {}).get("test", ""),
-            "control": _top1s(arms[0]) if arms else "-", "treatment": _top1s(arms[1]) if len(arms) > 1 else "-",
-            "svg": overlay_svg(arms, str(f.get("finding"))), "init": f.get("init_changes") or "",
+            "control": _top1s(arms[0], str(f.get("metric", "eval_top1"))) if arms else "-",
+            "treatment": _top1s(arms[1], str(f.get("metric", "eval_top1"))) if len(arms) > 1 else "-",
+            "metric": str(f.get("metric", "eval_top1")),
+            "svg": overlay_svg(arms, str(f.get("finding")), str(f.get("metric", "eval_top1"))), "init": f.get("init_changes") or "",
         })
     state = "complete" if v.complete else "partial"
     return env.from_string(_HTML).render(path=str(v.path), state=state, seeds=len(v.data.get("seeds") or []),
@@ -130,9 +136,9 @@ def add_to_html(report_html: str, v: Verification) -> str:
     return report_html[:at] + section + report_html[at:] if at >= 0 else report_html + section
 
 
-def overlay_svg(arms: Sequence[Mapping[str, Any]], title: str) -> str | None:
-    """Control and treatment eval top-1 per epoch, every seed, overlaid (control solid, treatment dashed)."""
-    curves = [(a, s) for a in arms for s in _seeds(a) if (s.get("curve") or {}).get("eval_top1")]
+def overlay_svg(arms: Sequence[Mapping[str, Any]], title: str, metric: str = "eval_top1") -> str | None:
+    """Control and treatment ``metric`` per epoch, every seed, overlaid (control solid, treatment dashed)."""
+    curves = [(a, s) for a in arms for s in _seeds(a) if (s.get("curve") or {}).get(metric)]
     if not curves:
         return None
     import matplotlib
@@ -143,13 +149,13 @@ def overlay_svg(arms: Sequence[Mapping[str, Any]], title: str) -> str | None:
     fig, ax = plt.subplots(figsize=(7, 2.8))
     colors = {"control": "tab:red", "treatment": "tab:green"}
     for arm, seed in curves:
-        ys = [y if y is not None else float("nan") for y in seed["curve"]["eval_top1"]]
+        ys = [y if y is not None else float("nan") for y in seed["curve"][metric]]
         role = str(arm.get("role"))
         ax.plot(range(len(ys)), ys, color=colors.get(role, "tab:blue"), linestyle="-" if role == "control" else "--",
                 marker=".", label=f"{arm.get('name')} seed {seed.get('seed')}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("eval top-1 (%)")
-    ax.set_title(f"{title}: control vs treatment (reported eval)", fontsize=9)
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{title}: control vs treatment ({metric})", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
