@@ -192,7 +192,7 @@ def plan_arms(spec: TrainSpec, targets: Sequence[Target]) -> tuple[list[ArmPlan]
 
     def add(arm: ArmSpec, key: str, target: str) -> str:
         for plan in plans:
-            if dict(plan.arm.args) == dict(arm.args) and plan.arm.ema_warmup_gamma == arm.ema_warmup_gamma:
+            if plan.arm.same_as(arm):
                 plan.targets.append(target)
                 return plan.key
         plans.append(ArmPlan(key, arm, [target], _ema_plan(spec, arm)))
@@ -414,9 +414,11 @@ def print_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPl
     for t in targets:
         control, treatment = per_target[t.id]
         patch = ", ".join(f"{k}={_show(v)}" for k, v in (t.patch or {}).items())
-        fired = "fired on the run" if t.fired else "did not fire on the run (hypothesis)"
+        fired = "fired on the run" if t.fired else "did not fire on the run: a hypothesis"
         console.print(f"[bold]{t.id}[/] ({fired}): control {escape('[' + control + ']')} vs treatment "
                       f"{escape('[' + treatment + ']')} with {escape(patch)}")
+        if control == treatment:
+            console.print("    the fix changes nothing in this recipe: the treatment is the control (difference 0 by construction)")
         plan = next(p for p in plans if p.key == treatment)
         for e in plan.arm.entries:
             if e.name in (t.patch or {}) or e.name in ("model_ema_decay", "ema warmup_gamma", "lr"):

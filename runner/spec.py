@@ -42,6 +42,16 @@ MIN_UPDATES_PER_EPOCH = 8
 EVAL_BATCH = 100
 
 
+# Settings where "unset" and 0 mean the same to timm (no dropout, no mixup, ...).
+_ZERO_IS_UNSET = frozenset({"drop", "drop_path", "drop_block", "drop_connect", "mixup", "cutmix", "smoothing", "reprob"})
+
+
+def canonical(key: str, value: Any) -> Any:
+    if key in _ZERO_IS_UNSET and (value is None or value == 0):
+        return 0.0
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class SpecEntry:
     """One line of the printed spec: a setting, its original and reproduction values, and why."""
@@ -102,7 +112,14 @@ class ArmSpec:
 
     def trajectory_key(self) -> tuple:
         """Arms with the same key train the same raw model (they differ only in EMA settings)."""
-        return tuple(sorted((k, repr(v)) for k, v in self.args.items() if k not in EMA_KEYS and k != "experiment"))
+        return tuple(sorted((k, repr(canonical(k, v))) for k, v in self.args.items()
+                            if k not in EMA_KEYS and k != "experiment"))
+
+    def same_as(self, other: "ArmSpec") -> bool:
+        """Same training and same EMA: one folder serves both."""
+        keys = set(self.args) | set(other.args)
+        return self.ema_warmup_gamma == other.ema_warmup_gamma and all(
+            canonical(k, self.args.get(k)) == canonical(k, other.args.get(k)) for k in keys if k != "experiment")
 
     @property
     def ema_on(self) -> bool:
@@ -232,7 +249,10 @@ def apply_patch(spec: TrainSpec, patch: Mapping[str, Any]) -> tuple[dict[str, An
     for key, value in patch.items():
         kept = [e for e in kept if e.name != key]
         if key not in {e.name for e in entries}:
-            entries.append(SpecEntry(key, spec.original_args.get(key), value, "replaced", "the fix"))
+            before = spec.original_args.get(key)
+            same = canonical(key, before) == canonical(key, value)
+            entries.append(SpecEntry(key, before, value, "kept" if same else "replaced",
+                                     "the fix leaves it as it was" if same else "the fix"))
     return args, gamma, tuple(kept + entries)
 
 
@@ -316,8 +336,14 @@ def _scale_schedule(entries: list[SpecEntry], args: dict[str, Any], original: Ma
         new = scaling.scale_epochs(value, factor)
         args[key] = new
         if key == "warmup_epochs" or new != value:
-            entries.append(SpecEntry(key, value, new, "kept" if new == value else "scaled",
-                                     f"fraction of the run kept ({value}/{budget.original_epochs} -> {new}/{budget.epochs})"))
+            before, after = value / max(budget.original_epochs, 1), new / max(budget.epochs, 1)
+            if abs(before - after) < 1e-9:
+                why = f"fraction of the run kept ({value}/{budget.original_epochs} -> {new}/{budget.epochs})"
+            else:
+                why = (f"nearest whole epoch to the same fraction: {value}/{budget.original_epochs} ({before:.0%}) -> "
+                       f"{new}/{budget.epochs} ({after:.0%})")
+            entries.append(SpecEntry(key, value, new, "kept" if new == value and budget.epochs == budget.original_epochs
+                                     else "scaled", why))
     milestones = original.get("decay_milestones")
     if isinstance(milestones, (list, tuple)) and factor != 1:
         args["decay_milestones"] = [scaling.scale_epochs(m, factor) for m in milestones]

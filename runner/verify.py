@@ -94,7 +94,8 @@ class Effect:
                 "bootstrap_ci": [_r(x) for x in self.bootstrap_ci] if self.bootstrap_ci else None,
                 "bootstrap": self.bootstrap, "decided_by": self.decided_by,
                 "deciding_ci": [_r(x) for x in deciding] if deciding else None,
-                "deciding_test": {"t": self.test, "bootstrap": self.bootstrap + " + every seed improves"}.get(
+                "deciding_test": {"t": self.test, "bootstrap": self.bootstrap + " (2 seeds; confirming also needs "
+                                  "every seed to improve)"}.get(
                     self.decided_by, "none (one seed)")}
 
 

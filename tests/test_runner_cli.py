@@ -58,7 +58,7 @@ def test_unknown_finding_names_the_catalog():
 def test_a_hypothesis_that_did_not_fire_gets_its_rules_fix(tmp_path):
     result = _invoke(REPO / "fixtures" / "runs" / "v1_healthy", "--proxy", "--dry-run", "--finding", "over-regularization")
     assert result.exit_code == 0, result.output
-    assert "did not fire on the run (hypothesis)" in result.output and "mixup=0" in result.output
+    assert "did not fire on the run: a hypothesis" in result.output and "mixup=0" in result.output
 
 
 def test_proxy_or_data_dir_is_required():

@@ -108,7 +108,7 @@ def test_ctrl_c_keeps_finished_arms_and_writes_a_partial_file(tmp_path, monkeypa
         return real(*args, **kwargs)
 
     monkeypatch.setattr(launch, "run_job", interrupt_second)
-    assert reproduce(SEED, _opts(tmp_path, epochs=2), _console()) == 130
+    assert reproduce(SEED, _opts(tmp_path, epochs=1), _console()) == 130
     doc = json.loads((tmp_path / "verification.json").read_text())
     assert doc["interrupted"] and not doc["complete"]
     finding = doc["findings"][0]
@@ -121,7 +121,7 @@ def test_submitit_local_executor_runs_the_same_jobs(tmp_path):
     pytest.importorskip("submitit")
     from mnv4_postmortem.runner.reproduce import reproduce
 
-    opts = _opts(tmp_path, epochs=2, seeds=1, launcher="submitit", submitit_cluster="local", timeout_min=5)
+    opts = _opts(tmp_path, epochs=1, seeds=1, launcher="submitit", submitit_cluster="local", timeout_min=5)
     assert reproduce(SEED, opts, _console()) == 0
     doc = json.loads((tmp_path / "verification.json").read_text())
     assert doc["launcher"] == "submitit" and doc["complete"]
