@@ -219,6 +219,7 @@ def build_spec(
     init = _init_plan(original, init_checkpoint, hub_available)
     _note_init(entries, args, original, init)
     _note_data(entries, data, budget)
+    _note_unsupported(entries, args, original)
     args["experiment"] = ""
     era = era_for(run.timm_version)
     ema_version, _ = ema_version_for(run, bool(original.get("model_ema_warmup")))
@@ -284,7 +285,8 @@ def _input_px(args: Mapping[str, Any]) -> int | None:
 
 def _budget(original: Mapping[str, Any], derived: Derived, epochs: int | None, max_samples: int | None,
             val_samples: int | None) -> Budget:
-    batch = int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1)
+    # samples per optimizer update, world size included (the reproduction is one process)
+    batch = int(derived.global_batch or int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1))
     upe = int(derived.updates_per_epoch or 0) or 1
     orig_epochs = int(derived.epochs_scheduled or original.get("epochs") or derived.epochs_run or 1)
     orig_samples = upe * batch if derived.updates_per_epoch else None
@@ -432,6 +434,20 @@ def _note_data(entries: list[SpecEntry], data: str, budget: Budget) -> None:
     else:
         entries.append(SpecEntry("data", "original dataset", data, "replaced", "--data-dir ImageFolder, subsampled"))
     entries.append(SpecEntry("val samples", None, budget.val_samples, "scaled", "a small fixed validation set"))
+
+
+def _note_unsupported(entries: list[SpecEntry], args: dict[str, Any], original: Mapping[str, Any]) -> None:
+    """What the built-in trainer does not reproduce, said out loud (``--train-script`` runs them as given)."""
+    if original.get("amp"):
+        args["amp"] = False
+        entries.append(SpecEntry("amp", True, False, "replaced", "the built-in trainer runs float32"))
+    if original.get("jsd_loss") or int(original.get("aug_splits") or 0) > 1:
+        args["jsd_loss"], args["aug_splits"] = False, 0
+        entries.append(SpecEntry("jsd_loss / aug_splits", True, False, "replaced",
+                                 "augmentation splits are not built; the loss falls back to train.py's next choice"))
+    world = original.get("world_size")
+    if isinstance(world, int) and world > 1:
+        entries.append(SpecEntry("world_size", world, 1, "replaced", "one process; the global batch is scaled instead"))
 
 
 def with_budget(spec: TrainSpec, **changes: Any) -> TrainSpec:

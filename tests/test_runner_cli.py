@@ -44,7 +44,10 @@ def test_dry_run_prints_the_spec_and_trains_nothing(tmp_path):
     result = _invoke(SEED, "--proxy", "--dry-run", "--out", out)
     assert result.exit_code == 0, result.output
     text = result.output
-    for word in ("kept", "scaled", "replaced", "0.999219", "0.9998", "random init", "share one trajectory"):
+    # 31 updates/epoch x 12 epochs -> 8 x 8: decay' = 0.9998^((372-1)/(64-1)) (ModelEmaV3 copies on update 1)
+    scaled_decay = f"{0.9998 ** (371 / 63):.6g}"
+    for word in ("kept", "scaled", "replaced", scaled_decay, "0.9998", "random init", "share one trajectory",
+                 "372", "64"):
         assert word in text, word
     assert not out.exists()
 
