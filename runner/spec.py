@@ -13,21 +13,21 @@ imports below need repointing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 # --- the analyzer's timm knowledge (repoint here when analyzer/timm/ lands) -------------------
 from mnv4_postmortem.analyzer.engine.command import render_train_command
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
-from mnv4_postmortem.analyzer.features.ema import EmaModel, ema_version_for
+from mnv4_postmortem.analyzer.features.ema import ema_version_for
 from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults, defaults_for, era_for
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.runner import scaling
 
 __all__ = [
-    "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch",
-    "render_train_command", "EMA_KEYS",
+    "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch", "canonical",
+    "command_for", "defaults_for", "render_train_command", "EMA_KEYS",
 ]
 
 Status = Literal["kept", "scaled", "replaced"]
@@ -124,10 +124,6 @@ class ArmSpec:
     @property
     def ema_on(self) -> bool:
         return bool(self.args.get("model_ema")) and not bool(self.args.get("model_ema_force_cpu"))
-
-    def command(self, data: str = "DATA") -> str:
-        defaults = defaults_for(None)
-        return render_train_command({**self.args, "data_dir": data}, {}, defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,10 +444,6 @@ def _note_unsupported(entries: list[SpecEntry], args: dict[str, Any], original: 
     world = original.get("world_size")
     if isinstance(world, int) and world > 1:
         entries.append(SpecEntry("world_size", world, 1, "replaced", "one process; the global batch is scaled instead"))
-
-
-def with_budget(spec: TrainSpec, **changes: Any) -> TrainSpec:
-    return replace(spec, budget=replace(spec.budget, **changes))
 
 
 def command_for(spec: TrainSpec, patch: Mapping[str, Any] | None = None) -> str:

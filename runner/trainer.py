@@ -27,7 +27,6 @@ after each epoch's evaluation. Neither may change the model.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -448,8 +447,7 @@ def _train_one_epoch(epoch, model, loader, optimizer, scheduler, loss_fn, mixup,
         scheduler.step_update(num_updates=num_updates, metric=losses.avg)
         if progress is not None:
             progress(num_updates, total_updates, epoch, losses.avg)
-        if not math.isfinite(losses.val):
-            pass  # train.py keeps going on a non-finite loss; so do we (the analyzer reads the NaNs)
+        # a non-finite loss does not stop train.py, nor us: the analyzer reads the NaNs
         data_start = time.time()
     return {"loss": losses.avg}, num_updates, spent, updates_per_epoch
 
