@@ -106,3 +106,43 @@ def test_rule_names_table_matches_the_derived_fields():
     from mnv4_postmortem.analyzer.features.names import DERIVED_FIELDS
 
     assert DERIVED_FIELDS == {f.name for f in fields(Derived)}
+
+
+# The runner's boundaries: the analyzer never imports the runner; the runner's planning modules and
+# the CLI import neither torch nor timm at module level (only the trainer, proxy and artifacts do).
+TORCH_FREE_RUNNER = ("spec.py", "scaling.py", "verify.py", "targets.py", "reproduce.py", "launch.py", "script.py",
+                     "__init__.py")
+
+
+def _module_level_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+    return names
+
+
+def test_the_analyzer_never_imports_the_runner():
+    for path in (REPO / "analyzer").rglob("*.py"):
+        for module in imported_modules(path):
+            assert not module.startswith("mnv4_postmortem.runner"), f"{path.relative_to(REPO)} imports {module}"
+
+
+def test_runner_planning_and_cli_modules_load_without_torch():
+    paths = [REPO / "runner" / name for name in TORCH_FREE_RUNNER] + list((REPO / "mnv4_postmortem").rglob("*.py"))
+    for path in paths:
+        for name in _module_level_imports(path):
+            assert name.split(".")[0] not in ("torch", "timm", "torchvision"), f"{path.relative_to(REPO)} imports {name}"
+            if path.parent.name == "cli":
+                assert not name.startswith("mnv4_postmortem.runner"), f"{path.relative_to(REPO)} imports {name} at load"
+
+
+def test_runner_reads_the_analyzers_timm_tables_in_one_place():
+    """The runner reads the analyzer's timm knowledge (analyzer/timm/) through runner/spec.py alone."""
+    for path in (REPO / "runner").rglob("*.py"):
+        for module in imported_modules(path):
+            if module.startswith("mnv4_postmortem.analyzer.timm"):
+                assert path.name == "spec.py", f"{path.relative_to(REPO)} imports {module}"

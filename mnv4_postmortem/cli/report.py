@@ -23,9 +23,13 @@ from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, loa
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding at or above this severity exists (for CI).")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding and every ingest warning.")
+@click.option("--verification", "verification_dir", type=click.Path(exists=True, path_type=Path),
+              help="Add the Verification section from a `reproduce` output folder (default: the one in "
+                   "./mnv4-postmortem-repro/<run-name>/ when it exists).")
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
-                   verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
+                   verbose: bool, verification_dir: Path | None, tb_alias: tuple[str, ...],
+                   tb_aliases_file: Path | None) -> None:
     """Diagnose the timm run in RUN_DIR ("-": an excerpt pasted on stdin: log lines, summary rows, arguments).
 
     \b
@@ -37,10 +41,14 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     from mnv4_postmortem.analyzer.pipeline import diagnose
     from mnv4_postmortem.analyzer.render import renderer
 
+    from mnv4_postmortem.cli.verification_section import find_verification, with_verification
+
     pack = load_rule_pack(rule_paths)
     run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     diagnosis = diagnose(run, pack)
-    _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
+    verification = None if str(run_dir) == "-" else find_verification(run_dir, verification_dir)
+    text = with_verification(renderer("report", fmt)(diagnosis, verbose=verbose), verification, fmt, output)
+    _emit(text, output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
 
