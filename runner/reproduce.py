@@ -110,7 +110,8 @@ def check_out_dir(run_dir: Path, out: Path) -> Path:
 
 
 def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
-    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+    from mnv4_postmortem.analyzer.engine import load_pack
+    from mnv4_postmortem.analyzer.pipeline import diagnose as analyze
     from mnv4_postmortem.analyzer.ingest import load_run
 
     if opts.proxy == (opts.data_dir is not None):
@@ -275,7 +276,8 @@ class _State:
 
 def analyze_arm(folder: Path, result: Any) -> dict[str, Any]:
     """Run the analyzer on one arm's folder (its ordinary parsers) and keep the facts a verdict needs."""
-    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+    from mnv4_postmortem.analyzer.engine import load_pack
+    from mnv4_postmortem.analyzer.pipeline import diagnose as analyze
     from mnv4_postmortem.analyzer.ingest import load_run
 
     run = load_run(folder)

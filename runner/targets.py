@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
-from mnv4_postmortem.analyzer.diagnose import namespace_for
 from mnv4_postmortem.analyzer.engine.evaluate import evaluate_rule
 from mnv4_postmortem.analyzer.engine.expr import RuleEvaluator, compile_expr
 from mnv4_postmortem.analyzer.engine.loader import RulePack
+from mnv4_postmortem.analyzer.diagnosis import Diagnosis as Report
 from mnv4_postmortem.analyzer.findings import Finding, Severity
 from mnv4_postmortem.analyzer.model import Run
-from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.pipeline import namespace as namespace_for
 
 __all__ = ["Target", "select_targets", "TargetError"]
 
