@@ -26,6 +26,7 @@ from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
 from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
 from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.report_facts import build_report_facts
 
 __all__ = ["analyze", "load_pack", "load_run", "namespace_for", "synthetic_run"]
 
@@ -71,6 +72,7 @@ def analyze(run: Run, pack: RulePack) -> Report:
         facts=_facts(derived),
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=diagnosis.rule_errors,
+        facts_for_reports=build_report_facts(run, detection, diagnosis.findings, pack),
     )
 
 

@@ -8,10 +8,13 @@ never import the detection or rule stages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mnv4_postmortem.analyzer.findings import Finding
 from mnv4_postmortem.analyzer.model import Run
+
+if TYPE_CHECKING:
+    from mnv4_postmortem.analyzer.report_facts import ReportFacts
 
 SCHEMA_VERSION = "1.0"
 
@@ -26,6 +29,7 @@ class Report:
     warnings: tuple[str, ...]                  # ingest issues, rendered
     rule_errors: tuple[str, ...]               # broken rule files / rules that failed to evaluate
     schema_version: str = SCHEMA_VERSION
+    facts_for_reports: "ReportFacts | None" = None  # excerpts, config table, schedules, versions (rich renderers)
 
     @property
     def run_info(self) -> dict[str, Any]:
