@@ -120,29 +120,29 @@ def command_diff(base: str | None, fixed: str | None) -> dict[str, list[tuple[st
     """The two command lines as flag groups (``--lr 0.1``), each marked ``same``, ``removed`` or ``added``."""
     if not fixed:
         return None
-    new = _flag_groups(fixed)
+    new = flag_groups(fixed)
     if not base:
         return {"base": [], "fixed": [("same", g) for g in new]}
-    old = _flag_groups(base)
+    old = flag_groups(base)
     return {
         "base": [("same" if g in new else "removed", g) for g in old],
         "fixed": [("same" if g in old else "added", g) for g in new],
     }
 
 
-def _flag_groups(command: str) -> list[str]:
+def flag_groups(command: str) -> list[str]:
+    """``python train.py DATA`` as one group, then one group per option with its value(s)."""
     try:
         words = shlex.split(command)
     except ValueError:
         return command.split()
-    groups: list[list[str]] = []
+    groups: list[list[str]] = [[]]
     for word in words:
-        is_flag = word.startswith("-") and not _is_number(word)
-        if is_flag or not groups or not groups[-1][0].startswith("-"):
+        if word.startswith("-") and not _is_number(word):
             groups.append([word])
         else:
-            groups[-1].append(word)  # a flag's value(s)
-    return [" ".join(shlex.quote(w) for w in g) for g in groups]
+            groups[-1].append(word)  # the program and its positional arguments, or a flag's value(s)
+    return [" ".join(shlex.quote(w) for w in g) for g in groups if g]
 
 
 def _is_number(word: str) -> bool:
