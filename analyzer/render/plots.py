@@ -277,4 +277,7 @@ def _svg(fig) -> str:
     fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.find("<svg"):]
+    svg = svg[svg.find("<svg"):]
+    # matplotlib's RDF <metadata> block only names the tool; it costs bytes in every plot
+    start, end = svg.find("<metadata>"), svg.find("</metadata>")
+    return svg[:start] + svg[end + len("</metadata>"):] if 0 <= start < end else svg
