@@ -65,7 +65,7 @@ def run_dask(paths: Iterable[str], task: RunTask, address: str) -> Iterator[RunR
     except ImportError as exc:  # an optional extra
         raise RuntimeError("--dask-scheduler needs dask.distributed: pip install 'mnv4-postmortem[dask]'") from exc
 
-    with Client(address, set_as_default=False) as client:
+    with Client(address) as client:  # the default client while the batch runs (as_completed looks it up)
         window = max(2, sum(client.nthreads().values())) * IN_FLIGHT_PER_WORKER
         queue = iter(paths)
         first = [p for _, p in zip(range(window), queue)]
