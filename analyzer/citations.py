@@ -38,7 +38,7 @@ class Citation:
         return f"src-{safe}-{self.first or 0}-{self.last or 0}"
 
 
-def group(refs: Iterable[SourceRef | str]) -> list[Citation]:
+def group(refs: Iterable) -> list[Citation]:
     """Refs grouped per file, lines spanned first..last, in first-seen file order."""
     lines: dict[str, list[int]] = {}
     for ref in refs:
@@ -59,9 +59,12 @@ def label(refs: Iterable[SourceRef | str]) -> str:
     return ", ".join([c.label for c in grouped] + list(dict.fromkeys(plain)))
 
 
-def _split(ref: SourceRef | str) -> tuple[str | None, int | None]:
+def _split(ref) -> tuple[str | None, int | None]:
+    """(file, line) of a SourceRef, an evidence ref (``file``/``line``), or a ``path:line`` string."""
     if isinstance(ref, SourceRef):
         return ref.path, ref.line
+    if hasattr(ref, "file"):
+        return ref.file, getattr(ref, "line", None)
     match = _LINE_REF.match(ref)
     if match:
         return match["path"], int(match["line"])

@@ -1,7 +1,8 @@
 """What a diagnosis says: findings, their order, and why the alternatives rank lower.
 
-Data and ranking only. The rule engine builds :class:`Finding` objects; renderers read them and
-:class:`Diagnosis`. Nothing here imports the engine, so a renderer that imports this module never
+Data and ranking only. The rule engine builds :class:`Finding` objects; :func:`make_ranking` orders
+them and writes the differential; the pipeline puts the result into the one result type,
+:class:`mnv4_postmortem.analyzer.diagnosis.Diagnosis`, that every renderer reads. Nothing here imports the engine, so a renderer that imports this module never
 pulls in rule evaluation.
 
 Ranking (``rank``) is a priority-ordered topological sort:
@@ -22,9 +23,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
-
-SCHEMA_VERSION = "1.0"
-
 
 class Severity(IntEnum):
     INFO = 0
@@ -49,11 +47,30 @@ class Severity(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class EvidenceRef:
+    """One place an evidence line cites: a file and a 1-based line or a record index, and the epoch
+    span of the cited series or window it belongs to (``None`` when the citation is not about
+    epochs, e.g. args.yaml)."""
+
+    file: str
+    line: int | None = None
+    record: int | None = None
+    epochs: tuple[int, int] | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.file}:{self.line}"
+        if self.record is not None:
+            return f"{self.file}#record {self.record}"
+        return self.file
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
-    """One rendered evidence line and the sources it cites (``str(SourceRef)``: ``file:line``)."""
+    """One rendered evidence line and the sources it cites."""
 
     text: str
-    refs: tuple[str, ...] = ()
+    refs: tuple[EvidenceRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +113,12 @@ class Considered:
 
 
 @dataclass(frozen=True, slots=True)
-class Diagnosis:
-    schema_version: str
+class Ranking:
+    """Findings in order and why the alternatives rank lower (a part of the Diagnosis)."""
+
     findings: tuple[Finding, ...]            # most likely first
     differential: tuple[str, ...] = ()       # one sentence per alternative cause
-    considered: tuple[str, ...] = ()         # rule ids considered but not fired
-    rule_errors: tuple[str, ...] = ()        # rule problems met while diagnosing (never fatal)
+    considered: tuple[Considered, ...] = ()  # rules suspected but not fired (and not fired by another id)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,24 +196,12 @@ def differential(ranked: Sequence[Finding], considered_not_fired: Sequence[Consi
     return tuple(sentences)
 
 
-def make_diagnosis(
-    findings: Iterable[Finding],
-    considered: Sequence[Considered] = (),
-    rule_errors: Iterable[object] = (),
-    *,
-    schema_version: str = SCHEMA_VERSION,
-) -> Diagnosis:
-    """Rank findings and explain the alternatives; ``rule_errors`` are stringified."""
+def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] = ()) -> Ranking:
+    """Rank findings and explain the alternatives."""
     ranked = rank(findings)
     fired = {f.rule_id for f in ranked}
     not_fired = [c for c in considered if c.rule_id not in fired]
-    return Diagnosis(
-        schema_version=schema_version,
-        findings=tuple(ranked),
-        differential=differential(ranked, not_fired),
-        considered=tuple(c.rule_id for c in not_fired),
-        rule_errors=tuple(str(e) for e in rule_errors),
-    )
+    return Ranking(findings=tuple(ranked), differential=differential(ranked, not_fired), considered=tuple(not_fired))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,6 +224,21 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def ref_json(ref: EvidenceRef) -> dict[str, Any]:
+    """``{"file", "line" | "record", "epochs"}``: the structured form of one citation."""
+    out: dict[str, Any] = {"file": ref.file}
+    if ref.line is not None:
+        out["line"] = int(ref.line)
+    elif ref.record is not None:
+        out["record"] = int(ref.record)
+    out["epochs"] = [int(ref.epochs[0]), int(ref.epochs[1])] if ref.epochs else None
+    return out
+
+
+def evidence_json(evidence: Evidence) -> dict[str, Any]:
+    return {"text": evidence.text, "refs": [ref_json(r) for r in evidence.refs]}
+
+
 def to_json_dict(finding: Finding) -> dict[str, Any]:
     """The stable JSON shape of one finding (keys and types are part of the output contract)."""
     return {
@@ -227,10 +247,11 @@ def to_json_dict(finding: Finding) -> dict[str, Any]:
         "severity": finding.severity.label,
         "confidence": round(float(finding.confidence), 3),
         "title": finding.title,
-        "evidence": [e.text for e in finding.evidence],
+        "evidence": [evidence_json(e) for e in finding.evidence],
         "epochs": [int(finding.epochs[0]), int(finding.epochs[1])] if finding.epochs else None,
         "fix": (
-            {"args": _jsonable(dict(finding.fix.args)), "command": finding.fix.command}
+            {"args": _jsonable(dict(finding.fix.args)), "command": finding.fix.command,
+             "note": finding.fix.note or None, "safety": finding.fix.safety}
             if finding.fix is not None
             else None
         ),
@@ -238,15 +259,17 @@ def to_json_dict(finding: Finding) -> dict[str, Any]:
 
 
 __all__ = [
-    "SCHEMA_VERSION",
     "Considered",
-    "Diagnosis",
     "Evidence",
+    "EvidenceRef",
     "Finding",
     "Fix",
+    "Ranking",
     "Severity",
     "differential",
-    "make_diagnosis",
+    "evidence_json",
+    "make_ranking",
     "rank",
+    "ref_json",
     "to_json_dict",
 ]

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:  # the rule loader imports SourceRef; `rules list` must not pay for pandas
+    import pandas as pd
 
 # Canonical epoch-level columns. Unknown metrics (e.g. TensorBoard tags without an alias)
 # keep their own names and are added after these.
@@ -189,4 +190,6 @@ class Run:
         """An epoch-level metric with its NaNs kept; an empty Series when absent."""
         if name in self.epochs.columns:
             return self.epochs[name]
+        import pandas as pd
+
         return pd.Series(dtype="float64", name=name)

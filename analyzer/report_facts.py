@@ -16,7 +16,7 @@ from mnv4_postmortem.analyzer.citations import Citation, group
 from mnv4_postmortem.analyzer.detect import Detection
 from mnv4_postmortem.analyzer.detect.lr_plan import configured_lr
 from mnv4_postmortem.analyzer.detect.metrics import chance_value
-from mnv4_postmortem.analyzer.engine import RulePack
+from mnv4_postmortem.analyzer.engine.loader import RulePack
 from mnv4_postmortem.analyzer.engine.command import render_train_command
 from mnv4_postmortem.analyzer.engine.provenance import config_keys_cited, pack_version
 from mnv4_postmortem.analyzer.findings import Finding

@@ -47,13 +47,15 @@ def make_run(folder: Path) -> None:
 
 
 def main() -> None:
-    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+    from mnv4_postmortem.analyzer.engine import load_pack
+    from mnv4_postmortem.analyzer.features.names import is_known_name
+    from mnv4_postmortem.analyzer.pipeline import diagnose as analyze
     from mnv4_postmortem.analyzer.ingest import load_run
 
     folder = Path(tempfile.mkdtemp(prefix="mnv4-bench-"))
     try:
         make_run(folder)
-        pack = load_pack()
+        pack = load_pack(known_names=is_known_name)
         analyze(load_run(folder), pack)  # warm caches (numpy/scipy lazy imports)
         times = []
         for _ in range(5):

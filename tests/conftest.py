@@ -31,3 +31,16 @@ def real_runs() -> Path:
     if not REAL_RUNS.is_dir():
         pytest.skip("../shared/real-runs is not available")
     return REAL_RUNS
+
+
+def report_json(text: str) -> dict:
+    """Parse a ``report --format json`` document and validate it against the shipped JSON Schema."""
+    import json
+
+    import jsonschema
+
+    from mnv4_postmortem.analyzer.render.json_render import schema
+
+    document = json.loads(text)
+    jsonschema.validate(document, schema(), cls=jsonschema.Draft202012Validator)
+    return document

@@ -96,7 +96,10 @@ def test_dask_scheduler_path_on_a_local_cluster(tmp_path):
         result = CliRunner().invoke(cli, ["batch", str(root), "--dask-scheduler", cluster.scheduler_address,
                                           "--format", "json", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    rows = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    # stdout: one `report --format json` document per run, streamed back from the cluster
+    reports = {Path(r["run"]["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert reports["v1_ema_lag"]["findings"][0]["cause"] == "ema-lag"
+    rows = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "out" / "runs.jsonl").read_text().splitlines())}
     assert rows["v1_ema_lag"]["top_cause"] == "ema-lag" and rows["v1_healthy"]["error"] is None
     assert (tmp_path / "out" / "index.html").is_file() and len(list((tmp_path / "out" / "runs").glob("*.html"))) == 2
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import FIXTURE_RUNS, REAL_RUNS
+from conftest import FIXTURE_RUNS, REAL_RUNS, report_json
 from mnv4_postmortem.cli import cli
 
 SEED = FIXTURE_RUNS / "v1_ema_lag"
@@ -55,13 +55,18 @@ def test_inspect_json_shape():
 def test_report_json_schema_for_the_seed_case():
     result = invoke("report", str(SEED), "--format", "json")
     assert result.exit_code == 0
-    data = json.loads(result.output)
-    assert {"schema_version", "run", "findings", "segments"} <= set(data)
+    data = report_json(result.output)
+    assert data["schema_version"] == "1.1"
+    assert {"schema_version", "run", "findings", "segments", "considered"} <= set(data)
     top = data["findings"][0]
     assert set(top) == {"rule_id", "cause", "severity", "confidence", "title", "evidence", "epochs", "fix"}
     assert top["cause"] == "ema-lag" and top["severity"] == "error"
     assert 0.0 <= top["confidence"] <= 1.0
-    evidence = " ".join(top["evidence"])
+    evidence = " ".join(e["text"] for e in top["evidence"])
+    refs = [r for e in top["evidence"] for r in e["refs"]]
+    # structured refs: the citation "summary.csv:2-13" is each line, with the epochs of the cited window
+    assert any(r["file"] == "summary.csv" and r.get("line") == 2 and r["epochs"] is not None for r in refs), refs
+    assert top["fix"]["safety"] == "recipe-change" and "model-ema-warmup" in top["fix"]["note"]
     assert "0.9999" in evidence and "updates" in evidence and "%" in evidence
     assert top["fix"]["args"]["model_ema_warmup"] is True
     assert "--model-ema-warmup" in top["fix"]["command"]
@@ -113,7 +118,7 @@ def test_user_rules_are_added_and_a_broken_one_does_not_stop_the_others(tmp_path
         "evidence: ['{{ series.train_loss.n }} epochs']\nexplanation: test\n")
     (tmp_path / "broken.yaml").write_text("id: broken\nwhen: [\n")
     result = invoke("report", str(SEED), "--format", "json", "--rules", str(tmp_path))
-    data = json.loads(result.output)
+    data = report_json(result.output)
     assert "always" in {f["rule_id"] for f in data["findings"]}
     assert data["findings"][0]["cause"] == "ema-lag"
     assert any("broken.yaml" in e for e in data["rule_errors"])
@@ -182,7 +187,7 @@ def test_real_runs_inspect_and_report(real_runs):
     for run_dir in sorted(p for p in real_runs.iterdir() if p.is_dir()):
         result = run_main("report", str(run_dir), "--format", "json")
         assert result.returncode == 0, (run_dir.name, result.stderr[-500:])
-        json.loads(result.stdout)
+        report_json(result.stdout)
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "html"])

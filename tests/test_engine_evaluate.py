@@ -53,7 +53,8 @@ def test_real_ema_lag_run_gives_a_full_finding(good_pack):
     )
     assert finding.evidence[1].text.endswith("(summary.csv:2-13)")
     assert len(finding.evidence[1].refs) == 12
-    assert finding.evidence[1].refs[0].endswith("v1_ema_lag/summary.csv:2")
+    first = finding.evidence[1].refs[0]
+    assert first.file.endswith("v1_ema_lag/summary.csv") and first.line == 2 and str(first).endswith("summary.csv:2")
     assert dict(finding.fix.args) == {"model_ema_warmup": True, "model_ema_decay": round(1 - 10 / 384, 5)}
     assert finding.fix.safety == "recipe-change"
     assert finding.fix.command.startswith("python train.py /data/shapes10 --model mobilenetv4_conv_small ")
@@ -197,13 +198,17 @@ def test_evidence_templates_read_mappings_by_key_and_format_numbers():
             "config": {"items": 7},
             "derived": {"share": 0.1234, "tiny": 0.000123456, "none": None},
             "series": {
-                "a": {"refs": [SourceRef("run/train.log", line=10), SourceRef("run/train.log", line=14)]},
+                "a": {"refs": [SourceRef("run/train.log", line=10), SourceRef("run/train.log", line=14)],
+                      "first_epoch": 3, "last_epoch": 4},
                 "b": SourceRef("run/args.yaml"),
             },
         }
     )
     assert text == "7 12.3% 0.000123 n/a train.log:10-14, args.yaml"
-    assert refs == ("run/train.log:10", "run/train.log:14", "run/args.yaml")
+    assert tuple(map(str, refs)) == ("run/train.log:10", "run/train.log:14", "run/args.yaml")
+    # structured: a series' refs carry its epoch span; a config file's carry none
+    assert [(r.file, r.line, r.epochs) for r in refs] == [
+        ("run/train.log", 10, (3, 4)), ("run/train.log", 14, (3, 4)), ("run/args.yaml", None, None)]
 
 
 def test_findings_come_back_in_pack_order(good_pack):

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from mnv4_postmortem.analyzer.findings import (
-    SCHEMA_VERSION,
     Considered,
     Evidence,
+    EvidenceRef,
     Finding,
     Fix,
     Severity,
     differential,
-    make_diagnosis,
+    make_ranking,
     rank,
     to_json_dict,
 )
@@ -104,34 +104,36 @@ def test_differential_lists_considered_rules_once_per_cause():
     )
 
 
-def test_make_diagnosis_ranks_and_skips_considered_rules_that_fired():
+def test_make_ranking_ranks_and_skips_considered_rules_that_fired():
     top = finding("ema-lag", explains=("lr-too-high",))
     lower = finding("lr-too-high", Severity.CRITICAL)
-    diagnosis = make_diagnosis(
-        [lower, top],
-        [Considered("lr-too-high", "lr-too-high", "t", "x"), Considered("warm", "warmup-too-long", "t")],
-        ["rules/x.yaml:3:1: rule 'x': field 'when': evaluation failed"],
-    )
-    assert diagnosis.schema_version == SCHEMA_VERSION
-    assert ids(diagnosis.findings) == ["ema-lag", "lr-too-high"]
-    assert diagnosis.considered == ("warm",)
-    assert len(diagnosis.differential) == 2
-    assert diagnosis.rule_errors == ("rules/x.yaml:3:1: rule 'x': field 'when': evaluation failed",)
+    warm = Considered("warm", "warmup-too-long", "t")
+    ranking = make_ranking([lower, top], [Considered("lr-too-high", "lr-too-high", "t", "x"), warm])
+    assert ids(ranking.findings) == ["ema-lag", "lr-too-high"]
+    assert ranking.considered == (warm,)
+    assert len(ranking.differential) == 2
 
 
 def test_json_shape_is_exact():
     full = Finding(
         rule_id="ema-lag", cause="ema-lag", severity=Severity.ERROR, confidence=0.88456, title="EMA lag",
-        evidence=(Evidence("decay 0.9999", ("summary.csv:2",)), Evidence("flat")),
+        evidence=(Evidence("decay 0.9999", (EvidenceRef("summary.csv", line=2, epochs=(0, 11)),
+                                            EvidenceRef("events.out.tfevents.1", record=7))),
+                  Evidence("flat")),
         epochs=(0, 11),
         fix=Fix(args={"model_ema_warmup": True, "model_ema_decay": np.float64(0.97396), "lr": float("nan")},
                 command="python train.py --model-ema-warmup", note="n", safety="recipe-change"),
     )
     assert to_json_dict(full) == {
         "rule_id": "ema-lag", "cause": "ema-lag", "severity": "error", "confidence": 0.885, "title": "EMA lag",
-        "evidence": ["decay 0.9999", "flat"], "epochs": [0, 11],
+        "evidence": [
+            {"text": "decay 0.9999", "refs": [{"file": "summary.csv", "line": 2, "epochs": [0, 11]},
+                                              {"file": "events.out.tfevents.1", "record": 7, "epochs": None}]},
+            {"text": "flat", "refs": []},
+        ],
+        "epochs": [0, 11],
         "fix": {"args": {"model_ema_warmup": True, "model_ema_decay": 0.97396, "lr": None},
-                "command": "python train.py --model-ema-warmup"},
+                "command": "python train.py --model-ema-warmup", "note": "n", "safety": "recipe-change"},
     }
     bare = to_json_dict(finding("x", Severity.INFO, 1 / 3))
     assert bare["epochs"] is None and bare["fix"] is None and bare["confidence"] == 0.333

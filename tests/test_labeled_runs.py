@@ -9,12 +9,14 @@ from __future__ import annotations
 import pytest
 
 from conftest import FIXTURE_RUNS, REAL_RUNS, labelled_runs
-from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+from mnv4_postmortem.analyzer.engine import load_pack
+from mnv4_postmortem.analyzer.features.names import is_known_name
 from mnv4_postmortem.analyzer.engine import CAUSES
 from mnv4_postmortem.analyzer.findings import Severity
 from mnv4_postmortem.analyzer.ingest import load_run
+from mnv4_postmortem.analyzer.pipeline import diagnose
 
-PACK = load_pack()
+PACK = load_pack(known_names=is_known_name)
 CASES = [(FIXTURE_RUNS / name, label) for name, label in labelled_runs(FIXTURE_RUNS).items()]
 CASES += [(REAL_RUNS / name, label) for name, label in labelled_runs(REAL_RUNS).items()]
 
@@ -34,7 +36,7 @@ def expected_causes(label: str) -> set[str] | None:
 def test_labelled_run(run_dir, label):
     if not run_dir.exists():
         pytest.skip(f"{run_dir} is not available")
-    report = analyze(load_run(run_dir), PACK)
+    report = diagnose(load_run(run_dir), PACK)
     serious = [f for f in report.findings if f.severity >= Severity.WARNING]
     expected = expected_causes(label)
     if expected is None:

@@ -53,7 +53,11 @@ def test_seed_report_has_every_part(tmp_path):
     row = re.search(r'<tr class="cited nondefault"><td><code>drop</code></td>.*?</tr>', html, re.S)
     assert row and "args.yaml" in row.group(0) and "over-regularization" in row.group(0)
     assert 'id="events-table"' in html and "best_metric" in html
-    assert re.search(r"rule pack 15 rules @ [0-9a-f]{12} · timm era 1\.0\.23 · schema 1\.0", html)
+    from mnv4_postmortem.analyzer.diagnosis import SCHEMA_VERSION
+
+    footer = re.search(r"<footer>(.*?)</footer>", html, re.S).group(1)
+    assert re.fullmatch(rf"mnv4-postmortem \S+ · rule pack \d+ rules @ [0-9a-f]{{12}} · timm era 1\.0\.23 · schema {re.escape(SCHEMA_VERSION)}",
+                        footer.strip()), footer
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
 
 

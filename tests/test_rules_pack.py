@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from mnv4_postmortem.analyzer.diagnose import load_pack, load_run, namespace_for, synthetic_run
+from mnv4_postmortem.analyzer.engine import load_pack
+from mnv4_postmortem.analyzer.features.names import is_known_name
+from mnv4_postmortem.analyzer.ingest import load_run
+from mnv4_postmortem.analyzer.ingest.synthetic import synthetic_run
+from mnv4_postmortem.analyzer.pipeline import namespace
 from mnv4_postmortem.analyzer.engine import CAUSES, builtin_rules_root, find_test_files
 from mnv4_postmortem.analyzer.engine.testing import check_coverage, load_test_suite, run_case
 
-PACK = load_pack()
+PACK = load_pack(known_names=is_known_name)
 TEST_FILES = find_test_files([Path(str(builtin_rules_root()))])
 SUITES = [load_test_suite(path)[0] for path in TEST_FILES]
 CASES = [(suite, case) for suite in SUITES if suite is not None for case in suite.cases]
@@ -43,5 +47,5 @@ def test_every_rule_is_documented():
 
 @pytest.mark.parametrize(("suite", "case"), CASES, ids=[f"{s.rule_id}::{c.name}" for s, c in CASES])
 def test_rule_case(suite, case):
-    result = run_case(PACK, suite, case, diagnose=namespace_for, load_run=load_run, make_run=synthetic_run)
+    result = run_case(PACK, suite, case, diagnose=namespace, load_run=load_run, make_run=synthetic_run)
     assert result.ok, f"{result.outcome}: {result.message}"

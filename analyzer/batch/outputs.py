@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 from mnv4_postmortem.analyzer.batch.differs import Difference, what_differs
 from mnv4_postmortem.analyzer.batch.rows import DIFF_KEYS, RunRow
@@ -18,6 +19,19 @@ from mnv4_postmortem.analyzer.batch.rows import DIFF_KEYS, RunRow
 CSV_COLUMNS = ("name", "path", "model", "experiment", "timm_version", "epochs", "best_top1", "final_top1",
                "top_cause", "severity", "confidence", "causes", "warnings", "error", "report")
 REPORTS_FOLDER = "runs"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    """What the batch-summary renderers (index.html, summary.md) show."""
+
+    rows: Sequence[RunRow]
+    differences: Sequence[Difference]
+    reports_folder: str = REPORTS_FOLDER
+
+
+def summarize(rows: Sequence[RunRow]) -> BatchSummary:
+    return BatchSummary(rows=rows, differences=what_differs(rows))
 
 
 class BatchOutputs:
@@ -39,15 +53,15 @@ class BatchOutputs:
         flat.update({f"config.{k}": v for k, v in row.config.items()})
         self._csv.writerow(flat)
 
-    def finish(self, rows: list[RunRow]) -> list[Difference]:
-        from mnv4_postmortem.analyzer.render.batch_index import render_index, render_summary_md
+    def finish(self, rows: list[RunRow]) -> BatchSummary:
+        from mnv4_postmortem.analyzer.render import renderer
 
         self._jsonl.close()
         self._csv_file.close()
-        differences = what_differs(rows)
-        (self.folder / "index.html").write_text(render_index(rows, differences, REPORTS_FOLDER), encoding="utf-8")
-        (self.folder / "summary.md").write_text(render_summary_md(rows, differences), encoding="utf-8")
-        return differences
+        summary = summarize(rows)
+        (self.folder / "index.html").write_text(renderer("batch-summary", "html")(summary), encoding="utf-8")
+        (self.folder / "summary.md").write_text(renderer("batch-summary", "md")(summary), encoding="utf-8")
+        return summary
 
     def close(self) -> None:
         for handle in (self._jsonl, self._csv_file):

@@ -32,6 +32,7 @@ class RunTask:
 
     rule_paths: tuple[str, ...] = ()
     report_dir: str | None = None       # write runs' HTML reports here (None: index only)
+    line_format: str | None = None      # a "batch" renderer (text, json): the row's line for stdout
     roots: tuple[str, ...] = ()         # for short display names relative to the root they were found under
 
 
@@ -53,6 +54,7 @@ class RunRow:
     warnings: int = 0
     error: str | None = None
     report: str | None = None           # report file name inside the batch's runs/ folder
+    line: str | None = None             # the run's stdout line, rendered by the worker (RunTask.line_format)
     config: dict[str, Any] = field(default_factory=dict)
     curve_epochs: Any = None            # float32 arrays (kept small; see CURVE_POINTS)
     curve_top1: Any = None
@@ -68,8 +70,8 @@ class RunRow:
     def record(self) -> dict[str, Any]:
         """The JSON Lines / CSV shape: everything but the curve."""
         out = asdict(self)
-        out.pop("curve_epochs")
-        out.pop("curve_top1")
+        for name in ("curve_epochs", "curve_top1", "line"):
+            out.pop(name)
         return out
 
 
@@ -79,9 +81,10 @@ _PACKS: dict[tuple[str, ...], Any] = {}
 def _pack(rule_paths: tuple[str, ...]):
     """The rule pack, loaded once per worker process (workers analyse many runs each)."""
     if rule_paths not in _PACKS:
-        from mnv4_postmortem.analyzer.diagnose import load_pack
+        from mnv4_postmortem.analyzer.engine.loader import load_pack
+        from mnv4_postmortem.analyzer.features.names import is_known_name
 
-        _PACKS[rule_paths] = load_pack([Path(p) for p in rule_paths])
+        _PACKS[rule_paths] = load_pack([Path(p) for p in rule_paths], known_names=is_known_name)
     return _PACKS[rule_paths]
 
 
@@ -89,15 +92,22 @@ def analyze_path(path: str, task: RunTask) -> RunRow:
     """Diagnose one run. Never raises: a broken run becomes a row with ``error`` set."""
     row = RunRow(path=path, name=display_name(path, task.roots))
     try:
-        from mnv4_postmortem.analyzer.diagnose import analyze
         from mnv4_postmortem.analyzer.ingest import load_run
+        from mnv4_postmortem.analyzer.pipeline import diagnose
+        from mnv4_postmortem.analyzer.render import renderer
 
-        report = analyze(load_run(Path(path)), _pack(task.rule_paths))
-        _fill(row, report)
+        diagnosis = diagnose(load_run(Path(path)), _pack(task.rule_paths))
+        _fill(row, diagnosis)
         if task.report_dir is not None:
-            row.report = _write_report(report, Path(task.report_dir), path)
+            row.report = _write_report(diagnosis, Path(task.report_dir), path)
+        if task.line_format is not None:
+            row.line = renderer("batch", task.line_format)(diagnosis)
     except Exception as exc:  # noqa: BLE001 - one broken run must never stop the batch
         row.error = f"{type(exc).__name__}: {exc}" if not _is_ingest_error(exc) else str(exc)
+        if task.line_format is not None:
+            from mnv4_postmortem.analyzer.render import renderer_module
+
+            row.line = renderer_module("batch", task.line_format).render_error(path, row.error)
     return row
 
 
@@ -143,12 +153,12 @@ def _ema_settings(run) -> dict[str, Any]:
     return {} if ema is None else {"model_ema_warmup": bool(ema.warmup), "model_ema_decay": float(ema.decay)}
 
 
-def _write_report(report, folder: Path, path: str) -> str:
-    from mnv4_postmortem.analyzer.render.html import render_html
+def _write_report(diagnosis, folder: Path, path: str) -> str:
+    from mnv4_postmortem.analyzer.render import renderer
 
     folder.mkdir(parents=True, exist_ok=True)
     name = report_file_name(path)
-    (folder / name).write_text(render_html(report), encoding="utf-8")
+    (folder / name).write_text(renderer("report", "html")(diagnosis), encoding="utf-8")
     return name
 
 

@@ -11,7 +11,7 @@ Public API::
 from .command import render_train_command
 from .evaluate import Evaluation, evaluate, evaluate_rule, evaluate_rules
 from .expr import ROOT_NAMES, EvalError, Expr, ExprError, compile_expr
-from .loader import RulePack, builtin_rules_root, find_test_files, load_builtin_rules, load_rules
+from .loader import RulePack, builtin_rules_root, find_test_files, load_builtin_rules, load_pack, load_rules
 from .notation import NotationError, parse_series
 from .schema import CAUSES, NameSchema, Rule, RuleError
 from .testing import CaseResult, load_test_suite, run_rule_tests
@@ -36,6 +36,7 @@ __all__ = [
     "evaluate_rules",
     "find_test_files",
     "load_builtin_rules",
+    "load_pack",
     "load_rules",
     "load_test_suite",
     "parse_series",

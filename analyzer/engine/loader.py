@@ -28,6 +28,7 @@ class RulePack:
     rules: tuple[Rule, ...]
     errors: tuple[RuleError, ...] = ()
     causes: Mapping[str, str] = field(default_factory=lambda: dict(CAUSES))
+    notices: tuple[str, ...] = ()  # what the user should know but is not an error (a shipped rule overridden)
 
     def get(self, rule_id: str) -> Rule | None:
         """The rule with this id or alias."""
@@ -225,6 +226,42 @@ def load_builtin_rules(*, known_names: KnownNames = None, roots: tuple[str, ...]
     return _load_sources(rule_sources, cause_sources, [], known_names=known_names, causes=None, roots=roots)
 
 
+def load_pack(
+    extra: Sequence[Path | str] = (),
+    *,
+    builtin: bool = True,
+    known_names: KnownNames = None,
+) -> RulePack:
+    """The shipped rules plus the user's own (``--rules PATH``), broken files kept as errors.
+
+    A user rule whose id (or alias) equals a shipped rule's replaces that shipped rule, and the pack
+    says so in ``notices``: a ``--rules`` user expects an override, never the same rule twice. Two
+    user rules with the same id are an error naming both files (the loader's duplicate check).
+    """
+    shipped = load_builtin_rules(known_names=known_names) if builtin else None
+    user = load_rules(list(extra), known_names=known_names) if extra else None
+    if shipped is None:
+        return user if user is not None else RulePack(rules=())
+    if user is None:
+        return shipped
+    return _overlay(shipped, user)
+
+
+def _overlay(shipped: RulePack, user: RulePack) -> RulePack:
+    claims = {name: rule for rule in user.rules for name in (rule.id, *rule.aliases)}
+    kept: list[Rule] = []
+    notices: list[str] = list(shipped.notices) + list(user.notices)
+    for rule in shipped.rules:
+        override = next((claims[name] for name in (rule.id, *rule.aliases) if name in claims), None)
+        if override is None:
+            kept.append(rule)
+        else:
+            notices.append(f"rule '{rule.id}' from {override.path} replaces the shipped rule ({rule.path})")
+    causes = {**dict(shipped.causes), **dict(user.causes)}
+    return RulePack(rules=tuple(kept) + user.rules, errors=shipped.errors + user.errors, causes=causes,
+                    notices=tuple(notices))
+
+
 def find_test_files(paths: Sequence[Path | str]) -> list[Path]:
     """Every ``*.test.yaml`` under ``paths`` (files are kept as given), sorted."""
     found: list[Path] = []
@@ -242,5 +279,6 @@ __all__ = [
     "builtin_rules_root",
     "find_test_files",
     "load_builtin_rules",
+    "load_pack",
     "load_rules",
 ]

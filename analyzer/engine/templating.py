@@ -6,7 +6,8 @@ with the same member rule: a mapping is read by key before attribute, so ``confi
 run without eval loss should still get its evidence line).
 
 Helpers: ``cite(obj, ...)`` returns a short ``file:line`` range for objects carrying ``refs`` /
-``ref`` / ``source`` (SourceRef or strings) and records the full refs on the evidence line;
+``ref`` / ``source`` (SourceRef or strings) and records the full refs on the evidence line, as
+structured :class:`EvidenceRef` (file, line or record, and the epochs of the cited object);
 filters ``pct`` (0.123 -> ``12.3%``) and ``num`` (significant digits, default 3).
 """
 
@@ -24,7 +25,8 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mnv4_postmortem.analyzer.citations import label as citation_label
-from mnv4_postmortem.analyzer.model import SourceRef
+from ..findings import EvidenceRef
+from ..model import SourceRef
 from .expr import BLOCKED_METHODS, OPERATORS, ROOT_NAMES, NameUse, get_member, is_absent, is_missing
 
 MAX_TEMPLATE_LENGTH = 10_000
@@ -131,9 +133,9 @@ class Template:
     template: jinja2.Template
     names: tuple[NameUse, ...]
 
-    def render(self, context: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    def render(self, context: Mapping[str, Any]) -> tuple[str, tuple[EvidenceRef, ...]]:
         """The rendered text (whitespace collapsed) and the refs that ``cite`` recorded."""
-        collected: list[str] = []
+        collected: list[EvidenceRef] = []
         # Every root exists, even when the namespace lacks it, so a missing root reads as missing data.
         roots = {name: None for name in ROOT_NAMES}
         text = self.template.render({**roots, **context, "cite": _make_cite(collected)})
@@ -165,13 +167,34 @@ def _short(refs: list[SourceRef | str]) -> str:
     return citation_label(refs)
 
 
-def _make_cite(collected: list[str]) -> Callable[..., str]:
+def _epochs_of(obj: Any) -> tuple[int, int] | None:
+    """The epoch span of a cited series or window (``first_epoch``..``last_epoch``), when it has one."""
+    if isinstance(obj, (SourceRef, str)):
+        return None
+    first, last = get_member(obj, "first_epoch"), get_member(obj, "last_epoch")
+    try:
+        return (int(first), int(last)) if not (_is_missing(first) or _is_missing(last)) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _structured(ref: SourceRef | str, epochs: tuple[int, int] | None) -> EvidenceRef:
+    if isinstance(ref, SourceRef):
+        return EvidenceRef(file=ref.path, line=ref.line, record=ref.record if ref.line is None else None, epochs=epochs)
+    return EvidenceRef(file=ref, epochs=epochs)
+
+
+def _make_cite(collected: list[EvidenceRef]) -> Callable[..., str]:
     def cite(*objs: Any) -> str:
-        refs = [ref for obj in objs for ref in _refs_of(obj)]
-        for ref in refs:
-            text = str(ref)
-            if text not in collected and len(collected) < MAX_REFS_PER_EVIDENCE:
-                collected.append(text)
+        refs: list[SourceRef | str] = []
+        for obj in objs:
+            own = _refs_of(obj)
+            refs.extend(own)
+            epochs = _epochs_of(obj)
+            for ref in own:
+                structured = _structured(ref, epochs)
+                if structured not in collected and len(collected) < MAX_REFS_PER_EVIDENCE:
+                    collected.append(structured)
         return _short(refs) or MISSING_TEXT
 
     return cite

@@ -31,6 +31,12 @@ import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
 from mnv4_postmortem.analyzer.features.derived import Derived
+from mnv4_postmortem.analyzer.features.names import (  # the names rules may use: declared in names.py, light
+    EVENT_ATTRIBUTES,
+    ROOTS,
+    SERIES_ATTRIBUTES,
+    is_known_name,
+)
 from mnv4_postmortem.analyzer.model import Run
 
 
@@ -431,32 +437,3 @@ def build_namespace(run: Run, detection: Detection, derived: Derived) -> Namespa
     )
 
 
-ROOTS = ("config", "derived", "series", "events")
-
-
-def is_known_name(path: str) -> bool:
-    """Whether a dotted name can exist in the namespace (used by the rule loader to catch typos)."""
-    parts = path.split(".")
-    if parts[0] not in ROOTS:
-        return False
-    if len(parts) == 1:
-        return True
-    if parts[0] == "config":
-        return len(parts) == 2  # any timm argument name (unknown ones are MISSING); config values have no attributes
-    if parts[0] == "series":
-        return len(parts) == 2 or parts[2] in SERIES_ATTRIBUTES
-    if parts[0] == "derived":
-        return parts[1] in {f.name for f in fields(Derived)} | DERIVED_EXTRAS
-    return parts[1] in EVENT_ATTRIBUTES
-
-
-SERIES_ATTRIBUTES = frozenset(
-    "present n first last min max first_epoch last_epoch argmin_epoch argmax_epoch segments first_segment last_segment "
-    "stall leading_stall chance nonfinite explosion spikes at mean_between change_between rel_drop_between fraction_below "
-    "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name".split()
-)
-DERIVED_EXTRAS = frozenset({"lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes"})
-EVENT_ATTRIBUTES = frozenset(
-    "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
-    "ema_gap schedule issues".split()
-)

@@ -16,14 +16,15 @@ from mnv4_postmortem.analyzer.render.environment import template_environment
 from mnv4_postmortem.analyzer.render.json_render import report_dict
 from mnv4_postmortem.analyzer.render.plots import lr_svg, metrics_svg, model_vs_ema_svg, step_loss_svg, verification_svg
 from mnv4_postmortem.analyzer.render.versions import footer_versions
-from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 
 TIMELINE_KINDS = ("resume", "crash", "oom", "nonfinite", "best_metric", "checkpoint", "truncated", "skipped_eval")
 CONFIG_FILES = ("args.yaml", "config.yaml")
 
 
-def render_html(report: Report, *, verbose: bool = False) -> str:
-    facts = report.facts_for_reports
+def render(report: Diagnosis, *, verbose: bool = False) -> str:
+    """The report registered as ``report --format html``."""
+    facts = report.report_facts
     run = report.run
     anchors = {c: c.anchor for c, _ in facts.excerpts} if facts else {}
     cited_by = _cited_by(report)
@@ -32,6 +33,7 @@ def render_html(report: Report, *, verbose: bool = False) -> str:
         report=report,
         run_name=run.run_dir.name or str(run.run_dir),
         data=report_dict(report),
+        considered=report.considered,
         facts=facts,
         cards=[_card(i, f, anchors, facts, cited_by) for i, f in enumerate(report.findings, 1)],
         plots=_plots(report),
@@ -48,8 +50,8 @@ def render_html(report: Report, *, verbose: bool = False) -> str:
     )
 
 
-def _plots(report: Report) -> list[dict[str, Any]]:
-    facts, run = report.facts_for_reports, report.run
+def _plots(report: Diagnosis) -> list[dict[str, Any]]:
+    facts, run = report.report_facts, report.run
     chance = dict(facts.chance_levels) if facts else {}
     steps = run.steps if len(run.steps) else None
     verification = (facts.verification or {}) if facts else {}
@@ -153,8 +155,8 @@ def _is_number(word: str) -> bool:
     return True
 
 
-def _cited_by(report: Report) -> dict[str, list[str]]:
-    facts = report.facts_for_reports
+def _cited_by(report: Diagnosis) -> dict[str, list[str]]:
+    facts = report.report_facts
     out: dict[str, list[str]] = {}
     if facts is None:
         return out

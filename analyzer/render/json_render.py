@@ -1,4 +1,7 @@
-"""JSON output of ``report``: a stable, documented document (``schema_version``)."""
+"""JSON output of ``report``: a stable, documented document (``schema_version`` 1.1).
+
+The JSON Schema of the document ships beside this module (``schema/report-1.1.schema.json``).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +9,38 @@ import json
 import math
 from typing import Any
 
-from mnv4_postmortem.analyzer.findings import to_json_dict
-from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.diagnosis import Diagnosis
+from mnv4_postmortem.analyzer.findings import Considered, to_json_dict
+
+SCHEMA_RESOURCE = "schema/report-1.1.schema.json"
 
 
-def report_dict(view: Report) -> dict[str, Any]:
-    return {
-        "schema_version": view.schema_version,
-        "run": view.run_info,
-        "findings": [to_json_dict(f) for f in view.findings],
-        "differential": list(view.differential),
-        "segments": view.segments,
-        "warnings": list(view.warnings),
-        "rule_errors": list(view.rule_errors),
-    }
+def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
+    return _finite({
+        "schema_version": diagnosis.schema_version,
+        "run": diagnosis.summary.as_dict(),
+        "findings": [to_json_dict(f) for f in diagnosis.findings],
+        "differential": list(diagnosis.differential),
+        "considered": [_considered(c) for c in diagnosis.considered],
+        "segments": diagnosis.segments,
+        "warnings": list(diagnosis.warnings),
+        "rule_errors": list(diagnosis.rule_errors),
+    })
 
 
-def render_json(view: Report) -> str:
-    return json.dumps(_finite(report_dict(view)), indent=2)
+def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
+    return json.dumps(report_dict(diagnosis), indent=2)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema every ``report --format json`` document satisfies."""
+    from importlib.resources import files
+
+    return json.loads(files("mnv4_postmortem.analyzer.render").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
+
+
+def _considered(item: Considered) -> dict[str, Any]:
+    return {"rule_id": item.rule_id, "cause": item.cause, "title": item.title, "reason": item.reason}
 
 
 def _finite(value: Any) -> Any:

@@ -20,11 +20,11 @@ def md_cell(value: object) -> str:
     return md_text("" if value is None else value)
 
 
-def render_markdown(report, *, verbose: bool = False) -> str:
+def render(report, *, verbose: bool = False) -> str:
     """The report for a GitHub issue: a findings table, the evidence, each fix as a ``diff`` block of the
     train.py command line, and the differential folded in a ``<details>`` block."""
-    facts = report.facts_for_reports
-    info = report.run_info
+    facts = report.report_facts
+    info = report.summary.as_dict()
     ep = info["epochs"]
     span = f"epochs {ep['first']}–{ep['last']}" if ep["count"] else "no epochs"
     out = [

@@ -1,12 +1,18 @@
-"""Terminal output of ``report``: the diagnosis first, then the evidence and the fix."""
+"""Terminal output of ``report``: the diagnosis first, then the evidence and the fix.
+
+Rendered through rich into a string (plain text, lines not wrapped), so the same text goes to a
+terminal, a pipe or ``-o FILE``.
+"""
 
 from __future__ import annotations
+
+import io
 
 from rich.console import Console
 from rich.markup import escape
 
-from mnv4_postmortem.analyzer.findings import Severity
-from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.diagnosis import Diagnosis
+from mnv4_postmortem.analyzer.findings import Finding, Severity
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -14,35 +20,47 @@ SEVERITY_STYLE = {
     Severity.WARNING: "yellow",
     Severity.INFO: "cyan",
 }
+MAX_WARNINGS_SHOWN = 5
 
 
-def render_text(report: Report, console: Console, *, verbose: bool = False) -> None:
-    info = report.run_info
-    ep = info["epochs"]
+def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
+    console = Console(file=io.StringIO(), soft_wrap=True, highlight=False, force_terminal=False, color_system=None)
+    _header(diagnosis, console)
+    if not diagnosis.findings:
+        console.print("[green]No problem found[/green]: no rule fired.")
+    for rank, finding in enumerate(diagnosis.findings, 1):
+        _finding(rank, finding, console, detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR)
+    if diagnosis.differential:
+        console.print("\n[bold]Differential[/bold] (alternatives considered, and why they rank lower)")
+        for line in diagnosis.differential:
+            console.print(f"  - {escape(line)}")
+    _warnings(diagnosis, console, verbose)
+    for line in diagnosis.rule_errors:
+        console.print(f"[red]rule error:[/red] {escape(line)}")
+    return console.file.getvalue()
+
+
+def _header(diagnosis: Diagnosis, console: Console) -> None:
+    info = diagnosis.summary
+    ep = info.epochs
     span = f"epochs {ep['first']}..{ep['last']}" if ep["count"] else "no epochs"
     sched = f" of {ep['scheduled']} scheduled" if ep["scheduled"] else ""
-    console.print(f"[bold]{escape(info['path'])}[/bold]  model {escape(str(info['model'] or '?'))}, "
-                  f"timm {escape(str(info['timm_version'] or '?'))}, {span}{sched}")
-    if not report.findings:
-        console.print("[green]No problem found[/green]: no rule fired.")
-    for rank, finding in enumerate(report.findings, 1):
-        _render_finding(rank, finding, console, detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR)
-    if report.differential:
-        console.print("\n[bold]Differential[/bold] (alternatives considered, and why they rank lower)")
-        for line in report.differential:
-            console.print(f"  - {escape(line)}")
-    if report.warnings:
-        shown = report.warnings if verbose else report.warnings[:5]
-        console.print(f"\n[dim]{len(report.warnings)} ingest warning(s)[/dim]")
-        for line in shown:
-            console.print(f"  [dim]{escape(line)}[/dim]")
-        if len(shown) < len(report.warnings):
-            console.print("  [dim]... (use --verbose, or `mnv4-postmortem inspect`, for all)[/dim]")
-    for line in report.rule_errors:
-        console.print(f"[red]rule error:[/red] {escape(line)}")
+    console.print(f"[bold]{escape(info.path)}[/bold]  model {escape(str(info.model or '?'))}, "
+                  f"timm {escape(str(info.timm_version or '?'))}, {span}{sched}")
 
 
-def _render_finding(rank: int, finding, console: Console, *, detailed: bool) -> None:
+def _warnings(diagnosis: Diagnosis, console: Console, verbose: bool) -> None:
+    if not diagnosis.warnings:
+        return
+    shown = diagnosis.warnings if verbose else diagnosis.warnings[:MAX_WARNINGS_SHOWN]
+    console.print(f"\n[dim]{len(diagnosis.warnings)} ingest warning(s)[/dim]")
+    for line in shown:
+        console.print(f"  [dim]{escape(line)}[/dim]")
+    if len(shown) < len(diagnosis.warnings):
+        console.print("  [dim]... (use --verbose, or `mnv4-postmortem inspect`, for all)[/dim]")
+
+
+def _finding(rank: int, finding: Finding, console: Console, *, detailed: bool) -> None:
     style = SEVERITY_STYLE.get(finding.severity, "")
     epochs = f" epochs {finding.epochs[0]}-{finding.epochs[1]}" if finding.epochs else ""
     console.print(
@@ -53,10 +71,12 @@ def _render_finding(rank: int, finding, console: Console, *, detailed: bool) -> 
     if not detailed:
         return
     for evidence in finding.evidence:
-        # Templates cite their sources inline (cite()), so evidence.refs is not repeated here.
+        # Templates cite their sources inline (cite()); the structured refs are in the JSON.
         console.print(f"   - {escape(evidence.text)}")
-    if finding.fix is not None:
-        args = ", ".join(f"{k}={v}" for k, v in finding.fix.args.items())
-        console.print(f"   [bold]Fix[/bold]: {escape(args)}" + (f" - {escape(finding.fix.note)}" if finding.fix.note else ""))
-        if finding.fix.command:
-            console.print(f"   [green]{escape(finding.fix.command)}[/green]")
+    fix = finding.fix
+    if fix is not None:
+        args = ", ".join(f"{k}={v}" for k, v in fix.args.items())
+        safety = "" if fix.safety == "safe" else f" ({escape(fix.safety)})"
+        console.print(f"   [bold]Fix[/bold]{safety}: {escape(args)}" + (f" - {escape(fix.note)}" if fix.note else ""))
+        if fix.command:
+            console.print(f"   [green]{escape(fix.command)}[/green]")

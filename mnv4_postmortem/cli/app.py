@@ -54,6 +54,17 @@ def debug_enabled() -> bool:
     return os.environ.get("MNV4_DEBUG", "") not in ("", "0")
 
 
+def load_rule_pack(paths: tuple[Path, ...] | list[Path] = (), *, builtin: bool = True):
+    """The shipped rules plus ``--rules`` paths; what the loader notices (an override) goes to stderr."""
+    from mnv4_postmortem.analyzer.engine.loader import load_pack
+    from mnv4_postmortem.analyzer.features.names import is_known_name
+
+    pack = load_pack(list(paths), builtin=builtin, known_names=is_known_name)
+    for notice in pack.notices:
+        click.echo(f"mnv4-postmortem: note: {notice}", err=True)
+    return pack
+
+
 def tb_alias_options(func):
     """--tb-alias TAG=NAME (repeatable) and --tb-aliases FILE extend the TensorBoard tag table."""
     func = click.option("--tb-alias", "tb_alias", multiple=True, metavar="TAG=NAME",

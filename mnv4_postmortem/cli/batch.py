@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, emit, stderr_console
+from mnv4_postmortem.cli.app import SEVERITIES, emit, load_rule_pack, stderr_console
 
-BATCH_FORMATS = ("text", "json", "md")
 
 
 @click.command("batch")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(BATCH_FORMATS), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice((*formats("batch"), "md")), default="text", show_default=True,
               help="stdout: text, one line per run; json, one JSON object per run (JSON Lines); md, a Markdown summary.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write index.html, runs.csv, runs.jsonl, summary.md and each run's HTML report (runs/) here.")
@@ -39,6 +38,7 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
     from mnv4_postmortem.analyzer.batch.rows import RunTask
     from mnv4_postmortem.analyzer.findings import Severity
 
+    load_rule_pack(rule_paths)  # once here, so overrides and broken rule files are reported once
     found = find_runs(roots)
     _refuse_run_dirs_as_out(out_dir, found)
     run_dirs = [str(p) for p in found]
@@ -46,6 +46,7 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
         rule_paths=tuple(str(p) for p in rule_paths),
         report_dir=str(out_dir / REPORTS_FOLDER) if out_dir is not None and not no_run_reports else None,
         roots=tuple(str(r) for r in roots),
+        line_format=fmt if fmt in formats("batch") else None,
     )
     threshold = Severity.parse(fail_on) if fail_on else None
     outputs = BatchOutputs(out_dir) if out_dir is not None else None
@@ -64,33 +65,23 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
                     outputs.add(row)
                 if threshold is not None and any(Severity.parse(f["severity"]) >= threshold for f in row.findings):
                     failing += 1
-                if fmt == "json":
-                    emit(json.dumps(row.record(), default=str, ensure_ascii=False))
-                elif fmt == "text":
-                    emit(_text_line(row))
+                if row.line is not None:
+                    emit(row.line)
         if outputs is not None:
             outputs.finish(rows)
     finally:
         if outputs is not None:
             outputs.close()
     if fmt == "md":
-        from mnv4_postmortem.analyzer.batch.differs import what_differs
-        from mnv4_postmortem.analyzer.render.batch_index import render_summary_md
+        from mnv4_postmortem.analyzer.batch.outputs import summarize
+        from mnv4_postmortem.analyzer.render import renderer
 
-        emit(render_summary_md(rows, what_differs(rows)))
+        emit(renderer("batch-summary", "md")(summarize(rows)))
     unusable = sum(1 for r in rows if r.error)
     where = f"; wrote {out_dir / 'index.html'}" if out_dir is not None else ""
     click.echo(f"{len(rows)} run(s), {unusable} unusable, {failing} at or above --fail-on{where}", err=True)
     if failing:
         raise SystemExit(exit_codes.FINDINGS)
-
-
-def _text_line(row) -> str:
-    if row.error:
-        return f"{row.path:<60} unusable: {row.error}"
-    if row.top_cause is None:
-        return f"{row.path:<60} ok       -"
-    return f"{row.path:<60} {row.severity:<8} {row.top_cause:<20} {row.title}"
 
 
 def _refuse_run_dirs_as_out(out_dir: Path | None, runs: list[Path]) -> None:

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
+from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, stdout_console, tb_alias_options
-
-REPORT_FORMATS = ("text", "json", "html", "md")
+from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, load_rule_pack, tb_alias_options
 
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(formats("report")), default="text", show_default=True,
               help="text for the terminal, json for tools, html for a self-contained page, md for a GitHub issue.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of stdout. html is always written to a file: "
@@ -33,46 +32,18 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     Exit codes: 0 done (nothing at or above --fail-on), 1 a finding at or above --fail-on,
     2 unusable input or usage error, 3 internal error.
     """
-    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
     from mnv4_postmortem.analyzer.findings import Severity
     from mnv4_postmortem.analyzer.ingest import load_run
+    from mnv4_postmortem.analyzer.pipeline import diagnose
+    from mnv4_postmortem.analyzer.render import renderer
 
-    run = load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
-    report = analyze(run, load_pack(rule_paths))
+    pack = load_rule_pack(rule_paths)
+    diagnosis = diagnose(load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file)), pack)
     if fmt == "html" and output is None:
         output = default_html_path(run_dir)
-    text = _render(report, fmt, output, verbose)
-    if text is not None:
-        _emit(text, output)
-    if fail_on and any(f.severity >= Severity.parse(fail_on) for f in report.findings):
+    _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
+    if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
-
-
-def _render(report, fmt: str, output: Path | None, verbose: bool) -> str | None:
-    if fmt == "json":
-        from mnv4_postmortem.analyzer.render.json_render import render_json
-
-        return render_json(report)
-    if fmt == "html":
-        from mnv4_postmortem.analyzer.render.html import render_html
-
-        return render_html(report, verbose=verbose)
-    if fmt == "md":
-        from mnv4_postmortem.analyzer.render.markdown import render_markdown
-
-        return render_markdown(report, verbose=verbose)
-    from mnv4_postmortem.analyzer.render.text import render_text
-
-    if output is None:
-        render_text(report, stdout_console(), verbose=verbose)
-        return None
-    import io
-
-    from rich.console import Console
-
-    console = Console(record=True, width=100, file=io.StringIO())  # recorded for the file, not shown
-    render_text(report, console, verbose=verbose)
-    return console.export_text()
 
 
 def default_html_path(run_dir: Path) -> Path:
@@ -81,7 +52,8 @@ def default_html_path(run_dir: Path) -> Path:
     run = run_dir.resolve()
     name = (run.stem if run.is_file() else run.name) or "run"
     here = Path.cwd().resolve()
-    folder = here if not (here == run or run in here.parents) else run.parent if run.is_dir() else run.parent.parent
+    inside = here == run or run in here.parents
+    folder = (run.parent if run.is_dir() else run.parent.parent) if inside else here
     target = folder / f"{name}.postmortem.html"
     return target if folder != here else Path(target.name)
 

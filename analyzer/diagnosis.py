@@ -1,0 +1,59 @@
+"""The one result type of a diagnosis: what every renderer reads, and nothing else.
+
+:func:`mnv4_postmortem.analyzer.pipeline.diagnose` builds it; renderers (``render/``) only read it.
+It holds the run summary, the change-point segments, the ranked findings, the differential, the
+rules that were considered but did not fire, the ingest warnings, the rule errors and the schema
+version of the JSON document. Segments and facts are plain JSON-ready dicts so that renderers never
+import the detection or rule stages; ``run`` is the normalized run itself, for renderers that draw
+its curves or tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from mnv4_postmortem.analyzer.findings import Considered, Finding
+from mnv4_postmortem.analyzer.model import Run
+
+if TYPE_CHECKING:
+    from mnv4_postmortem.analyzer.report_facts import ReportFacts
+
+# 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
+# rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
+SCHEMA_VERSION = "1.1"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    path: str
+    model: str | None
+    timm_version: str | None
+    epochs: Mapping[str, Any]  # {"first", "last", "count", "scheduled"}
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        model = run.config.get("model")
+        return cls(path=str(run.run_dir), model=None if model is None else str(model),
+                   timm_version=run.timm_version, epochs=run.epoch_span())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "model": self.model, "timm_version": self.timm_version, "epochs": dict(self.epochs)}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Diagnosis:
+    run: Run                                      # the normalized run (curves, config) for rich renderers
+    summary: RunSummary                           # what the report header says about the run
+    findings: tuple[Finding, ...]                 # most likely first; fixes carry their command lines
+    differential: tuple[str, ...]                 # why each alternative ranks lower
+    considered: tuple[Considered, ...]            # rules suspected but not fired
+    segments: Mapping[str, list[dict[str, Any]]]  # per metric, JSON-ready
+    facts: Mapping[str, Any]                      # derived quantities worth showing (lr, EMA horizon, ...)
+    warnings: tuple[str, ...]                     # ingest issues, rendered
+    rule_errors: tuple[str, ...]                  # broken rule files / rules that failed to evaluate
+    schema_version: str = SCHEMA_VERSION
+    report_facts: "ReportFacts | None" = None     # excerpts, config table, schedules, versions (rich renderers)
+
+
+__all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

@@ -1,0 +1,128 @@
+"""The pipeline after ingest: ``diagnose(run, pack) -> Diagnosis``.
+
+Run -> detect -> derive -> namespace -> rules -> ranked findings -> fix command lines -> Diagnosis.
+This module only wires the stages; each lives in its own package. Rule-pack loading is the
+engine's (``engine.loader.load_pack``), synthetic runs for rule tests are ingest's
+(``ingest.synthetic``). ``namespace`` is the same pipeline stopped before the rules, for the rule
+test harness (``rules test`` and pytest exercise exactly the production stages).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Mapping
+
+from mnv4_postmortem.analyzer.detect import Detection, detect
+from mnv4_postmortem.analyzer.diagnosis import Diagnosis, RunSummary
+from mnv4_postmortem.analyzer.engine import RulePack, RuleError, evaluate
+from mnv4_postmortem.analyzer.engine.command import render_train_command
+from mnv4_postmortem.analyzer.features.derived import Derived, derive
+from mnv4_postmortem.analyzer.features.namespace import build_namespace
+from mnv4_postmortem.analyzer.features.num_classes import with_inferred_classes
+from mnv4_postmortem.analyzer.findings import Finding, make_ranking
+from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults
+from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.report_facts import build_report_facts
+
+__all__ = ["diagnose", "namespace"]
+
+# Facts shown beside the findings (renderers display them; nothing here is a diagnosis).
+FACT_FIELDS = (
+    "lr", "lr_source", "global_batch", "updates_per_epoch", "updates_run", "epochs_run", "epochs_scheduled",
+    "run_input_size", "pretrained_input_size", "input_size_ratio", "uses_pretrained", "num_classes",
+    "ema_init_share_final",
+)
+
+
+def diagnose(run: Run, pack: RulePack) -> Diagnosis:
+    """Everything a renderer shows about ``run`` under the rules of ``pack``."""
+    run, detection, derived = _stages(run)
+    evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
+    ranking = make_ranking(evaluation.findings, evaluation.considered)
+    findings, command_errors = _with_commands(ranking.findings, run, pack)
+    rule_errors = [str(e) for e in pack.errors] + [str(w) for w in evaluation.warnings] + command_errors
+    return Diagnosis(
+        run=run,
+        summary=RunSummary.of(run),
+        findings=findings,
+        differential=ranking.differential,
+        considered=ranking.considered,
+        segments=_segments_json(detection),
+        facts={name: getattr(derived, name, None) for name in FACT_FIELDS},
+        warnings=tuple(str(i) for i in run.issues),
+        rule_errors=tuple(rule_errors),
+        report_facts=build_report_facts(run, detection, findings, pack),
+    )
+
+
+def namespace(run: Run) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """The rule namespace of ``run`` and the metadata fix command lines need (for the rule tests)."""
+    run, detection, derived = _stages(run)
+    return build_namespace(run, detection, derived).as_names(), _command_meta(run)
+
+
+def _stages(run: Run) -> tuple[Run, Detection, Derived]:
+    """The statistics every consumer needs, computed once: the run (num_classes filled in), detection, derived."""
+    run = with_inferred_classes(run)  # the one call site; moves to analyzer/timm/recipe.py
+    return run, detect(run), derive(run)
+
+
+def _command_meta(run: Run) -> Mapping[str, Any]:
+    return {"args": dict(run.config.args), "defaults": command_defaults(run.timm_version)}
+
+
+def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> tuple[tuple[Finding, ...], list[str]]:
+    """Each ranked finding's fix gets its train.py command line; a fix whose line cannot be printed keeps its args."""
+    meta = _command_meta(run)
+    out: list[Finding] = []
+    errors: list[str] = []
+    for finding in findings:
+        if finding.fix is None:
+            out.append(finding)
+            continue
+        try:
+            command = render_train_command(meta["args"], finding.fix.args, meta["defaults"])
+        except Exception as exc:  # noqa: BLE001 - keep the fix even when the command cannot be printed
+            errors.append(_command_error(pack, finding, exc))
+            out.append(finding)
+            continue
+        out.append(replace(finding, fix=replace(finding.fix, command=command)))
+    return tuple(out), errors
+
+
+def _command_error(pack: RulePack, finding: Finding, exc: Exception) -> str:
+    rule = pack.get(finding.rule_id)
+    line, col = rule.location("fix") if rule is not None else (None, None)
+    path = rule.path if rule is not None else finding.rule_id
+    message = f"cannot render the train.py command: {exc}"
+    return str(RuleError(path, line, col, "fix", message, finding.rule_id, level="warning"))
+
+
+def _segments_json(detection: Detection) -> dict[str, list[dict[str, Any]]]:
+    return {
+        metric: [
+            {
+                "start": _num(s.x_first),
+                "end": _num(s.x_last),
+                "unit": s.unit,
+                "n": s.n,
+                "label": s.label,
+                "level": _num(s.level),
+                "slope": _num(s.slope),
+                "slope_ci": [_num(s.slope_low), _num(s.slope_high)],
+                "noise": _num(s.noise),
+            }
+            for s in segments
+        ]
+        for metric, segments in detection.segments.items()
+    }
+
+
+def _num(value: Any) -> Any:
+    if value is None:
+        return None
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() and abs(value) < 1e15 else round(value, 6)
