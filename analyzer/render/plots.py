@@ -36,7 +36,7 @@ def metrics_svg(epochs: pd.DataFrame, segments: Mapping[str, list[dict]], findin
                 chance: Mapping[str, float]) -> str | None:
     """One panel per epoch metric (loss families share one): the values, each segment's Theil-Sen line,
     change points (dotted verticals), every finding's epochs shaded (only those epochs) and the chance level."""
-    columns = [c for c in epochs.columns if c not in SKIP_IN_METRICS and _drawable(epochs, c)]
+    columns = [c for c in epochs.columns if c not in SKIP_IN_METRICS and _drawable(epochs, c) and not _copy_of_reported(epochs, c)]
     if _drawable(epochs, "eval_top1_model") and _drawable(epochs, "eval_top1_ema"):
         # both passes are known: they get their own plot, and the reported eval_* is one of them
         columns = [c for c in columns if not c.endswith(("_model", "_ema"))]
@@ -59,7 +59,7 @@ def metrics_svg(epochs: pd.DataFrame, segments: Mapping[str, list[dict]], findin
         _shade_findings(ax, findings)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
-        ax.legend(fontsize=7, loc="best")
+        _legend(ax)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
@@ -80,7 +80,7 @@ def model_vs_ema_svg(epochs: pd.DataFrame, chance: Mapping[str, float], findings
     _shade_findings(ax, findings)
     ax.set_xlabel("epoch", fontsize=8)
     ax.set_ylabel("eval top-1 (%)", fontsize=8)
-    ax.legend(fontsize=7, loc="best")
+    _legend(ax)
     ax.grid(alpha=0.3)
     return _svg(fig)
 
@@ -101,12 +101,10 @@ def lr_svg(logged: tuple | None, configured: Sequence[float] | None, steps: pd.D
         # timm steps the scheduler once per epoch: the configured LR holds for the whole epoch
         ax.plot(np.arange(len(configured) + 1), [*configured, configured[-1]], lw=1.2, ls="--", color="tab:orange",
                 drawstyle="steps-post", label="configured (sched, warmup, lr)")
-    values = [v for v in (list(configured or ()) + list(logged[1] if logged else ())) if v and v > 0]
-    if values and max(values) / min(values) > 100:
-        ax.set_yscale("log")
+    # linear, as TensorBoard and W&B draw schedules: warm-up and decay shapes read directly
     ax.set_xlabel("epoch", fontsize=8)
     ax.set_ylabel("learning rate", fontsize=8)
-    ax.legend(fontsize=7, loc="best")
+    _legend(ax)
     ax.grid(alpha=0.3)
     return _svg(fig)
 
@@ -127,7 +125,7 @@ def step_loss_svg(steps: pd.DataFrame | None) -> str | None:
         ax.set_yscale("log")
     ax.set_xlabel("optimizer update", fontsize=8)
     ax.set_ylabel("loss", fontsize=8)
-    ax.legend(fontsize=7, loc="best")
+    _legend(ax)
     ax.grid(alpha=0.3)
     return _svg(fig)
 
@@ -142,7 +140,7 @@ def verification_svg(overlays: Sequence[Mapping[str, Any]]) -> str | None:
         ax.plot(curve["epochs"], curve["top1"], lw=1.2, label=str(curve["label"]))
     ax.set_xlabel("epoch", fontsize=8)
     ax.set_ylabel("eval top-1 (%)", fontsize=8)
-    ax.legend(fontsize=7, loc="best")
+    _legend(ax)
     ax.grid(alpha=0.3)
     return _svg(fig)
 
@@ -162,6 +160,14 @@ def thin_min_max(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, 
         keep.extend(sorted({lo, hi}))
     keep_arr = np.asarray(keep)
     return x[keep_arr], y[keep_arr]
+
+
+def _legend(ax) -> None:
+    # A fixed corner: loc="best" tests every data point against each legend position, a large share of the
+    # rendering time on a 600-epoch run. Accuracies rise (their lower right is free late in training),
+    # losses and LRs fall (upper right).
+    rising = "top-" in ax.get_title() or "top-1" in ax.get_ylabel()
+    ax.legend(fontsize=7, loc="lower right" if rising else "upper right", framealpha=0.85)
 
 
 def _draw_series(ax, series: pd.Series, label: str):
@@ -204,6 +210,20 @@ def _step_lr(steps: pd.DataFrame | None):
     x = (frame["epoch"] + frame["idx"] / frame["per_epoch"]).to_numpy(float)
     order = np.argsort(x, kind="stable")
     return thin_min_max(x[order], frame["lr"].to_numpy(float)[order], MAX_STEP_POINTS)
+
+
+def _copy_of_reported(epochs: pd.DataFrame, column: str) -> bool:
+    """``eval_top1_model`` equal to the reported ``eval_top1`` (timm reports the model's pass without EMA): drawn once."""
+    for suffix in ("_model", "_ema"):
+        if column.endswith(suffix):
+            reported = column[: -len(suffix)]
+            if reported not in epochs.columns:
+                return False
+            a = pd.to_numeric(epochs[reported], errors="coerce").to_numpy(float)
+            b = pd.to_numeric(epochs[column], errors="coerce").to_numpy(float)
+            # summary.csv keeps more digits than the log's Test: line: equal up to the log's rounding
+            return bool(np.allclose(a, b, rtol=1e-4, atol=1e-3, equal_nan=True))
+    return False
 
 
 def _drawable(epochs: pd.DataFrame, column: str) -> bool:
@@ -270,6 +290,13 @@ def _pyplot():
 
 def _svg(fig) -> str:
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:  # a handful of ticks per axis: every tick label costs a text layout
+        if ax.get_xscale() == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(6))
+        if ax.get_yscale() == "linear":
+            ax.yaxis.set_major_locator(MaxNLocator(5))
     # Fixed margins instead of tight_layout: tight_layout draws every figure twice to measure it, and
     # rendering must stay within twice the analysis time (bench/bench_report_html.py).
     _fixed_margins(fig)
