@@ -75,3 +75,13 @@ def test_core_never_imports_torch_at_import_time():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(n.split(".")[0] in ("torch", "timm") for n in names), path
+
+
+def test_rule_names_table_matches_the_derived_fields():
+    """features/names.py lists Derived's fields for the light rule loader; they must not drift apart."""
+    from dataclasses import fields
+
+    from mnv4_postmortem.analyzer.features.derived import Derived
+    from mnv4_postmortem.analyzer.features.names import DERIVED_FIELDS
+
+    assert DERIVED_FIELDS == {f.name for f in fields(Derived)}

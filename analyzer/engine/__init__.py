@@ -2,6 +2,7 @@
 
 Public API::
 
+    pack = load_pack([Path("my-rules")], known_names=schema)    # shipped + user rules (user ids override)
     pack = load_rules([Path("rules")], known_names=schema)      # or load_builtin_rules()
     result = evaluate(pack, namespace, pipeline_meta={"args": ..., "defaults": ...})
     findings = evaluate_rules(pack, namespace)                  # just the findings
