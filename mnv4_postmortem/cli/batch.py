@@ -14,7 +14,7 @@ from mnv4_postmortem.cli.app import SEVERITIES, emit, load_rule_pack, stderr_con
 
 @click.command("batch")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice((*formats("batch"), "md")), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice((*formats("batch"), *(n for n in formats("batch-summary") if n == "md"))), default="text", show_default=True,
               help="stdout: text, one line per run; json, one JSON object per run (JSON Lines); md, a Markdown summary.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write index.html, runs.csv, runs.jsonl, summary.md and each run's HTML report (runs/) here.")
