@@ -294,7 +294,7 @@ def _svg(fig) -> str:
 
     for ax in fig.axes:  # a handful of ticks per axis: every tick label costs a text layout
         if ax.get_xscale() == "linear":
-            ax.xaxis.set_major_locator(MaxNLocator(6))
+            ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))  # epochs and updates are whole numbers
         if ax.get_yscale() == "linear":
             ax.yaxis.set_major_locator(MaxNLocator(5))
     # Fixed margins instead of tight_layout: tight_layout draws every figure twice to measure it, and
