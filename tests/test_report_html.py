@@ -41,6 +41,7 @@ def test_seed_report_has_every_part(tmp_path):
     # citations link to appendix excerpts that hold the cited lines
     anchors = re.findall(r'<a class="cite" href="#([^"]+)">([^<]+)</a>', html)
     assert ("src-summary-csv-2-13", "summary.csv:2-13") in anchors
+    assert ("config", "args.yaml") in anchors  # a whole config file cited: the link goes to the config table
     for anchor, _ in anchors:
         assert f'id="{anchor}"' in html
     csv_line_2 = (SEED / "summary.csv").read_text().splitlines()[1]

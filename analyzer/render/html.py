@@ -93,8 +93,9 @@ def _linked(text: str, refs: Sequence[str], anchors: dict[Citation, str]) -> lis
         if citation in anchors:
             targets.append((citation.label, anchors[citation]))
     for ref in refs:
-        if isinstance(ref, str) and ref.rsplit("/", 1)[-1] in CONFIG_FILES:
-            targets.append((ref.rsplit("/", 1)[-1], "config"))
+        file = str(getattr(ref, "file", ref))
+        if getattr(ref, "line", None) is None and file.rsplit("/", 1)[-1] in CONFIG_FILES:
+            targets.append((file.rsplit("/", 1)[-1], "config"))
     parts: list[tuple[str, str, str | None]] = [("text", text, None)]
     for label, anchor in targets:
         parts = _split_on(parts, label, anchor)
