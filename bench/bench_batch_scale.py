@@ -3,7 +3,7 @@ with peak memory. Target (issue #9): it finishes, and the parent's memory grows 
 
 Small runs: summary.csv + args.yaml of a bundled fixture run (no console log), linked, cycled. The parent's
 resident memory is sampled every 1,000 finished rows, so the growth per row is printed next to the peak;
-the workers' peak (they are recycled by nothing, so it would show a leak) is printed too.
+the largest worker's memory is sampled too (workers live for the whole batch, so a leak would show there).
 """
 
 from __future__ import annotations
@@ -32,6 +32,20 @@ def rss_mib() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def workers_rss_mib() -> float:
+    """The pool's workers are children of multiprocessing's fork server, so RUSAGE_CHILDREN never sees
+    them: read every descendant's resident memory instead."""
+    import psutil
+
+    sizes = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            sizes.append(child.memory_info().rss)
+        except psutil.Error:
+            continue
+    return max(sizes, default=0) / 2**20
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         make_runs(Path(tmp) / "runs", RUNS, files=("summary.csv", "args.yaml"))
@@ -39,24 +53,26 @@ def main() -> None:
         paths = [str(p) for p in find_runs([Path(tmp) / "runs"])]
         print(f"{len(paths)} small runs found in {time.perf_counter() - start:.1f} s; {default_jobs()} workers")
         outputs = BatchOutputs(Path(tmp) / "out")
-        rows, samples = [], [(0, rss_mib())]
+        rows, samples, worker_peak = [], [(0, rss_mib())], 0.0
         for row in run_local(paths, RunTask(), default_jobs()):
             rows.append(row)
             outputs.add(row)
             if len(rows) % SAMPLE_EVERY == 0:
                 samples.append((len(rows), rss_mib()))
-                print(f"  {len(rows):5d} rows  parent RSS {samples[-1][1]:7.1f} MiB  ({time.perf_counter() - start:6.1f} s)", flush=True)
+                worker = workers_rss_mib()
+                worker_peak = max(worker_peak, worker)
+                print(f"  {len(rows):5d} rows  parent RSS {samples[-1][1]:7.1f} MiB  largest worker {worker:6.1f} MiB"
+                      f"  ({time.perf_counter() - start:6.1f} s)", flush=True)
         outputs.finish(rows)
         outputs.close()
         elapsed = time.perf_counter() - start
         errors = sum(1 for r in rows if r.error)
         index = (Path(tmp) / "out" / "index.html").stat().st_size
         parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         first, last = samples[1], samples[-1]
         per_row = (last[1] - first[1]) * 2**20 / max(1, last[0] - first[0])
         print(f"{len(rows)} runs in {elapsed:.1f} s ({len(rows) / elapsed:.1f} runs/s), {errors} unreadable")
-        print(f"peak memory: parent {parent_peak:.1f} MiB, largest worker {child_peak:.1f} MiB; index.html {index / 2**20:.1f} MiB")
+        print(f"peak memory: parent {parent_peak:.1f} MiB, largest worker {worker_peak:.1f} MiB (sampled); index.html {index / 2**20:.1f} MiB")
         print(f"parent growth from {first[0]} to {last[0]} rows: {last[1] - first[1]:.1f} MiB = {per_row / 1024:.1f} KiB per row (the index rows)")
 
 

@@ -109,3 +109,19 @@ def test_out_inside_a_run_folder_is_refused(tmp_path):
     result = CliRunner().invoke(cli, ["batch", str(root), "--out", str(root / "v1_healthy" / "index")])
     assert result.exit_code == 2 and "inside the run folder" in result.output
     assert not (root / "v1_healthy" / "index").exists()
+
+
+def test_a_fitted_cutoff_does_not_beat_a_named_value_by_one_run():
+    """Unit check of the tie rule: lr<=0.001 separates one run better than model_ema_warmup=False only
+    because its threshold was picked from many; within one run, the named value leads."""
+    def row(i, cause, **config):
+        findings = [{"cause": cause, "severity": "error"}] if cause else []
+        return RunRow(path=f"r{i}", name=f"r{i}", findings=findings, config=config)
+
+    rows = [row(i, "ema-lag", model_ema=True, model_ema_warmup=False, lr=0.001) for i in range(5)]
+    rows.append(row(5, "lr-too-high", model_ema=True, model_ema_warmup=False, lr=0.6))  # EMA, no warmup, other cause
+    rows.append(row(6, None, model_ema=True, model_ema_warmup=True, lr=0.001))
+    rows += [row(7 + i, None, model_ema=False, model_ema_warmup=False, lr=lr) for i, lr in enumerate((0.01, 0.1, 0.05))]
+    ema = [d for d in what_differs(rows) if d.cause == "ema-lag"]
+    assert ema[0].condition == "model_ema=True and model_ema_warmup=False"
+    assert any("lr<=" in d.condition and d.effect > ema[0].effect for d in ema)  # it is still listed, second

@@ -90,7 +90,7 @@ def _for_cause(cause: str, groups: _Groups) -> list[Difference]:
             pairs.append(both)
     chosen: list[Difference] = []
     seen: set[tuple] = set()
-    for diff in sorted(pairs + singles, key=_rank):
+    for diff in _prefer_named_values(sorted(pairs + singles, key=_rank)):
         if diff.effect < MIN_EFFECT or len(chosen) >= MAX_ROWS_PER_CAUSE:
             break
         # Thresholds at 0.008 and at 0.0125 that split the runs identically are one finding, not two.
@@ -100,6 +100,22 @@ def _for_cause(cause: str, groups: _Groups) -> list[Difference]:
         seen.add(signature)
         chosen.append(diff)
     return chosen
+
+
+def _prefer_named_values(ranked: list[Difference]) -> list[Difference]:
+    """A cut-off (``lr<=0.001``) is picked as the best of many candidate thresholds, so it wins ties by
+    chance; a condition on named values (``model_ema_warmup=False``) is one candidate. When the best
+    condition uses a cut-off and a condition without one separates within one run of the reference group
+    (``1/other``), the latter leads."""
+    if not ranked or not _has_cutoff(ranked[0]):
+        return ranked
+    tolerance = 1.0 / ranked[0].other + 1e-9 if ranked[0].other else 0.0
+    named = next((d for d in ranked if not _has_cutoff(d) and ranked[0].effect - d.effect <= tolerance), None)
+    return ranked if named is None else [named] + [d for d in ranked if d is not named]
+
+
+def _has_cutoff(diff: Difference) -> bool:
+    return ">=" in diff.condition or "<=" in diff.condition
 
 
 def _rank(diff: Difference) -> tuple:
