@@ -121,7 +121,9 @@ def test_a_fitted_cutoff_does_not_beat_a_named_value_by_one_run():
     rows = [row(i, "ema-lag", model_ema=True, model_ema_warmup=False, lr=0.001) for i in range(5)]
     rows.append(row(5, "lr-too-high", model_ema=True, model_ema_warmup=False, lr=0.6))  # EMA, no warmup, other cause
     rows.append(row(6, None, model_ema=True, model_ema_warmup=True, lr=0.001))
-    rows += [row(7 + i, None, model_ema=False, model_ema_warmup=False, lr=lr) for i, lr in enumerate((0.01, 0.1, 0.05))]
+    # lr takes many values in a sweep, so it is compared by cut-offs only
+    lrs = (0.01, 0.1, 0.05, 0.02, 0.2, 0.3, 0.004, 0.008)
+    rows += [row(7 + i, None, model_ema=False, model_ema_warmup=False, lr=lr) for i, lr in enumerate(lrs)]
     ema = [d for d in what_differs(rows) if d.cause == "ema-lag"]
     assert ema[0].condition == "model_ema=True and model_ema_warmup=False"
     assert any("lr<=" in d.condition and d.effect > ema[0].effect for d in ema)  # it is still listed, second
