@@ -50,7 +50,7 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
     )
     threshold = Severity.parse(fail_on) if fail_on else None
     outputs = BatchOutputs(out_dir) if out_dir is not None else None
-    jobs = jobs or default_jobs()
+    jobs = min(jobs or default_jobs(), max(1, len(run_dirs)))  # no idle workers for a small batch
     stream = run_dask(run_dirs, task, dask_address) if dask_address else run_local(run_dirs, task, jobs)
     rows, failing = [], 0
     progress = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
