@@ -35,7 +35,7 @@ class RunSummary:
     def of(cls, run: Run) -> RunSummary:
         model = run.config.get("model")
         return cls(path=str(run.run_dir), model=None if model is None else str(model),
-                   timm_version=run.timm_version, epochs=run.epoch_span())
+                   timm_version=str(run.timm_version) if run.timm_version is not None else None, epochs=run.epoch_span())
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "model": self.model, "timm_version": self.timm_version, "epochs": dict(self.epochs)}

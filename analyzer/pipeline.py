@@ -16,14 +16,13 @@ from typing import Any, Mapping
 from mnv4_postmortem.analyzer.detect import Detection, detect
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis, RunSummary
 from mnv4_postmortem.analyzer.engine import RulePack, RuleError, evaluate
-from mnv4_postmortem.analyzer.engine.command import render_train_command
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace
-from mnv4_postmortem.analyzer.features.num_classes import with_inferred_classes
 from mnv4_postmortem.analyzer.findings import Finding, make_ranking
-from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.analyzer.report_facts import build_report_facts
+from mnv4_postmortem.analyzer.timm.command_line import render_train_command
+from mnv4_postmortem.analyzer.timm.defaults import command_defaults
 
 __all__ = ["diagnose", "namespace"]
 
@@ -63,13 +62,14 @@ def namespace(run: Run) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
 
 
 def _stages(run: Run) -> tuple[Run, Detection, Derived]:
-    """The statistics every consumer needs, computed once: the run (num_classes filled in), detection, derived."""
-    run = with_inferred_classes(run)  # the one call site; moves to analyzer/timm/recipe.py
+    """The statistics every consumer needs, computed once: detection and derived quantities (the recipe,
+    num_classes included, was resolved at ingest by ``analyzer/timm/recipe.py``)."""
     return run, detect(run), derive(run)
 
 
 def _command_meta(run: Run) -> Mapping[str, Any]:
-    return {"args": dict(run.config.args), "defaults": command_defaults(run.timm_version)}
+    # The defaults of the era the config was filled from: a fix command and the config never disagree.
+    return {"args": dict(run.config.args), "defaults": command_defaults(run.config.timm_version)}
 
 
 def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> tuple[tuple[Finding, ...], list[str]]:

@@ -17,12 +17,13 @@ from mnv4_postmortem.analyzer.detect import Detection
 from mnv4_postmortem.analyzer.detect.lr_plan import configured_lr
 from mnv4_postmortem.analyzer.detect.metrics import chance_value
 from mnv4_postmortem.analyzer.engine.loader import RulePack
-from mnv4_postmortem.analyzer.engine.command import render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from mnv4_postmortem.analyzer.engine.provenance import config_keys_cited, pack_version
 from mnv4_postmortem.analyzer.findings import Finding
 from mnv4_postmortem.analyzer.ingest.config_rows import ConfigRow, config_rows
-from mnv4_postmortem.analyzer.ingest.excerpt import Excerpt, read_excerpt
-from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults, era_for
+from mnv4_postmortem.analyzer.ingest.cited_lines import Excerpt, read_excerpt
+from mnv4_postmortem.analyzer.timm.defaults import command_defaults
+from mnv4_postmortem.analyzer.timm.version import era_of
 from mnv4_postmortem.analyzer.model import Run
 
 MAX_EXCERPTS = 60
@@ -52,7 +53,7 @@ def build_report_facts(run: Run, detection: Detection, findings: Sequence[Findin
         lr_logged=_lr_logged(detection),
         chance_levels=_chance_levels(run, detection),
         rule_pack_version=pack_version(pack),
-        timm_era=era_for(run.timm_version),
+        timm_era=era_of(run.timm_version),
     )
 
 

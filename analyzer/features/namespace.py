@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
+from mnv4_postmortem.analyzer.detect.series import STEP_PREFIX
 from mnv4_postmortem.analyzer.features.derived import Derived
 from mnv4_postmortem.analyzer.features.names import (  # the names rules may use: declared in names.py, light
     EVENT_ATTRIBUTES,
@@ -38,6 +39,7 @@ from mnv4_postmortem.analyzer.features.names import (  # the names rules may use
     is_known_name,
 )
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.timm.defaults import default
 
 
 class _Missing:
@@ -216,9 +218,12 @@ class SeriesView:
         self.leading_stall = record_of(leading[0]) if leading else MISSING
         chance = [c for c in detection.chance if c.metric == name]
         self.chance = record_of(chance[0]) if chance else MISSING
-        nonfinite = [x for x in detection.nonfinite if x.metric == name]
+        # A run with no epoch-level series of this metric but a step-level one (TensorBoard steps whose
+        # epochs are unknown) still shows its divergence and explosions: those of the step series.
+        own = {name} if len(values) else {name, STEP_PREFIX + name}
+        nonfinite = [x for x in detection.nonfinite if x.metric in own]
         self.nonfinite = record_of(nonfinite[0]) if nonfinite else MISSING
-        explosions = [x for x in detection.explosions if x.metric == name]
+        explosions = [x for x in detection.explosions if x.metric in own]
         self.explosion = record_of(explosions[0]) if explosions else MISSING
         self.spikes = sum(1 for s in detection.spikes if s.metric == name)
         at_chance = [c for c in chance]
@@ -384,10 +389,10 @@ def lr_reference(opt: Any, global_batch: Any) -> float | None:
     """A typical LR for this optimizer at this global batch (timm's own lr_base scaling rules)."""
     if not isinstance(global_batch, (int, float)) or global_batch <= 0:
         return None
-    name = str(opt or "sgd").lower()
+    name = str(opt or default("opt")).lower()
     for families, base, scaling in LR_REFERENCE:
         if any(f in name for f in families):
-            ratio = global_batch / 256.0
+            ratio = global_batch / float(default("lr_base_size"))
             return base * (math.sqrt(ratio) if scaling == "sqrt" else ratio)
     return None
 

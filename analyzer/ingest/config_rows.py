@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mnv4_postmortem.analyzer.ingest.timm_defaults import defaults_for
+from mnv4_postmortem.analyzer.timm.defaults import defaults_for
 from mnv4_postmortem.analyzer.model import TrainConfig
 
 _NO_DEFAULT = object()

@@ -12,8 +12,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from dataclasses import replace
+
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
-from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
+from mnv4_postmortem.analyzer.ingest.merge import step_counts
+from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run
+from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 # Values a test's config states that real ingest would know from the log rather than from args.yaml.
 _EFFECTIVE_KEYS = ("lr", "num_classes", "input_size", "world_size")
@@ -31,21 +35,28 @@ def synthetic_run(config: Mapping[str, Any], series: Mapping[str, Any], steps_pe
         {name: np.pad(v, (0, length - len(v)), constant_values=np.nan) for name, v in columns.items()},
         index=pd.RangeIndex(length, name="epoch"),
     )
-    base = build_config(dict(config), None, None)
+    base = build_config(dict(config), None, config.get("timm_version"))
     effective = {k: config[k] for k in _EFFECTIVE_KEYS if k in config}
-    run_config = TrainConfig(values=base.values, args=dict(config), defaulted=base.defaulted, effective=effective)
     epochs = config.get("epochs")
+    steps = _synthetic_steps(frame, steps_per_epoch)
+    # A rule test's ``epochs`` is the schedule length it means (as a log's "Scheduled epochs" line).
+    facts = RecipeFacts(scheduled_epochs=int(epochs) if isinstance(epochs, (int, float)) else None,
+                        scheduled_ref="rule test config",
+                        eval_top1=frame["eval_top1"].to_numpy() if "eval_top1" in frame else None,
+                        eval_top5=frame["eval_top5"].to_numpy() if "eval_top5" in frame else None,
+                        **step_counts(steps))
+    run_config = resolve_recipe(replace(base, args=dict(config), effective=effective), facts)
     return Run(
         run_dir=Path("<inline>"),
         config=run_config,
         epochs=frame,
         epoch_refs=pd.DataFrame(index=frame.index, columns=frame.columns, dtype="object"),
-        steps=_synthetic_steps(frame, steps_per_epoch),
+        steps=steps,
         events=(),
         sources=(),
         issues=(),
-        timm_version=config.get("timm_version"),
-        epochs_scheduled=int(epochs) if isinstance(epochs, (int, float)) else None,
+        timm_version=run_config.timm_version,
+        epochs_scheduled=run_config.effective.get("epochs_scheduled"),
     )
 
 

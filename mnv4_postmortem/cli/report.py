@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -26,19 +27,20 @@ from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, loa
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
                    verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
-    """Diagnose the timm run in RUN_DIR.
+    """Diagnose the timm run in RUN_DIR ("-": an excerpt pasted on stdin: log lines, summary rows, arguments).
 
     \b
     Exit codes: 0 done (nothing at or above --fail-on), 1 a finding at or above --fail-on,
     2 unusable input or usage error, 3 internal error.
     """
     from mnv4_postmortem.analyzer.findings import Severity
-    from mnv4_postmortem.analyzer.ingest import load_run
+    from mnv4_postmortem.analyzer.ingest import load_input
     from mnv4_postmortem.analyzer.pipeline import diagnose
     from mnv4_postmortem.analyzer.render import renderer
 
     pack = load_rule_pack(rule_paths)
-    diagnosis = diagnose(load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file)), pack)
+    run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    diagnosis = diagnose(run, pack)
     if fmt == "html" and output is None:
         output = default_html_path(run_dir)
     _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
@@ -49,6 +51,8 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
 def default_html_path(run_dir: Path) -> Path:
     """``./<run-name>.postmortem.html`` in the current folder; if that folder is the run itself (or inside
     it), the run's parent instead, so nothing is ever written into a run directory by default."""
+    if str(run_dir) == "-":  # an excerpt pasted on stdin
+        return Path("stdin.postmortem.html")
     run = run_dir.resolve()
     name = (run.stem if run.is_file() else run.name) or "run"
     here = Path.cwd().resolve()
