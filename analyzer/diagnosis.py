@@ -11,10 +11,13 @@ its curves or tables.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mnv4_postmortem.analyzer.findings import Considered, Finding
 from mnv4_postmortem.analyzer.model import Run
+
+if TYPE_CHECKING:
+    from mnv4_postmortem.analyzer.report_facts import ReportFacts
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
 # rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
@@ -50,6 +53,7 @@ class Diagnosis:
     warnings: tuple[str, ...]                     # ingest issues, rendered
     rule_errors: tuple[str, ...]                  # broken rule files / rules that failed to evaluate
     schema_version: str = SCHEMA_VERSION
+    report_facts: "ReportFacts | None" = None     # excerpts, config table, schedules, versions (rich renderers)
 
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

@@ -20,6 +20,7 @@ from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace
 from mnv4_postmortem.analyzer.findings import Finding, make_ranking
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.report_facts import build_report_facts
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from mnv4_postmortem.analyzer.timm.defaults import command_defaults
 
@@ -50,6 +51,7 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         facts={name: getattr(derived, name, None) for name in FACT_FIELDS},
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=tuple(rule_errors),
+        report_facts=build_report_facts(run, detection, findings, pack),
     )
 
 

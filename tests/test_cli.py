@@ -191,14 +191,15 @@ def test_real_runs_inspect_and_report(real_runs):
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "html"])
-def test_a_closed_pipe_is_not_an_error(fmt):
+def test_a_closed_pipe_is_not_an_error(fmt, tmp_path):
     """`report RUN | head -1` must exit 0: 1 would read as "findings at or above --fail-on".
     The pipe's read end is closed before the process starts, so its first write fails for sure."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
+        # cwd: html is written to ./<run-name>.postmortem.html, never into the repository
         proc = subprocess.run([sys.executable, "-m", "mnv4_postmortem", "report", str(SEED), "--format", fmt],
-                              stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=120, cwd=tmp_path)
     finally:
         os.close(write_end)
     assert proc.returncode == 0, proc.stderr.decode()[-500:]

@@ -113,11 +113,13 @@ def test_too_much_stdin_is_refused_without_reading_it_all():
     assert stream.read_sizes == [MAX_EXCERPT_BYTES + 1]
 
 
-def test_hostile_strings_stay_text_in_html():
+def test_hostile_strings_stay_text_in_html(tmp_path):
     data = b"model: <script>alert(1)</script>\nepoch,train_loss,eval_loss,eval_top1,eval_top5\n0,2.3,2.3,10,50\n"
-    result = invoke("report", "-", "--format", "html", stdin=data)
+    out = tmp_path / "stdin.html"  # html always goes to a file (-o, or ./stdin.postmortem.html)
+    result = invoke("report", "-", "--format", "html", "-o", str(out), stdin=data)
     assert result.exit_code == 0
-    assert "<script>alert(1)</script>" not in result.output and "&lt;script&gt;" in result.output
+    html = out.read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
 
 
 def test_binary_stdin_through_the_entry_point_has_no_traceback():

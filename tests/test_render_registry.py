@@ -34,8 +34,9 @@ def _choices(*path: str) -> tuple[str, ...]:
 
 
 def test_format_choices_come_from_the_registry():
-    assert _choices("report") == formats("report") == ("text", "json", "html")
-    assert _choices("batch") == formats("batch")
+    assert _choices("report") == formats("report") == ("text", "json", "html", "md")
+    # batch: a line per run from the batch renderers, or the whole batch as one Markdown summary
+    assert _choices("batch") == (*formats("batch"), "md") and "md" in formats("batch-summary")
     assert _choices("rules", "list") == formats("rules")
 
 

@@ -17,7 +17,6 @@ import ast
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Any, Callable
 
 import jinja2
@@ -25,6 +24,7 @@ import simpleeval
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from mnv4_postmortem.analyzer.citations import label as citation_label
 from ..findings import EvidenceRef
 from ..model import SourceRef
 from .expr import BLOCKED_METHODS, OPERATORS, ROOT_NAMES, NameUse, get_member, is_absent, is_missing
@@ -163,25 +163,8 @@ def _refs_of(obj: Any) -> list[SourceRef | str]:
 
 
 def _short(refs: list[SourceRef | str]) -> str:
-    lines_by_path: dict[str, list[int]] = {}
-    plain: list[str] = []
-    for ref in refs:
-        if isinstance(ref, SourceRef):
-            lines = lines_by_path.setdefault(ref.path, [])
-            if ref.line is not None:
-                lines.append(ref.line)
-        else:
-            plain.append(ref)
-    parts = []
-    for path, lines in lines_by_path.items():
-        name = PurePath(path).name
-        if not lines:
-            parts.append(name)
-        elif min(lines) == max(lines):
-            parts.append(f"{name}:{lines[0]}")
-        else:
-            parts.append(f"{name}:{min(lines)}-{max(lines)}")
-    return ", ".join(parts + list(dict.fromkeys(plain)))
+    # One label format for the engine's text and the report's links (analyzer/citations.py).
+    return citation_label(refs)
 
 
 def _epochs_of(obj: Any) -> tuple[int, int] | None:

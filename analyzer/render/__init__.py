@@ -10,6 +10,8 @@ Every renderer is a module with one function::
   (``report --format NAME`` offers exactly the names registered here);
 - ``batch``: one Diagnosis -> its line of ``batch`` output (such a module also has
   ``render_error(path, message) -> str`` for a run that could not be read);
+- ``batch-summary``: a :class:`~mnv4_postmortem.analyzer.batch.outputs.BatchSummary` (every run's row and
+  the "what differs" table) -> ``index.html`` or the Markdown summary;
 - ``rules``: a rule pack -> the ``rules list`` listing;
 - ``rule``: a :class:`RulePage` (a rule and its cause's description) -> ``rules show``.
 
@@ -32,10 +34,15 @@ RENDERERS: Mapping[str, Mapping[str, str]] = {
         "text": f"{_PACKAGE}.text",
         "json": f"{_PACKAGE}.json_render",
         "html": f"{_PACKAGE}.html",
+        "md": f"{_PACKAGE}.markdown",
     },
     "batch": {
         "text": f"{_PACKAGE}.batch_text",
         "json": f"{_PACKAGE}.batch_json",
+    },
+    "batch-summary": {
+        "html": f"{_PACKAGE}.batch_index",
+        "md": f"{_PACKAGE}.batch_summary_md",
     },
     "rules": {
         "text": f"{_PACKAGE}.rules_table",

@@ -1,66 +1,310 @@
-"""Curves for the HTML report, drawn with matplotlib and embedded as inline SVG (no external files)."""
+"""Plots for the HTML reports, drawn with matplotlib and embedded as inline SVG.
+
+Why matplotlib: it is already a core dependency, it draws offline into static SVG (no JavaScript runtime,
+no CDN, nothing to load when the file is opened from disk or attached to an issue), its SVG backend escapes
+every label (a hostile TensorBoard tag in a legend stays text), and with a fixed hash salt and no date the
+same run gives the same bytes. Vega-Lite would need its JavaScript runtime inlined (~1 MB) or a separate
+renderer (vl-convert) to produce the same static result.
+
+Plots only draw what the report holds: segments, change points, finding epochs, chance levels and the
+schedules come from the diagnosis; the only computation here is thinning long step series for drawing.
+"""
 
 from __future__ import annotations
 
 import io
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.diagnosis import Diagnosis
+SEVERITY_COLORS = {"critical": "#a40e26", "error": "#cf222e", "warning": "#d4a72c", "info": "#0969da"}
+MAX_STEP_POINTS = 2000     # step-level curves are thinned to this many points (min and max per bucket)
+MARKER_MAX_POINTS = 60     # beyond this, dots would hide the line
+# Metrics drawn together on one panel (twins drawn in the panel of their family).
+PANEL_OF = {
+    "train_loss": "loss", "eval_loss": "loss",
+    "eval_top1": "eval top-1 (%)", "eval_top5": "eval top-5 (%)",
+    "eval_loss_model": "loss", "eval_loss_ema": "loss",
+    "eval_top1_model": "eval top-1 (%)", "eval_top1_ema": "eval top-1 (%)",
+    "eval_top5_model": "eval top-5 (%)", "eval_top5_ema": "eval top-5 (%)",
+}
+SKIP_IN_METRICS = ("lr",)
 
-PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("loss", ("train_loss", "eval_loss", "eval_loss_model", "eval_loss_ema")),
-    ("top-1 accuracy (%)", ("eval_top1", "eval_top1_model", "eval_top1_ema")),
-    ("learning rate", ("lr",)),
-)
 
-
-def curves_svg(report: Diagnosis) -> str | None:
-    """One figure with a panel per family of metrics; the top finding's epochs are shaded."""
-    epochs = report.run.epochs
-    panels = [(title, [c for c in cols if _worth_drawing(epochs, c)]) for title, cols in PANELS]
-    panels = [(title, cols) for title, cols in panels if cols]
-    if not panels:
+def metrics_svg(epochs: pd.DataFrame, segments: Mapping[str, list[dict]], findings: Sequence[Any],
+                chance: Mapping[str, float]) -> str | None:
+    """One panel per epoch metric (loss families share one): the values, each segment's Theil-Sen line,
+    change points (dotted verticals), every finding's epochs shaded (only those epochs) and the chance level."""
+    columns = [c for c in epochs.columns if c not in SKIP_IN_METRICS and _drawable(epochs, c) and not _copy_of_reported(epochs, c)]
+    if _drawable(epochs, "eval_top1_model") and _drawable(epochs, "eval_top1_ema"):
+        # both passes are known: they get their own plot, and the reported eval_* is one of them
+        columns = [c for c in columns if not c.endswith(("_model", "_ema"))]
+    if not columns:
         return None
+    panels: dict[str, list[str]] = {}
+    for column in columns:
+        panels.setdefault(PANEL_OF.get(column, column), []).append(column)
+    plt = _pyplot()
+    ncols = 2 if len(panels) > 1 else 1
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 2.7 * nrows), squeeze=False)
+    for ax, (title, cols) in zip(axes.flat, panels.items()):
+        for i, column in enumerate(cols):
+            series = pd.to_numeric(epochs[column], errors="coerce")
+            line = _draw_series(ax, series, column)
+            _draw_segments(ax, segments.get(column, ()), line.get_color(), change_points=(i == 0))
+            if column in chance and (i == 0 or chance[column] != chance.get(cols[0])):
+                _chance(ax, chance[column])
+        _shade_findings(ax, findings)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        _legend(ax)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    return _svg(fig)
+
+
+def model_vs_ema_svg(epochs: pd.DataFrame, chance: Mapping[str, float], findings: Sequence[Any]) -> str | None:
+    """The model's and the EMA's own eval top-1 on one axis (timm reports only one of them)."""
+    pair = [c for c in ("eval_top1_model", "eval_top1_ema") if _drawable(epochs, c)]
+    if len(pair) < 2:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    for column, label in zip(pair, ("model (Test:)", "EMA (Test (EMA):)")):
+        _draw_series(ax, pd.to_numeric(epochs[column], errors="coerce"), label)
+    if "eval_top1_model" in chance:
+        _chance(ax, chance["eval_top1_model"])
+    _shade_findings(ax, findings)
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.set_ylabel("eval top-1 (%)", fontsize=8)
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def lr_svg(logged: tuple | None, configured: Sequence[float] | None, steps: pd.DataFrame | None) -> str | None:
+    """The LR as logged (per step when the log has Train: lines, else per epoch) against the config's schedule."""
+    if logged is None and configured is None:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    step_x, step_y = _step_lr(steps)
+    if step_x is not None:
+        ax.plot(step_x, step_y, lw=1.0, color="tab:blue", label="logged (Train: lines)")
+    elif logged is not None:
+        ax.plot(logged[0], logged[1], lw=1.2, marker="." if len(logged[0]) <= MARKER_MAX_POINTS else None,
+                color="tab:blue", label=f"logged ({logged[2]})")
+    if configured is not None:
+        # timm steps the scheduler once per epoch: the configured LR holds for the whole epoch
+        ax.plot(np.arange(len(configured) + 1), [*configured, configured[-1]], lw=1.2, ls="--", color="tab:orange",
+                drawstyle="steps-post", label="configured (sched, warmup, lr)")
+    # linear, as TensorBoard and W&B draw schedules: warm-up and decay shapes read directly
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.set_ylabel("learning rate", fontsize=8)
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def step_loss_svg(steps: pd.DataFrame | None) -> str | None:
+    """Per-step train loss against the optimizer update, thinned to MAX_STEP_POINTS (spikes kept)."""
+    if steps is None or "train_loss" not in steps or "update" not in steps:
+        return None
+    frame = steps[["update", "train_loss"]].apply(pd.to_numeric, errors="coerce").dropna()
+    if len(frame) < 2:
+        return None
+    x, y = thin_min_max(frame["update"].to_numpy(float), frame["train_loss"].to_numpy(float), MAX_STEP_POINTS)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    ax.plot(x, y, lw=0.8, color="tab:purple", label=f"train loss ({len(frame)} logged steps" + (f", {len(x)} drawn)" if len(x) < len(frame) else ")"))
+    finite = y[np.isfinite(y) & (y > 0)]
+    if len(finite) and finite.max() / finite.min() > 100:
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer update", fontsize=8)
+    ax.set_ylabel("loss", fontsize=8)
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def verification_svg(overlays: Sequence[Mapping[str, Any]]) -> str | None:
+    """The runner's reproductions: one eval top-1 curve per variant (``label``, ``epochs``, ``top1``)."""
+    if not overlays:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    for curve in overlays:
+        ax.plot(curve["epochs"], curve["top1"], lw=1.2, label=str(curve["label"]))
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.set_ylabel("eval top-1 (%)", fontsize=8)
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def thin_min_max(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``limit`` points: each bucket keeps its minimum and maximum, in x order, so spikes survive."""
+    if len(x) <= limit:
+        return x, y
+    buckets = np.array_split(np.arange(len(x)), limit // 2)
+    keep: list[int] = []
+    for idx in buckets:
+        ys = y[idx]
+        if not np.isfinite(ys).any():
+            keep.append(int(idx[0]))
+            continue
+        lo, hi = int(idx[np.nanargmin(ys)]), int(idx[np.nanargmax(ys)])
+        keep.extend(sorted({lo, hi}))
+    keep_arr = np.asarray(keep)
+    return x[keep_arr], y[keep_arr]
+
+
+def _legend(ax) -> None:
+    # A fixed corner: loc="best" tests every data point against each legend position, a large share of the
+    # rendering time on a 600-epoch run. Accuracies rise (their lower right is free late in training),
+    # losses and LRs fall (upper right).
+    rising = "top-" in ax.get_title() or "top-1" in ax.get_ylabel()
+    ax.legend(fontsize=7, loc="lower right" if rising else "upper right", framealpha=0.85)
+
+
+def _draw_series(ax, series: pd.Series, label: str):
+    marker = "." if series.notna().sum() <= MARKER_MAX_POINTS else None
+    (line,) = ax.plot(series.index.to_numpy(), series.to_numpy(), marker=marker, lw=1.2, label=label)
+    return line
+
+
+def _draw_segments(ax, segments, color: str, *, change_points: bool) -> None:
+    for i, seg in enumerate(segments):
+        x0, x1, level, slope = seg.get("start"), seg.get("end"), seg.get("level"), seg.get("slope")
+        if x0 is None or x1 is None or level is None:
+            continue
+        slope = slope or 0.0
+        mid = (x0 + x1) / 2.0
+        ax.plot([x0, x1], [level + slope * (x0 - mid), level + slope * (x1 - mid)], color=color, lw=3, alpha=0.35,
+                solid_capstyle="butt", label=None)
+        if change_points and i > 0:
+            ax.axvline(x0 - 0.5, color="0.35", ls=":", lw=1)
+
+
+def _shade_findings(ax, findings: Sequence[Any]) -> None:
+    for finding in findings:
+        if finding.epochs:
+            color = SEVERITY_COLORS.get(finding.severity.label, "0.5")
+            ax.axvspan(finding.epochs[0] - 0.5, finding.epochs[1] + 0.5, color=color, alpha=0.10, lw=0)
+
+
+def _chance(ax, value: float) -> None:
+    ax.axhline(value, color="0.45", ls="--", lw=1, label=f"chance ({value:.3g})")
+
+
+def _step_lr(steps: pd.DataFrame | None):
+    if steps is None or not {"epoch", "idx", "per_epoch", "lr"} <= set(steps.columns):
+        return None, None
+    frame = steps[["epoch", "idx", "per_epoch", "lr"]].apply(pd.to_numeric, errors="coerce").dropna()
+    frame = frame[frame["per_epoch"] > 0]
+    if len(frame) < 2:
+        return None, None
+    x = (frame["epoch"] + frame["idx"] / frame["per_epoch"]).to_numpy(float)
+    order = np.argsort(x, kind="stable")
+    return thin_min_max(x[order], frame["lr"].to_numpy(float)[order], MAX_STEP_POINTS)
+
+
+def _copy_of_reported(epochs: pd.DataFrame, column: str) -> bool:
+    """``eval_top1_model`` equal to the reported ``eval_top1`` (timm reports the model's pass without EMA): drawn once."""
+    for suffix in ("_model", "_ema"):
+        if column.endswith(suffix):
+            reported = column[: -len(suffix)]
+            if reported not in epochs.columns:
+                return False
+            a = pd.to_numeric(epochs[reported], errors="coerce").to_numpy(float)
+            b = pd.to_numeric(epochs[column], errors="coerce").to_numpy(float)
+            # summary.csv keeps more digits than the log's Test: line: equal up to the log's rounding
+            return bool(np.allclose(a, b, rtol=1e-4, atol=1e-3, equal_nan=True))
+    return False
+
+
+def _drawable(epochs: pd.DataFrame, column: str) -> bool:
+    return column in epochs.columns and pd.to_numeric(epochs[column], errors="coerce").notna().any()
+
+
+# ----------------------------------------------------------------------------------------------- batch
+
+MAX_OVERLAY_CURVES = 200  # per panel: more lines add ink, not information (and megabytes of SVG)
+
+
+def overlays_svg(rows) -> str | None:
+    """Eval top-1 of every run, one panel per top cause (healthy runs in their own panel)."""
+    groups: dict[str, list] = {}
+    for row in rows:
+        if row.curve_top1 is None or not len(row.curve_top1):
+            continue
+        groups.setdefault(row.top_cause or "no finding", []).append(row)
+    if not groups:
+        return None
+    plt = _pyplot()
+    from matplotlib.collections import LineCollection
+
+    names = sorted(groups, key=lambda n: (n == "no finding", n))
+    cols = min(3, len(names))
+    nrows = -(-len(names) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.5 * nrows), squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, names):
+        members = groups[name]
+        shown = members if len(members) <= MAX_OVERLAY_CURVES else [
+            members[int(i)] for i in np.linspace(0, len(members) - 1, MAX_OVERLAY_CURVES)]
+        lines = [np.column_stack([r.curve_epochs, r.curve_top1]) for r in shown]
+        ax.add_collection(LineCollection(lines, linewidths=0.8, alpha=max(0.15, min(0.9, 8 / len(lines))),
+                                         color="tab:green" if name == "no finding" else "tab:red"))
+        ax.autoscale()
+        subtitle = f"{len(members)} run(s)" + (f", {len(shown)} drawn" if len(shown) < len(members) else "")
+        ax.set_title(f"{name} ({subtitle})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("epoch", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("eval top-1 (%)", fontsize=8)
+    return _svg(fig)
+
+
+def _fixed_margins(fig) -> None:
+    """Margins in inches (labels fit at the font sizes used here), whatever the figure's size."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=0.5 / height, top=1 - 0.3 / height,
+                        hspace=0.55, wspace=0.2)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # headless: the report is a file, never a window
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text as text: smaller files, selectable labels
+    matplotlib.rcParams["svg.hashsalt"] = "mnv4-postmortem"  # stable ids: same input, same file
+    matplotlib.rcParams["text.parse_math"] = False  # a "$" in a tag or run name is text, not TeX
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True, squeeze=False)
-    window = report.findings[0].epochs if report.findings else None
-    for ax, (title, cols) in zip(axes[:, 0], panels):
-        for col in cols:
-            series = pd.to_numeric(epochs[col], errors="coerce")
-            ax.plot(series.index, series.to_numpy(), marker=".", label=col)
-        if window:
-            ax.axvspan(window[0] - 0.5, window[1] + 0.5, color="tab:red", alpha=0.12)
-        if title == "learning rate" or (title == "loss" and _spans_decades(epochs, cols)):
-            ax.set_yscale("log")
-        ax.set_ylabel(title)
-        ax.legend(fontsize=7, loc="best")
-        ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("epoch")
-    fig.tight_layout()
+    return plt
+
+
+def _svg(fig) -> str:
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:  # a handful of ticks per axis: every tick label costs a text layout
+        if ax.get_xscale() == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))  # epochs and updates are whole numbers
+        if ax.get_yscale() == "linear":
+            ax.yaxis.set_major_locator(MaxNLocator(5))
+    # Fixed margins instead of tight_layout: tight_layout draws every figure twice to measure it, and
+    # rendering must stay within twice the analysis time (bench/bench_report_html.py).
+    _fixed_margins(fig)
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})  # no timestamp: same input, same file
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.find("<svg"):]
-
-
-def _worth_drawing(epochs: pd.DataFrame, column: str) -> bool:
-    """Present, and not a copy: timm's reported eval_* equals the EMA (or model) pass, drawn once."""
-    if column not in epochs.columns or not epochs[column].notna().any():
-        return False
-    for suffix in ("_ema", "_model"):
-        twin = column + suffix
-        if column.startswith("eval_") and twin in epochs.columns and epochs[column].equals(epochs[twin]):
-            return False
-    return True
-
-
-def _spans_decades(epochs: pd.DataFrame, cols: list[str]) -> bool:
-    values = pd.concat([pd.to_numeric(epochs[c], errors="coerce") for c in cols]).dropna()
-    values = values[values > 0]
-    return bool(len(values) and values.max() / values.min() > 100)
+    svg = svg[svg.find("<svg"):]
+    # matplotlib's RDF <metadata> block only names the tool; it costs bytes in every plot
+    start, end = svg.find("<metadata>"), svg.find("</metadata>")
+    return svg[:start] + svg[end + len("</metadata>"):] if 0 <= start < end else svg

@@ -1,4 +1,4 @@
-"""``mnv4-postmortem batch ROOT...``: diagnose many runs, one line (or JSON object) per run."""
+"""``mnv4-postmortem batch ROOT...``: diagnose many runs in parallel; with ``--out DIR``, an index and reports."""
 
 from __future__ import annotations
 
@@ -10,54 +10,87 @@ from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
 from mnv4_postmortem.cli.app import SEVERITIES, emit, load_rule_pack, stderr_console
 
-RUN_MARKERS = ("summary.csv", "args.yaml", "*.log", "config.yaml")
 
 
 @click.command("batch")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(formats("batch")), default="text", show_default=True,
-              help="text: a table; json: one JSON report per line (JSON Lines).")
+@click.option("--format", "fmt", type=click.Choice((*formats("batch"), *(n for n in formats("batch-summary") if n == "md"))), default="text", show_default=True,
+              help="stdout: text, one line per run; json, one JSON object per run (JSON Lines); md, a Markdown summary.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write index.html, runs.csv, runs.jsonl, summary.md and each run's HTML report (runs/) here.")
+@click.option("--no-run-reports", is_flag=True, help="With --out: build the index alone, no per-run reports.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the number of cores).")
+@click.option("--dask-scheduler", "dask_address", metavar="ADDRESS",
+              help="Analyse on an existing Dask cluster (e.g. tcp://host:8786) instead of local processes.")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None, help="Exit 1 when any run has a finding at or above this severity.")
-def batch_command(roots: tuple[Path, ...], fmt: str, rule_paths: tuple[Path, ...], fail_on: str | None) -> None:
-    """Diagnose every run found under ROOTS (a folder holding summary.csv, args.yaml, a timm log or
-    event files). Unreadable runs are reported and skipped; progress goes to stderr."""
-    from rich.progress import Progress
+def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_run_reports: bool, jobs: int | None,
+                  dask_address: str | None, rule_paths: tuple[Path, ...], fail_on: str | None) -> None:
+    """Diagnose every run found under ROOTS, recursively. A run is a folder with any timm output
+    (summary.csv, args.yaml, a console log, TensorBoard event files, also in nested TensorBoard run
+    folders). A broken run is listed with its error and never stops the batch; progress goes to stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from mnv4_postmortem.analyzer.batch.discover import find_runs
+    from mnv4_postmortem.analyzer.batch.execute import default_jobs, run_dask, run_local
+    from mnv4_postmortem.analyzer.batch.outputs import REPORTS_FOLDER, BatchOutputs
+    from mnv4_postmortem.analyzer.batch.rows import RunTask
     from mnv4_postmortem.analyzer.findings import Severity
-    from mnv4_postmortem.analyzer.ingest import load_run
-    from mnv4_postmortem.analyzer.model import IngestError
-    from mnv4_postmortem.analyzer.pipeline import diagnose
-    from mnv4_postmortem.analyzer.render import renderer_module
 
-    rows = renderer_module("batch", fmt)
-    run_dirs = sorted({d for root in roots for d in find_run_dirs(root)})
-    pack = load_rule_pack(rule_paths)
+    load_rule_pack(rule_paths)  # once here, so overrides and broken rule files are reported once
+    found = find_runs(roots)
+    _refuse_run_dirs_as_out(out_dir, found)
+    run_dirs = [str(p) for p in found]
+    task = RunTask(
+        rule_paths=tuple(str(p) for p in rule_paths),
+        report_dir=str(out_dir / REPORTS_FOLDER) if out_dir is not None and not no_run_reports else None,
+        roots=tuple(str(r) for r in roots),
+        line_format=fmt if fmt in formats("batch") else None,
+    )
     threshold = Severity.parse(fail_on) if fail_on else None
-    failing = unusable = 0
-    with Progress(console=stderr_console(), transient=True) as progress:
-        task = progress.add_task("analysing", total=len(run_dirs))
-        for run_dir in run_dirs:
-            progress.advance(task)
-            try:
-                diagnosis = diagnose(load_run(run_dir), pack)
-            except IngestError as exc:
-                unusable += 1
-                emit(rows.render_error(str(run_dir), str(exc)))
-                continue
-            if threshold is not None and any(f.severity >= threshold for f in diagnosis.findings):
-                failing += 1
-            emit(rows.render(diagnosis, verbose=False))
-    click.echo(f"{len(run_dirs)} run(s), {unusable} unusable, {failing} at or above --fail-on", err=True)
+    outputs = BatchOutputs(out_dir) if out_dir is not None else None
+    jobs = min(jobs or default_jobs(), max(1, len(run_dirs)))  # no idle workers for a small batch
+    stream = run_dask(run_dirs, task, dask_address) if dask_address else run_local(run_dirs, task, jobs)
+    rows, failing = [], 0
+    progress = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[last]}"), console=stderr_console(), transient=False)
+    try:
+        with progress:
+            bar = progress.add_task("runs", total=len(run_dirs), last="")
+            for row in stream:
+                rows.append(row)
+                progress.update(bar, advance=1, last=row.name[-50:])
+                if outputs is not None:
+                    outputs.add(row)
+                if threshold is not None and any(Severity.parse(f["severity"]) >= threshold for f in row.findings):
+                    failing += 1
+                if row.line is not None:
+                    emit(row.line)
+        if outputs is not None:
+            outputs.finish(rows)
+    finally:
+        if outputs is not None:
+            outputs.close()
+    if fmt == "md":
+        from mnv4_postmortem.analyzer.batch.outputs import summarize
+        from mnv4_postmortem.analyzer.render import renderer
+
+        emit(renderer("batch-summary", "md")(summarize(rows)))
+    unusable = sum(1 for r in rows if r.error)
+    where = f"; wrote {out_dir / 'index.html'}" if out_dir is not None else ""
+    click.echo(f"{len(rows)} run(s), {unusable} unusable, {failing} at or above --fail-on{where}", err=True)
     if failing:
         raise SystemExit(exit_codes.FINDINGS)
 
 
-def find_run_dirs(root: Path) -> list[Path]:
-    """Folders that look like a run: a summary.csv or args.yaml, or a single run given directly."""
-    if root.is_file():
-        return [root]
-    found = {p.parent for marker in RUN_MARKERS for p in root.rglob(marker)}
-    found |= {p.parent for p in root.rglob("events.out.tfevents.*")}
-    return sorted(found) or [root]
-
+def _refuse_run_dirs_as_out(out_dir: Path | None, runs: list[Path]) -> None:
+    """Never write into a user's run directory: --out must not be a run folder or lie inside one."""
+    if out_dir is None:
+        return
+    target = out_dir.resolve()
+    for run in runs:
+        run = run.resolve()
+        if target == run or run in target.parents:
+            raise click.BadParameter(f"{out_dir} is inside the run folder {run}; choose a folder outside it",
+                                     param_hint="--out")

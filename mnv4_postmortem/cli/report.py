@@ -15,9 +15,10 @@ from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, loa
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(formats("report")), default="text", show_default=True,
-              help="text for the terminal, json for tools, html for a self-contained page.")
+              help="text for the terminal, json for tools, html for a self-contained page, md for a GitHub issue.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report to this file instead of stdout (never inside the run directory unless you say so).")
+              help="Write the report to this file instead of stdout. html is always written to a file: "
+                   "./<run-name>.postmortem.html unless -o says where (never inside the run directory unless -o says so).")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Extra rule file or folder, added to the shipped rules (repeatable).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
@@ -46,11 +47,27 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     pack = load_rule_pack(rule_paths)
     run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     diagnosis = diagnose(run, pack)
+    if fmt == "html" and output is None:
+        output = default_html_path(run_dir)
     verification = None if str(run_dir) == "-" else find_verification(run_dir, verification_dir)
     text = with_verification(renderer("report", fmt)(diagnosis, verbose=verbose), verification, fmt, output)
     _emit(text, output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
+
+
+def default_html_path(run_dir: Path) -> Path:
+    """``./<run-name>.postmortem.html`` in the current folder; if that folder is the run itself (or inside
+    it), the run's parent instead, so nothing is ever written into a run directory by default."""
+    if str(run_dir) == "-":  # an excerpt pasted on stdin
+        return Path("stdin.postmortem.html")
+    run = run_dir.resolve()
+    name = (run.stem if run.is_file() else run.name) or "run"
+    here = Path.cwd().resolve()
+    inside = here == run or run in here.parents
+    folder = (run.parent if run.is_dir() else run.parent.parent) if inside else here
+    target = folder / f"{name}.postmortem.html"
+    return target if folder != here else Path(target.name)
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -61,4 +78,4 @@ def _emit(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
-    click.echo(f"wrote {output}", err=True)
+    click.echo(f"wrote {output.resolve()}", err=True)
