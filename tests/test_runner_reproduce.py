@@ -142,10 +142,14 @@ def test_report_adds_the_verification_section(verified):
     as_json = runner.invoke(cli, ["report", str(SEED), "--verification", str(out), "--format", "json"])
     section = json.loads(as_json.output)["verification"]
     assert section["findings"][0]["verdict"] == doc["findings"][0]["verdict"]
-    html = runner.invoke(cli, ["report", str(SEED), "--verification", str(out), "--format", "html"])
-    body = html.output
+    page = out.parent / "seed.postmortem.html"
+    html = runner.invoke(cli, ["report", str(SEED), "--verification", str(out), "--format", "html", "-o", str(page)])
+    assert html.exit_code == 0, html.output
+    body = page.read_text(encoding="utf-8")
     assert '<section id="verification">' in body and body.count("<svg") >= 2  # report curves + the overlay
-    assert body.index('<section id="verification">') < body.rindex("</body>")
+    # it fills the report's Verification slot (no "no reproduction attached" placeholder left)
+    assert 'id="verification-slot"' not in body
+    assert body.index('id="plots"') < body.index('<section id="verification">') < body.index('id="config"')
 
 
 def test_report_picks_up_the_default_out_folder(verified, tmp_path, monkeypatch):

@@ -132,8 +132,18 @@ def render_verification_html(v: Verification) -> str:
                                          trainer=str(v.data.get("trainer")), findings=findings)
 
 
+# The report template keeps an empty slot for the runner's section (heading + placeholder paragraph).
+_SLOT_START = '<h2 id="verification-section">Verification</h2>'
+_SLOT_END = '<p class="slot" id="verification-slot">'
+
+
 def add_to_html(report_html: str, v: Verification) -> str:
+    """The section goes into the report's Verification slot; a page without one gets it before </body>."""
     section = render_verification_html(v)
+    start, slot = report_html.find(_SLOT_START), report_html.find(_SLOT_END)
+    if 0 <= start < slot:
+        end = report_html.index("</p>", slot) + len("</p>")
+        return report_html[:start] + section + report_html[end:]
     at = report_html.rfind("</body>")
     return report_html[:at] + section + report_html[at:] if at >= 0 else report_html + section
 
