@@ -1,11 +1,15 @@
 """``reproduce --show-batch``: one augmented training batch as the network sees it, beside the same
 images at the pretrained input size.
 
-Each image goes through timm's own train transform (``timm.data.create_transform(is_training=True)``)
-twice: once at the run's input size and interpolation, once at the input size and interpolation the
-pretrained weights were trained at (the model's ``pretrained_cfg``). The Python and torch RNGs are
-seeded identically before both calls, so both get the same random crop (in source pixels), flip,
-colour jitter and erasing: the only difference is the size. Tiles are shown at one display size; the
+With ``--data-dir``, each image goes through timm's own train transform
+(``timm.data.create_transform(is_training=True)``, the trainer's interpolation, ``random`` by default as
+in train.py) twice: at the run's input size and at the input size the pretrained weights were trained at
+(the model's ``pretrained_cfg``). The Python and torch RNGs are seeded identically before both calls, so
+both get the same random crop (in source pixels), flip, colour jitter and erasing: the only difference is
+the size. With ``--proxy`` the trainer applies no timm augmentation, so the grid shows the proxy samples
+exactly as trained, beside the same samples rendered at the pretrained size (same class prototype, phase
+and brightness; fresh pixel noise). Mixup/CutMix, when the recipe has it, is applied to both batches with
+the same draws. Tiles are shown at one display size; the
 run-size tile is enlarged with nearest-neighbour so its pixels stay visible (a 56 px image in a 224 px
 tile shows 4x4 blocks: what a 224-px model is given).
 
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-__all__ = ["BatchGrid", "DataConfigs", "data_configs", "train_transform", "render_batch_grid"]
+__all__ = ["BatchGrid", "DataConfigs", "data_configs", "train_transform", "render_pairs", "show_batch_for_spec"]
 
 TILE = 160            # display size of every tile (px)
 LABEL_H = 18          # caption band under each tile
@@ -90,41 +94,132 @@ def _to_pil(tensor, mean: Sequence[float], std: Sequence[float]):
     return Image.fromarray(array)
 
 
-def render_batch_grid(
-    images: Sequence[Any],
+def _caption_labels(targets, class_names: Sequence[str]) -> list[str]:
+    """A hard label's class name; for a mixed (soft) target the two largest classes with their weights."""
+    labels = []
+    for t in targets:
+        if getattr(t, "ndim", 0) == 0:
+            labels.append(class_names[int(t)])
+            continue
+        top = t.topk(min(2, t.numel()))
+        parts = [(class_names[int(i)], float(v)) for v, i in zip(top.values, top.indices)]
+        if parts[0][1] >= 0.95 or len(parts) == 1:
+            labels.append(parts[0][0])
+        else:
+            labels.append(" / ".join(f"{name} {w:.2f}" for name, w in parts))
+    return labels
+
+
+def _proxy_to_pil(tensor):
+    """Proxy samples are already standardized (about N(0, 1)); show +-2.5 sigma as 0-255."""
+    from PIL import Image
+
+    array = ((tensor / 5.0 + 0.5).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(array)
+
+
+def show_batch_for_spec(spec: Any, args: Mapping[str, Any], out: Path, *, n: int = 8, seed: int = 0) -> BatchGrid:
+    """The grid for a reproduction's spec: the trainer's own data (proxy or ImageFolder) and mixup."""
+    import torch
+
+    from mnv4_postmortem.runner.trainer import build_mixup, input_px
+
+    run_px = input_px(args)
+    classes = int(args["num_classes"])
+    configs = data_configs(str(args["model"]), args, run_px, classes)
+    pre_px = int(configs.pretrained["input_size"][-1])
+    interpolation = str(args.get("train_interpolation") or "random")
+    if spec.data == "proxy":
+        from mnv4_postmortem.runner.proxy import ProxyDataset
+
+        small, large = ProxyDataset(classes, run_px, n, "train"), ProxyDataset(classes, pre_px, n, "train")
+        run_batch = torch.stack([small[i][0] for i in range(n)])
+        pre_batch = torch.stack([large[i][0] for i in range(n)])
+        targets = torch.tensor([small[i][1] for i in range(n)])
+        names = [f"class {c}" for c in range(classes)]
+        to_pil = lambda t, cfg: _proxy_to_pil(t)  # noqa: E731
+        how = "proxy images rendered at each size (the proxy has no timm augmentation)"
+    else:
+        from timm.data import ImageDataset
+
+        dataset = ImageDataset(str(_train_dir(Path(spec.data), args)))
+        names = _class_names(dataset, classes)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+        run_tf = train_transform({**configs.run, "interpolation": interpolation}, args)
+        pre_tf = train_transform({**configs.pretrained, "interpolation": interpolation}, args)
+        run_list, pre_list, labels = [], [], []
+        for k, index in enumerate(order):
+            image, label = dataset[index]
+            for tf, bucket in ((run_tf, run_list), (pre_tf, pre_list)):
+                random.seed(seed + k)
+                torch.manual_seed(seed + k)
+                bucket.append(tf(image.convert("RGB")))
+            labels.append(int(label))
+        run_batch, pre_batch, targets = torch.stack(run_list), torch.stack(pre_list), torch.tensor(labels)
+        to_pil = lambda t, cfg: _to_pil(t, cfg["mean"], cfg["std"])  # noqa: E731
+        how = f"timm's train transform (interpolation {interpolation}) with the same random draws at each size"
+    mixup = build_mixup(args)
+    shown_targets = targets
+    if mixup is not None and n % 2 == 0:  # timm's Mixup needs an even batch
+        import numpy as np
+
+        mixed = []
+        for batch in (run_batch, pre_batch):
+            np.random.seed(seed)
+            random.seed(seed)
+            torch.manual_seed(seed)
+            mixed.append(mixup(batch.clone(), targets.clone()))
+        (run_batch, shown_targets), (pre_batch, _) = mixed
+        how += "; mixup/cutmix applied as in training"
+    labels = _caption_labels(shown_targets, names)
+    pairs = [(to_pil(r, configs.run), to_pil(p, configs.pretrained)) for r, p in zip(run_batch, pre_batch)]
+    return render_pairs(pairs, labels, (run_px, pre_px), out,
+                        header=f"left: {run_px}px (the run)   right: {pre_px}px (pretrained input size)   {how}",
+                        interpolations=(interpolation, interpolation))
+
+
+def _train_dir(root: Path, args: Mapping[str, Any]) -> Path:
+    for name in (str(args.get("train_split") or "train"), "train"):
+        if (root / name).is_dir():
+            return root / name
+    return root
+
+
+def _class_names(dataset: Any, classes: int) -> list[str]:
+    mapping = getattr(getattr(dataset, "reader", None), "class_to_idx", None) or {}
+    names = [f"class {c}" for c in range(classes)]
+    for name, index in mapping.items():
+        if 0 <= int(index) < classes:
+            names[int(index)] = str(name)
+    return names
+
+
+def render_pairs(
+    pairs: Sequence[tuple[Any, Any]],
     labels: Sequence[str],
-    configs: DataConfigs,
-    args: Mapping[str, Any],
+    sizes: tuple[int, int],
     out: Path,
     *,
-    seed: int = 0,
+    header: str = "",
+    interpolations: tuple[str, str] = ("", ""),
     tile: int = TILE,
 ) -> BatchGrid:
-    """Write the grid PNG: per image, the run-size tile then the pretrained-size tile, captioned."""
-    import torch
+    """Write the grid PNG: per image, the run-size tile then the pretrained-size tile, each captioned."""
     from PIL import Image, ImageDraw, PngImagePlugin
 
-    run_tf = train_transform(configs.run, args)
-    pre_tf = train_transform(configs.pretrained, args)
-    run_px, pre_px = int(configs.run["input_size"][-1]), int(configs.pretrained["input_size"][-1])
-    n = len(images)
+    run_px, pre_px = sizes
+    n = len(pairs)
     cols = min(n, PAIRS_PER_ROW) * 2
     rows = math.ceil(n / PAIRS_PER_ROW)
     width = cols * (tile + PAD) + PAD
     height = rows * (tile + LABEL_H + PAD) + PAD + LABEL_H
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((PAD, 2), f"left: {run_px}px {configs.run['interpolation']} (the run)   right: {pre_px}px "
-                        f"{configs.pretrained['interpolation']} (pretrained)", fill="black")
-    for i, (image, label) in enumerate(zip(images, labels)):
-        pair = []
-        for transform, cfg in ((run_tf, configs.run), (pre_tf, configs.pretrained)):
-            random.seed(seed + i)
-            torch.manual_seed(seed + i)
-            pair.append(_to_pil(transform(image.convert("RGB")), cfg["mean"], cfg["std"]))
+    draw.text((PAD, 2), header, fill="black")
+    for i, (pair, label) in enumerate(zip(pairs, labels)):
         row, slot = divmod(i, PAIRS_PER_ROW)
         top = LABEL_H + PAD + row * (tile + LABEL_H + PAD)
-        for j, (shown, px) in enumerate(zip(pair, (run_px, pre_px))):
+        for j, (shown, px) in enumerate(zip(pair, sizes)):
             left = PAD + (slot * 2 + j) * (tile + PAD)
             resample = Image.NEAREST if shown.width < tile else Image.BILINEAR
             canvas.paste(shown.resize((tile, tile), resample), (left, top))
@@ -136,5 +231,4 @@ def render_batch_grid(
     info.add_text("tile", str(tile))
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out, pnginfo=info)
-    return BatchGrid(out, tuple(labels), (width, height), run_px, pre_px,
-                     str(configs.run["interpolation"]), str(configs.pretrained["interpolation"]))
+    return BatchGrid(out, tuple(labels), (width, height), run_px, pre_px, interpolations[0], interpolations[1])
