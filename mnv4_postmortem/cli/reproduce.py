@@ -1,0 +1,86 @@
+"""``mnv4-postmortem reproduce RUN_DIR``: verify a diagnosis by a controlled re-run (needs the [runner] extra).
+
+Self-contained: the root CLI only registers it. Everything heavy (torch, timm, the analyzer) loads
+inside the command, so ``--help`` stays light and a missing extra gets a message, not a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mnv4_postmortem.cli import exit_codes
+
+INSTALL_HINT = ('the reproduce command needs the [runner] extra (torch, timm): pip install "mnv4-postmortem[runner]" '
+                '(from a checkout: pip install -e ".[runner]")')
+
+
+@click.command("reproduce")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--finding", "findings", multiple=True, metavar="ID",
+              help="Finding to verify: a rule id or any catalog cause, fired or not (repeatable). Default: the top finding.")
+@click.option("--all", "all_findings", is_flag=True, help="Verify every finding at warning or above.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="ImageFolder with train/ and validation/ (or val/).")
+@click.option("--proxy", is_flag=True, help="Use the procedural proxy dataset (no downloads) at the run's size and class count.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per arm (default: the run's, at most 12).")
+@click.option("--max-samples", type=click.IntRange(min=8), help="Training samples per arm (default 128).")
+@click.option("--val-samples", type=click.IntRange(min=8), help="Validation samples (default 160).")
+@click.option("--img-size", type=click.IntRange(min=8), help="Replace the run's input size (default: kept).")
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True, help="Seeds per arm.")
+@click.option("--device", type=click.Choice(("auto", "cpu", "cuda", "mps")), default="auto", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default ./mnv4-postmortem-repro/<run-name>/; never inside RUN_DIR).")
+@click.option("--train-script", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Run this train.py (yours) for each arm instead of the built-in trainer.")
+@click.option("--init-checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Start from these weights when the run's pretrained weights cannot be loaded here.")
+@click.option("--launcher", type=click.Choice(("local", "submitit")), default="local", show_default=True)
+@click.option("--slurm-partition", help="submitit: SLURM partition.")
+@click.option("--gpus-per-job", type=click.IntRange(min=0), default=0, show_default=True, help="submitit: GPUs per job.")
+@click.option("--timeout-min", type=click.IntRange(min=1), default=60, show_default=True, help="submitit: job time limit.")
+@click.option("--dry-run", is_flag=True, help="Print the spec and the arms, train nothing.")
+def reproduce_command(run_dir: Path, findings: tuple[str, ...], all_findings: bool, data_dir: Path | None, proxy: bool,
+                      epochs: int | None, max_samples: int | None, val_samples: int | None, img_size: int | None,
+                      seeds: int, device: str, out: Path | None, train_script: Path | None,
+                      init_checkpoint: Path | None, launcher: str, slurm_partition: str | None, gpus_per_job: int,
+                      timeout_min: int, dry_run: bool) -> None:
+    """Re-run RUN_DIR's recipe at small scale, as run and with each finding's fix, and say whether the
+    diagnosis holds (confirmed / refuted / inconclusive), with the numbers.
+
+    \b
+    Exit codes: 0 done, 2 usage error / unusable run / [runner] extra missing, 130 interrupted
+    (finished arms kept, partial verification.json written).
+    """
+    from mnv4_postmortem.cli.app import fail
+
+    try:
+        from mnv4_postmortem.runner import missing_requirements
+    except ImportError:  # the runner package itself is not installed
+        fail(INSTALL_HINT)
+    missing = missing_requirements()
+    if missing:
+        fail(f"{INSTALL_HINT}; missing here: {', '.join(missing)}")
+    from mnv4_postmortem.runner.reproduce import Options, ReproduceError, reproduce
+
+    opts = Options(findings=findings, all_findings=all_findings, data_dir=data_dir, proxy=proxy, epochs=epochs,
+                   max_samples=max_samples, val_samples=val_samples, img_size=img_size, seeds=seeds, device=device,
+                   out=out, train_script=train_script, launcher=launcher, dry_run=dry_run,
+                   init_checkpoint=init_checkpoint, slurm_partition=slurm_partition, gpus_per_job=gpus_per_job,
+                   timeout_min=timeout_min)
+    try:
+        code = reproduce(run_dir, opts, _console())
+    except ReproduceError as exc:
+        fail(str(exc))
+    if code:
+        raise SystemExit(code)
+    raise SystemExit(exit_codes.OK)
+
+
+def _console():
+    """Status goes to stderr; wide enough for the spec table when stderr is a file or a pipe."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(file=sys.stderr, highlight=False, width=None if sys.stderr.isatty() else 160)

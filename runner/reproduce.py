@@ -1,0 +1,445 @@
+"""``mnv4-postmortem reproduce RUN_DIR``: the whole flow, from a run folder to verdicts.
+
+1. analyze the run, pick the findings to verify (:mod:`.targets`);
+2. build the scaled spec and print it (kept / scaled / replaced, and why) before anything runs;
+3. plan the arms: one control (shared by every finding) and one treatment per finding; arms that
+   differ only in EMA settings share a training trajectory, identical arms share a folder;
+4. train every trajectory x seed (built-in trainer or ``--train-script``; locally or via submitit);
+5. analyze every arm folder with the analyzer's ordinary parsers, decide (:mod:`.verify`), write
+   ``verification.json`` (also after each finished job, so Ctrl-C leaves a partial one) and print
+   the summary table.
+
+Never writes into RUN_DIR.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mnv4_postmortem.runner import scaling, verify
+from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, entry_json
+from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, select_targets
+
+DEFAULT_OUT_ROOT = Path("mnv4-postmortem-repro")
+VERIFICATION_FILE = "verification.json"
+
+__all__ = ["Options", "reproduce", "default_out_dir", "ReproduceError", "VERIFICATION_FILE", "DEFAULT_OUT_ROOT"]
+
+
+class ReproduceError(Exception):
+    """A usage problem (exit 2): bad out folder, nothing to verify, unknown finding."""
+
+
+@dataclass
+class Options:
+    findings: tuple[str, ...] = ()
+    all_findings: bool = False
+    data_dir: Path | None = None
+    proxy: bool = False
+    epochs: int | None = None
+    max_samples: int | None = None
+    val_samples: int | None = None
+    img_size: int | None = None
+    seeds: int = 2
+    device: str = "auto"
+    out: Path | None = None
+    train_script: Path | None = None
+    launcher: str = "local"
+    dry_run: bool = False
+    init_checkpoint: Path | None = None
+    slurm_partition: str | None = None
+    gpus_per_job: int = 0
+    timeout_min: int = 60
+    submitit_folder: Path | None = None
+    submitit_cluster: str | None = None   # None = auto (SLURM when present); "local" in tests
+    tensorboard: bool = True
+
+
+@dataclass
+class ArmPlan:
+    key: str                      # folder name under arms/
+    arm: ArmSpec
+    targets: list[str] = field(default_factory=list)
+    ema_plan: scaling.EmaPlan | None = None
+
+
+@dataclass
+class Job:
+    """One trajectory x seed: the arms it writes."""
+
+    arms: list[ArmPlan]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return "+".join(a.key for a in self.arms) + f"/seed{self.seed}"
+
+
+def default_out_dir(run_dir: Path) -> Path:
+    return DEFAULT_OUT_ROOT / Path(run_dir).resolve().name
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def check_out_dir(run_dir: Path, out: Path) -> Path:
+    run, target = Path(run_dir).resolve(), Path(out).resolve()
+    if target == run or run in target.parents:
+        raise ReproduceError(f"--out {out} is inside the run directory {run_dir}; a reproduction never writes there")
+    return target
+
+
+# ------------------------------------------------------------------------------------------- flow
+
+
+def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
+    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+    from mnv4_postmortem.analyzer.ingest import load_run
+
+    if opts.proxy == (opts.data_dir is not None):
+        raise ReproduceError("give exactly one of --proxy or --data-dir DIR")
+    if opts.seeds < 1:
+        raise ReproduceError("--seeds must be at least 1")
+    out = check_out_dir(run_dir, opts.out or default_out_dir(run_dir))
+    run = load_run(Path(run_dir))
+    pack = load_pack()
+    report = analyze(run, pack)
+    try:
+        targets = select_targets(run, report, pack, opts.findings, opts.all_findings)
+    except TargetError as exc:
+        raise ReproduceError(str(exc)) from None
+    data = "proxy" if opts.proxy else str(opts.data_dir)
+    spec = build_spec(run, data=data, epochs=opts.epochs, max_samples=opts.max_samples, val_samples=opts.val_samples,
+                      img_size=opts.img_size, init_checkpoint=opts.init_checkpoint, hub_available=_hub_cached(run))
+    print_spec(spec, console)
+    testable = [t for t in targets if t.patch]
+    for t in targets:
+        if not t.patch:
+            console.print(f"[yellow]{t.id}: its rule proposes no fix to test; skipped[/]")
+    if not testable:
+        raise ReproduceError("none of the selected findings has a fix to test")
+    plans, per_target = plan_arms(spec, testable)
+    print_plan(spec, testable, plans, per_target, opts, console)
+    if opts.dry_run:
+        console.print("[bold]--dry-run[/]: nothing was trained.")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(opts.seeds))
+    jobs = plan_jobs(plans, seeds)
+    device = resolve_device(opts.device)
+    state = _State(run_dir=Path(run_dir), out=out, spec=spec, targets=testable, plans=plans, per_target=per_target,
+                   seeds=seeds, device=device, opts=opts, started=time.time())
+    interrupted = False
+    try:
+        from mnv4_postmortem.runner.launch import run_jobs
+
+        run_jobs(jobs, state, console)
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print("[yellow]Interrupted: keeping the arms that finished; writing a partial verification.json[/]")
+    doc = state.document(complete=not interrupted and state.all_done(jobs), interrupted=interrupted)
+    write_verification(out, doc)
+    print_summary(doc, console)
+    console.print(f"wrote {out / VERIFICATION_FILE}")
+    return 130 if interrupted else 0
+
+
+def _hub_cached(run) -> bool:
+    """Whether timm can load the model's hub weights without a network (already in the HF cache)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(str(run.config.get("model")))
+        hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+        if not hub_id:
+            return False
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            hit = try_to_load_from_cache(hub_id, name)
+            if isinstance(hit, str) and os.path.exists(hit):
+                return True
+    except Exception:  # noqa: BLE001 - no hub library, unknown model: not available
+        return False
+    return False
+
+
+# ------------------------------------------------------------------------------------------- plan
+
+
+def plan_arms(spec: TrainSpec, targets: Sequence[Target]) -> tuple[list[ArmPlan], dict[str, tuple[str, str]]]:
+    """Arms to train (identical ones merged) and, per target id, its (control key, treatment key)."""
+    plans: list[ArmPlan] = []
+
+    def add(arm: ArmSpec, key: str, target: str) -> str:
+        for plan in plans:
+            if dict(plan.arm.args) == dict(arm.args) and plan.arm.ema_warmup_gamma == arm.ema_warmup_gamma:
+                plan.targets.append(target)
+                return plan.key
+        plans.append(ArmPlan(key, arm, [target], _ema_plan(spec, arm)))
+        return key
+
+    per_target: dict[str, tuple[str, str]] = {}
+    for t in targets:
+        control = add(spec.arm("control", "control"), "control", t.id)
+        treatment = add(spec.arm(f"{t.id}-fix", "treatment", t.patch), f"{t.id}-fix", t.id)
+        per_target[t.id] = (control, treatment)
+    return plans, per_target
+
+
+def _ema_plan(spec: TrainSpec, arm: ArmSpec) -> scaling.EmaPlan | None:
+    original = {**spec.original_args, **arm.patch}
+    if not arm.ema_on or not original.get("model_ema"):
+        return None
+    return scaling.scale_ema(float(original.get("model_ema_decay") or 0.9998), bool(original.get("model_ema_warmup")),
+                             spec.ema_version, spec.budget.original_updates, spec.budget.updates)
+
+
+def plan_jobs(plans: Sequence[ArmPlan], seeds: Sequence[int]) -> list[Job]:
+    groups: dict[tuple, list[ArmPlan]] = {}
+    for plan in plans:
+        groups.setdefault(plan.arm.trajectory_key(), []).append(plan)
+    return [Job(list(group), seed) for seed in seeds for group in groups.values()]
+
+
+# ------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class _State:
+    run_dir: Path
+    out: Path
+    spec: TrainSpec
+    targets: list[Target]
+    plans: list[ArmPlan]
+    per_target: dict[str, tuple[str, str]]
+    seeds: list[int]
+    device: str
+    opts: Options
+    started: float
+    results: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (arm key, seed) -> outcome
+    done_jobs: set[str] = field(default_factory=set)
+
+    def arm_dir(self, key: str, seed: int) -> Path:
+        return self.out / "arms" / key / f"seed{seed}"
+
+    def record(self, job: Job, results: Sequence[Any]) -> None:
+        """Analyze each finished arm folder and keep what the verdict needs; rewrite the partial JSON."""
+        for plan, result in zip(job.arms, results):
+            self.results[(plan.key, job.seed)] = analyze_arm(self.arm_dir(plan.key, job.seed), result)
+        self.done_jobs.add(job.name)
+        write_verification(self.out, self.document(complete=False, interrupted=False))
+
+    def all_done(self, jobs: Sequence[Job]) -> bool:
+        return all(j.name in self.done_jobs for j in jobs)
+
+    def document(self, complete: bool, interrupted: bool) -> dict[str, Any]:
+        return build_document(self, complete, interrupted)
+
+
+def analyze_arm(folder: Path, result: Any) -> dict[str, Any]:
+    """Run the analyzer on one arm's folder (its ordinary parsers) and keep the facts a verdict needs."""
+    from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
+    from mnv4_postmortem.analyzer.ingest import load_run
+
+    run = load_run(folder)
+    report = analyze(run, load_pack())
+    top1 = run.series("eval_top1").dropna()
+    model_top1 = run.series("eval_top1_model").dropna()
+    correct: list[int] = []
+    final = folder / "final_eval.json"
+    if final.is_file():
+        correct = json.loads(final.read_text(encoding="utf-8")).get("correct", [])
+    return {
+        "dir": str(folder),
+        "fired": sorted(fired_causes(report)),
+        "findings": [{"rule_id": f.rule_id, "cause": f.cause, "severity": f.severity.label,
+                      "confidence": round(f.confidence, 3)} for f in report.findings],
+        "final_top1": float(top1.iloc[-1]) if len(top1) else math.nan,
+        "curve": {"eval_top1": [_num(v) for v in top1.tolist()],
+                  "eval_top1_model": [_num(v) for v in model_top1.tolist()],
+                  "train_loss": [_num(v) for v in run.series("train_loss").dropna().tolist()]},
+        "correct": correct,
+        "ema_share_observed": getattr(result, "ema_share_observed", None),
+        "seconds": round(float(getattr(result, "seconds", 0.0) or 0.0), 2),
+        "step_seconds": round(float(getattr(result, "step_seconds", 0.0) or 0.0), 4),
+    }
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return round(f, 4) if math.isfinite(f) else None
+
+
+# ------------------------------------------------------------------------------------------- output
+
+
+def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str, Any]:
+    spec = state.spec
+    findings = []
+    for t in state.targets:
+        control_key, treatment_key = state.per_target[t.id]
+        pairs = []
+        for seed in state.seeds:
+            c, tr = state.results.get((control_key, seed)), state.results.get((treatment_key, seed))
+            if c is None or tr is None:
+                continue
+            pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1"],
+                                         tr["final_top1"], c["correct"], tr["correct"]))
+        verdict = verify.decide(pairs)
+        if len(pairs) < len(state.seeds) and verdict.verdict == "confirmed":
+            verdict = verify.Verdict("inconclusive", f"only {len(pairs)}/{len(state.seeds)} seeds finished",
+                                     "run the remaining seeds", verdict.effect, verdict.checks)
+        findings.append({
+            "finding": t.id, "cause": t.cause, "rule_id": t.rule_id, "title": t.title,
+            "fired_on_run": t.fired, "note": t.note, "patch": _jsonable(t.patch),
+            "fix_command": command_for(spec, t.patch),
+            "verdict": verdict.verdict, "reason": verdict.reason, "settle": verdict.settle, "checks": verdict.checks,
+            "effect": verdict.effect.to_json() if verdict.effect else None,
+            "seeds_finished": [p.seed for p in pairs],
+            "arms": [_arm_json(state, control_key, "control"), _arm_json(state, treatment_key, "treatment")],
+            "init_changes": spec.init.changes,
+        })
+    return {
+        "schema": verify.SCHEMA, "schema_version": verify.SCHEMA_VERSION,
+        "run": str(state.run_dir), "run_name": spec.run_name,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "complete": complete, "interrupted": interrupted,
+        "seconds": round(time.time() - state.started, 1),
+        "device": state.device, "launcher": state.opts.launcher,
+        "trainer": "train-script" if state.opts.train_script else "built-in",
+        "train_script": str(state.opts.train_script) if state.opts.train_script else None,
+        "seeds": state.seeds, "metric": "eval_top1 at the final epoch, as reported (the EMA's when evaluated)",
+        "spec": spec.to_json(), "findings": findings,
+    }
+
+
+def _arm_json(state: _State, key: str, role: str) -> dict[str, Any]:
+    plan = next(p for p in state.plans if p.key == key)
+    seeds = []
+    for seed in state.seeds:
+        r = state.results.get((key, seed))
+        if r is None:
+            continue
+        seeds.append({k: v for k, v in {"seed": seed, **r}.items() if k != "correct"})
+    ema = None
+    if plan.ema_plan is not None:
+        observed = [s["ema_share_observed"] for s in seeds if s.get("ema_share_observed") is not None]
+        ema = {"decay_original": _jsonable({**state.spec.original_args, **plan.arm.patch}.get("model_ema_decay")),
+               "decay_scaled": plan.ema_plan.decay, "warmup": bool(plan.arm.args.get("model_ema_warmup")),
+               "warmup_gamma": plan.ema_plan.warmup_gamma,
+               "share_original_end": plan.ema_plan.original_share, "share_predicted_end": plan.ema_plan.predicted_share,
+               "share_observed_end": observed[0] if observed else None, "why": plan.ema_plan.why}
+    changed = {k: _jsonable(v) for k, v in plan.arm.args.items() if state.spec.args.get(k) != v}
+    return {"name": key, "role": role, "args_changed_from_control": changed, "ema": ema, "seeds": seeds,
+            "entries": [entry_json(e) for e in plan.arm.entries if role == "treatment" and e.name in plan.arm.patch]}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+def write_verification(out: Path, doc: Mapping[str, Any]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / VERIFICATION_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def print_spec(spec: TrainSpec, console: Console) -> None:
+    b = spec.budget
+    console.print(f"[bold]Training spec[/] for {spec.run_name} (timm {spec.timm_version or 'unknown'}, era {spec.era}, "
+                  f"EMA {spec.ema_version}): {b.updates} updates stand for {b.original_updates} (x{b.ratio:.3g})")
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("setting", "original", "reproduction", "", "why"):
+        table.add_column(col, overflow="fold")
+    for e in spec.entries:
+        style = {"kept": "green", "scaled": "cyan", "replaced": "yellow"}[e.status]
+        table.add_row(e.name, _show(e.original), _show(e.value), f"[{style}]{e.status}[/]", e.why)
+    console.print(table)
+    if spec.init.note:
+        console.print(f"[yellow]init:[/] {spec.init.note}")
+
+
+def print_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPlan], per_target, opts: Options,
+               console: Console) -> None:
+    for t in targets:
+        control, treatment = per_target[t.id]
+        patch = ", ".join(f"{k}={_show(v)}" for k, v in (t.patch or {}).items())
+        fired = "fired on the run" if t.fired else "did not fire on the run (hypothesis)"
+        console.print(f"[bold]{t.id}[/] ({fired}): control {escape('[' + control + ']')} vs treatment "
+                      f"{escape('[' + treatment + ']')} with {escape(patch)}")
+        plan = next(p for p in plans if p.key == treatment)
+        for e in plan.arm.entries:
+            if e.name in (t.patch or {}) or e.name in ("model_ema_decay", "ema warmup_gamma", "lr"):
+                if e.status != "kept" or e.name in (t.patch or {}):
+                    console.print(f"    {e.name}: {_show(e.original)} -> {_show(e.value)} ({e.status}; {e.why})")
+    groups = {p.arm.trajectory_key() for p in plans}
+    console.print(f"{len(plans)} arm(s) in {len(groups)} trajector{'y' if len(groups) == 1 else 'ies'} x {opts.seeds} "
+                  f"seed(s); arms that differ only in EMA settings share one trajectory.")
+
+
+def print_summary(doc: Mapping[str, Any], console: Console) -> None:
+    table = Table(title="Verification", show_edge=False, pad_edge=False)
+    for col in ("finding", "verdict", "control top-1", "treatment top-1", "diff (95% CI)", "reason"):
+        table.add_column(col, overflow="fold")
+    for f in doc["findings"]:
+        control, treatment = f["arms"]
+        c = [s["final_top1"] for s in control["seeds"]]
+        t = [s["final_top1"] for s in treatment["seeds"]]
+        eff = f.get("effect") or {}
+        ci = eff.get("ci")
+        diff = "n/a" if eff.get("mean_diff") is None else f"{eff['mean_diff']:+.2f}" + (
+            f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no CI)")
+        style = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}[f["verdict"]]
+        reason = f["reason"] + (f"; to settle: {f['settle']}" if f.get("settle") else "")
+        table.add_row(f["finding"], f"[{style}]{f['verdict']}[/]", _seeds(c), _seeds(t), diff, reason)
+    console.print(table)
+    for f in doc["findings"]:
+        console.print(f"[bold]{f['finding']}: {f['verdict']}[/]")
+        eff = f.get("effect")
+        if eff:
+            console.print(f"  test: {eff['test']}; bootstrap CI {eff['bootstrap_ci']} ({eff['bootstrap']})")
+        for arm in f["arms"]:
+            if arm.get("ema"):
+                e = arm["ema"]
+                obs = e["share_observed_end"]
+                console.print(f"  {arm['name']}: EMA decay {e['decay_original']} -> {e['decay_scaled']:.6g}; initial-weight "
+                              f"share at the end: original {e['share_original_end']:.4g}, predicted {e['share_predicted_end']:.4g}, "
+                              f"observed {'n/a' if obs is None else format(obs, '.4g')}")
+        if f.get("init_changes"):
+            console.print(f"  init: {f['init_changes']}")
+
+
+def _seeds(values: Sequence[float]) -> str:
+    return " / ".join("n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}" for v in values) or "-"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "-" if value is None else str(value)

@@ -1,0 +1,186 @@
+"""Verdicts: does a finding hold up in a controlled re-run? (torch-free)
+
+Per finding there is a control arm (the recipe as run, scaled) and a treatment arm (the finding's
+fix applied, scaled the same way), K seeds each on the same data. The analyzer runs on every arm's
+folder with its ordinary parsers. The target metric is the final epoch's eval top-1 *as reported*
+(the EMA's when the EMA is evaluated, as in train.py's summary.csv).
+
+Statistics, and why these:
+
+* **Primary (decides the verdict): paired t interval over seeds.** Arms of one seed share the data,
+  the init and (for EMA-only fixes) the whole trajectory, so the per-seed difference
+  ``treatment - control`` is the unit of evidence; its mean gets a Student t 95% interval with
+  K-1 degrees of freedom. With K=2 that is ``t(0.975, 1) = 12.7`` standard errors: only a large,
+  consistent effect excludes 0, which is the honest statement two seeds allow.
+* **Secondary (reported, never decides): paired bootstrap over eval samples.** Resampling the
+  validation images (the same indices for both arms, within each seed) gives the measurement
+  uncertainty of the accuracies themselves, given these trained models. It says nothing about
+  seed-to-seed variation, so it cannot confirm on its own.
+
+Verdicts:
+
+* **confirmed**: the finding fires in the control arm for every seed, fires in no treatment arm, and
+  the paired t interval of the improvement excludes 0 (lower bound > 0);
+* **refuted**: the control does not reproduce the finding (no seed fires), or the fix does not remove
+  it (every treatment seed still fires), or the fix does not help (every seed's difference <= 0);
+* **inconclusive**: anything else (mixed seeds, an interval that spans 0, fewer than 2 seeds), with
+  what would settle it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+SCHEMA = "mnv4-postmortem/verification"
+SCHEMA_VERSION = "1.0"
+CI_LEVEL = 0.95
+BOOTSTRAP_SAMPLES = 2000
+T_TEST = "paired Student t interval over seeds (treatment - control, df = K - 1)"
+BOOTSTRAP_TEST = "paired bootstrap over eval samples within each seed (2000 resamples; measurement noise only)"
+
+__all__ = ["SeedPair", "Effect", "Verdict", "paired_t", "paired_bootstrap", "decide", "SCHEMA", "SCHEMA_VERSION"]
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPair:
+    seed: int
+    control_fired: bool
+    treatment_fired: bool
+    control_top1: float
+    treatment_top1: float
+    control_correct: Sequence[int] = ()
+    treatment_correct: Sequence[int] = ()
+
+    @property
+    def diff(self) -> float:
+        return self.treatment_top1 - self.control_top1
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    mean: float
+    diffs: tuple[float, ...]
+    ci: tuple[float, float] | None      # paired t; None with fewer than 2 seeds
+    bootstrap_ci: tuple[float, float] | None
+    test: str = T_TEST
+    bootstrap: str = BOOTSTRAP_TEST
+    level: float = CI_LEVEL
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": "final eval top-1 (reported), treatment - control, points",
+                "mean_diff": _r(self.mean), "diffs": [_r(d) for d in self.diffs],
+                "ci": [_r(x) for x in self.ci] if self.ci else None, "ci_level": self.level, "test": self.test,
+                "bootstrap_ci": [_r(x) for x in self.bootstrap_ci] if self.bootstrap_ci else None,
+                "bootstrap": self.bootstrap}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    verdict: str              # confirmed | refuted | inconclusive
+    reason: str
+    settle: str = ""          # what would settle an inconclusive verdict
+    effect: Effect | None = None
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+def _r(x: float | None) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), 4)
+
+
+def paired_t(diffs: Sequence[float], level: float = CI_LEVEL) -> tuple[float, float] | None:
+    """Student t interval of the mean paired difference (None with fewer than 2 pairs)."""
+    from scipy import stats
+
+    values = np.asarray(diffs, dtype=float)
+    if values.size < 2:
+        return None
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, values.size - 1)) * sd / math.sqrt(values.size)
+    return mean - half, mean + half
+
+
+def paired_bootstrap(pairs: Sequence[SeedPair], level: float = CI_LEVEL, samples: int = BOOTSTRAP_SAMPLES,
+                     seed: int = 0) -> tuple[float, float] | None:
+    """Percentile interval of the mean (over seeds) accuracy difference, resampling eval images."""
+    usable = [p for p in pairs if p.control_correct and len(p.control_correct) == len(p.treatment_correct)]
+    if not usable:
+        return None
+    rng = np.random.default_rng(seed)
+    totals = np.zeros(samples)
+    for pair in usable:
+        delta = (np.asarray(pair.treatment_correct, float) - np.asarray(pair.control_correct, float)) * 100.0
+        index = rng.integers(0, delta.size, size=(samples, delta.size))
+        totals += delta[index].mean(axis=1)
+    totals /= len(usable)
+    low, high = np.quantile(totals, [0.5 - level / 2, 0.5 + level / 2])
+    return float(low), float(high)
+
+
+def decide(pairs: Sequence[SeedPair]) -> Verdict:
+    """The verdict for one finding from its control/treatment pairs (one per seed)."""
+    if not pairs:
+        return Verdict("inconclusive", "no arm finished", "run it to the end (it was interrupted)")
+    diffs = tuple(p.diff for p in pairs)
+    effect = Effect(float(np.mean(diffs)), diffs, paired_t(diffs), paired_bootstrap(pairs))
+    k = len(pairs)
+    fired_c = sum(p.control_fired for p in pairs)
+    fired_t = sum(p.treatment_fired for p in pairs)
+    checks = {
+        "reproduced": f"{fired_c}/{k} control seeds show the finding",
+        "removed": f"{k - fired_t}/{k} treatment seeds are free of it",
+        "improves": _improvement_text(effect),
+    }
+    if fired_c == 0:
+        return Verdict("refuted", "the control arm does not reproduce the finding (it fires in no seed)", "", effect, checks)
+    if fired_t == k:
+        return Verdict("refuted", "the fix does not remove the finding (it still fires in every treatment seed)", "",
+                       effect, checks)
+    if all(d <= 0 for d in diffs):
+        return Verdict("refuted", "the fix does not help: the target metric does not improve in any seed", "",
+                       effect, checks)
+    if fired_c == k and fired_t == 0 and effect.ci is not None and effect.ci[0] > 0:
+        return Verdict("confirmed", "the finding fires in every control seed and in no treatment seed, and the "
+                       "improvement's interval excludes 0", "", effect, checks)
+    return Verdict("inconclusive", _mixed_reason(fired_c, fired_t, k, effect), _settle(k, effect, fired_c, fired_t),
+                   effect, checks)
+
+
+def _improvement_text(effect: Effect) -> str:
+    if effect.ci is None:
+        return f"{effect.mean:+.2f} points (one seed: no interval)"
+    return f"{effect.mean:+.2f} points, 95% CI [{effect.ci[0]:+.2f}, {effect.ci[1]:+.2f}]"
+
+
+def _mixed_reason(fired_c: int, fired_t: int, k: int, effect: Effect) -> str:
+    parts = []
+    if fired_c < k:
+        parts.append(f"the control reproduces the finding in {fired_c}/{k} seeds")
+    if fired_t > 0:
+        parts.append(f"the treatment still shows it in {fired_t}/{k} seeds")
+    if effect.ci is None:
+        parts.append("one seed gives no interval")
+    elif effect.ci[0] <= 0:
+        parts.append(f"the improvement's 95% interval [{effect.ci[0]:+.2f}, {effect.ci[1]:+.2f}] includes 0")
+    return "; ".join(parts) or "mixed results"
+
+
+def _settle(k: int, effect: Effect, fired_c: int, fired_t: int) -> str:
+    if effect.ci is not None and len(effect.diffs) >= 2:
+        sd = float(np.std(effect.diffs, ddof=1))
+        if effect.mean > 0 and sd > 0:
+            from scipy import stats
+
+            for n in range(k + 1, 51):
+                if effect.mean - float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) > 0:
+                    return f"about {n} seeds (--seeds {n}) at this effect ({effect.mean:+.2f}) and spread (sd {sd:.2f})"
+    if k < 2:
+        return "at least 2 seeds (--seeds 2) for an interval"
+    if fired_c < k or fired_t > 0:
+        return "more seeds, or a budget closer to the original (--epochs, --max-samples), so the pattern settles"
+    return "more seeds (--seeds 5) or a larger budget"
