@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["GradMonitor", "layer_groups", "HISTOGRAM_POINTS"]
+__all__ = ["GradMonitor", "chain_steps", "layer_groups", "HISTOGRAM_POINTS"]
 
 HISTOGRAM_POINTS = 5
 
@@ -114,6 +114,17 @@ class GradMonitor:
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
+
+
+def chain_steps(*hooks):
+    """One ``on_step`` hook that calls each given one (None entries skipped) in order."""
+    active = [h for h in hooks if h is not None]
+
+    def on_step(step, model, loss, optimizer):
+        for hook in active:
+            hook(step, model, loss, optimizer)
+
+    return on_step
 
 
 def _l2(grads: list[torch.Tensor]) -> torch.Tensor:
