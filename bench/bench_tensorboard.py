@@ -1,19 +1,30 @@
 """Benchmark: our TensorBoard scalar reader against ``tbparse.SummaryReader(...).scalars``.
 
-Generates one event file of 200,000 scalars (four tags, one value per event as torch and TF
+Two measurements, each against tbparse reading the same file:
+
+1. Whole process, step-level run: an event file of per-step ``train/loss`` and ``train/lr`` at
+   500,000 global steps (written once by ``torch.utils.tensorboard.SummaryWriter`` into the
+   git-ignored ``bench/_data/`` and reused), read by ``mnv4-postmortem inspect FILE --format json``
+   in a fresh interpreter, against a fresh interpreter running ``tbparse.SummaryReader(FILE).scalars``
+   (wall time, best of ``--repeat``; target >= 6x). It also checks that ``inspect`` exits 0 and
+   reports every step, and that ``report`` analyses the run (step segments, LR schedule).
+2. Reader only: one event file of 200,000 scalars (four tags, one value per event as torch and TF
 write them, a version header first, TFRecord framing with real masked CRC32C) into a temporary
 folder, reads it with both readers, checks that they agree exactly (same tags, steps, values)
 and prints the throughput ratio (CPU time, best of ``--repeat`` for ours, one run of tbparse).
 CRCs are checked by our reader, as by default.
 
-    .venv/bin/python bench/bench_tensorboard.py [--scalars 200000] [--repeat 3]
+    .venv/bin/python bench/bench_tensorboard.py [--steps 500000] [--scalars 200000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +40,8 @@ from mnv4_postmortem.analyzer.ingest.tensorboard import read_event_file
 
 TAGS = ("train/loss", "train/lr", "train/grad_norm", "train/throughput")
 TARGET = 10.0
+PROCESS_TARGET = 6.0
+DATA = Path(__file__).resolve().parent / "_data"
 
 
 def _masked_crc(data: bytes) -> int:
@@ -78,11 +91,69 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def write_step_run(folder: Path, n_steps: int) -> Path:
+    """Per-step train/loss and train/lr through torch's own writer (cached: writing takes a while)."""
+    target = folder / f"tb_steps_{n_steps}"
+    done = target / "DONE"
+    if done.exists():
+        return next(target.glob("events.out.tfevents.*"))
+    from torch.utils.tensorboard import SummaryWriter
+
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.glob("events.out.tfevents.*"):
+        old.unlink()
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(n_steps)
+    writer = SummaryWriter(log_dir=str(target), max_queue=10_000, flush_secs=3600)
+    for step in range(n_steps):
+        progress = step / n_steps
+        writer.add_scalar("train/loss", 6.9 * math.exp(-4 * progress) + 0.8 + 0.05 * noise[step], step, walltime=1.7e9 + step)
+        writer.add_scalar("train/lr", 0.1 * 0.5 * (1 + math.cos(math.pi * progress)), step, walltime=1.7e9 + step)
+    writer.close()
+    done.write_text("ok\n")
+    return next(target.glob("events.out.tfevents.*"))
+
+
+def _wall(repeat: int, command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    best, result = math.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def bench_whole_process(n_steps: int, repeat: int) -> int:
+    path = write_step_run(DATA, n_steps)
+    python = sys.executable
+    ours_s, inspect = _wall(repeat, [python, "-m", "mnv4_postmortem", "inspect", str(path), "--format", "json"])
+    if inspect.returncode != 0:
+        print(f"inspect exited {inspect.returncode}: {inspect.stderr[-500:]}", file=sys.stderr)
+        return 1
+    view = json.loads(inspect.stdout)
+    reading = "import sys, tbparse; frame = tbparse.SummaryReader(sys.argv[1]).scalars; print(len(frame))"
+    base_s, tbparse_run = _wall(1, [python, "-c", reading, str(path)])
+    report = subprocess.run([python, "-m", "mnv4_postmortem", "report", str(path), "--format", "json"],
+                            capture_output=True, text=True)
+    analysed = json.loads(report.stdout) if report.returncode == 0 else {}
+    segments = sorted(analysed.get("segments", {}))
+    print(f"step-level run: {path.stat().st_size / 1e6:.1f} MB, {int(tbparse_run.stdout.strip() or 0):,} scalars (tbparse); "
+          f"inspect exit {inspect.returncode}, {view['steps']['count']:,} step points; "
+          f"report exit {report.returncode}, segments of {', '.join(segments) or 'nothing'}")
+    print(f"whole process: tbparse {base_s:.2f} s, mnv4-postmortem inspect {ours_s:.2f} s")
+    print(f"tensorboard inspect (whole process): {base_s / ours_s:.1f}x the speed of a process reading the file with "
+          f"tbparse.SummaryReader(...).scalars (target >= {PROCESS_TARGET:g}x)")
+    ok = view["steps"]["count"] == n_steps and report.returncode == 0 and "step:train_loss" in segments
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scalars", type=int, default=200_000)
+    parser.add_argument("--steps", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    status = bench_whole_process(args.steps, args.repeat)
 
     with tempfile.TemporaryDirectory(prefix="bench_tb_") as tmp:
         path = Path(tmp) / "events.out.tfevents.1700000000.bench.1.0"
@@ -105,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({args.scalars / ours_s / 1e6:.2f} M scalars/s, CRC checked)")
     print(f"tensorboard scalars: {ratio:.1f}x the throughput of tbparse.SummaryReader(...).scalars "
           f"(target >= {TARGET:g}x)")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

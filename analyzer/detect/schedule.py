@@ -93,6 +93,8 @@ def reconstruct_schedule(
         x, y = x[order], y[order]
         source = "step"
         per_epoch_x, per_epoch_y = _per_epoch_median(step_lr.epoch[finite][order], y)
+        if not per_epoch_x.size:  # epochs of the steps unknown (TensorBoard steps only): the update axis
+            per_epoch_x, per_epoch_y = x, y
     else:
         return None
     return _build(source, x, y, per_epoch_x, per_epoch_y, config)
@@ -104,7 +106,8 @@ def _step_epochs(step_lr: MetricSeries, steps: pd.DataFrame) -> np.ndarray:
     per_epoch = per_epoch[np.isfinite(per_epoch) & (per_epoch > 0)]
     if len(per_epoch):
         return step_lr.x / float(per_epoch.median())
-    return step_lr.epoch.astype(float)
+    epochs = step_lr.epoch.astype(float)
+    return epochs if np.isfinite(epochs).any() else step_lr.x.astype(float)
 
 
 def _per_epoch_median(epochs: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
+from mnv4_postmortem.analyzer.detect.series import STEP_PREFIX
 from mnv4_postmortem.analyzer.features.derived import Derived
 from mnv4_postmortem.analyzer.model import Run
 
@@ -210,9 +211,12 @@ class SeriesView:
         self.leading_stall = record_of(leading[0]) if leading else MISSING
         chance = [c for c in detection.chance if c.metric == name]
         self.chance = record_of(chance[0]) if chance else MISSING
-        nonfinite = [x for x in detection.nonfinite if x.metric == name]
+        # A run with no epoch-level series of this metric but a step-level one (TensorBoard steps whose
+        # epochs are unknown) still shows its divergence and explosions: those of the step series.
+        own = {name} if len(values) else {name, STEP_PREFIX + name}
+        nonfinite = [x for x in detection.nonfinite if x.metric in own]
         self.nonfinite = record_of(nonfinite[0]) if nonfinite else MISSING
-        explosions = [x for x in detection.explosions if x.metric == name]
+        explosions = [x for x in detection.explosions if x.metric in own]
         self.explosion = record_of(explosions[0]) if explosions else MISSING
         self.spikes = sum(1 for s in detection.spikes if s.metric == name)
         at_chance = [c for c in chance]

@@ -18,9 +18,10 @@ from typing import Any, Mapping
 
 import yaml
 
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.timm_defaults import defaults_for, guess_version
-from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceRef, TrainConfig
+from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef, TrainConfig
 
 __all__ = [
     "ArgsYaml",
@@ -324,3 +325,64 @@ def _yaml_error_ref(exc: yaml.YAMLError, shown: str, text: str) -> SourceRef:
     if isinstance(position, int):
         return SourceRef(shown, line=text.count("\n", 0, position) + 1)
     return SourceRef(shown)
+
+
+# --------------------------------------------------------------------------------------------
+# The registered formats (see ``formats.py``)
+
+_ARGS_KEYS = (b"\nmodel:", b"\nbatch_size:", b"\nepochs:", b"\nopt:")
+
+
+def _is_yaml_name(name: str) -> bool:
+    return name.endswith((".yaml", ".yml"))
+
+
+def _is_wandb(head: bytes) -> bool:
+    text = b"\n" + head
+    return b"_wandb:" in text and b"\n  value:" in text
+
+
+def args_contribution(args: ArgsYaml, family: str, format_name: str = "args_yaml") -> Contribution:
+    """An args file (or an excerpt's arguments) as the run's configuration."""
+    return Contribution(
+        format=format_name,
+        sources=(SourceInfo(args.path, "args_yaml", family, None, (), None, len(args.args)),),
+        args=args.args,
+        args_source=SourceRef(args.path),
+        issues=args.issues,
+    )
+
+
+class _ArgsYamlFormat:
+    """timm's args.yaml (sorted keys: model, batch_size, epochs, opt ...)."""
+
+    name = "args_yaml"
+    kind: SourceKind = "args_yaml"
+    family = "timm args.yaml"
+
+    def sniff(self, name: str, head: bytes) -> str | None:
+        if not _is_yaml_name(name) or _is_wandb(head):
+            return None
+        text = b"\n" + head
+        return self.family if sum(key in text for key in _ARGS_KEYS) >= 3 else None
+
+    def parse(self, path: Path, shown: str) -> Contribution:
+        return args_contribution(parse_args_yaml(path, shown), self.family)
+
+
+class _WandbConfigFormat:
+    """wandb's config.yaml copy of the arguments (``--log-wandb``)."""
+
+    name = "wandb_config"
+    kind: SourceKind = "args_yaml"
+    family = "wandb config.yaml"
+
+    def sniff(self, name: str, head: bytes) -> str | None:
+        return self.family if _is_yaml_name(name) and _is_wandb(head) else None
+
+    def parse(self, path: Path, shown: str) -> Contribution:
+        return args_contribution(parse_wandb_config(path, shown), self.family, self.name)
+
+
+ARGS_YAML = _ArgsYamlFormat()
+WANDB_CONFIG = _WandbConfigFormat()

@@ -12,16 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnv4_postmortem.analyzer.ingest.console_log import sniff_console_log
-from mnv4_postmortem.analyzer.ingest.summary_csv import sniff_summary_csv
-from mnv4_postmortem.analyzer.ingest.tensorboard import sniff_event_file
+from mnv4_postmortem.analyzer.ingest import formats
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceKind, SourceRef
 
 SNIFF_BYTES = 64 * 1024
 MAX_DEPTH = 6
 MAX_ENTRIES = 20_000  # a run folder with more entries than this is not a run folder (e.g. a dataset root)
 CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".pt", ".ckpt", ".safetensors", ".bin")
-EVENT_FILE_MARK = "tfevents"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +27,7 @@ class FoundFile:
     rel: str            # path relative to the run directory, used in every message
     kind: SourceKind
     family: str | None = None
+    format: str | None = None   # the name of the registered format that claimed it (formats.FORMATS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,38 +107,13 @@ def _classify_files(root: Path, paths: list[Path], issues: list[IngestIssue]) ->
         except OSError as exc:
             issues.append(IngestIssue(SourceRef(rel), f"unreadable: {exc.strerror or exc}"))
             continue
-        kind, family = _sniff(path.name, head)
-        found.append(FoundFile(path, rel, kind, family))
+        claimed = formats.sniff(path.name, head)
+        if claimed is None:
+            found.append(FoundFile(path, rel, "other"))
+        else:
+            fmt, family = claimed
+            found.append(FoundFile(path, rel, fmt.kind, family, fmt.name))
     return Discovery(root, tuple(found), tuple(issues))
-
-
-def _sniff(name: str, head: bytes) -> tuple[SourceKind, str | None]:
-    if EVENT_FILE_MARK in name or sniff_event_file(head):
-        return "tensorboard", "TensorBoard event file"
-    if sniff_summary_csv(head):
-        return "summary_csv", None
-    family = _sniff_args_yaml(name, head)
-    if family:
-        return "args_yaml", family
-    family = sniff_console_log(head)
-    if family:
-        return "console_log", family
-    return "other", None
-
-
-ARGS_KEYS = (b"\nmodel:", b"\nbatch_size:", b"\nepochs:", b"\nopt:")
-
-
-def _sniff_args_yaml(name: str, head: bytes) -> str | None:
-    """timm's args.yaml (sorted keys: model, batch_size, epochs, opt ...) or wandb's config.yaml copy of them."""
-    if not name.endswith((".yaml", ".yml")):
-        return None
-    text = b"\n" + head
-    if b"_wandb:" in text and b"\n  value:" in text:
-        return "wandb config.yaml"
-    if sum(key in text for key in ARGS_KEYS) >= 3:
-        return "timm args.yaml"
-    return None
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -13,24 +13,16 @@ Precedence when sources overlap (documented, and a disagreement is reported as a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.args_yaml import (
-    ArgsYaml,
-    build_config,
-    parse_args_yaml,
-    parse_wandb_config,
-    resolve_lr,
-)
-from mnv4_postmortem.analyzer.ingest.console_log import ConsoleLog, parse_console_log
+from mnv4_postmortem.analyzer.ingest.args_yaml import build_config, resolve_lr
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
-from mnv4_postmortem.analyzer.ingest.summary_csv import SummaryCsv, parse_summary_csv
-from mnv4_postmortem.analyzer.ingest.tensorboard import TensorBoardScalars, read_tensorboard
+from mnv4_postmortem.analyzer.ingest.formats import BY_NAME, Combined
 from mnv4_postmortem.analyzer.model import (
     EPOCH_COLUMNS,
     STEP_COLUMNS,
@@ -43,21 +35,26 @@ from mnv4_postmortem.analyzer.model import (
     TrainConfig,
 )
 
-EVAL_METRICS = ("eval_loss", "eval_top1", "eval_top5")
 # Two sources "agree" when they print the same number at their own precision (the log shows 3-4 decimals).
 AGREEMENT_TOLERANCE = 0.02
 
-
-@dataclass
-class _Parsed:
-    """Everything the parsers produced, before merging."""
-
-    discovery: Discovery
-    logs: list[tuple[FoundFile, ConsoleLog]] = field(default_factory=list)
-    csvs: list[tuple[FoundFile, SummaryCsv]] = field(default_factory=list)
-    args: list[tuple[FoundFile, ArgsYaml]] = field(default_factory=list)
-    tensorboard: TensorBoardScalars | None = None
-    issues: list[IngestIssue] = field(default_factory=list)
+# Which formats provide each fact, most trusted first. Formats in one tuple share a rank (their files
+# count in discovery order). Epoch values: the first rank puts, later ranks fill gaps and are checked
+# where their EpochValues ask for it; a single-valued fact (args, timm version) comes from the first
+# contribution that has it; the scheduled epoch count from the last log that printed it.
+PRECEDENCE: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "epochs": (("summary_csv",), ("console_log",), ("tensorboard",)),
+    "steps": (("console_log",), ("tensorboard",)),
+    "args": (("args_yaml", "wandb_config"),),
+    "effective": (("console_log",),),
+    "scheduled_epochs": (("console_log",),),
+    "timm_version": (("console_log",), ("summary_csv",)),
+    "config_version": (("console_log",),),
+    "events": (("console_log",), ("summary_csv",)),
+    "sources": (("console_log",), ("summary_csv",), ("args_yaml", "wandb_config"), ("tensorboard",)),
+}
+# Formats of which a run has one file: the one with the most records is merged, the others reported.
+ONE_PER_RUN: frozenset[str] = frozenset({"summary_csv"})
 
 
 def load_run(path: Path | str, *, tb_aliases: Mapping[str, str] | None = None) -> Run:
@@ -66,68 +63,84 @@ def load_run(path: Path | str, *, tb_aliases: Mapping[str, str] | None = None) -
     Raises IngestError when nothing usable is found; everything else becomes ``Run.issues``.
     """
     run_dir = Path(path)
-    parsed = _parse_all(discover(run_dir), tb_aliases)
-    return _merge(run_dir, parsed)
+    discovery = discover(run_dir)
+    issues = list(discovery.issues)
+    contributions = _parse_all(discovery, {"tb_aliases": tb_aliases}, issues)
+    return merge_contributions(run_dir, contributions, issues, checkpoints=discovery.of_kind("checkpoint"),
+                               others=[f for f in discovery.files if f.kind in ("checkpoint", "other")])
 
 
-# --------------------------------------------------------------------------- parsing
+# --------------------------------------------------------------------------------------------------- parsing
 
 
-def _parse_all(discovery: Discovery, tb_aliases: Mapping[str, str] | None) -> _Parsed:
-    parsed = _Parsed(discovery=discovery, issues=list(discovery.issues))
-    for found in discovery.files:
+def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list[IngestIssue]) -> list[Contribution]:
+    """One Contribution per file (and one per combined format), in discovery order; files of a combined
+    format (event files) are read after the others, as one."""
+    contributions: list[Contribution] = []
+    parts: dict[str, list[Contribution]] = {}
+    claimed = [f for f in discovery.files if f.format is not None]
+    for found in sorted(claimed, key=lambda f: isinstance(BY_NAME[f.format], Combined)):
+        fmt = BY_NAME[found.format]
         try:
-            _parse_one(found, parsed)
+            contribution = fmt.parse(found.path, found.rel)
         except IngestError as exc:
             # One unusable file never stops the others from being read.
-            parsed.issues.append(IngestIssue(exc.source or SourceRef(found.rel), exc.message, "error"))
-    event_files = discovery.of_kind("tensorboard")
-    if event_files:
+            issues.append(IngestIssue(exc.source or SourceRef(found.rel), exc.message, "error"))
+            continue
+        if isinstance(fmt, Combined):
+            parts.setdefault(fmt.name, []).append(contribution)
+        else:
+            issues.extend(contribution.issues)
+            contributions.append(contribution)
+    for name, group in parts.items():
+        fmt = BY_NAME[name]
         try:
-            parsed.tensorboard = read_tensorboard(
-                [f.path for f in event_files], [f.rel for f in event_files], aliases=tb_aliases
-            )
-            parsed.issues.extend(parsed.tensorboard.issues)
+            combined = fmt.combine(group, options)  # type: ignore[attr-defined]
         except IngestError as exc:
-            parsed.issues.append(IngestIssue(exc.source or SourceRef(event_files[0].rel), exc.message, "error"))
-    return parsed
+            issues.append(IngestIssue(exc.source or SourceRef(group[0].sources[0].path if group[0].sources else name),
+                                      exc.message, "error"))
+            continue
+        issues.extend(combined.issues)
+        contributions.append(combined)
+    return contributions
 
 
-def _parse_one(found: FoundFile, parsed: _Parsed) -> None:
-    if found.kind == "console_log":
-        log = parse_console_log(found.path, found.rel)
-        parsed.logs.append((found, log))
-        parsed.issues.extend(log.issues)
-    elif found.kind == "summary_csv":
-        csv = parse_summary_csv(found.path, found.rel)
-        parsed.csvs.append((found, csv))
-        parsed.issues.extend(csv.issues)
-    elif found.kind == "args_yaml":
-        reader = parse_wandb_config if found.family == "wandb config.yaml" else parse_args_yaml
-        args = reader(found.path, found.rel)
-        parsed.args.append((found, args))
-        parsed.issues.extend(args.issues)
+# --------------------------------------------------------------------------------------------------- merging
 
 
-# --------------------------------------------------------------------------- merging
-
-
-def _merge(run_dir: Path, parsed: _Parsed) -> Run:
-    logs = [log for _, log in parsed.logs if len(log.steps) or len(log.evals) or log.info]
-    csv = _pick_csv(parsed)
-    config = _build_config(parsed, logs, _timm_version(logs, None))
-    epochs, refs = _epoch_frame(csv, logs, parsed.tensorboard, parsed.issues)
-    steps = _step_frame(logs)
-    if epochs.empty and steps.empty and not parsed.args:
+def merge_contributions(
+    run_dir: Path,
+    contributions: Sequence[Contribution],
+    issues: list[IngestIssue],
+    *,
+    checkpoints: Sequence[FoundFile] = (),
+    others: Sequence[FoundFile] = (),
+) -> Run:
+    """Fold the contributions into one Run by :data:`PRECEDENCE`. ``issues`` already holds what was met
+    while reading; merge issues are appended to it."""
+    merged = _one_per_run(contributions, issues)
+    table = _EpochTable(issues)
+    for contribution in _in_order(merged, "epochs", deferred=False):
+        _fold_epochs(table, contribution)
+    context = EpochContext(n_epochs=table.n_epochs())
+    done = {id(c): c.resolve(context) for c in contributions if c.resolve is not None}
+    resolved = [done.get(id(c), c) for c in merged]
+    every = [done.get(id(c), c) for c in contributions]
+    for contribution in _in_order(resolved, "epochs", deferred=True):
+        _fold_epochs(table, contribution)
+    epochs, refs = table.frames()
+    steps = _step_frame(_in_order(resolved, "steps"))
+    has_args = any(c.args is not None for c in resolved)
+    if epochs.empty and steps.empty and not has_args:
         where = SourceRef(str(run_dir))
-        detail = "; ".join(str(i) for i in parsed.issues[:5])
+        detail = "; ".join(str(i) for i in issues[:5])
         raise IngestError(
             "nothing usable: no timm console log, summary.csv, args.yaml or TensorBoard scalars were found"
             + (f" ({detail})" if detail else ""),
             where,
         )
-    events = _events(parsed)
-    scheduled, scheduled_source = _epochs_scheduled(logs, config)
+    config = _effective_config(resolved, _first(resolved, "config_version", lambda c: c.timm_version))
+    scheduled, scheduled_source = _epochs_scheduled(resolved, config)
     if scheduled is not None:
         config = replace(config, effective_sources={**config.effective_sources, "epochs_scheduled": scheduled_source})
     return Run(
@@ -136,30 +149,74 @@ def _merge(run_dir: Path, parsed: _Parsed) -> Run:
         epochs=epochs,
         epoch_refs=refs,
         steps=steps,
-        events=tuple(events),
-        sources=tuple(_source_infos(parsed)),
-        issues=tuple(parsed.issues),
-        timm_version=_timm_version(logs, csv),
+        events=tuple(_events(every, checkpoints)),
+        sources=tuple(_source_infos(every, others)),
+        issues=tuple(issues),
+        timm_version=_first(resolved, "timm_version", lambda c: c.timm_version),
         epochs_scheduled=scheduled,
     )
 
 
-def _pick_csv(parsed: _Parsed) -> SummaryCsv | None:
-    """The summary.csv with the most epochs; others are reported, not merged (they belong to other runs)."""
-    if not parsed.csvs:
-        return None
-    ranked = sorted(parsed.csvs, key=lambda item: len(item[1].frame), reverse=True)
-    for found, _ in ranked[1:]:
-        parsed.issues.append(IngestIssue(SourceRef(found.rel), f"another summary.csv ({ranked[0][0].rel}) has more epochs; this one is ignored"))
-    return ranked[0][1]
+def _in_order(contributions: Sequence[Contribution], fact: str, deferred: bool | None = None) -> list[Contribution]:
+    """The contributions whose format provides ``fact``, most trusted first (stable within a rank).
+    ``deferred``: only those that were (True) or were not (False) waiting for the epoch context."""
+    rank = {name: position for position, names in enumerate(PRECEDENCE[fact]) for name in names}
+    chosen = [c for c in contributions if c.format in rank]
+    if deferred is not None:
+        chosen = [c for c in chosen if (c.format in _DEFERRED_FORMATS) == deferred]
+    return sorted(chosen, key=lambda c: rank[c.format])
 
 
-def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog], version: str | None) -> TrainConfig:
+# Formats whose epoch values depend on the epochs the others established (their Contribution has ``resolve``).
+_DEFERRED_FORMATS: frozenset[str] = frozenset({"tensorboard"})
+
+
+def _first(contributions: Sequence[Contribution], fact: str, get) -> Any:
+    for contribution in _in_order(contributions, fact):
+        value = get(contribution)
+        if value:
+            return value
+    return None
+
+
+def _one_per_run(contributions: Sequence[Contribution], issues: list[IngestIssue]) -> list[Contribution]:
+    """Drop all but the richest file of each :data:`ONE_PER_RUN` format (the others belong to other runs)."""
+    kept = [c for c in contributions if c.format not in ONE_PER_RUN]
+    for name in sorted(ONE_PER_RUN):
+        group = [c for c in contributions if c.format == name]
+        if not group:
+            continue
+        ranked = sorted(group, key=lambda c: c.records, reverse=True)
+        for other in ranked[1:]:
+            issues.append(IngestIssue(SourceRef(other.sources[0].path),
+                                      f"another summary.csv ({ranked[0].sources[0].path}) has more epochs; this one is ignored"))
+        kept.append(ranked[0])
+    order = {id(c): i for i, c in enumerate(contributions)}
+    return sorted(kept, key=lambda c: order[id(c)])
+
+
+def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
+    earlier_columns = table.columns_of_other_formats(contribution.format)
+    table.current_format = contribution.format
+    for values in contribution.epochs:
+        for column, epoch, value, ref in values.points:
+            if values.only_new_column and column in earlier_columns:
+                continue
+            if values.tolerance is not None:
+                table.fill_or_check(column, epoch, value, ref, values.tolerance)
+            else:
+                table.put(column, epoch, value, ref, overwrite=values.overwrite)
+
+
+def _effective_config(contributions: Sequence[Contribution], version: str | None) -> TrainConfig:
+    """The configuration timm ran with: the args as written, timm's defaults for the rest, and what the
+    log showed it derived at run time (``effective``, each with its source)."""
     args: Mapping[str, Any] | None = None
     source = None
-    if parsed.args:
-        found, args_file = parsed.args[0]
-        args, source = args_file.args, SourceRef(found.rel)
+    for contribution in _in_order(contributions, "args"):
+        if contribution.args is not None:
+            args, source = contribution.args, contribution.args_source
+            break
     if args is None:
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
@@ -167,7 +224,11 @@ def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog], version: str | No
     else:
         base = build_config(args, source, version)
     effective, sources = dict(base.effective), dict(base.effective_sources)
-    _effective_from_logs(logs, effective, sources)
+    logs = _in_order(contributions, "effective")
+    for contribution in logs:
+        for item in contribution.effective:
+            if item.key not in effective or effective[item.key] is None:
+                effective[item.key], sources[item.key] = item.value, item.source
     if "world_size" not in effective and args is not None:
         _world_size_from_throughput(logs, base.values, effective, sources)
     if "lr" not in effective or effective["lr"] is None:
@@ -190,7 +251,7 @@ def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog], version: str | No
     )
 
 
-def _world_size_from_throughput(logs: Sequence[ConsoleLog], values: Mapping[str, Any], effective: dict, sources: dict) -> None:
+def _world_size_from_throughput(logs: Sequence[Contribution], values: Mapping[str, Any], effective: dict, sources: dict) -> None:
     """timm prints global samples/s = batch x world size / step time, so their product reveals the world size
     when the log has no "Training in distributed mode" line (e.g. it was cut or re-formatted)."""
     batch = values.get("batch_size")
@@ -198,38 +259,14 @@ def _world_size_from_throughput(logs: Sequence[ConsoleLog], values: Mapping[str,
     if not isinstance(batch, (int, float)) or batch <= 0:
         return
     for log in logs:
-        steps = log.steps
-        if not len(steps):
+        samples = log.samples_per_step
+        if samples is None:
             continue
-        samples = (steps["samples_per_sec"] * steps["batch_time"]).to_numpy(dtype="float64")
-        samples = samples[np.isfinite(samples) & (samples > 0)]
-        if samples.size < 3:
-            continue
-        world = float(np.median(samples)) / (float(batch) * float(accum))
+        world = samples / (float(batch) * float(accum))
         if world >= 1.5 and abs(world - round(world)) < 0.1:
             effective["world_size"] = int(round(world))
-            sources["world_size"] = f"{log.path}: samples/s x step time = {np.median(samples):.0f} samples per step = batch_size {batch} x {round(world)} processes"
+            sources["world_size"] = f"{log.sources[0].path}: samples/s x step time = {samples:.0f} samples per step = batch_size {batch} x {round(world)} processes"
             return
-
-
-def _effective_from_logs(logs: Sequence[ConsoleLog], effective: dict, sources: dict) -> None:
-    for log in logs:
-        if log.lr_calc is not None and "lr" not in effective:
-            calc = log.lr_calc
-            effective["lr"] = calc.lr
-            sources["lr"] = f"{calc.source}: computed by timm from lr_base {calc.lr_base:g} and global batch {calc.global_batch:g} ({calc.scaling} scaling)"
-            effective["global_batch"] = int(calc.global_batch)
-            sources["global_batch"] = str(calc.source)
-        for key in ("world_size", "num_classes", "input_size", "model", "param_count"):
-            if key in log.info and key not in effective and log.info[key] is not None:
-                effective[key] = log.info[key]
-                ref = log.info_refs.get(key)
-                sources[key] = str(ref) if ref else log.path
-        data_config = log.info.get("data_config") or {}
-        if "input_size" not in effective and data_config.get("input_size"):
-            effective["input_size"] = tuple(data_config["input_size"])
-            ref = log.info_refs.get("data_config")
-            sources["input_size"] = str(ref) if ref else log.path
 
 
 class _EpochTable:
@@ -239,10 +276,16 @@ class _EpochTable:
         self.values: dict[str, dict[int, float]] = {}
         self.refs: dict[str, dict[int, SourceRef]] = {}
         self.issues = issues
+        self.writers: dict[str, set[str]] = {}   # column -> formats that put values in it
+        self.current_format = ""
+
+    def columns_of_other_formats(self, fmt: str) -> set[str]:
+        return {column for column, formats in self.writers.items() if formats - {fmt}}
 
     def put(self, column: str, epoch: int, value: float, ref: SourceRef, *, overwrite: bool = False) -> None:
         """Set a value unless one is there already (``overwrite`` for pass-specific log columns)."""
         known = self.values.setdefault(column, {})
+        self.writers.setdefault(column, set()).add(self.current_format)
         if overwrite or epoch not in known:
             known[epoch] = value
             self.refs.setdefault(column, {})[epoch] = ref
@@ -277,86 +320,8 @@ class _EpochTable:
         return frame, refs
 
 
-def _epoch_frame(
-    csv: SummaryCsv | None,
-    logs: Sequence[ConsoleLog],
-    tb: TensorBoardScalars | None,
-    issues: list[IngestIssue],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    table = _EpochTable(issues)
-    if csv is not None:  # first, so that the log is checked against it
-        for column in csv.frame.columns:
-            for epoch, value in csv.frame[column].items():
-                table.put(column, int(epoch), _as_float(value), SourceRef(csv.path, line=int(csv.lines.get(epoch, 0)) or None))
-    for log in logs:
-        _log_epochs(log, table, has_csv=csv is not None)
-    if tb is not None:
-        _tensorboard_epochs(tb, table)
-    return table.frames()
-
-
-def _log_epochs(log: ConsoleLog, table: _EpochTable, *, has_csv: bool) -> None:
-    evals = log.evals
-    if len(evals):
-        # The latest validation of each (epoch, pass) wins: after a resume timm re-runs epochs.
-        latest = evals.sort_values(["segment", "src_line"]).groupby(["epoch", "pass"], sort=False).tail(1)
-        has_ema = "ema" in set(latest["pass"])
-        for record in latest.to_dict("records"):
-            epoch, kind = int(record["epoch"]), str(record["pass"])
-            ref = SourceRef(log.path, line=int(record["src_line"]))
-            reported = (kind == "ema") if has_ema else (kind == "model")  # timm reports the EMA's eval when it has one
-            for metric in EVAL_METRICS:
-                value = _as_float(record[metric])
-                table.put(f"{metric}_{'ema' if kind == 'ema' else 'model'}", epoch, value, ref, overwrite=True)
-                if reported:
-                    table.fill_or_check(metric, epoch, value, ref)
-    if len(log.steps):
-        by_epoch = log.steps.sort_values(["segment", "src_line"]).groupby("epoch", sort=False)
-        for row in by_epoch.tail(1).itertuples(index=False):
-            ref = SourceRef(log.path, line=int(row.src_line))
-            table.fill_or_check("train_loss", int(row.epoch), _as_float(row.train_loss_avg), ref, tolerance=0.05)
-        if not has_csv or "lr" not in table.values:
-            for row in by_epoch.head(1).itertuples(index=False):
-                table.put("lr", int(row.epoch), _as_float(row.lr), SourceRef(log.path, line=int(row.src_line)))
-
-
-def _tensorboard_epochs(tb: TensorBoardScalars, table: _EpochTable) -> None:
-    """TensorBoard scalars logged once per epoch fill metrics the log and CSV lack.
-
-    A tag counts as epoch-level when its steps are few and dense (0..N or 1..N); per-step tags
-    (thousands of steps) are left to the step frame.
-    """
-    frame = tb.frame
-    if frame.empty:
-        return
-    n_epochs_hint = table.n_epochs()
-    for metric, group in frame.groupby("metric", sort=False):
-        steps = group["step"].to_numpy()
-        if not _looks_epoch_level(steps, n_epochs_hint):
-            continue
-        offset = 1 if steps.min() >= 1 and n_epochs_hint == 0 and not (steps == 0).any() else 0
-        group = group.sort_values(["step", "wall_time"]).drop_duplicates("step", keep="last")
-        for row in group.itertuples(index=False):
-            table.put(str(metric), int(row.step) - offset, float(row.value), SourceRef(str(row.file), record=int(row.record)))
-
-
-def _looks_epoch_level(steps: np.ndarray, n_epochs_hint: int) -> bool:
-    unique = np.unique(steps)
-    if unique.size == 0:
-        return False
-    span = unique.max() - unique.min() + 1
-    dense = unique.size >= 0.8 * span
-    small = unique.max() <= max(5000, 2 * n_epochs_hint)
-    return bool(dense and small)
-
-
-def _step_frame(logs: Sequence[ConsoleLog]) -> pd.DataFrame:
-    frames = []
-    for log in logs:
-        if len(log.steps):
-            frame = log.steps.copy()
-            frame["src_file"] = log.path
-            frames.append(frame)
+def _step_frame(contributions: Sequence[Contribution]) -> pd.DataFrame:
+    frames = [c.steps for c in contributions if c.steps is not None and len(c.steps)]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
             src_file=pd.Series(dtype="object")
@@ -366,76 +331,26 @@ def _step_frame(logs: Sequence[ConsoleLog]) -> pd.DataFrame:
     return steps
 
 
-def _events(parsed: _Parsed) -> list[Event]:
+def _events(contributions: Sequence[Contribution], checkpoints: Sequence[FoundFile]) -> list[Event]:
     events: list[Event] = []
-    for _, log in parsed.logs:
-        events.extend(log.events)
-    for _, csv in parsed.csvs:
-        events.extend(csv.events)
-    for found in parsed.discovery.of_kind("checkpoint"):
+    for contribution in _in_order(contributions, "events"):
+        events.extend(contribution.events)
+    for found in checkpoints:
         events.append(Event("checkpoint", f"checkpoint file present: {found.rel}", SourceRef(found.rel)))
     return events
 
 
-def _source_infos(parsed: _Parsed) -> list[SourceInfo]:
-    infos: list[SourceInfo] = []
-    for found, log in parsed.logs:
-        epochs = _span(log.evals["epoch"] if len(log.evals) else log.steps.get("epoch", pd.Series(dtype=float)))
-        metrics = _log_metrics(log)
-        infos.append(SourceInfo(found.rel, "console_log", _log_family(log, found), log.timm_version, metrics, epochs, len(log.steps) + len(log.evals)))
-    for found, csv in parsed.csvs:
-        infos.append(SourceInfo(found.rel, "summary_csv", f"summary.csv {csv.family}", None, tuple(csv.frame.columns), _span(csv.frame.index.to_series()), len(csv.frame)))
-    for found, args in parsed.args:
-        infos.append(SourceInfo(found.rel, "args_yaml", found.family, None, (), None, len(args.args)))
-    if parsed.tensorboard is not None:
-        frame = parsed.tensorboard.frame
-        for name in parsed.tensorboard.files:
-            part = frame[frame["file"] == name] if not frame.empty else frame
-            metrics = tuple(sorted(set(part["metric"]))) if not part.empty else ()
-            infos.append(SourceInfo(name, "tensorboard", "TensorBoard event file", None, metrics, None, len(part)))
-    for found in parsed.discovery.files:
-        if found.kind in ("checkpoint", "other"):
-            infos.append(SourceInfo(found.rel, found.kind))
+def _source_infos(contributions: Sequence[Contribution], others: Sequence[FoundFile]) -> list[SourceInfo]:
+    infos = [info for contribution in _in_order(contributions, "sources") for info in contribution.sources]
+    infos += [SourceInfo(found.rel, found.kind) for found in others]
     return infos
 
 
-def _log_metrics(log: ConsoleLog) -> tuple[str, ...]:
-    metrics: list[str] = []
-    if len(log.steps):
-        metrics += ["train_loss (per step)", "lr (per step)"]
-    if len(log.evals):
-        for kind in sorted(set(log.evals["pass"])):
-            metrics += [f"{m}_{kind}" for m in EVAL_METRICS]
-    return tuple(metrics)
-
-
-def _log_family(log: ConsoleLog, found: FoundFile) -> str:
-    return f"timm console log, Train layout {log.layout}" if log.layout else "timm console log, no Train lines"
-
-
-def _span(series: pd.Series) -> tuple[int, int] | None:
-    clean = pd.to_numeric(series, errors="coerce").dropna()
-    if clean.empty:
-        return None
-    return int(clean.min()), int(clean.max())
-
-
-def _timm_version(logs: Sequence[ConsoleLog], csv: SummaryCsv | None) -> str | None:
-    for log in logs:
-        if log.timm_version:
-            return log.timm_version
-    if csv is not None and csv.family:
-        return csv.family
-    return None
-
-
-def _epochs_scheduled(logs: Sequence[ConsoleLog], config: TrainConfig) -> tuple[int | None, str]:
+def _epochs_scheduled(contributions: Sequence[Contribution], config: TrainConfig) -> tuple[int | None, str]:
     """The epochs the LR schedule spans, and where that number came from."""
-    for log in reversed(list(logs)):
-        value = log.info.get("scheduled_epochs")
-        if value:
-            ref = log.info_refs.get("scheduled_epochs")
-            return int(value), f"the log's 'Scheduled epochs' line ({ref or log.path})"
+    for contribution in reversed(_in_order(contributions, "scheduled_epochs")):
+        if contribution.scheduled_epochs is not None:
+            return contribution.scheduled_epochs
     epochs = config.values.get("epochs")
     if not isinstance(epochs, (int, float)) or "epochs" in config.defaulted:
         return None, "unknown"
@@ -448,10 +363,3 @@ def _epochs_scheduled(logs: Sequence[ConsoleLog], config: TrainConfig) -> tuple[
     where = config.source.path if config.source else "args.yaml"
     how = f"{where}: epochs {int(epochs)}" + (f" + cooldown_epochs {cooldown}" if cooldown else "")
     return int(epochs) + cooldown, how
-
-
-def _as_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")

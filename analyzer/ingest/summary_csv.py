@@ -30,8 +30,17 @@ from typing import BinaryIO, Iterator, Mapping, NamedTuple
 
 import pandas as pd
 
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.model import EPOCH_COLUMNS, Event, IngestError, IngestIssue, SourceRef
+from mnv4_postmortem.analyzer.model import (
+    EPOCH_COLUMNS,
+    Event,
+    IngestError,
+    IngestIssue,
+    SourceInfo,
+    SourceKind,
+    SourceRef,
+)
 
 __all__ = ["SummaryCsv", "parse_summary_csv", "sniff_summary_csv"]
 
@@ -102,12 +111,49 @@ def sniff_summary_csv(head: bytes) -> bool:
     return bool(names) and names[0] == "epoch" and "train_loss" in names
 
 
+# timm's columns for rows pasted without their header: 5 numbers before v0.8.2, 6 (with lr) since.
+HEADERLESS_COLUMNS: Mapping[int, tuple[str, ...]] = {
+    5: ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5"),
+    6: ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5", "lr"),
+}
+
+
+def headerless_columns(text: str) -> tuple[str, ...] | None:
+    """timm's column names when ``text`` is a summary row without a header: 5 or 6 comma-separated
+    numbers, the first a whole epoch number; None for anything else."""
+    cells = [cell.strip() for cell in text.strip().split(",")]
+    columns = HEADERLESS_COLUMNS.get(len(cells))
+    if columns is None or _parse_epoch(cells[0]) is None:
+        return None
+    if any(_parse_number(cell) is None for cell in cells[1:]):
+        return None
+    return columns
+
+
+def sniff_headerless_summary(head: bytes) -> bool:
+    """True when every complete non-blank line of ``head`` is a headerless summary row (and there is one)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    lines = text.split("\n")
+    if len(head) >= 64 * 1024:
+        lines = lines[:-1]   # the last one may be cut
+    rows = [line for line in lines if line.strip()]
+    return bool(rows) and all(headerless_columns(line) is not None for line in rows)
+
+
 def parse_summary_csv(path: Path, display_path: str | None = None) -> SummaryCsv:
     """Parse a timm summary.csv. Raises :class:`IngestError` only when nothing usable is in it."""
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
     with open_input(path, shown) as handle:
         return _Parser(shown).run(handle)
+
+
+def parse_summary_stream(stream: BinaryIO, shown: str) -> SummaryCsv:
+    """Parse summary rows from a binary stream (an excerpt held in memory)."""
+    return _Parser(shown).run(stream)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +299,7 @@ class _Parser:
         self.rejected_lines = 0
         self.rejected_last_line = False
         self.events: list[Event] = []
+        self.headerless = False
 
     def ref(self, line: int | None = None, offset: int | None = None) -> SourceRef:
         return SourceRef(self.shown, line=line, offset=offset)
@@ -278,6 +325,9 @@ class _Parser:
             if not text.strip():
                 continue
             cells = _header_cells(text)
+            if cells is None and headerless_columns(text) is not None:
+                self.implicit_header(headerless_columns(text), line)
+                return
             if cells is None:
                 shown = text if len(text) <= 80 else text[:77] + "..."
                 raise IngestError(
@@ -288,6 +338,16 @@ class _Parser:
             self.set_columns(cells, line.number)
             return
         raise IngestError("empty file: no summary.csv header", self.ref())
+
+    def implicit_header(self, cells: tuple[str, ...], line: _Line) -> None:
+        """A summary excerpt without its header line (pasted rows): timm's column order, said so."""
+        self.header = cells
+        self.headerless = True
+        self.set_columns(list(cells), line.number)
+        self.issues.append(IngestIssue(self.ref(line.number), (
+            f"no header line: rows of {len(cells)} numbers read in timm's summary.csv column order "
+            f"({', '.join(cells)})")))
+        self.data_row(_split_csv(line.text or ""), line)
 
     def set_columns(self, cells: list[str], line: int) -> None:
         """Make the layout rows under this header are read with (which position goes to which column)."""
@@ -546,3 +606,48 @@ def _family(header: tuple[str, ...]) -> str:
     if missing:
         parts.append(f"missing: {', '.join(missing)}")
     return f"non-standard ({'; '.join(parts) or 'columns: ' + ','.join(header)})"
+
+
+# --------------------------------------------------------------------------------------------
+# The registered format (see ``formats.py``)
+
+
+def _as_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def summary_contribution(csv_file: SummaryCsv) -> Contribution:
+    """timm's own per-epoch record: every column, every epoch, with its line."""
+    frame = csv_file.frame
+    points = [
+        (column, int(epoch), _as_float(value), SourceRef(csv_file.path, line=int(csv_file.lines.get(epoch, 0)) or None))
+        for column in frame.columns
+        for epoch, value in frame[column].items()
+    ]
+    epochs = frame.index
+    span = (int(epochs.min()), int(epochs.max())) if len(epochs) else None
+    info = SourceInfo(csv_file.path, "summary_csv", f"summary.csv {csv_file.family}", None,
+                      tuple(frame.columns), span, len(frame))
+    return Contribution(
+        format="summary_csv", sources=(info,), epochs=(EpochValues(points),), timm_version=csv_file.family or None,
+        records=len(frame), events=csv_file.events, issues=csv_file.issues,
+    )
+
+
+class _SummaryCsvFormat:
+    name = "summary_csv"
+    kind: SourceKind = "summary_csv"
+
+    def sniff(self, name: str, head: bytes) -> str | None:
+        if sniff_summary_csv(head):
+            return "summary.csv"
+        return "summary.csv rows without a header" if sniff_headerless_summary(head) else None
+
+    def parse(self, path: Path, shown: str) -> Contribution:
+        return summary_contribution(parse_summary_csv(path, shown))
+
+
+SUMMARY_CSV = _SummaryCsvFormat()

@@ -95,13 +95,15 @@ import yaml
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, types_pb2
 
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceRef
+from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceKind, SourceRef
 
 __all__ = [
     "DEFAULT_ALIASES",
     "FRAME_COLUMNS",
     "TensorBoardScalars",
+    "combine_event_files",
     "load_alias_file",
     "read_event_file",
     "read_tensorboard",
@@ -723,24 +725,41 @@ def read_tensorboard(
     issue and the others are still read. Invalid ``aliases`` raise :class:`IngestError`.
     ``aliases`` are added on top of :data:`DEFAULT_ALIASES` (see :func:`resolve_aliases`).
     """
-    alias_map = resolve_aliases(aliases)
     if display_paths is not None and len(display_paths) != len(paths):
         raise IngestError(f"{len(display_paths)} display paths for {len(paths)} event paths")
     shown_names = list(display_paths) if display_paths is not None else [str(p) for p in paths]
+    read: list[tuple[str, pd.DataFrame | None, list[IngestIssue]]] = []
+    for path, shown in zip(paths, shown_names):
+        for file_path, file_shown in _expand(Path(path), shown):
+            read.append(_read_one(file_path, file_shown, check_crc))
+    return combine_event_files(read, aliases)
+
+
+def _read_one(path: Path, shown: str, check_crc: bool = True) -> tuple[str, pd.DataFrame | None, list[IngestIssue]]:
+    """One event file's scalars and issues; a file that is not an event file is an error-level issue."""
+    try:
+        frame, issues = read_event_file(path, shown, check_crc=check_crc)
+    except IngestError as exc:
+        return shown, None, [IngestIssue(exc.source or SourceRef(shown), exc.message, level="error")]
+    return shown, frame, issues
+
+
+def combine_event_files(
+    read: Sequence[tuple[str, pd.DataFrame | None, Sequence[IngestIssue]]],
+    aliases: Mapping[str, str] | None = None,
+) -> TensorBoardScalars:
+    """Merge what :func:`read_event_file` gave for each file (in reading order; ``None`` for a file
+    that could not be read): the latest write of each ``(tag, step)`` wins, tags get their metric
+    names (``aliases`` on top of :data:`DEFAULT_ALIASES`) and fraction accuracies become percent."""
+    alias_map = resolve_aliases(aliases)
     files: list[str] = []
     frames: list[pd.DataFrame] = []
     issues: list[IngestIssue] = []
-    for path, shown in zip(paths, shown_names):
-        for file_path, file_shown in _expand(Path(path), shown):
-            files.append(file_shown)
-            try:
-                frame, file_issues = read_event_file(file_path, file_shown, check_crc=check_crc)
-            except IngestError as exc:
-                issues.append(IngestIssue(exc.source or SourceRef(file_shown), exc.message, level="error"))
-                continue
-            issues.extend(file_issues)
-            if len(frame):
-                frames.append(frame.assign(_order=len(files)))
+    for shown, frame, file_issues in read:
+        files.append(shown)
+        issues.extend(file_issues)
+        if frame is not None and len(frame):
+            frames.append(frame.assign(_order=len(files)))
     merged = _latest_per_tag_step(frames)
     merged.insert(1, "metric", _metric_names(merged["tag"], alias_map))
     _fractions_to_percent(merged, alias_map)
@@ -774,3 +793,37 @@ def _fractions_to_percent(frame: pd.DataFrame, alias_map: Mapping[str, str]) -> 
         finite = values[np.isfinite(values)]
         if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
             frame.loc[rows, "value"] = values * 100.0
+
+
+# --------------------------------------------------------------------------------------------
+# The registered format (see ``formats.py``)
+
+EVENT_FILE_MARK = "tfevents"
+
+
+class _TensorBoardFormat:
+    """Event files, by name (``tfevents``) or by a valid TFRecord header. A run's event files are
+    one set of scalars (a restart writes a new file), so they are combined before the merge."""
+
+    name = "tensorboard"
+    kind: SourceKind = "tensorboard"
+    family = "TensorBoard event file"
+
+    def sniff(self, name: str, head: bytes) -> str | None:
+        return self.family if EVENT_FILE_MARK in name or sniff_event_file(head) else None
+
+    def parse(self, path: Path, shown: str) -> Contribution:
+        # A file that is not an event file stays listed (as a source with an error), so it is kept
+        # as a part with no frame instead of raising.
+        part = _read_one(path, shown)
+        return Contribution(format=self.name, sources=(), payload=part)
+
+    def combine(self, parts: Sequence[Contribution], options: Mapping[str, object]) -> Contribution:
+        from mnv4_postmortem.analyzer.ingest.tensorboard_axis import scalars_contribution
+
+        aliases = options.get("tb_aliases")
+        scalars = combine_event_files([part.payload for part in parts], aliases)  # type: ignore[arg-type]
+        return scalars_contribution(scalars)
+
+
+TENSORBOARD = _TensorBoardFormat()

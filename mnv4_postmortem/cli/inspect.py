@@ -15,15 +15,15 @@ from mnv4_postmortem.cli.app import FORMATS, collect_aliases, emit, stdout_conso
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format.")
 @tb_alias_options
 def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
-    """Show the sources found in RUN_DIR, the epochs and metrics each provides, config highlights,
+    """Show the sources found in RUN_DIR ("-": an excerpt pasted on stdin), the epochs and metrics each provides, config highlights,
     events (resume, crash, NaN, best metric) and every ingest warning.
 
     Exit code 0 when the run was read, 2 when nothing usable was found.
     """
-    from mnv4_postmortem.analyzer.ingest import load_run
+    from mnv4_postmortem.analyzer.ingest import load_input
     from mnv4_postmortem.analyzer.render.inspect_view import describe, render_text
 
-    run = load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    run = load_input(run_dir, stdin=click.get_binary_stream("stdin"), tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     view = describe(run)
     if fmt == "json":
         emit(json.dumps(view, indent=2))

@@ -26,7 +26,7 @@ REPORT_FORMATS = ("text", "json", "html")
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
                    verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
-    """Diagnose the timm run in RUN_DIR.
+    """Diagnose the timm run in RUN_DIR ("-": an excerpt pasted on stdin: log lines, summary rows, arguments).
 
     \b
     Exit codes: 0 done (nothing at or above --fail-on), 1 a finding at or above --fail-on,
@@ -34,9 +34,9 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     """
     from mnv4_postmortem.analyzer.diagnose import analyze, load_pack
     from mnv4_postmortem.analyzer.findings import Severity
-    from mnv4_postmortem.analyzer.ingest import load_run
+    from mnv4_postmortem.analyzer.ingest import load_input
 
-    run = load_run(run_dir, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    run = load_input(run_dir, stdin=click.get_binary_stream("stdin"), tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     report = analyze(run, load_pack(rule_paths))
     text = _render(report, fmt, output, verbose)
     if text is not None:
