@@ -170,6 +170,11 @@ class Run:
     issues: tuple[IngestIssue, ...]
     timm_version: str | None = None
     epochs_scheduled: int | None = None
+    # Per-step scalars beyond the step frame's columns (TensorBoard tags logged every update, such as
+    # ``grad_norm`` and ``grad_norm/<group>``): index = global update, one float column per metric,
+    # NaN where a metric has no value at that update. Kept apart from ``steps`` so that a missing value
+    # here never reads as a printed ``nan`` of a step-frame column.
+    step_scalars: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def n_epochs(self) -> int:

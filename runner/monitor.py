@@ -109,7 +109,7 @@ class GradMonitor:
                 if grads:
                     values = torch.cat(grads)
                     for writer in self.writers:
-                        writer.add_histogram(f"grad_hist/{name}", values, step)
+                        writer.add_histogram(f"grad_hist/{name}", values, step, bins=64)
 
     def close(self) -> None:
         for writer in self.writers:

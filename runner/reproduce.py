@@ -33,6 +33,7 @@ from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, se
 
 DEFAULT_OUT_ROOT = Path("mnv4-postmortem-repro")
 VERIFICATION_FILE = "verification.json"
+BATCH_GRID = "batch_grid.png"
 
 __all__ = ["Options", "reproduce", "default_out_dir", "ReproduceError", "VERIFICATION_FILE", "DEFAULT_OUT_ROOT"]
 
@@ -333,6 +334,8 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
         "train_script": str(state.opts.train_script) if state.opts.train_script else None,
         "seeds": state.seeds, "metric": "eval_top1 at the final epoch, as reported (the EMA's when evaluated)",
         "spec": spec.to_json(), "findings": findings,
+        # reproduce --show-batch: the input batch as the network sees it (runner/show_batch.py)
+        "batch_grid": str(state.out / BATCH_GRID) if (state.out / BATCH_GRID).is_file() else None,
     }
 
 

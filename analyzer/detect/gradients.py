@@ -1,6 +1,6 @@
 """Gradient-norm detectors: exploding, vanishing, and a layer group that receives far less gradient.
 
-They read the step frame's ``grad_norm`` column (the global L2 norm of all gradients, one value per logged
+They read ``Run.step_scalars`` (per-step TensorBoard tags; else the step frame): its ``grad_norm`` column (the global L2 norm of all gradients, one value per logged
 optimizer step) and its ``grad_norm/<group>`` columns (the L2 norm over one layer group: stem, the stages,
 head), wherever they came from: the built-in trainer writes them to TensorBoard, and other scripts' tags
 are mapped onto these names by the alias table (``ingest/tensorboard.py``). Epoch-level columns of the same
@@ -106,8 +106,11 @@ class GradientFacts:
 
 
 def gradient_series(run: Run) -> dict[str, GradSeries]:
-    """``grad_norm`` and ``grad_norm/<group>`` from the step frame, else from the epoch frame."""
-    out = _from_frame(run.steps, "step")
+    """``grad_norm`` and ``grad_norm/<group>`` from the per-step scalars (TensorBoard), else the step frame,
+    else the epoch frame."""
+    out = _from_frame(getattr(run, "step_scalars", None), "step")
+    if not out:
+        out = _from_frame(run.steps, "step")
     if not out:
         out = _from_frame(run.epochs, "epoch")
     return out
@@ -141,7 +144,8 @@ def _positions(frame: pd.DataFrame, unit: str) -> np.ndarray:
             return update
     if "step" in frame.columns:
         return pd.to_numeric(frame["step"], errors="coerce").to_numpy(dtype=float)
-    return np.arange(len(frame), dtype=float)
+    index = pd.to_numeric(pd.Series(frame.index), errors="coerce").to_numpy(dtype=float)
+    return index if np.isfinite(index).all() else np.arange(len(frame), dtype=float)
 
 
 def find_gradient_facts(series: dict[str, GradSeries]) -> GradientFacts | None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mnv4_postmortem.analyzer.render.json_render import report_dict
-from mnv4_postmortem.analyzer.render.plots import curves_svg
+import base64
+
+from mnv4_postmortem.analyzer.render.plots import curves_svg, grad_norm_svg
 from mnv4_postmortem.analyzer.report import Report
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, batch_grid: bytes | None = None) -> str:
+    """``batch_grid``: the PNG ``reproduce --show-batch`` wrote, embedded as a data URI."""
     env = Environment(
         loader=PackageLoader("mnv4_postmortem.analyzer.render", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -20,6 +23,8 @@ def render_html(report: Report) -> str:
         data=report_dict(report),
         curves=curves_svg(report),
         epochs_table=_epochs_table(report),
+        grad_curves=grad_norm_svg(report),
+        batch_grid=base64.b64encode(batch_grid).decode("ascii") if batch_grid else None,
     )
 
 

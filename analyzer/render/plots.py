@@ -49,6 +49,37 @@ def curves_svg(report: Report) -> str | None:
     return svg[svg.find("<svg"):]
 
 
+def grad_norm_svg(report: Report) -> str | None:
+    """Gradient norms per optimizer update (global and per layer group, log scale), when the run logged them."""
+    scalars = getattr(report.run, "step_scalars", None)
+    if not isinstance(scalars, pd.DataFrame) or scalars.empty:
+        return None
+    cols = [c for c in scalars.columns if c == "grad_norm" or str(c).startswith("grad_norm/")]
+    if not cols:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    for col in cols:
+        series = pd.to_numeric(scalars[col], errors="coerce").dropna()
+        series = series[series > 0]
+        ax.plot(series.index, series.to_numpy(), linewidth=2 if col == "grad_norm" else 1, label=col)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer update")
+    ax.set_ylabel("gradient L2 norm")
+    ax.legend(fontsize=7, loc="best", ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.find("<svg"):]
+
+
 def _worth_drawing(epochs: pd.DataFrame, column: str) -> bool:
     """Present, and not a copy: timm's reported eval_* equals the EMA (or model) pass, drawn once."""
     if column not in epochs.columns or not epochs[column].notna().any():

@@ -23,9 +23,12 @@ REPORT_FORMATS = ("text", "json", "html")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding at or above this severity exists (for CI).")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding and every ingest warning.")
+@click.option("--batch-grid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="html: embed this reproduce --show-batch PNG (default: the one in ./mnv4-postmortem-repro/<run-name>/, if any).")
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
-                   verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
+                   verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None,
+                   batch_grid: Path | None = None) -> None:
     """Diagnose the timm run in RUN_DIR ("-": an excerpt pasted on stdin: log lines, summary rows, arguments).
 
     \b
@@ -38,14 +41,25 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
 
     run = load_input(run_dir, stdin=click.get_binary_stream("stdin"), tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     report = analyze(run, load_pack(rule_paths))
-    text = _render(report, fmt, output, verbose)
+    text = _render(report, fmt, output, verbose, _batch_grid(run_dir, batch_grid) if fmt == "html" else None)
     if text is not None:
         _emit(text, output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in report.findings):
         raise SystemExit(exit_codes.FINDINGS)
 
 
-def _render(report, fmt: str, output: Path | None, verbose: bool) -> str | None:
+def _batch_grid(run_dir: Path, given: Path | None) -> bytes | None:
+    """The --show-batch PNG: the one given, else the one in reproduce's default out folder for this run."""
+    if given is None and str(run_dir) != "-":
+        default = Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name / "batch_grid.png"
+        given = default if default.is_file() else None
+    try:
+        return given.read_bytes() if given is not None else None
+    except OSError as exc:
+        fail(f"cannot read {given}: {exc.strerror or exc}")
+
+
+def _render(report, fmt: str, output: Path | None, verbose: bool, batch_grid: bytes | None = None) -> str | None:
     if fmt == "json":
         from mnv4_postmortem.analyzer.render.json_render import render_json
 
@@ -53,7 +67,7 @@ def _render(report, fmt: str, output: Path | None, verbose: bool) -> str | None:
     if fmt == "html":
         from mnv4_postmortem.analyzer.render.html import render_html
 
-        return render_html(report)
+        return render_html(report, batch_grid)
     from mnv4_postmortem.analyzer.render.text import render_text
 
     if output is None:
