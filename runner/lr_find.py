@@ -401,3 +401,26 @@ def result_text(result: RunLrFind, plots: Sequence[Path] = ()) -> str:
         lines += ["", "  smoothed loss vs lr (log): * loss, : suggested range, | the run's lr", chart]
     lines += [f"plot: {p}" for p in plots]
     return "\n".join(lines)
+
+
+LR_CAUSES = ("lr-too-high", "lr-too-low")
+
+
+def with_finder_lr(run: Any, targets: Sequence[Any], data: str, device: str, console: Any = None,
+                   init_checkpoint: Path | None = None, finder: Callable[..., RunLrFind] | None = None) -> list[Any]:
+    """``reproduce``: an lr-too-high / lr-too-low target whose rule's fix gives no LR gets the range test's
+    suggested LR as its treatment (on the original recipe's scale: the test runs at the run's own batch)."""
+    from dataclasses import replace
+
+    out = []
+    for target in targets:
+        if target.cause in LR_CAUSES and "lr" not in (target.patch or {}):
+            result = (finder or lr_find_for_run)(run, data=data, device=device, init_checkpoint=init_checkpoint)
+            if result.suggestion is not None:
+                patch = {**(target.patch or {}), "lr": round(result.suggestion.lr, 8)}
+                note = (f"lr {patch['lr']:g} from the LR range test ({result.suggestion.rule}); the rule's fix gives none")
+                target = replace(target, patch=patch, note="; ".join(n for n in (target.note, note) if n))
+                if console is not None:
+                    console.print(f"{target.id}: {note}")
+        out.append(target)
+    return out

@@ -133,6 +133,9 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
     spec = build_spec(run, data=data, epochs=opts.epochs, max_samples=opts.max_samples, val_samples=opts.val_samples,
                       img_size=opts.img_size, init_checkpoint=opts.init_checkpoint, hub_available=_hub_cached(run))
     print_spec(spec, console)
+    from mnv4_postmortem.runner.lr_find import with_finder_lr
+
+    targets = with_finder_lr(run, targets, data, resolve_device(opts.device), console, opts.init_checkpoint)
     testable = [t for t in targets if t.patch]
     for t in targets:
         if not t.patch:
