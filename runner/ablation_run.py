@@ -131,9 +131,10 @@ def print_plan(plan: LadderPlan, arms, groups, spec, seeds, console: Console) ->
     for c in plan.components:
         console.print(f"  component {c.key}: {c.label} - suspicious because {', '.join(c.why) or 'it is on'}")
     for rung, arm in zip(plan.rungs, arms):
-        console.print(f"  rung {rung.index}: {rung.added}  [lr {arm.args.get('lr'):.3g}, ema "
-                      f"{'on' if arm.ema_on else 'off'}, drop {arm.args.get('drop')}, drop-path {arm.args.get('drop_path')}, "
-                      f"smoothing {arm.args.get('smoothing')}]")
+        console.print(f"  rung {rung.index}: {rung.added}  (scaled: lr {arm.args.get('lr'):.3g}, ema "
+                      f"{'on, decay ' + format(float(arm.args.get('model_ema_decay')), '.6g') if arm.ema_on else 'off'}, "
+                      f"drop {arm.args.get('drop')}, drop-path {arm.args.get('drop_path')}, smoothing {arm.args.get('smoothing')})",
+                      markup=False)
     for note in plan.notes:
         console.print(f"  [yellow]{note}[/]")
     trainings = len(groups) * len(seeds)

@@ -8,12 +8,13 @@ names are read when there is no step column (a script that logs the norm once pe
 
 Thresholds are fixed for every run; each states the principle it comes from:
 
-- Exploding (``GRAD_EXPLOSION_GROWTH``): the norm's typical level (block medians, so single spiky steps do
-  not count) rises at least one order of magnitude above where it started, and its growth per step (the
-  Theil-Sen slope of log10(norm) from the start to the peak) has a 95% confidence interval above 0: a
-  sustained geometric rise, not noise. A healthy run's norm changes by a small factor as the loss falls;
-  a factor of 10 is what "explodes" means in the gradient-clipping literature (clip thresholds sit at a
-  few times the typical norm). A norm that turns non-finite after finite values exploded by definition.
+- Exploding (``GRAD_EXPLOSION_GROWTH``): the norm's typical level (block medians of ~5% of the points, so
+  single spiky steps do not count) sits at least one order of magnitude above where it started (the lowest
+  of its first 3 values, the loss-explosion detector's reference) for two blocks in a row or through the
+  end. A healthy run's norm changes by a small factor as the loss falls; a factor of 10 is what "explodes"
+  means in the gradient-clipping literature (clip thresholds sit at a few times the typical norm). The
+  growth per step is reported as a robust slope: Theil-Sen on log10(norm) from the start to the peak,
+  with its 95% CI. A norm that turns non-finite after finite values exploded by definition.
 - Vanishing (``GRAD_VANISHING_NORM``): below 1e-7. Float32 has a relative resolution of ~1.2e-7, so for
   weights of order 1 and an LR <= 1 an SGD update of that size rounds away; the norm is over *all*
   gradients, so every single one is smaller still. It must hold for ``GRAD_VANISHING_MIN_POINTS``
@@ -42,6 +43,8 @@ GRAD_EXPLOSION_GROWTH = 10.0
 GRAD_VANISHING_NORM = 1e-7
 GRAD_VANISHING_MIN_POINTS = 3
 GRAD_GROUP_GAP_DECADES = 3.0
+EXPLOSION_REF_POINTS = 3       # the reference is the lowest of the first 3 norms, as for losses (patterns.py)
+EXPLOSION_MIN_BLOCKS = 2       # staying: two block medians in a row above the bar, or through the end
 MIN_POINTS = 8                 # fewer logged steps than this say nothing about a trend
 BLOCKS = 20                    # block medians over ~5% of the points each
 MAX_SLOPE_POINTS = 400         # Theil-Sen is O(n^2): thin longer series evenly
@@ -168,7 +171,7 @@ def find_gradient_facts(series: dict[str, GradSeries]) -> GradientFacts | None:
 
 
 def find_explosion(s: GradSeries) -> GradExplosion | None:
-    """A sustained geometric rise of the norm (see the module docstring), or a norm that overflowed."""
+    """The norm's typical level far above where it started, and staying there (or an overflow)."""
     finite = np.isfinite(s.y)
     if finite.sum() < MIN_POINTS:
         return None
@@ -180,22 +183,24 @@ def find_explosion(s: GradSeries) -> GradExplosion | None:
     x, logs = x[positive], np.log10(y[positive])
     if logs.size < MIN_POINTS:
         return None
+    reference = float(logs[:EXPLOSION_REF_POINTS].min())
     block = max(3, logs.size // BLOCKS)
     levels = metrics.block_medians(logs, block)
-    reference = float(levels[0])
+    above = levels >= reference + math.log10(GRAD_EXPLOSION_GROWTH)
+    runs = metrics.runs_of(above)
+    sustained = [r for r in runs if r[1] - r[0] >= EXPLOSION_MIN_BLOCKS or r[1] == levels.size]
+    if not sustained and nonfinite_step is None:
+        return None
     peak_block = int(np.argmax(levels))
     peak = float(levels[peak_block])
     end = min(logs.size, (peak_block + 1) * block)
-    slope = _log_slope(x[:end], logs[:end])
-    growth = 10 ** (peak - reference)
-    rising = slope is not None and slope[1] > 0 and growth >= GRAD_EXPLOSION_GROWTH
-    if not rising and nonfinite_step is None:
-        return None
-    slope = slope or (math.nan, math.nan, math.nan)
+    slope = _log_slope(x[:end], logs[:end]) or (math.nan, math.nan, math.nan)
+    rising = bool(sustained)
     peak_at = int(x[min(x.size - 1, peak_block * block + block // 2)]) if rising else nonfinite_step
     return GradExplosion(
         metric=s.metric, unit=s.unit, first_step=int(x[0]), peak_step=int(peak_at),
-        reference=10 ** reference, peak=(10 ** peak) if rising else math.inf, growth=growth if rising else math.inf,
+        reference=10 ** reference, peak=(10 ** peak) if rising else math.inf,
+        growth=10 ** (peak - reference) if rising else math.inf,
         growth_per_step=10 ** slope[0], growth_per_step_low=10 ** slope[1], growth_per_step_high=10 ** slope[2],
         nonfinite_step=nonfinite_step,
     )
