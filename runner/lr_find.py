@@ -315,10 +315,11 @@ def lr_find_for_run(
 
     from mnv4_postmortem.runner.spec import build_spec, with_budget
     from mnv4_postmortem.runner.trainer import (
-        build_datasets, build_loss, build_mixup, build_model, build_optimizer, default_threads, seed_everything,
+        build_datasets, build_loss, build_mixup, build_model, build_optimizer, seed_everything, set_cpu_threads,
     )
 
-    default_threads()
+    if device == "cpu":
+        set_cpu_threads()
     # The run's own batch (a reproduction scales it down for its small budget; a range test must not) and
     # one pass over fresh samples (cycling a tiny set would measure memorization).
     original_batch = int(run.config.get("batch_size") or 32) * int(run.config.get("grad_accum_steps") or 1)
