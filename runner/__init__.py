@@ -39,4 +39,12 @@ def missing_requirements() -> list[str]:
     """The [runner] extra's packages that cannot be imported here (empty when all are there)."""
     import importlib.util
 
-    return [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in REQUIRED:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken or blocked install counts as missing
+            found = False
+        if not found:
+            missing.append(name)
+    return missing

@@ -6,8 +6,8 @@
 * ``summary.csv``: written by timm's own ``timm.utils.update_summary``;
 * ``tensorboard/``: epoch scalars (``train/loss``, ``eval/loss``, ``eval/top1``, ``eval/top5``, ``lr``).
 
-Besides those, ``final_eval.json`` keeps the per-sample correctness of the reported model's last
-evaluation (for the paired bootstrap in :mod:`mnv4_postmortem.runner.verify`); no timm file has it.
+Besides those, ``final_eval.json`` keeps the per-sample correctness of the last evaluation, of the
+reported model (``correct``: the EMA's when evaluated) and of the raw model (``correct_model``) (for the paired bootstrap in :mod:`mnv4_postmortem.runner.verify`); no timm file has it.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class ArmWriter:
                 self._tb.add_scalar(f"eval/{key}", eval_metrics[key], epoch)
             self._tb.add_scalar("lr", lr, epoch)
 
-    def final_eval(self, correct: Sequence[int], metrics: Mapping[str, float]) -> None:
-        payload = {"correct": [int(c) for c in correct], "metrics": dict(metrics)}
+    def final_eval(self, correct: Sequence[int], correct_model: Sequence[int], metrics: Mapping[str, float]) -> None:
+        payload = {"correct": [int(c) for c in correct], "correct_model": [int(c) for c in correct_model],
+                   "metrics": dict(metrics)}
         (self.out_dir / "final_eval.json").write_text(json.dumps(payload), encoding="utf-8")
 
     def close(self) -> None:

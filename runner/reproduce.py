@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,9 +31,9 @@ from mnv4_postmortem.runner import scaling, verify
 from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, entry_json
 from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, select_targets
 
-DEFAULT_OUT_ROOT = Path("mnv4-postmortem-repro")
-VERIFICATION_FILE = "verification.json"
-BATCH_GRID = "batch_grid.png"
+from mnv4_postmortem.analyzer.verification import DEFAULT_OUT_ROOT, FILE_NAME as VERIFICATION_FILE, default_out_dir
+
+BATCH_GRID = "batch_grid.png"  # reproduce --show-batch writes it in the out folder (runner/show_batch.py)
 
 __all__ = ["Options", "reproduce", "default_out_dir", "ReproduceError", "VERIFICATION_FILE", "DEFAULT_OUT_ROOT"]
 
@@ -65,6 +65,8 @@ class Options:
     submitit_folder: Path | None = None
     submitit_cluster: str | None = None   # None = auto (SLURM when present); "local" in tests
     tensorboard: bool = True
+    # Replace train.py args in the original and the scaled recipe alike (tests: a tiny model). Not a CLI option.
+    arg_overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,10 +87,6 @@ class Job:
     @property
     def name(self) -> str:
         return "+".join(a.key for a in self.arms) + f"/seed{self.seed}"
-
-
-def default_out_dir(run_dir: Path) -> Path:
-    return DEFAULT_OUT_ROOT / Path(run_dir).resolve().name
 
 
 def resolve_device(device: str) -> str:
@@ -132,6 +130,9 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
     data = "proxy" if opts.proxy else str(opts.data_dir)
     spec = build_spec(run, data=data, epochs=opts.epochs, max_samples=opts.max_samples, val_samples=opts.val_samples,
                       img_size=opts.img_size, init_checkpoint=opts.init_checkpoint, hub_available=_hub_cached(run))
+    if opts.arg_overrides:
+        spec = replace(spec, args={**spec.args, **opts.arg_overrides},
+                       original_args={**spec.original_args, **opts.arg_overrides})
     print_spec(spec, console)
     from mnv4_postmortem.runner.lr_find import with_finder_lr
 
@@ -196,7 +197,7 @@ def plan_arms(spec: TrainSpec, targets: Sequence[Target]) -> tuple[list[ArmPlan]
 
     def add(arm: ArmSpec, key: str, target: str) -> str:
         for plan in plans:
-            if dict(plan.arm.args) == dict(arm.args) and plan.arm.ema_warmup_gamma == arm.ema_warmup_gamma:
+            if plan.arm.same_as(arm):
                 plan.targets.append(target)
                 return plan.key
         plans.append(ArmPlan(key, arm, [target], _ema_plan(spec, arm)))
@@ -270,19 +271,25 @@ def analyze_arm(folder: Path, result: Any) -> dict[str, Any]:
     top1 = run.series("eval_top1").dropna()
     model_top1 = run.series("eval_top1_model").dropna()
     correct: list[int] = []
+    correct_model: list[int] = []
     final = folder / "final_eval.json"
     if final.is_file():
-        correct = json.loads(final.read_text(encoding="utf-8")).get("correct", [])
+        saved = json.loads(final.read_text(encoding="utf-8"))
+        correct, correct_model = saved.get("correct", []), saved.get("correct_model", [])
+    if not len(model_top1):  # no EMA pass: the reported eval is the raw model's
+        model_top1, correct_model = top1, correct
     return {
         "dir": str(folder),
         "fired": sorted(fired_causes(report)),
         "findings": [{"rule_id": f.rule_id, "cause": f.cause, "severity": f.severity.label,
                       "confidence": round(f.confidence, 3)} for f in report.findings],
         "final_top1": float(top1.iloc[-1]) if len(top1) else math.nan,
+        "final_top1_model": float(model_top1.iloc[-1]) if len(model_top1) else math.nan,
         "curve": {"eval_top1": [_num(v) for v in top1.tolist()],
                   "eval_top1_model": [_num(v) for v in model_top1.tolist()],
                   "train_loss": [_num(v) for v in run.series("train_loss").dropna().tolist()]},
         "correct": correct,
+        "correct_model": correct_model,
         "ema_share_observed": getattr(result, "ema_share_observed", None),
         "seconds": round(float(getattr(result, "seconds", 0.0) or 0.0), 2),
         "step_seconds": round(float(getattr(result, "step_seconds", 0.0) or 0.0), 4),
@@ -310,14 +317,19 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
             c, tr = state.results.get((control_key, seed)), state.results.get((treatment_key, seed))
             if c is None or tr is None:
                 continue
-            pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1"],
-                                         tr["final_top1"], c["correct"], tr["correct"]))
+            metric = target_metric(t.cause)
+            suffix = "" if metric == "eval_top1" else "_model"
+            pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1" + suffix],
+                                         tr["final_top1" + suffix], c["correct" + suffix], tr["correct" + suffix]))
         verdict = verify.decide(pairs)
-        if len(pairs) < len(state.seeds) and verdict.verdict == "confirmed":
-            verdict = verify.Verdict("inconclusive", f"only {len(pairs)}/{len(state.seeds)} seeds finished",
+        if len(pairs) < len(state.seeds) and verdict.verdict != "inconclusive":
+            # a partial run (Ctrl-C) decides nothing: say what the finished seeds suggest
+            verdict = verify.Verdict("inconclusive", f"only {len(pairs)}/{len(state.seeds)} seeds finished "
+                                     f"(the finished ones point to '{verdict.verdict}': {verdict.reason})",
                                      "run the remaining seeds", verdict.effect, verdict.checks)
         findings.append({
             "finding": t.id, "cause": t.cause, "rule_id": t.rule_id, "title": t.title,
+            "metric": target_metric(t.cause),
             "fired_on_run": t.fired, "note": t.note, "patch": _jsonable(t.patch),
             "fix_command": command_for(spec, t.patch),
             "verdict": verdict.verdict, "reason": verdict.reason, "settle": verdict.settle, "checks": verdict.checks,
@@ -335,11 +347,24 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
         "device": state.device, "launcher": state.opts.launcher,
         "trainer": "train-script" if state.opts.train_script else "built-in",
         "train_script": str(state.opts.train_script) if state.opts.train_script else None,
-        "seeds": state.seeds, "metric": "eval_top1 at the final epoch, as reported (the EMA's when evaluated)",
+        "seeds": state.seeds,
+        "metric": "final-epoch eval top-1 of the model the finding is about: reported (EMA's) for ema-lag, "
+                  "the raw model's Test: top-1 otherwise (per finding: 'metric')",
         "spec": spec.to_json(), "findings": findings,
         # reproduce --show-batch: the input batch as the network sees it (runner/show_batch.py)
         "batch_grid": str(state.out / BATCH_GRID) if (state.out / BATCH_GRID).is_file() else None,
     }
+
+
+def target_metric(cause: str) -> str:
+    """The final eval top-1 of the model a finding is about.
+
+    ema-lag is about what timm reports (the EMA's eval, summary.csv's eval_top1). Every other cause is
+    about how the raw model trains (LR, regularization, warmup, divergence), so its fix is judged on the
+    raw model's own Test: top-1 (eval_top1_model); with an EMA in the recipe the reported eval would
+    mix in the EMA's lag, a separate cause. Without an EMA pass the two are the same number.
+    """
+    return "eval_top1" if cause == "ema-lag" else "eval_top1_model"
 
 
 def _arm_json(state: _State, key: str, role: str) -> dict[str, Any]:
@@ -349,7 +374,7 @@ def _arm_json(state: _State, key: str, role: str) -> dict[str, Any]:
         r = state.results.get((key, seed))
         if r is None:
             continue
-        seeds.append({k: v for k, v in {"seed": seed, **r}.items() if k != "correct"})
+        seeds.append({k: v for k, v in {"seed": seed, **r}.items() if k not in ("correct", "correct_model")})
     ema = None
     if plan.ema_plan is not None:
         observed = [s["ema_share_observed"] for s in seeds if s.get("ema_share_observed") is not None]
@@ -396,9 +421,11 @@ def print_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPl
     for t in targets:
         control, treatment = per_target[t.id]
         patch = ", ".join(f"{k}={_show(v)}" for k, v in (t.patch or {}).items())
-        fired = "fired on the run" if t.fired else "did not fire on the run (hypothesis)"
+        fired = "fired on the run" if t.fired else "did not fire on the run: a hypothesis"
         console.print(f"[bold]{t.id}[/] ({fired}): control {escape('[' + control + ']')} vs treatment "
                       f"{escape('[' + treatment + ']')} with {escape(patch)}")
+        if control == treatment:
+            console.print("    the fix changes nothing in this recipe: the treatment is the control (difference 0 by construction)")
         plan = next(p for p in plans if p.key == treatment)
         for e in plan.arm.entries:
             if e.name in (t.patch or {}) or e.name in ("model_ema_decay", "ema warmup_gamma", "lr"):
@@ -411,25 +438,30 @@ def print_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPl
 
 def print_summary(doc: Mapping[str, Any], console: Console) -> None:
     table = Table(title="Verification", show_edge=False, pad_edge=False)
-    for col in ("finding", "verdict", "control top-1", "treatment top-1", "diff (95% CI)", "reason"):
+    for col in ("finding", "verdict", "metric", "control", "treatment", "diff (95% CI)", "reason"):
         table.add_column(col, overflow="fold")
     for f in doc["findings"]:
         control, treatment = f["arms"]
-        c = [s["final_top1"] for s in control["seeds"]]
-        t = [s["final_top1"] for s in treatment["seeds"]]
+        key = "final_top1" if f["metric"] == "eval_top1" else "final_top1_model"
+        c = [s[key] for s in control["seeds"]]
+        t = [s[key] for s in treatment["seeds"]]
         eff = f.get("effect") or {}
-        ci = eff.get("ci")
+        ci = eff.get("deciding_ci")
         diff = "n/a" if eff.get("mean_diff") is None else f"{eff['mean_diff']:+.2f}" + (
             f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no CI)")
         style = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}[f["verdict"]]
         reason = f["reason"] + (f"; to settle: {f['settle']}" if f.get("settle") else "")
-        table.add_row(f["finding"], f"[{style}]{f['verdict']}[/]", _seeds(c), _seeds(t), diff, reason)
+        table.add_row(f["finding"], f"[{style}]{f['verdict']}[/]", f["metric"], _seeds(c), _seeds(t), diff, reason)
     console.print(table)
     for f in doc["findings"]:
         console.print(f"[bold]{f['finding']}: {f['verdict']}[/]")
         eff = f.get("effect")
         if eff:
-            console.print(f"  test: {eff['test']}; bootstrap CI {eff['bootstrap_ci']} ({eff['bootstrap']})")
+            key = "final_top1" if f["metric"] == "eval_top1" else "final_top1_model"
+            console.print(f"  final {f['metric']}: control per seed {[s[key] for s in f['arms'][0]['seeds']]}, treatment "
+                          f"{[s[key] for s in f['arms'][1]['seeds']]}; per-seed differences {eff['diffs']}")
+            console.print(f"  decided by: {eff['deciding_test']}; 95% CI {_ci(eff['deciding_ci'])}")
+            console.print(f"  also: {eff['test']}: 95% CI {_ci(eff['ci'])}; {eff['bootstrap']}: 95% CI {_ci(eff['bootstrap_ci'])}")
         for arm in f["arms"]:
             if arm.get("ema"):
                 e = arm["ema"]
@@ -439,6 +471,10 @@ def print_summary(doc: Mapping[str, Any], console: Console) -> None:
                               f"observed {'n/a' if obs is None else format(obs, '.4g')}")
         if f.get("init_changes"):
             console.print(f"  init: {f['init_changes']}")
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "n/a" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
 def _seeds(values: Sequence[float]) -> str:

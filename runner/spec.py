@@ -13,21 +13,21 @@ imports below need repointing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 # --- the analyzer's timm knowledge (repoint here when analyzer/timm/ lands) -------------------
 from mnv4_postmortem.analyzer.engine.command import render_train_command
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
-from mnv4_postmortem.analyzer.features.ema import EmaModel, ema_version_for
+from mnv4_postmortem.analyzer.features.ema import ema_version_for
 from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults, defaults_for, era_for
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.runner import scaling
 
 __all__ = [
-    "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch",
-    "render_train_command", "EMA_KEYS",
+    "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch", "canonical",
+    "command_for", "defaults_for", "render_train_command", "EMA_KEYS",
 ]
 
 Status = Literal["kept", "scaled", "replaced"]
@@ -36,9 +36,20 @@ Status = Literal["kept", "scaled", "replaced"]
 EMA_KEYS = ("model_ema", "model_ema_decay", "model_ema_warmup", "model_ema_force_cpu")
 
 DEFAULT_MAX_SAMPLES = 128
-DEFAULT_VAL_SAMPLES = 160
-DEFAULT_MAX_EPOCHS = 12
+DEFAULT_VAL_SAMPLES = 300  # the seed run's validation set size; fewer scatter a near-chance EMA too much
+DEFAULT_MAX_EPOCHS = 8
 MIN_UPDATES_PER_EPOCH = 8
+EVAL_BATCH = 100
+
+
+# Settings where "unset" and 0 mean the same to timm (no dropout, no mixup, ...).
+_ZERO_IS_UNSET = frozenset({"drop", "drop_path", "drop_block", "drop_connect", "mixup", "cutmix", "smoothing", "reprob"})
+
+
+def canonical(key: str, value: Any) -> Any:
+    if key in _ZERO_IS_UNSET and (value is None or value == 0):
+        return 0.0
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +112,18 @@ class ArmSpec:
 
     def trajectory_key(self) -> tuple:
         """Arms with the same key train the same raw model (they differ only in EMA settings)."""
-        return tuple(sorted((k, repr(v)) for k, v in self.args.items() if k not in EMA_KEYS and k != "experiment"))
+        return tuple(sorted((k, repr(canonical(k, v))) for k, v in self.args.items()
+                            if k not in EMA_KEYS and k != "experiment"))
+
+    def same_as(self, other: "ArmSpec") -> bool:
+        """Same training and same EMA: one folder serves both."""
+        keys = set(self.args) | set(other.args)
+        return self.ema_warmup_gamma == other.ema_warmup_gamma and all(
+            canonical(k, self.args.get(k)) == canonical(k, other.args.get(k)) for k in keys if k != "experiment")
 
     @property
     def ema_on(self) -> bool:
         return bool(self.args.get("model_ema")) and not bool(self.args.get("model_ema_force_cpu"))
-
-    def command(self, data: str = "DATA") -> str:
-        defaults = defaults_for(None)
-        return render_train_command({**self.args, "data_dir": data}, {}, defaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +215,7 @@ def build_spec(
     init = _init_plan(original, init_checkpoint, hub_available)
     _note_init(entries, args, original, init)
     _note_data(entries, data, budget)
+    _note_unsupported(entries, args, original)
     args["experiment"] = ""
     era = era_for(run.timm_version)
     ema_version, _ = ema_version_for(run, bool(original.get("model_ema_warmup")))
@@ -231,7 +246,10 @@ def apply_patch(spec: TrainSpec, patch: Mapping[str, Any]) -> tuple[dict[str, An
     for key, value in patch.items():
         kept = [e for e in kept if e.name != key]
         if key not in {e.name for e in entries}:
-            entries.append(SpecEntry(key, spec.original_args.get(key), value, "replaced", "the fix"))
+            before = spec.original_args.get(key)
+            same = canonical(key, before) == canonical(key, value)
+            entries.append(SpecEntry(key, before, value, "kept" if same else "replaced",
+                                     "the fix leaves it as it was" if same else "the fix"))
     return args, gamma, tuple(kept + entries)
 
 
@@ -263,7 +281,8 @@ def _input_px(args: Mapping[str, Any]) -> int | None:
 
 def _budget(original: Mapping[str, Any], derived: Derived, epochs: int | None, max_samples: int | None,
             val_samples: int | None) -> Budget:
-    batch = int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1)
+    # samples per optimizer update, world size included (the reproduction is one process)
+    batch = int(derived.global_batch or int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1))
     upe = int(derived.updates_per_epoch or 0) or 1
     orig_epochs = int(derived.epochs_scheduled or original.get("epochs") or derived.epochs_run or 1)
     orig_samples = upe * batch if derived.updates_per_epoch else None
@@ -289,6 +308,9 @@ def _keep(entries: list[SpecEntry], original: Mapping[str, Any], keys: tuple[str
 
 def _scale_budget(entries: list[SpecEntry], args: dict[str, Any], original: Mapping[str, Any], budget: Budget) -> None:
     args["batch_size"], args["grad_accum_steps"] = budget.batch, 1
+    if not original.get("validation_batch_size"):
+        # eval runs in eval mode: the batch size changes speed, not the numbers
+        args["validation_batch_size"] = max(budget.batch, EVAL_BATCH)
     args["epochs"] = budget.epochs
     entries.append(SpecEntry("train samples", budget.original_train_samples, budget.train_samples, "scaled",
                              "--max-samples: a reproduction is small"))
@@ -312,8 +334,14 @@ def _scale_schedule(entries: list[SpecEntry], args: dict[str, Any], original: Ma
         new = scaling.scale_epochs(value, factor)
         args[key] = new
         if key == "warmup_epochs" or new != value:
-            entries.append(SpecEntry(key, value, new, "kept" if new == value else "scaled",
-                                     f"fraction of the run kept ({value}/{budget.original_epochs} -> {new}/{budget.epochs})"))
+            before, after = value / max(budget.original_epochs, 1), new / max(budget.epochs, 1)
+            if abs(before - after) < 1e-9:
+                why = f"fraction of the run kept ({value}/{budget.original_epochs} -> {new}/{budget.epochs})"
+            else:
+                why = (f"nearest whole epoch to the same fraction: {value}/{budget.original_epochs} ({before:.0%}) -> "
+                       f"{new}/{budget.epochs} ({after:.0%})")
+            entries.append(SpecEntry(key, value, new, "kept" if new == value and budget.epochs == budget.original_epochs
+                                     else "scaled", why))
     milestones = original.get("decay_milestones")
     if isinstance(milestones, (list, tuple)) and factor != 1:
         args["decay_milestones"] = [scaling.scale_epochs(m, factor) for m in milestones]
@@ -404,8 +432,18 @@ def _note_data(entries: list[SpecEntry], data: str, budget: Budget) -> None:
     entries.append(SpecEntry("val samples", None, budget.val_samples, "scaled", "a small fixed validation set"))
 
 
-def with_budget(spec: TrainSpec, **changes: Any) -> TrainSpec:
-    return replace(spec, budget=replace(spec.budget, **changes))
+def _note_unsupported(entries: list[SpecEntry], args: dict[str, Any], original: Mapping[str, Any]) -> None:
+    """What the built-in trainer does not reproduce, said out loud (``--train-script`` runs them as given)."""
+    if original.get("amp"):
+        args["amp"] = False
+        entries.append(SpecEntry("amp", True, False, "replaced", "the built-in trainer runs float32"))
+    if original.get("jsd_loss") or int(original.get("aug_splits") or 0) > 1:
+        args["jsd_loss"], args["aug_splits"] = False, 0
+        entries.append(SpecEntry("jsd_loss / aug_splits", True, False, "replaced",
+                                 "augmentation splits are not built; the loss falls back to train.py's next choice"))
+    world = original.get("world_size")
+    if isinstance(world, int) and world > 1:
+        entries.append(SpecEntry("world_size", world, 1, "replaced", "one process; the global batch is scaled instead"))
 
 
 def command_for(spec: TrainSpec, patch: Mapping[str, Any] | None = None) -> str:

@@ -27,7 +27,6 @@ after each epoch's evaluation. Neither may change the model.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -60,7 +59,8 @@ class ArmResult:
     seed: int
     out_dir: Path
     epochs: list[dict[str, float]] = field(default_factory=list)  # summary rows
-    final_correct: list[int] = field(default_factory=list)
+    final_correct: list[int] = field(default_factory=list)        # reported model (the EMA's when evaluated)
+    final_correct_model: list[int] = field(default_factory=list)  # the raw model
     ema_share_observed: float | None = None   # initial-weight share measured on timm's EMA class
     seconds: float = 0.0
     step_seconds: float = 0.0
@@ -184,9 +184,11 @@ def build_datasets(spec: TrainSpec, args: Mapping[str, Any]) -> tuple[Dataset, D
 def _image_folder(root: Path, args: Mapping[str, Any], size: int, n_train: int, n_val: int) -> tuple[Dataset, Dataset]:
     from timm.data import ImageDataset, create_transform, resolve_data_config
 
-    cfg = resolve_data_config({"input_size": (3, size, size), "interpolation": args.get("interpolation") or "",
-                               "mean": args.get("mean"), "std": args.get("std"), "crop_pct": args.get("crop_pct")})
-    train_tf = create_transform(cfg["input_size"], is_training=True, scale=args.get("scale"), ratio=args.get("ratio"),
+    given = {"input_size": (3, size, size), "interpolation": args.get("interpolation"), "mean": args.get("mean"),
+             "std": args.get("std"), "crop_pct": args.get("crop_pct")}
+    cfg = resolve_data_config({k: v for k, v in given.items() if v not in (None, "")})
+    train_tf = create_transform(cfg["input_size"], is_training=True, no_aug=bool(args.get("no_aug")),
+                                scale=args.get("scale"), ratio=args.get("ratio"),
                                 hflip=float(args.get("hflip", 0.5)), vflip=float(args.get("vflip", 0.0)),
                                 color_jitter=args.get("color_jitter", 0.4), auto_augment=args.get("aa"),
                                 interpolation=args.get("train_interpolation") or "random", mean=cfg["mean"], std=cfg["std"],
@@ -377,7 +379,7 @@ def train_trajectory(
                 result.epochs.append({"epoch": epoch, "train_loss": train_metrics["loss"],
                                       "eval_loss": reported["loss"], "eval_top1": reported["top1"],
                                       "eval_top5": reported["top5"], "eval_top1_model": model_metrics["top1"], "lr": lr})
-                result.final_correct = correct
+                result.final_correct, result.final_correct_model = correct, model_correct
             if on_epoch is not None:
                 on_epoch(epoch, {"train": train_metrics, "eval_model": model_metrics, "lr": lr})
             metric_name = str(args.get("eval_metric") or "top1")
@@ -388,7 +390,8 @@ def train_trajectory(
         for writer, result, (ema, tracer) in zip(writers, results, emas):
             if result.epochs:
                 last = result.epochs[-1]
-                writer.final_eval(result.final_correct, {"top1": last["eval_top1"], "loss": last["eval_loss"]})
+                writer.final_eval(result.final_correct, result.final_correct_model,
+                                  {"top1": last["eval_top1"], "loss": last["eval_loss"], "top1_model": last["eval_top1_model"]})
             if tracer is not None:
                 result.ema_share_observed = float(_tracer_value(tracer))
             writer.close()
@@ -452,8 +455,7 @@ def _train_one_epoch(epoch, model, loader, optimizer, scheduler, loss_fn, mixup,
         scheduler.step_update(num_updates=num_updates, metric=losses.avg)
         if progress is not None:
             progress(num_updates, total_updates, epoch, losses.avg)
-        if not math.isfinite(losses.val):
-            pass  # train.py keeps going on a non-finite loss; so do we (the analyzer reads the NaNs)
+        # a non-finite loss does not stop train.py, nor us: the analyzer reads the NaNs
         data_start = time.time()
     return {"loss": losses.avg}, num_updates, spent, updates_per_epoch
 

@@ -5,26 +5,30 @@ fix applied, scaled the same way), K seeds each on the same data. The analyzer r
 folder with its ordinary parsers. The target metric is the final epoch's eval top-1 *as reported*
 (the EMA's when the EMA is evaluated, as in train.py's summary.csv).
 
-Statistics, and why these:
+Statistics, and why these (the metric: final eval top-1, treatment minus control, in points):
 
-* **Primary (decides the verdict): paired t interval over seeds.** Arms of one seed share the data,
-  the init and (for EMA-only fixes) the whole trajectory, so the per-seed difference
-  ``treatment - control`` is the unit of evidence; its mean gets a Student t 95% interval with
-  K-1 degrees of freedom. With K=2 that is ``t(0.975, 1) = 12.7`` standard errors: only a large,
-  consistent effect excludes 0, which is the honest statement two seeds allow.
-* **Secondary (reported, never decides): paired bootstrap over eval samples.** Resampling the
-  validation images (the same indices for both arms, within each seed) gives the measurement
-  uncertainty of the accuracies themselves, given these trained models. It says nothing about
-  seed-to-seed variation, so it cannot confirm on its own.
+* **Paired t interval over seeds.** Arms of one seed share the data, the init and (for EMA-only fixes)
+  the whole trajectory, so the per-seed difference is the unit of evidence; its mean gets a Student t
+  95% interval with K-1 degrees of freedom. It covers seed-to-seed variation, but with K=2 it is
+  ``t(0.975, 1) = 12.7`` standard errors wide: two seeds that agree within 10% of the effect are needed.
+* **Paired bootstrap over eval samples** (stratified by seed: the same resampled image indices for
+  both arms of a seed, 2000 resamples, percentile interval of the mean over seeds). It covers the
+  finite validation set, i.e. the measurement, given these trained models; not seed variation.
+
+Which one decides: with K >= 3 seeds, the paired t interval. With K = 2, the t interval has one
+degree of freedom and says little, so the bootstrap interval decides, and only when both seeds agree
+in sign (seed-to-seed variation is then covered by sign agreement, not by an interval). Both
+intervals are always reported, with the one that decided named (``decided_by``). With K = 1 nothing
+is confirmed or refuted on the effect alone.
 
 Verdicts:
 
-* **confirmed**: the finding fires in the control arm for every seed, fires in no treatment arm, and
-  the paired t interval of the improvement excludes 0 (lower bound > 0);
+* **confirmed**: the finding fires in the control arm for every seed, fires in no treatment arm, every
+  seed improves, and the deciding interval excludes 0 (lower bound > 0);
 * **refuted**: the control does not reproduce the finding (no seed fires), or the fix does not remove
   it (every treatment seed still fires), or the fix does not help (every seed's difference <= 0);
-* **inconclusive**: anything else (mixed seeds, an interval that spans 0, fewer than 2 seeds), with
-  what would settle it.
+* **inconclusive**: anything else (mixed seeds, an interval that spans 0, one seed), with what would
+  settle it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ SCHEMA_VERSION = "1.0"
 CI_LEVEL = 0.95
 BOOTSTRAP_SAMPLES = 2000
 T_TEST = "paired Student t interval over seeds (treatment - control, df = K - 1)"
-BOOTSTRAP_TEST = "paired bootstrap over eval samples within each seed (2000 resamples; measurement noise only)"
+BOOTSTRAP_TEST = "paired bootstrap over eval samples, stratified by seed (2000 resamples; measurement noise)"
+MIN_SEEDS_FOR_T = 3
 
 __all__ = ["SeedPair", "Effect", "Verdict", "paired_t", "paired_bootstrap", "decide", "SCHEMA", "SCHEMA_VERSION"]
 
@@ -70,12 +75,28 @@ class Effect:
     bootstrap: str = BOOTSTRAP_TEST
     level: float = CI_LEVEL
 
+    @property
+    def decided_by(self) -> str:
+        """``t`` with K >= 3 seeds, ``bootstrap`` with K = 2 (plus sign agreement), ``none`` with one seed."""
+        if len(self.diffs) >= MIN_SEEDS_FOR_T:
+            return "t"
+        return "bootstrap" if len(self.diffs) == 2 and self.bootstrap_ci is not None else "none"
+
+    @property
+    def deciding_ci(self) -> tuple[float, float] | None:
+        return {"t": self.ci, "bootstrap": self.bootstrap_ci}.get(self.decided_by)
+
     def to_json(self) -> dict[str, Any]:
+        deciding = self.deciding_ci
         return {"metric": "final eval top-1 (reported), treatment - control, points",
                 "mean_diff": _r(self.mean), "diffs": [_r(d) for d in self.diffs],
                 "ci": [_r(x) for x in self.ci] if self.ci else None, "ci_level": self.level, "test": self.test,
                 "bootstrap_ci": [_r(x) for x in self.bootstrap_ci] if self.bootstrap_ci else None,
-                "bootstrap": self.bootstrap}
+                "bootstrap": self.bootstrap, "decided_by": self.decided_by,
+                "deciding_ci": [_r(x) for x in deciding] if deciding else None,
+                "deciding_test": {"t": self.test, "bootstrap": self.bootstrap + " (2 seeds; confirming also needs "
+                                  "every seed to improve)"}.get(
+                    self.decided_by, "none (one seed)")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,17 +165,25 @@ def decide(pairs: Sequence[SeedPair]) -> Verdict:
     if all(d <= 0 for d in diffs):
         return Verdict("refuted", "the fix does not help: the target metric does not improve in any seed", "",
                        effect, checks)
-    if fired_c == k and fired_t == 0 and effect.ci is not None and effect.ci[0] > 0:
-        return Verdict("confirmed", "the finding fires in every control seed and in no treatment seed, and the "
-                       "improvement's interval excludes 0", "", effect, checks)
+    deciding = effect.deciding_ci
+    if fired_c == k and fired_t == 0 and all(d > 0 for d in diffs) and deciding is not None and deciding[0] > 0:
+        return Verdict("confirmed", "the finding fires in every control seed and in no treatment seed, every seed "
+                       f"improves, and the improvement's 95% interval excludes 0 ({_decided_text(effect)})", "",
+                       effect, checks)
     return Verdict("inconclusive", _mixed_reason(fired_c, fired_t, k, effect), _settle(k, effect, fired_c, fired_t),
                    effect, checks)
 
 
+def _decided_text(effect: Effect) -> str:
+    return {"t": "paired t over seeds", "bootstrap": "2 seeds: paired bootstrap over eval samples"}.get(
+        effect.decided_by, "one seed")
+
+
 def _improvement_text(effect: Effect) -> str:
-    if effect.ci is None:
+    deciding = effect.deciding_ci
+    if deciding is None:
         return f"{effect.mean:+.2f} points (one seed: no interval)"
-    return f"{effect.mean:+.2f} points, 95% CI [{effect.ci[0]:+.2f}, {effect.ci[1]:+.2f}]"
+    return f"{effect.mean:+.2f} points, 95% CI [{deciding[0]:+.2f}, {deciding[1]:+.2f}] ({_decided_text(effect)})"
 
 
 def _mixed_reason(fired_c: int, fired_t: int, k: int, effect: Effect) -> str:
@@ -163,10 +192,14 @@ def _mixed_reason(fired_c: int, fired_t: int, k: int, effect: Effect) -> str:
         parts.append(f"the control reproduces the finding in {fired_c}/{k} seeds")
     if fired_t > 0:
         parts.append(f"the treatment still shows it in {fired_t}/{k} seeds")
-    if effect.ci is None:
+    deciding = effect.deciding_ci
+    if deciding is None:
         parts.append("one seed gives no interval")
-    elif effect.ci[0] <= 0:
-        parts.append(f"the improvement's 95% interval [{effect.ci[0]:+.2f}, {effect.ci[1]:+.2f}] includes 0")
+    elif deciding[0] <= 0:
+        parts.append(f"the improvement's 95% interval [{deciding[0]:+.2f}, {deciding[1]:+.2f}] includes 0 "
+                     f"({_decided_text(effect)})")
+    if any(d <= 0 for d in effect.diffs) and any(d > 0 for d in effect.diffs):
+        parts.append("the seeds disagree in sign")
     return "; ".join(parts) or "mixed results"
 
 

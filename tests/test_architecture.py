@@ -64,3 +64,43 @@ def test_core_never_imports_torch_at_import_time():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(n.split(".")[0] in ("torch", "timm") for n in names), path
+
+
+# The runner's boundaries: the analyzer never imports the runner; the runner's planning modules and
+# the CLI import neither torch nor timm at module level (only the trainer, proxy and artifacts do).
+TORCH_FREE_RUNNER = ("spec.py", "scaling.py", "verify.py", "targets.py", "reproduce.py", "launch.py", "script.py",
+                     "__init__.py")
+
+
+def _module_level_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+    return names
+
+
+def test_the_analyzer_never_imports_the_runner():
+    for path in (REPO / "analyzer").rglob("*.py"):
+        for module in imported_modules(path):
+            assert not module.startswith("mnv4_postmortem.runner"), f"{path.relative_to(REPO)} imports {module}"
+
+
+def test_runner_planning_and_cli_modules_load_without_torch():
+    paths = [REPO / "runner" / name for name in TORCH_FREE_RUNNER] + list((REPO / "mnv4_postmortem").rglob("*.py"))
+    for path in paths:
+        for name in _module_level_imports(path):
+            assert name.split(".")[0] not in ("torch", "timm", "torchvision"), f"{path.relative_to(REPO)} imports {name}"
+            if path.parent.name == "cli":
+                assert not name.startswith("mnv4_postmortem.runner"), f"{path.relative_to(REPO)} imports {name} at load"
+
+
+def test_runner_reads_the_analyzers_timm_tables_in_one_place():
+    """analyzer/engine/command.py and ingest/timm_defaults.py move in issue 6: only runner/spec.py imports them."""
+    for path in (REPO / "runner").rglob("*.py"):
+        for module in imported_modules(path):
+            if module.startswith(("mnv4_postmortem.analyzer.engine.command", "mnv4_postmortem.analyzer.ingest.timm_defaults")):
+                assert path.name == "spec.py", f"{path.relative_to(REPO)} imports {module}"

@@ -23,12 +23,15 @@ REPORT_FORMATS = ("text", "json", "html")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding at or above this severity exists (for CI).")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding and every ingest warning.")
+@click.option("--verification", "verification_dir", type=click.Path(exists=True, path_type=Path),
+              help="Add the Verification section from a `reproduce` output folder (default: the one in "
+                   "./mnv4-postmortem-repro/<run-name>/ when it exists).")
 @click.option("--batch-grid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="html: embed this reproduce --show-batch PNG (default: the one in ./mnv4-postmortem-repro/<run-name>/, if any).")
+              help="html: embed this reproduce --show-batch PNG (default: batch_grid.png in the verification folder, if any).")
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
-                   verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None,
-                   batch_grid: Path | None = None) -> None:
+                   verbose: bool, verification_dir: Path | None, batch_grid: Path | None, tb_alias: tuple[str, ...],
+                   tb_aliases_file: Path | None) -> None:
     """Diagnose the timm run in RUN_DIR ("-": an excerpt pasted on stdin: log lines, summary rows, arguments).
 
     \b
@@ -41,18 +44,25 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
 
     run = load_input(run_dir, stdin=click.get_binary_stream("stdin"), tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     report = analyze(run, load_pack(rule_paths))
-    text = _render(report, fmt, output, verbose, _batch_grid(run_dir, batch_grid) if fmt == "html" else None)
+    from mnv4_postmortem.cli.verification_section import find_verification, with_verification
+
+    grid = _batch_grid(run_dir, verification_dir, batch_grid) if fmt == "html" else None
+    verification = find_verification(run_dir, verification_dir) if str(run_dir) != "-" or verification_dir else None
+    text = with_verification(_render(report, fmt, output, verbose, grid), verification, fmt, output)
     if text is not None:
         _emit(text, output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in report.findings):
         raise SystemExit(exit_codes.FINDINGS)
 
 
-def _batch_grid(run_dir: Path, given: Path | None) -> bytes | None:
-    """The --show-batch PNG: the one given, else the one in reproduce's default out folder for this run."""
-    if given is None and str(run_dir) != "-":
-        default = Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name / "batch_grid.png"
-        given = default if default.is_file() else None
+def _batch_grid(run_dir: Path, verification_dir: Path | None, given: Path | None) -> bytes | None:
+    """The --show-batch PNG: the one given, else batch_grid.png in the verification folder (--verification,
+    else reproduce's default out folder for this run)."""
+    if given is None:
+        folder = verification_dir if verification_dir is not None else (
+            None if str(run_dir) == "-" else Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name)
+        default = folder / "batch_grid.png" if folder is not None else None
+        given = default if default is not None and default.is_file() else None
     try:
         return given.read_bytes() if given is not None else None
     except OSError as exc:

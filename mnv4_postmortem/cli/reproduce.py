@@ -23,7 +23,7 @@ INSTALL_HINT = ('the reproduce command needs the [runner] extra (torch, timm): p
 @click.option("--all", "all_findings", is_flag=True, help="Verify every finding at warning or above.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="ImageFolder with train/ and validation/ (or val/).")
 @click.option("--proxy", is_flag=True, help="Use the procedural proxy dataset (no downloads) at the run's size and class count.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per arm (default: the run's, at most 12).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per arm (default: the run's, at most 8).")
 @click.option("--max-samples", type=click.IntRange(min=8), help="Training samples per arm (default 128).")
 @click.option("--val-samples", type=click.IntRange(min=8), help="Validation samples (default 160).")
 @click.option("--img-size", type=click.IntRange(min=8), help="Replace the run's input size (default: kept).")

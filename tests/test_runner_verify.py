@@ -1,0 +1,74 @@
+"""Verdict logic and the verification.json reader (torch-free)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO
+from mnv4_postmortem.runner.verify import SeedPair, decide, paired_bootstrap, paired_t
+
+
+def _pair(seed, fc, ft, c, t, n=200):
+    # per-sample correctness consistent with the accuracies (c% and t% of n images right)
+    return SeedPair(seed, fc, ft, c, t, [1] * int(n * c / 100) + [0] * (n - int(n * c / 100)),
+                    [1] * int(n * t / 100) + [0] * (n - int(n * t / 100)))
+
+
+def test_paired_t_matches_scipy():
+    from scipy import stats
+
+    diffs = [3.0, 5.0, 4.0]
+    low, high = paired_t(diffs)
+    ref = stats.t.interval(0.95, 2, loc=4.0, scale=stats.sem(diffs))
+    assert (low, high) == pytest.approx(ref)
+    assert paired_t([1.0]) is None
+
+
+def test_two_agreeing_seeds_with_a_clear_effect_are_confirmed_by_the_bootstrap():
+    verdict = decide([_pair(0, True, False, 10, 34), _pair(1, True, False, 13, 36)])
+    assert verdict.verdict == "confirmed"
+    assert verdict.effect.decided_by == "bootstrap" and verdict.effect.deciding_ci[0] > 0
+
+
+def test_three_seeds_are_decided_by_the_t_interval():
+    verdict = decide([_pair(0, True, False, 10, 34), _pair(1, True, False, 13, 36), _pair(2, True, False, 11, 30)])
+    assert verdict.verdict == "confirmed" and verdict.effect.decided_by == "t"
+    noisy = decide([_pair(0, True, False, 10, 34), _pair(1, True, False, 30, 28), _pair(2, True, False, 11, 30)])
+    assert noisy.verdict == "inconclusive" and "seeds disagree" in noisy.reason and "--seeds" in noisy.settle
+
+
+def test_refuted_when_the_control_does_not_reproduce_or_the_fix_does_not_help():
+    assert decide([_pair(0, False, False, 40, 41), _pair(1, False, False, 42, 40)]).verdict == "refuted"
+    still = decide([_pair(0, True, True, 10, 12), _pair(1, True, True, 10, 11)])
+    assert still.verdict == "refuted" and "does not remove" in still.reason
+    worse = decide([_pair(0, True, False, 30, 20), _pair(1, True, False, 30, 25)])
+    assert worse.verdict == "refuted" and "does not help" in worse.reason
+
+
+def test_one_seed_or_mixed_firing_is_inconclusive():
+    assert decide([_pair(0, True, False, 10, 34)]).verdict == "inconclusive"
+    mixed = decide([_pair(0, True, False, 10, 34), _pair(1, False, False, 13, 36)])
+    assert mixed.verdict == "inconclusive" and "1/2 seeds" in mixed.reason
+
+
+def test_bootstrap_is_zero_width_for_identical_arms():
+    pair = _pair(0, True, True, 30, 30)
+    assert paired_bootstrap([pair]) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"schema": "something-else"}), "not a verification file"),
+    (json.dumps({"schema": "mnv4-postmortem/verification", "schema_version": "2.0", "findings": []}), "not supported"),
+    (json.dumps({"schema": "mnv4-postmortem/verification", "schema_version": "1.0", "findings": [{}]}), "verdict"),
+])
+def test_report_names_a_bad_verification_file_and_exits_2(tmp_path, content, message):
+    from mnv4_postmortem.cli import cli
+
+    (tmp_path / "verification.json").write_text(content)
+    result = CliRunner().invoke(cli, ["report", str(REPO / "fixtures/runs/seed_mnv4"), "--verification", str(tmp_path)])
+    assert result.exit_code == 2
+    assert message in result.output and "verification.json" in result.output
