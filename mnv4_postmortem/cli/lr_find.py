@@ -46,7 +46,9 @@ def lr_find_command(run_dir: Path, data_dir: Path | None, proxy: bool, steps: in
         from mnv4_postmortem.runner import missing_requirements
     except ImportError:
         fail(INSTALL_HINT)
-    missing = missing_requirements()
+    import importlib.util
+
+    missing = missing_requirements() + ([] if importlib.util.find_spec("torch_lr_finder") else ["torch-lr-finder"])
     if missing:
         fail(f"{INSTALL_HINT}; missing here: {', '.join(missing)}")
     from mnv4_postmortem.analyzer.ingest import load_run
