@@ -1,7 +1,7 @@
 """Gradient-norm detectors: the principles in detect/gradients.py on series with known answers.
 
 The must-fire / must-not-fire cases on real trainer output are the rule tests in rules/gradients/
-(fixtures/runs/trainer_*), run by test_rules_pack.py; these check the arithmetic at the edges.
+(fixtures/trainer/), run by test_rules_pack.py; these check the arithmetic at the edges.
 """
 
 from __future__ import annotations
