@@ -125,3 +125,14 @@ def test_binary_stdin_through_the_entry_point_has_no_traceback():
                           capture_output=True, timeout=120)
     assert proc.returncode == 2
     assert b"binary data on stdin" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b"./distributed_train.sh 4 /data/imagenet --model resnet50 -b 128 --lr 0.5 --amp",
+     {"model": "resnet50", "batch_size": 128, "lr": 0.5, "amp": True}),
+    (b"$ torchrun --nproc_per_node=2 train.py /data --model=vit_small_patch16_224 --opt adamw --warmup-epochs 5",
+     {"nproc_per_node": 2, "model": "vit_small_patch16_224", "opt": "adamw", "warmup_epochs": 5}),
+])
+def test_command_lines_as_people_paste_them(line, expected):
+    run = load_excerpt(line + b"\n0,6.9,6.8,0.1,0.5,0.1\n")
+    assert run.config.args == expected

@@ -44,7 +44,7 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _QUOTE = re.compile(r"^\s{0,3}(?:>\s?)+")
 _ARG_LINE = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*:\s*(.*?)\s*$")
 _SUMMARY_HEADER = re.compile(r"^\s*epoch\s*,.*\btrain_loss\b")
-_COMMAND = re.compile(r"(?:^|\s)(?:\S*train\.py|torchrun|python\s+-m\s+torch\.distributed\S*)(?=\s|$)")
+_COMMAND = re.compile(r"(?:^|\s)(?:\S*train\.py|\S*distributed_train\.sh|torchrun|python\s+-m\s+torch\.distributed\S*)(?=\s|$)")
 _SHORT_OPTIONS = {"-b": "batch_size", "-j": "workers", "-vb": "validation_batch_size"}
 
 
@@ -216,8 +216,10 @@ def _options(tokens: list[str]) -> dict[str, Any]:
         if name is not None:
             close()
             key, values = name, []
-            if "=" in token:
+            if "=" in token:   # --opt=value carries its value: what follows is not part of it
                 values.append(_scalar(token.split("=", 1)[1]))
+                close()
+                key = None
         elif key is not None:
             values.append(_scalar(token))
     close()

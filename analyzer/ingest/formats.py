@@ -46,7 +46,14 @@ class Combined(Format, Protocol):
 #: Tried in this order; the first format whose ``sniff`` answers claims the file.
 FORMATS: tuple[Format, ...] = (TENSORBOARD, SUMMARY_CSV, WANDB_CONFIG, ARGS_YAML, CONSOLE_LOG)
 
-BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}
+
+
+def by_name(name: str) -> Format:
+    """The registered format called ``name`` (KeyError for an unknown one)."""
+    for fmt in FORMATS:
+        if fmt.name == name:
+            return fmt
+    raise KeyError(name)
 
 
 def sniff(name: str, head: bytes) -> tuple[Format, str] | None:

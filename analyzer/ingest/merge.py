@@ -22,7 +22,7 @@ import pandas as pd
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config, resolve_lr
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
-from mnv4_postmortem.analyzer.ingest.formats import BY_NAME, Combined
+from mnv4_postmortem.analyzer.ingest.formats import Combined, by_name
 from mnv4_postmortem.analyzer.model import (
     EPOCH_COLUMNS,
     STEP_COLUMNS,
@@ -53,6 +53,8 @@ PRECEDENCE: Mapping[str, tuple[tuple[str, ...], ...]] = {
     "events": (("console_log",), ("summary_csv",)),
     "sources": (("console_log",), ("summary_csv",), ("args_yaml", "wandb_config"), ("tensorboard",)),
 }
+# Facts only the named formats give (the timm era of the defaults comes from a log, never from a guess).
+ONLY_NAMED: frozenset[str] = frozenset({"config_version"})
 # Formats of which a run has one file: the one with the most records is merged, the others reported.
 ONE_PER_RUN: frozenset[str] = frozenset({"summary_csv"})
 
@@ -67,7 +69,7 @@ def load_run(path: Path | str, *, tb_aliases: Mapping[str, str] | None = None) -
     issues = list(discovery.issues)
     contributions = _parse_all(discovery, {"tb_aliases": tb_aliases}, issues)
     return merge_contributions(run_dir, contributions, issues, checkpoints=discovery.of_kind("checkpoint"),
-                               others=[f for f in discovery.files if f.kind in ("checkpoint", "other")])
+                               others=[f for f in discovery.files if f.format is None])
 
 
 # --------------------------------------------------------------------------------------------------- parsing
@@ -79,8 +81,8 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
     contributions: list[Contribution] = []
     parts: dict[str, list[Contribution]] = {}
     claimed = [f for f in discovery.files if f.format is not None]
-    for found in sorted(claimed, key=lambda f: isinstance(BY_NAME[f.format], Combined)):
-        fmt = BY_NAME[found.format]
+    for found in sorted(claimed, key=lambda f: isinstance(by_name(f.format), Combined)):
+        fmt = by_name(found.format)
         try:
             contribution = fmt.parse(found.path, found.rel)
         except IngestError as exc:
@@ -93,7 +95,7 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
             issues.extend(contribution.issues)
             contributions.append(contribution)
     for name, group in parts.items():
-        fmt = BY_NAME[name]
+        fmt = by_name(name)
         try:
             combined = fmt.combine(group, options)  # type: ignore[attr-defined]
         except IngestError as exc:
@@ -120,14 +122,15 @@ def merge_contributions(
     while reading; merge issues are appended to it."""
     merged = _one_per_run(contributions, issues)
     table = _EpochTable(issues)
-    for contribution in _in_order(merged, "epochs", deferred=False):
+    for contribution in _in_order([c for c in merged if c.resolve is None], "epochs"):
         _fold_epochs(table, contribution)
+    # then the contributions whose step axis needs the epochs established so far (TensorBoard)
     context = EpochContext(n_epochs=table.n_epochs())
     done = {id(c): c.resolve(context) for c in contributions if c.resolve is not None}
+    for contribution in _in_order([done[id(c)] for c in merged if id(c) in done], "epochs"):
+        _fold_epochs(table, contribution)
     resolved = [done.get(id(c), c) for c in merged]
     every = [done.get(id(c), c) for c in contributions]
-    for contribution in _in_order(resolved, "epochs", deferred=True):
-        _fold_epochs(table, contribution)
     epochs, refs = table.frames()
     steps = _step_frame(_in_order(resolved, "steps"))
     has_args = any(c.args is not None for c in resolved)
@@ -158,18 +161,17 @@ def merge_contributions(
     )
 
 
-def _in_order(contributions: Sequence[Contribution], fact: str, deferred: bool | None = None) -> list[Contribution]:
-    """The contributions whose format provides ``fact``, most trusted first (stable within a rank).
-    ``deferred``: only those that were (True) or were not (False) waiting for the epoch context."""
-    rank = {name: position for position, names in enumerate(PRECEDENCE[fact]) for name in names}
-    chosen = [c for c in contributions if c.format in rank]
-    if deferred is not None:
-        chosen = [c for c in chosen if (c.format in _DEFERRED_FORMATS) == deferred]
-    return sorted(chosen, key=lambda c: rank[c.format])
-
-
-# Formats whose epoch values depend on the epochs the others established (their Contribution has ``resolve``).
-_DEFERRED_FORMATS: frozenset[str] = frozenset({"tensorboard"})
+def _in_order(contributions: Sequence[Contribution], fact: str) -> list[Contribution]:
+    """The contributions that may provide ``fact``, most trusted first (stable within a rank). A format the
+    table does not name ranks last (so a new format needs no entry here), except for the facts in
+    :data:`ONLY_NAMED`."""
+    ranks = PRECEDENCE[fact]
+    rank = {name: position for position, names in enumerate(ranks) for name in names}
+    if fact in ONLY_NAMED:
+        chosen = [c for c in contributions if c.format in rank]
+    else:
+        chosen = list(contributions)
+    return sorted(chosen, key=lambda c: rank.get(c.format, len(ranks)))
 
 
 def _first(contributions: Sequence[Contribution], fact: str, get) -> Any:
