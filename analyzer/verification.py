@@ -16,7 +16,8 @@ Verification section to the text, JSON and HTML outputs. The format (schema
   settle an inconclusive one), ``checks``, ``effect`` (``mean_diff``, per-seed ``diffs``, ``ci`` with
   ``ci_level`` and ``test``, ``bootstrap_ci`` with ``bootstrap``), ``arms`` (control, treatment: each
   with ``args_changed_from_control``, ``ema`` (decay original/scaled, initial-weight share original /
-  predicted / observed at the end) and ``seeds`` (folder, causes that fired, final top-1, curves)).
+  predicted / observed at the end) and ``seeds`` (folder, causes that fired, final top-1, curves));
+* ``skipped``: findings that could not be tested here, each with its ``reason``.
 """
 
 from __future__ import annotations

@@ -137,12 +137,12 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
     from mnv4_postmortem.runner.lr_find import with_finder_lr
 
     targets = with_finder_lr(run, targets, data, resolve_device(opts.device), console, opts.init_checkpoint)
-    testable = [t for t in targets if t.patch]
-    for t in targets:
-        if not t.patch:
-            console.print(f"[yellow]{t.id}: its rule proposes no fix to test; skipped[/]")
+    skipped = skipped_targets(targets, spec)
+    for t_id, why in skipped.items():
+        console.print(f"[yellow]{escape(t_id)}: skipped: {escape(why)}[/]")
+    testable = [t for t in targets if t.id not in skipped]
     if not testable:
-        raise ReproduceError("none of the selected findings has a fix to test")
+        raise ReproduceError("none of the selected findings can be tested here: " + "; ".join(skipped.values()))
     plans, per_target = plan_arms(spec, testable)
     print_plan(spec, testable, plans, per_target, opts, console)
     if opts.dry_run:
@@ -153,7 +153,7 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
     jobs = plan_jobs(plans, seeds)
     device = resolve_device(opts.device)
     state = _State(run_dir=Path(run_dir), out=out, spec=spec, targets=testable, plans=plans, per_target=per_target,
-                   seeds=seeds, device=device, opts=opts, started=time.time())
+                   seeds=seeds, device=device, opts=opts, started=time.time(), skipped=skipped)
     interrupted = False
     try:
         from mnv4_postmortem.runner.launch import run_jobs
@@ -189,6 +189,22 @@ def _hub_cached(run) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- plan
+
+# Causes that are about the original's pretrained weights: a reproduction from other weights cannot test them.
+NEEDS_ORIGINAL_INIT = frozenset({"input-size-mismatch"})
+
+
+def skipped_targets(targets: Sequence[Target], spec: TrainSpec) -> dict[str, str]:
+    """Findings this reproduction cannot test, and why (no fix; or the weights they are about are missing)."""
+    skipped: dict[str, str] = {}
+    for t in targets:
+        if not t.patch:
+            skipped[t.id] = "its rule proposes no fix to test"
+        elif t.cause in NEEDS_ORIGINAL_INIT and spec.init.kind == "random" and spec.init.note:
+            skipped[t.id] = ("it is about the pretrained weights at another input size, and those weights cannot be "
+                             "loaded here (give them with --init-checkpoint FILE)")
+    return skipped
+
 
 
 def plan_arms(spec: TrainSpec, targets: Sequence[Target]) -> tuple[list[ArmPlan], dict[str, tuple[str, str]]]:
@@ -241,6 +257,7 @@ class _State:
     device: str
     opts: Options
     started: float
+    skipped: dict[str, str] = field(default_factory=dict)  # finding -> why it cannot be tested here
     results: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (arm key, seed) -> outcome
     done_jobs: set[str] = field(default_factory=set)
 
@@ -351,6 +368,7 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
         "metric": "final-epoch eval top-1 of the model the finding is about: reported (EMA's) for ema-lag, "
                   "the raw model's Test: top-1 otherwise (per finding: 'metric')",
         "spec": spec.to_json(), "findings": findings,
+        "skipped": [{"finding": k, "reason": v} for k, v in state.skipped.items()],
         # reproduce --show-batch: the input batch as the network sees it (runner/show_batch.py)
         "batch_grid": str(state.out / BATCH_GRID) if (state.out / BATCH_GRID).is_file() else None,
     }

@@ -67,3 +67,10 @@ def test_a_hypothesis_that_did_not_fire_gets_its_rules_fix(tmp_path):
 def test_proxy_or_data_dir_is_required():
     result = _invoke(SEED, "--dry-run")
     assert result.exit_code == 2 and "--proxy or --data-dir" in result.output
+
+
+def test_all_skips_what_cannot_be_tested_without_the_original_weights():
+    result = _invoke(SEED, "--proxy", "--all", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "input-size-mismatch: skipped" in result.output and "--init-checkpoint" in result.output
+    assert "ema-lag (fired on the run)" in result.output

@@ -67,6 +67,8 @@ def render_verification_text(v: Verification, console: Console) -> None:
             console.print(f"    to settle it: {escape(f['settle'])}")
         if f.get("init_changes"):
             console.print(f"    [dim]init: {escape(f['init_changes'])}[/dim]")
+    for item in data.get("skipped") or []:
+        console.print(f"  [dim]{escape(str(item.get('finding')))}: not tested ({escape(str(item.get('reason')))})[/dim]")
 
 
 def verification_json(v: Verification) -> dict[str, Any]:
