@@ -246,6 +246,11 @@ class Run:
     timm_version: "TimmVersion | str | None" = None
     # The schedule length timm.recipe resolved at ingest (``config.effective["epochs_scheduled"]``).
     epochs_scheduled: int | None = None
+    # Per-step scalars beyond the step frame's columns (TensorBoard tags logged every update, such as
+    # ``grad_norm`` and ``grad_norm/<group>``): index = global update, one float column per metric,
+    # NaN where a metric has no value at that update. Kept apart from ``steps`` so that a missing value
+    # here never reads as a printed ``nan`` of a step-frame column.
+    step_scalars: pd.DataFrame = field(default_factory=lambda: _empty_frame())
 
     @property
     def n_epochs(self) -> int:
@@ -268,3 +273,9 @@ class Run:
         import pandas as pd
 
         return pd.Series(dtype="float64", name=name)
+
+
+def _empty_frame() -> "pd.DataFrame":
+    import pandas as pd  # lazily: the light commands import this module without pandas
+
+    return pd.DataFrame()

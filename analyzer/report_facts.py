@@ -41,6 +41,7 @@ class ReportFacts:
     rule_pack_version: str | None = None
     timm_era: str | None = None
     verification: Any = None                 # the runner's result, when one is attached (overlays, ablation ladder)
+    batch_grid: bytes | None = None          # reproduce --show-batch's PNG, when the user attaches one
 
 
 def build_report_facts(run: Run, detection: Detection, findings: Sequence[Finding], pack: RulePack) -> ReportFacts:

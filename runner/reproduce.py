@@ -33,6 +33,8 @@ from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, se
 
 from mnv4_postmortem.analyzer.verification import DEFAULT_OUT_ROOT, FILE_NAME as VERIFICATION_FILE, default_out_dir
 
+BATCH_GRID = "batch_grid.png"  # reproduce --show-batch writes it in the out folder (runner/show_batch.py)
+
 __all__ = ["Options", "reproduce", "default_out_dir", "ReproduceError", "VERIFICATION_FILE", "DEFAULT_OUT_ROOT"]
 
 
@@ -133,6 +135,9 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
         spec = replace(spec, args={**spec.args, **opts.arg_overrides},
                        original_args={**spec.original_args, **opts.arg_overrides})
     print_spec(spec, console)
+    from mnv4_postmortem.runner.lr_find import with_finder_lr
+
+    targets = with_finder_lr(run, targets, data, resolve_device(opts.device), console, opts.init_checkpoint)
     skipped = skipped_targets(targets, spec)
     for t_id, why in skipped.items():
         console.print(f"[yellow]{escape(t_id)}: skipped: {escape(why)}[/]")
@@ -366,6 +371,8 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
                   "the raw model's Test: top-1 otherwise (per finding: 'metric')",
         "spec": spec.to_json(), "findings": findings,
         "skipped": [{"finding": k, "reason": v} for k, v in state.skipped.items()],
+        # reproduce --show-batch: the input batch as the network sees it (runner/show_batch.py)
+        "batch_grid": str(state.out / BATCH_GRID) if (state.out / BATCH_GRID).is_file() else None,
     }
 
 

@@ -350,6 +350,12 @@ def train_trajectory(
                      bool(getattr(scheduler, "t_in_epochs", True)), spec.init)
     for writer in writers:
         writer.header(header)
+    monitor = None
+    if tensorboard:  # per-step gradient norms (global, per layer group) and a few histograms, to TensorBoard
+        from mnv4_postmortem.runner.monitor import GradMonitor, chain_steps
+
+        monitor = GradMonitor(model, out_dirs, num_epochs * updates_per_epoch)
+        on_step = chain_steps(monitor, on_step)
 
     num_updates = 0
     step_time_total, step_count = 0.0, 0
@@ -379,6 +385,8 @@ def train_trajectory(
             metric_name = str(args.get("eval_metric") or "top1")
             scheduler.step(epoch + 1, results[0].epochs[-1].get(f"eval_{metric_name}", model_metrics.get(metric_name)))
     finally:
+        if monitor is not None:
+            monitor.close()
         for writer, result, (ema, tracer) in zip(writers, results, emas):
             if result.epochs:
                 last = result.epochs[-1]

@@ -111,7 +111,7 @@ def test_rule_names_table_matches_the_derived_fields():
 # The runner's boundaries: the analyzer never imports the runner; the runner's planning modules and
 # the CLI import neither torch nor timm at module level (only the trainer, proxy and artifacts do).
 TORCH_FREE_RUNNER = ("spec.py", "scaling.py", "verify.py", "targets.py", "reproduce.py", "launch.py", "script.py",
-                     "__init__.py")
+                     "__init__.py", "ablation.py", "ablation_run.py", "lr_find.py", "show_batch.py")
 
 
 def _module_level_imports(path: Path) -> list[str]:

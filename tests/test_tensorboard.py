@@ -37,7 +37,7 @@ from mnv4_postmortem.analyzer.model import IngestError
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "tb"
 REAL_RUNS = REPO.parent / "shared" / "real-runs"
-CANONICAL = {"train_loss", "eval_loss", "eval_top1", "eval_top5", "lr", "train_top1", "train_top5"}
+CANONICAL = {"train_loss", "eval_loss", "eval_top1", "eval_top5", "lr", "train_top1", "train_top5", "grad_norm"}
 
 
 # ---------------------------------------------------------------------------------------------

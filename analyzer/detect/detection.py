@@ -22,6 +22,7 @@ from .patterns import (
     NonFinite,
     Spike,
 )
+from .gradients import GradientFacts, find_gradient_facts, gradient_series
 from .schedule import Schedule, reconstruct_schedule
 from .segments import Segment, segment_series
 from .series import MetricSeries, epoch_frame, epoch_series, lr_at_epoch, step_series
@@ -44,6 +45,7 @@ class Detection:
     incomplete: set when the run stopped before its scheduled last epoch.
     num_classes: the class count used for chance levels (None when the config has none).
     epochs_scheduled: the epoch count the run was scheduled for (None when unknown).
+    gradients: exploding / vanishing norms and weak layer groups, when the run logged gradient norms.
     """
 
     segments: Mapping[str, tuple[Segment, ...]]
@@ -58,6 +60,7 @@ class Detection:
     incomplete: Incomplete | None
     num_classes: int | None = None
     epochs_scheduled: int | None = None
+    gradients: GradientFacts | None = None
 
 
 def detect(run: Run) -> Detection:
@@ -91,6 +94,7 @@ def _detect(run: Run) -> Detection:
         incomplete=patterns.find_incomplete(_last_epoch(per_epoch), scheduled, basis),
         num_classes=classes,
         epochs_scheduled=scheduled,
+        gradients=find_gradient_facts(gradient_series(run)),
     )
 
 

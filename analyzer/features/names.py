@@ -43,5 +43,5 @@ SERIES_ATTRIBUTES = frozenset(
 DERIVED_EXTRAS = frozenset({"lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes"})
 EVENT_ATTRIBUTES = frozenset(
     "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
-    "ema_gap schedule issues".split()
+    "ema_gap schedule issues gradients".split()
 )

@@ -358,7 +358,26 @@ def events_record(run: Run, detection: Detection) -> Record:
     data["ema_gap"] = record_of(detection.ema_gap)
     data["schedule"] = record_of(detection.schedule)
     data["issues"] = len(run.issues)
+    data["gradients"] = gradients_record(detection.gradients)
     return Record(data)
+
+
+def gradients_record(facts: Any) -> Any:
+    """``events.gradients``: ``explosion``, ``vanishing`` (the global norm's, else the first group's),
+    ``weak_group`` (the weakest), ``weak_groups`` (how many), ``groups`` (count) and ``median``."""
+    if facts is None:
+        return MISSING
+    return Record({
+        "present": True,
+        "points": facts.points,
+        "median": facts.global_median,
+        "groups": len(facts.groups),
+        "explosion": record_of(facts.explosion),
+        "vanishing": record_of(facts.vanishing[0]) if facts.vanishing else None,
+        "weak_group": record_of(facts.weak_groups[0]) if facts.weak_groups else None,
+        "weak_groups": len(facts.weak_groups),
+        "weak_group_names": ", ".join(w.group for w in facts.weak_groups),
+    })
 
 
 # ----------------------------------------------------------------------------- namespace

@@ -81,3 +81,4 @@ class Contribution:
     events: tuple[Event, ...] = ()
     issues: tuple[IngestIssue, ...] = ()
     payload: Any = None
+    step_scalars: pd.DataFrame | None = None  # per-step metrics beyond the step frame (Run.step_scalars)

@@ -158,6 +158,7 @@ def merge_contributions(
         issues=tuple(issues),
         timm_version=config.timm_version,
         epochs_scheduled=config.effective.get("epochs_scheduled"),
+        step_scalars=_step_scalars(resolved),
     )
 
 
@@ -304,6 +305,14 @@ class _EpochTable:
         frame = frame.sort_index()
         refs = pd.DataFrame({c: pd.Series(self.refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
         return frame, refs
+
+
+def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:
+    frames = [c.step_scalars for c in contributions if c.step_scalars is not None and len(c.step_scalars)]
+    if not frames:
+        return pd.DataFrame()
+    wide = pd.concat(frames, axis=1)
+    return wide.T.groupby(level=0).last().T.sort_index() if wide.columns.duplicated().any() else wide.sort_index()
 
 
 def _step_frame(contributions: Sequence[Contribution]) -> pd.DataFrame:

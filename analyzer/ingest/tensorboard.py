@@ -66,6 +66,9 @@ lr            learning_rate, lr, lr-AdamW, lr-Adam, lr-SGD, lr-RMSprop, lr-LAMB,
 train_top1    train/acc1, train/top1, train/acc, train_acc, train_acc1, train_top1, train/accuracy,
               train_accuracy, Accuracy/train, acc/train, train/acc_epoch, train_acc_epoch
 train_top5    train/acc5, train/top5, train_acc5, train_top5
+grad_norm     grad_norm, train/grad_norm, grad_norm/total, grad_norm/global, grad_2.0_norm_total,
+              gradient_norm, grad/norm, train/gradient_norm (per-group ``grad_norm/<group>`` tags keep
+              their name; ``detect/gradients.py`` reads both)
 ============  ===================================================================================
 
 Accuracies are percentages everywhere in the project, but most non-timm scripts log fractions.
@@ -144,6 +147,13 @@ _ALIAS_TABLE: dict[str, tuple[str, ...]] = {
         "train_acc_epoch",
     ),
     "train_top5": ("train/acc5", "train/top5", "train_acc5", "train_top5"),
+    # The global L2 norm of all gradients per optimizer step. The built-in trainer writes ``grad_norm``
+    # and ``grad_norm/<group>`` (stem, stage0.., head); per-group tags keep their own name. HF Trainer
+    # logs ``train/grad_norm``, Lightning's ``grad_norm`` utility ``grad_2.0_norm_total``.
+    "grad_norm": (
+        "grad_norm", "train/grad_norm", "grad_norm/total", "grad_norm/global", "grad_2.0_norm_total",
+        "gradient_norm", "grad/norm", "train/gradient_norm",
+    ),
 }
 
 #: Lower-cased tag -> canonical metric name. See the module docstring for the table.

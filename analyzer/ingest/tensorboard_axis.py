@@ -81,7 +81,7 @@ def scalars_contribution(tb: TensorBoardScalars) -> Contribution:
         # the epoch counter itself is the clock, not a metric
         epochs, steps = _split(frame if is_epoch_tag is None else frame[~is_epoch_tag], axis, context.n_epochs)
         return Contribution(format="tensorboard", sources=_sources(tb, axis), epochs=epochs, steps=steps,
-                            issues=tb.issues)
+                            issues=tb.issues, step_scalars=_step_scalars(frame, axis))
 
     # sources and values come with the resolved Contribution, which the merge uses instead of this one
     return Contribution(format="tensorboard", sources=(), issues=tb.issues, resolve=resolve)
@@ -239,6 +239,19 @@ def _step_rows(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
     assert list(rows.columns) == [*STEP_COLUMNS, "segment", "src_line"]
     rows["src_file"] = where["file"].astype(str).to_numpy()
     return rows
+
+
+def _step_scalars(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
+    """Per-step metrics the step frame has no column for (``grad_norm``, ...): wide, indexed by global step."""
+    extra = [m for m in axis.per_step if m not in STEP_FRAME_METRICS]
+    if frame.empty or not extra:
+        return None
+    part = frame[frame["metric"].isin(extra)].sort_values(["step", "wall_time"])
+    part = part.drop_duplicates(["metric", "step"], keep="last")
+    wide = part.pivot(index="step", columns="metric", values="value").sort_index()
+    wide.index = wide.index.astype("int64").rename("update")
+    wide.columns = [str(c) for c in wide.columns]
+    return wide.astype("float64")
 
 
 def _epochs_from_steps(steps: pd.DataFrame, epoch_level: set[str]) -> list[EpochValues]:

@@ -8,13 +8,21 @@ and laying a fix's command line beside the run's own one as a diff of flags.
 
 from __future__ import annotations
 
+import base64
 import shlex
 from typing import Any, Sequence
 
 from mnv4_postmortem.analyzer.citations import Citation, group
 from mnv4_postmortem.analyzer.render.environment import template_environment
 from mnv4_postmortem.analyzer.render.json_render import report_dict
-from mnv4_postmortem.analyzer.render.plots import lr_svg, metrics_svg, model_vs_ema_svg, step_loss_svg, verification_svg
+from mnv4_postmortem.analyzer.render.plots import (
+    grad_norm_svg,
+    lr_svg,
+    metrics_svg,
+    model_vs_ema_svg,
+    step_loss_svg,
+    verification_svg,
+)
 from mnv4_postmortem.analyzer.render.versions import footer_versions
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 
@@ -42,6 +50,7 @@ def render(report: Diagnosis, *, verbose: bool = False) -> str:
         epochs_table=_epochs_table(run.epochs),
         excerpts=[{"citation": c, "excerpt": e} for c, e in facts.excerpts] if facts else [],
         verification=facts.verification if facts else None,
+        batch_grid=base64.b64encode(facts.batch_grid).decode("ascii") if facts and facts.batch_grid else None,
         versions=footer_versions(
             **{"rule pack": facts.rule_pack_version if facts else None,
                "timm era": facts.timm_era if facts else None,
@@ -64,6 +73,8 @@ def _plots(report: Diagnosis) -> list[dict[str, Any]]:
          lr_svg(facts.lr_logged if facts else None, facts.lr_configured if facts else None, steps)),
         ("step-loss", "Step-level train loss", "Every logged Train: line (long runs thinned, minima and maxima kept).",
          step_loss_svg(steps)),
+        ("grad-norm", "Gradient norms", "Global and per layer group, per optimizer update (log scale); the runner logs them.",
+         grad_norm_svg(getattr(run, "step_scalars", None))),
         ("verification", "Verification: reproductions", "The runner's small-scale reproductions of this run and of the fix.",
          verification_svg(verification.get("overlays", ()) if isinstance(verification, dict) else ())),
     ]

@@ -130,6 +130,27 @@ def step_loss_svg(steps: pd.DataFrame | None) -> str | None:
     return _svg(fig)
 
 
+def grad_norm_svg(step_scalars: pd.DataFrame | None) -> str | None:
+    """Gradient norms per optimizer update (global and per layer group, log scale), when the run logged them."""
+    if not isinstance(step_scalars, pd.DataFrame) or step_scalars.empty:
+        return None
+    columns = [c for c in step_scalars.columns if c == "grad_norm" or str(c).startswith("grad_norm/")]
+    if not columns:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    for column in columns:
+        series = pd.to_numeric(step_scalars[column], errors="coerce").dropna()
+        series = series[series > 0]
+        ax.plot(series.index, series.to_numpy(), lw=1.6 if column == "grad_norm" else 0.8, label=str(column))
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer update", fontsize=8)
+    ax.set_ylabel("gradient L2 norm", fontsize=8)
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
 def verification_svg(overlays: Sequence[Mapping[str, Any]]) -> str | None:
     """The runner's reproductions: one eval top-1 curve per variant (``label``, ``epochs``, ``top1``)."""
     if not overlays:

@@ -22,11 +22,12 @@ def _register() -> None:
     # so `--help` stays fast.
     from mnv4_postmortem.cli.batch import batch_command
     from mnv4_postmortem.cli.inspect import inspect_command
+    from mnv4_postmortem.cli.lr_find import lr_find_command
     from mnv4_postmortem.cli.report import report_command
     from mnv4_postmortem.cli.reproduce import reproduce_command
     from mnv4_postmortem.cli.rules import rules_group
 
-    for command in (report_command, inspect_command, batch_command, rules_group, reproduce_command):
+    for command in (report_command, inspect_command, batch_command, rules_group, reproduce_command, lr_find_command):
         cli.add_command(command)
 
 

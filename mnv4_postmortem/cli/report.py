@@ -27,9 +27,11 @@ from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, loa
 @click.option("--verification", "verification_dir", type=click.Path(exists=True, path_type=Path),
               help="Add the Verification section from a `reproduce` output folder (default: the one in "
                    "./mnv4-postmortem-repro/<run-name>/ when it exists).")
+@click.option("--batch-grid", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="html: embed this reproduce --show-batch PNG (default: batch_grid.png in the verification folder, if any).")
 @tb_alias_options
 def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tuple[Path, ...], fail_on: str | None,
-                   verbose: bool, verification_dir: Path | None, tb_alias: tuple[str, ...],
+                   verbose: bool, verification_dir: Path | None, batch_grid: Path | None, tb_alias: tuple[str, ...],
                    tb_aliases_file: Path | None) -> None:
     """Diagnose the timm run in RUN_DIR ("-": an excerpt pasted on stdin: log lines, summary rows, arguments).
 
@@ -49,11 +51,22 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     diagnosis = diagnose(run, pack)
     if fmt == "html" and output is None:
         output = default_html_path(run_dir)
+    if fmt == "html":
+        diagnosis = with_batch_grid(diagnosis, _batch_grid(run_dir, verification_dir, batch_grid))
     verification = None if str(run_dir) == "-" else find_verification(run_dir, verification_dir)
     text = with_verification(renderer("report", fmt)(diagnosis, verbose=verbose), verification, fmt, output)
     _emit(text, output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
+
+
+def with_batch_grid(diagnosis, png: bytes | None):
+    """Attach a ``reproduce --show-batch`` PNG to the diagnosis's report facts, for the HTML renderer."""
+    if png is None or diagnosis.report_facts is None:
+        return diagnosis
+    from dataclasses import replace
+
+    return replace(diagnosis, report_facts=replace(diagnosis.report_facts, batch_grid=png))
 
 
 def default_html_path(run_dir: Path) -> Path:
@@ -68,6 +81,20 @@ def default_html_path(run_dir: Path) -> Path:
     folder = (run.parent if run.is_dir() else run.parent.parent) if inside else here
     target = folder / f"{name}.postmortem.html"
     return target if folder != here else Path(target.name)
+
+
+def _batch_grid(run_dir: Path, verification_dir: Path | None, given: Path | None) -> bytes | None:
+    """The --show-batch PNG: the one given, else batch_grid.png in the verification folder (--verification,
+    else reproduce's default out folder for this run)."""
+    if given is None:
+        folder = verification_dir if verification_dir is not None else (
+            None if str(run_dir) == "-" else Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name)
+        default = folder / "batch_grid.png" if folder is not None else None
+        given = default if default is not None and default.is_file() else None
+    try:
+        return given.read_bytes() if given is not None else None
+    except OSError as exc:
+        fail(f"cannot read {given}: {exc.strerror or exc}")
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -27,7 +27,7 @@ INSTALL_HINT = ('the reproduce command needs the [runner] extra (torch, timm): p
 @click.option("--max-samples", type=click.IntRange(min=8), help="Training samples per arm (default 128).")
 @click.option("--val-samples", type=click.IntRange(min=8), help="Validation samples (default 160).")
 @click.option("--img-size", type=click.IntRange(min=8), help="Replace the run's input size (default: kept).")
-@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True, help="Seeds per arm.")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per arm (default 2; 1 per rung with --ablate).")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda", "mps")), default="auto", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default ./mnv4-postmortem-repro/<run-name>/; never inside RUN_DIR).")
@@ -40,11 +40,18 @@ INSTALL_HINT = ('the reproduce command needs the [runner] extra (torch, timm): p
 @click.option("--gpus-per-job", type=click.IntRange(min=0), default=0, show_default=True, help="submitit: GPUs per job.")
 @click.option("--timeout-min", type=click.IntRange(min=1), default=60, show_default=True, help="submitit: job time limit.")
 @click.option("--dry-run", is_flag=True, help="Print the spec and the arms, train nothing.")
+@click.option("--ablate", is_flag=True,
+              help="Ablation ladder instead of control vs fix: every advanced component off (rung 0), then added back one at a time.")
+@click.option("--one-at-a-time", is_flag=True, help="--ablate: add each component alone to the baseline, not cumulatively.")
+@click.option("--max-rungs", type=click.IntRange(min=1), help="--ablate: at most this many rungs (the most suspicious components kept).")
+@click.option("--show-batch", is_flag=True,
+              help="Write batch_grid.png: one training batch at the run's input size beside the same images at the pretrained size.")
 def reproduce_command(run_dir: Path, findings: tuple[str, ...], all_findings: bool, data_dir: Path | None, proxy: bool,
                       epochs: int | None, max_samples: int | None, val_samples: int | None, img_size: int | None,
-                      seeds: int, device: str, out: Path | None, train_script: Path | None,
+                      seeds: int | None, device: str, out: Path | None, train_script: Path | None,
                       init_checkpoint: Path | None, launcher: str, slurm_partition: str | None, gpus_per_job: int,
-                      timeout_min: int, dry_run: bool) -> None:
+                      timeout_min: int, dry_run: bool, ablate: bool = False, one_at_a_time: bool = False,
+                      max_rungs: int | None = None, show_batch: bool = False) -> None:
     """Re-run RUN_DIR's recipe at small scale, as run and with each finding's fix, and say whether the
     diagnosis holds (confirmed / refuted / inconclusive), with the numbers.
 
@@ -63,13 +70,30 @@ def reproduce_command(run_dir: Path, findings: tuple[str, ...], all_findings: bo
         fail(f"{INSTALL_HINT}; missing here: {', '.join(missing)}")
     from mnv4_postmortem.runner.reproduce import Options, ReproduceError, reproduce
 
+    seeds = seeds or (1 if ablate else 2)
     opts = Options(findings=findings, all_findings=all_findings, data_dir=data_dir, proxy=proxy, epochs=epochs,
                    max_samples=max_samples, val_samples=val_samples, img_size=img_size, seeds=seeds, device=device,
                    out=out, train_script=train_script, launcher=launcher, dry_run=dry_run,
                    init_checkpoint=init_checkpoint, slurm_partition=slurm_partition, gpus_per_job=gpus_per_job,
                    timeout_min=timeout_min)
+    if (one_at_a_time or max_rungs) and not ablate:
+        fail("--one-at-a-time and --max-rungs go with --ablate")
     try:
-        code = reproduce(run_dir, opts, _console())
+        console = _console()
+        if show_batch:
+            from mnv4_postmortem.runner.show_batch import show_batch_for_run
+
+            grid = show_batch_for_run(run_dir, opts)
+            console.print(f"batch grid: {grid.path} ({grid.size[0]}x{grid.size[1]} px; {len(grid.labels)} images at "
+                          f"{grid.run_px}px beside {grid.pretrained_px}px)")
+        if ablate:
+            from mnv4_postmortem.runner.ablation_run import run_ablation
+
+            code = run_ablation(run_dir, opts, console, one_at_a_time=one_at_a_time, max_rungs=max_rungs)
+        elif show_batch and dry_run:
+            code = 0
+        else:
+            code = reproduce(run_dir, opts, console)
     except ReproduceError as exc:
         fail(str(exc))
     if code:
