@@ -33,16 +33,12 @@ __all__ = ["run_ablation", "ABLATION_FILE", "ladder_for"]
 
 def causes_of(run) -> tuple[list[str], list[str]]:
     """The fired findings' causes (most likely first) and the differential's (considered) causes."""
-    from mnv4_postmortem.analyzer.diagnose import load_pack, namespace_for
-    from mnv4_postmortem.analyzer.engine import evaluate
-    from mnv4_postmortem.analyzer.findings import make_diagnosis
+    from mnv4_postmortem.analyzer.engine import load_pack
+    from mnv4_postmortem.analyzer.pipeline import diagnose
 
-    pack = load_pack()
-    names, meta = namespace_for(run)
-    evaluation = evaluate(pack, names, pipeline_meta=meta)
-    diagnosis = make_diagnosis(evaluation.findings, evaluation.considered, ())
+    diagnosis = diagnose(run, load_pack())
     fired = list(dict.fromkeys(f.cause for f in diagnosis.findings))
-    considered = [c.cause for c in evaluation.considered if c.cause not in fired]
+    considered = [c.cause for c in diagnosis.considered if c.cause not in fired]
     return fired, list(dict.fromkeys(considered))
 
 
