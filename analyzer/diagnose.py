@@ -17,9 +17,11 @@ import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection, detect
 from mnv4_postmortem.analyzer.engine import RulePack, evaluate, load_builtin_rules, load_rules
+from mnv4_postmortem.analyzer.engine.command import render_train_command
 from mnv4_postmortem.analyzer.engine.notation import parse_series
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace, is_known_name
+from mnv4_postmortem.analyzer.features.num_classes import infer_num_classes
 from mnv4_postmortem.analyzer.findings import make_diagnosis
 from mnv4_postmortem.analyzer.ingest import load_run
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
@@ -62,7 +64,11 @@ def analyze(run: Run, pack: RulePack) -> Report:
     run, detection, derived = _stages(run)
     evaluation = evaluate(pack, _names(run, detection, derived), pipeline_meta=_pipeline_meta(run))
     rule_errors = [str(e) for e in pack.errors] + [str(w) for w in evaluation.warnings]
-    diagnosis = make_diagnosis(evaluation.findings, evaluation.considered, rule_errors)
+    meta = _pipeline_meta(run)
+    diagnosis = make_diagnosis(
+        evaluation.findings, evaluation.considered, rule_errors,
+        render_command=lambda patch: render_train_command(meta["args"], patch, meta["defaults"]),
+    )
     return Report(
         run=run,
         findings=diagnosis.findings,
@@ -71,6 +77,7 @@ def analyze(run: Run, pack: RulePack) -> Report:
         facts=_facts(derived),
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=diagnosis.rule_errors,
+        combined_fix=diagnosis.combined_fix,
     )
 
 
@@ -81,30 +88,21 @@ def _stages(run: Run) -> tuple[Run, Detection, Derived]:
 
 
 def with_inferred_classes(run: Run) -> Run:
-    """When num_classes is unknown, read it off a run stuck at chance level.
-
-    A model that predicts one class scores exactly 100/C top-1 and 500/C top-5 on a balanced
-    validation set, so top-1 stuck at v with top-5 stuck at 5v for many epochs reveals C = 100/v.
-    """
-    if run.config.get("num_classes") or not {"eval_top1", "eval_top5"} <= set(run.epochs.columns):
+    """When num_classes is unknown, read it off the curves (``features.num_classes``), with its source and
+    confidence stored in the effective config (``num_classes_confidence``)."""
+    if run.config.get("num_classes"):
         return run
-    top1 = run.epochs["eval_top1"].dropna()
-    top5 = run.epochs["eval_top5"].dropna()
-    if len(top1) < 5 or len(top5) < 5:
+    frame = run.epochs
+    column = lambda name: frame[name].to_numpy(dtype="float64") if name in frame.columns else None  # noqa: E731
+    inferred = infer_num_classes(
+        train_loss=column("train_loss"), eval_loss=column("eval_loss"), eval_top1=column("eval_top1"),
+        eval_top5=column("eval_top5"), epochs=frame.index.to_numpy(),
+    )
+    if inferred is None:
         return run
-    value1, value5 = float(top1.median()), float(top5.median())
-    # "Stuck" = nearly every epoch within 2% of the median (distributed padding moves the last digit).
-    stuck = lambda s, v: bool((abs(s - v) <= 0.02 * max(v, 1e-9)).mean() >= 0.8)  # noqa: E731
-    if value1 <= 0 or not (stuck(top1, value1) and stuck(top5, value5)):
-        return run
-    if abs(value5 - min(100.0, 5 * value1)) > 0.01 * value5:
-        return run
-    classes = round(100.0 / value1)
-    if classes < 2 or abs(100.0 / classes - value1) > 0.01 * value1:
-        return run
-    effective = {**run.config.effective, "num_classes": classes}
-    sources = {**run.config.effective_sources,
-               "num_classes": f"inferred: eval_top1 stays at {value1:g} and eval_top5 at {value5:g} (= 100/C and 500/C)"}
+    classes, source, confidence = inferred
+    effective = {**run.config.effective, "num_classes": classes, "num_classes_confidence": confidence}
+    sources = {**run.config.effective_sources, "num_classes": f"{source} (confidence {confidence:.2f})"}
     return replace(run, config=replace(run.config, effective=effective, effective_sources=sources))
 
 

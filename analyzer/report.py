@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from mnv4_postmortem.analyzer.findings import Finding
+from mnv4_postmortem.analyzer.findings import Finding, Fix
 from mnv4_postmortem.analyzer.model import Run
 
 SCHEMA_VERSION = "1.0"
@@ -25,6 +25,7 @@ class Report:
     facts: Mapping[str, Any]                   # derived quantities worth showing (lr, EMA horizon, ...)
     warnings: tuple[str, ...]                  # ingest issues, rendered
     rule_errors: tuple[str, ...]               # broken rule files / rules that failed to evaluate
+    combined_fix: Fix | None = None            # top cause + latent causes fixed together (findings.combined_fix)
     schema_version: str = SCHEMA_VERSION
 
     @property

@@ -6,8 +6,10 @@ The names (README "Writing rules" lists them for users):
 - ``config.<arg>``: the value timm used for any train.py argument (effective value from the log
   first, then args.yaml, then timm's default); ``config.source``; ``config.source_of('<arg>')``.
 - ``derived.<field>``: every field of ``features.derived.Derived`` (documented there) plus
-  ``lr_reference``, ``lr_ratio``, ``ln_classes``, ``run_dir``, ``first_epoch`` and the functions
-  ``ema_share_at(epoch)`` and ``updates_at(epoch)``.
+  ``lr_reference``, ``lr_ratio``, ``ln_classes``, ``run_dir``, ``first_epoch``, ``log_present`` (a console
+  log was read), ``config_present`` (an args.yaml or wandb config was read), ``num_classes_confidence`` (1.0 when stated, lower when inferred from the curves),
+  ``ema_half_share_updates`` (updates until half of the initial weights left the EMA) and the functions
+  ``ema_share_at(epoch)``, ``updates_at(epoch)`` and ``timm_at_least('0.9.16')`` (True / False / n/a).
 - ``series.<metric>.<attr>``: :data:`SERIES_ATTRIBUTES` of any epoch column (``train_loss``,
   ``eval_top1``, ``eval_top1_model``, ``eval_top1_ema``, ``lr``, TensorBoard tags ...).
 - ``events.<attr>``: :data:`EVENT_ATTRIBUTES`: counts of resume/crash/oom/... events and the
@@ -31,6 +33,7 @@ import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
 from mnv4_postmortem.analyzer.features.derived import Derived
+from mnv4_postmortem.analyzer.features.ema import version_bounds
 from mnv4_postmortem.analyzer.model import Run
 
 
@@ -400,6 +403,23 @@ def derived_record(run: Run, derived: Derived) -> Any:
             return MISSING
         return shares[index] if 0 <= index < len(shares) else MISSING
 
+    def timm_at_least(version: Any) -> Any:
+        """True when every timm version the ingest allows is >= ``version``, False when every one is below,
+        MISSING when unknown or when the range straddles it (a rule then decides on other evidence)."""
+        bounds = version_bounds(derived.timm_version)
+        try:
+            wanted = tuple(int(p) for p in str(version).split("."))
+        except ValueError:
+            return MISSING
+        if bounds is None:
+            return MISSING
+        low, high = bounds
+        if low is not None and low >= wanted:
+            return True
+        if high is not None and high < wanted:
+            return False
+        return MISSING
+
     def updates_at(epoch: Any) -> Any:
         """Optimizer updates done by the end of ``epoch``."""
         if not derived.updates_per_epoch:
@@ -409,7 +429,14 @@ def derived_record(run: Run, derived: Derived) -> Any:
         except (TypeError, ValueError):
             return MISSING
 
+    ema = derived.ema
+    half_updates = ema.updates_until_share(0.5) if ema is not None else None
     extra = {
+        "timm_at_least": timm_at_least,
+        "log_present": any(info.kind == "console_log" for info in run.sources),
+        "config_present": run.config.source is not None,
+        "num_classes_confidence": _num_classes_confidence(run),
+        "ema_half_share_updates": half_updates,
         "lr_reference": reference,
         "lr_ratio": (derived.lr / reference) if (reference and derived.lr) else None,
         "ema_share_at": ema_share_at,
@@ -420,6 +447,14 @@ def derived_record(run: Run, derived: Derived) -> Any:
     }
     record._data.update(extra)
     return record
+
+
+def _num_classes_confidence(run: Run) -> float | None:
+    """1.0 when num_classes was stated (log or args.yaml); the inference's own confidence when inferred."""
+    if not run.config.get("num_classes"):
+        return None
+    inferred = run.config.effective.get("num_classes_confidence")
+    return float(inferred) if isinstance(inferred, (int, float)) else 1.0
 
 
 def build_namespace(run: Run, detection: Detection, derived: Derived) -> Namespace:
@@ -455,7 +490,10 @@ SERIES_ATTRIBUTES = frozenset(
     "stall leading_stall chance nonfinite explosion spikes at mean_between change_between rel_drop_between fraction_below "
     "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name".split()
 )
-DERIVED_EXTRAS = frozenset({"lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes"})
+DERIVED_EXTRAS = frozenset({
+    "lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes",
+    "timm_at_least", "log_present", "config_present", "num_classes_confidence", "ema_half_share_updates",
+})
 EVENT_ATTRIBUTES = frozenset(
     "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
     "ema_gap schedule issues".split()

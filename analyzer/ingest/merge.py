@@ -220,7 +220,7 @@ def _effective_from_logs(logs: Sequence[ConsoleLog], effective: dict, sources: d
             sources["lr"] = f"{calc.source}: computed by timm from lr_base {calc.lr_base:g} and global batch {calc.global_batch:g} ({calc.scaling} scaling)"
             effective["global_batch"] = int(calc.global_batch)
             sources["global_batch"] = str(calc.source)
-        for key in ("world_size", "num_classes", "input_size", "model", "param_count"):
+        for key in ("world_size", "num_classes", "input_size", "model", "param_count", "pretrained_source"):
             if key in log.info and key not in effective and log.info[key] is not None:
                 effective[key] = log.info[key]
                 ref = log.info_refs.get(key)

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from mnv4_postmortem.analyzer.findings import to_json_dict
+from mnv4_postmortem.analyzer.findings import _jsonable, to_json_dict
 from mnv4_postmortem.analyzer.report import Report
 
 
@@ -16,6 +16,11 @@ def report_dict(view: Report) -> dict[str, Any]:
         "run": view.run_info,
         "findings": [to_json_dict(f) for f in view.findings],
         "differential": list(view.differential),
+        "combined_fix": (
+            {"args": _jsonable(dict(view.combined_fix.args)), "command": view.combined_fix.command,
+             "note": view.combined_fix.note}
+            if view.combined_fix is not None else None
+        ),
         "segments": view.segments,
         "warnings": list(view.warnings),
         "rule_errors": list(view.rule_errors),

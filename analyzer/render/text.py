@@ -26,7 +26,13 @@ def render_text(report: Report, console: Console, *, verbose: bool = False) -> N
     if not report.findings:
         console.print("[green]No problem found[/green]: no rule fired.")
     for rank, finding in enumerate(report.findings, 1):
-        _render_finding(rank, finding, console, detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR)
+        _render_finding(rank, finding, console, detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR or finding.latent)
+    if report.combined_fix is not None:
+        fix = report.combined_fix
+        args = ", ".join(f"{k}={v}" for k, v in fix.args.items())
+        console.print(f"\n[bold]Combined fix[/bold] ({escape(fix.note)}): {escape(args)}")
+        if fix.command:
+            console.print(f"   [green]{escape(fix.command)}[/green]")
     if report.differential:
         console.print("\n[bold]Differential[/bold] (alternatives considered, and why they rank lower)")
         for line in report.differential:
@@ -48,6 +54,7 @@ def _render_finding(rank: int, finding, console: Console, *, detailed: bool) -> 
     console.print(
         f"\n{rank}. [{style}]{finding.severity.name.lower()}[/{style}] [bold]{escape(finding.cause)}[/bold]"
         f" ({escape(finding.rule_id)}, confidence {finding.confidence:.2f}){epochs}"
+        + (" [magenta]latent[/magenta]" if finding.latent else "")
     )
     console.print(f"   {escape(finding.title)}")
     if not detailed:
