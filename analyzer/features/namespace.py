@@ -8,7 +8,8 @@ The names (README "Writing rules" lists them for users):
 - ``derived.<field>``: every field of ``features.derived.Derived`` (documented there) plus
   ``lr_reference``, ``lr_ratio``, ``ln_classes``, ``run_dir``, ``first_epoch``, ``log_present`` (a console
   log was read), ``config_present`` (an args.yaml or wandb config was read), ``num_classes_confidence`` (1.0 when stated, lower when inferred from the curves),
-  ``ema_half_share_updates`` (updates until half of the initial weights left the EMA) and the functions
+  ``ema_half_share_updates`` (updates until half of the initial weights left the EMA), ``train_loss_floor``
+  (the lowest train loss label smoothing allows) and the functions
   ``ema_share_at(epoch)``, ``updates_at(epoch)`` and ``timm_at_least('0.9.16')`` (True / False / n/a).
 - ``series.<metric>.<attr>``: :data:`SERIES_ATTRIBUTES` of any epoch column (``train_loss``,
   ``eval_top1``, ``eval_top1_model``, ``eval_top1_ema``, ``lr``, TensorBoard tags ...).
@@ -437,6 +438,7 @@ def derived_record(run: Run, derived: Derived) -> Any:
         "config_present": run.config.source is not None,
         "num_classes_confidence": _num_classes_confidence(run),
         "ema_half_share_updates": half_updates,
+        "train_loss_floor": _train_loss_floor(run.config.get("smoothing"), derived.num_classes),
         "lr_reference": reference,
         "lr_ratio": (derived.lr / reference) if (reference and derived.lr) else None,
         "ema_share_at": ema_share_at,
@@ -447,6 +449,25 @@ def derived_record(run: Run, derived: Derived) -> Any:
     }
     record._data.update(extra)
     return record
+
+
+def _train_loss_floor(smoothing: Any, num_classes: Any) -> float | None:
+    """Lowest train loss label smoothing allows: the entropy of the smoothed target distribution.
+
+    timm's LabelSmoothingCrossEntropy puts 1 - eps + eps/C on the true class and eps/C on every other one, so a
+    model that fits the train set perfectly still scores this much (eps 0.1, C 10: 0.50). 0.0 without smoothing.
+    Mixup and cutmix raise the floor further by an amount the config cannot tell, so it stays a lower bound.
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        return None
+    try:
+        eps = float(smoothing or 0.0)
+    except (TypeError, ValueError):
+        return None
+    if not 0.0 < eps < 1.0:
+        return 0.0
+    true, other = 1.0 - eps + eps / num_classes, eps / num_classes
+    return -(true * math.log(true) + (num_classes - 1) * other * math.log(other))
 
 
 def _num_classes_confidence(run: Run) -> float | None:
@@ -492,7 +513,7 @@ SERIES_ATTRIBUTES = frozenset(
 )
 DERIVED_EXTRAS = frozenset({
     "lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes",
-    "timm_at_least", "log_present", "config_present", "num_classes_confidence", "ema_half_share_updates",
+    "timm_at_least", "log_present", "config_present", "train_loss_floor", "num_classes_confidence", "ema_half_share_updates",
 })
 EVENT_ATTRIBUTES = frozenset(
     "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
