@@ -17,17 +17,18 @@ import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection, detect
 from mnv4_postmortem.analyzer.engine import RulePack, evaluate, load_builtin_rules, load_rules
-from mnv4_postmortem.analyzer.engine.command import render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from mnv4_postmortem.analyzer.engine.notation import parse_series
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace, is_known_name
-from mnv4_postmortem.analyzer.features.num_classes import infer_num_classes
 from mnv4_postmortem.analyzer.findings import make_diagnosis
 from mnv4_postmortem.analyzer.ingest import load_run
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
-from mnv4_postmortem.analyzer.ingest.timm_defaults import command_defaults
+from mnv4_postmortem.analyzer.ingest.merge import step_counts
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
 from mnv4_postmortem.analyzer.report import Report
+from mnv4_postmortem.analyzer.timm.defaults import command_defaults
+from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 __all__ = ["analyze", "load_pack", "load_run", "namespace_for", "synthetic_run"]
 
@@ -82,28 +83,8 @@ def analyze(run: Run, pack: RulePack) -> Report:
 
 
 def _stages(run: Run) -> tuple[Run, Detection, Derived]:
-    """The statistics every consumer needs, computed once: the run (num_classes filled in), detection, derived."""
-    run = with_inferred_classes(run)
+    """The statistics every consumer needs, computed once: detection and derived quantities."""
     return run, detect(run), derive(run)
-
-
-def with_inferred_classes(run: Run) -> Run:
-    """When num_classes is unknown, read it off the curves (``features.num_classes``), with its source and
-    confidence stored in the effective config (``num_classes_confidence``)."""
-    if run.config.get("num_classes"):
-        return run
-    frame = run.epochs
-    column = lambda name: frame[name].to_numpy(dtype="float64") if name in frame.columns else None  # noqa: E731
-    inferred = infer_num_classes(
-        train_loss=column("train_loss"), eval_loss=column("eval_loss"), eval_top1=column("eval_top1"),
-        eval_top5=column("eval_top5"), epochs=frame.index.to_numpy(),
-    )
-    if inferred is None:
-        return run
-    classes, source, confidence = inferred
-    effective = {**run.config.effective, "num_classes": classes, "num_classes_confidence": confidence}
-    sources = {**run.config.effective_sources, "num_classes": f"{source} (confidence {confidence:.2f})"}
-    return replace(run, config=replace(run.config, effective=effective, effective_sources=sources))
 
 
 def _names(run: Run, detection: Detection, derived: Derived) -> Mapping[str, Any]:
@@ -111,7 +92,8 @@ def _names(run: Run, detection: Detection, derived: Derived) -> Mapping[str, Any
 
 
 def _pipeline_meta(run: Run) -> Mapping[str, Any]:
-    return {"args": dict(run.config.args), "defaults": command_defaults(run.timm_version)}
+    # The defaults of the era the config was filled from: a fix command and the config never disagree.
+    return {"args": dict(run.config.args), "defaults": command_defaults(run.config.timm_version)}
 
 
 def _segments_json(detection: Detection) -> dict[str, list[dict[str, Any]]]:
@@ -162,11 +144,20 @@ def synthetic_run(config: Mapping[str, Any], series: Mapping[str, Any], steps_pe
         {name: np.pad(v.astype("float64"), (0, length - len(v)), constant_values=np.nan) for name, v in columns.items()},
         index=pd.RangeIndex(length, name="epoch"),
     )
-    base = build_config(dict(config), None, None)
+    base = build_config(dict(config), None, config.get("timm_version"))
     effective = {k: config[k] for k in ("lr", "num_classes", "input_size", "world_size") if k in config}
-    run_config = TrainConfig(values=base.values, args=dict(config), defaulted=base.defaulted, effective=effective)
-    steps = _synthetic_steps(frame, steps_per_epoch)
     epochs = config.get("epochs")
+    steps = _synthetic_steps(frame, steps_per_epoch)
+    # A rule test's ``epochs`` is the schedule length it means (as a log's "Scheduled epochs" line).
+    facts = RecipeFacts(scheduled_epochs=int(epochs) if isinstance(epochs, (int, float)) else None,
+                        scheduled_ref="rule test config",
+                        eval_top1=frame["eval_top1"].to_numpy() if "eval_top1" in frame else None,
+                        eval_top5=frame["eval_top5"].to_numpy() if "eval_top5" in frame else None,
+                        train_loss=frame["train_loss"].to_numpy() if "train_loss" in frame else None,
+                        eval_loss=frame["eval_loss"].to_numpy() if "eval_loss" in frame else None,
+                        epochs=frame.index.to_numpy(),
+                        **step_counts(steps))
+    run_config = resolve_recipe(replace(base, args=dict(config), effective=effective), facts)
     return Run(
         run_dir=Path("<inline>"),
         config=run_config,
@@ -176,8 +167,8 @@ def synthetic_run(config: Mapping[str, Any], series: Mapping[str, Any], steps_pe
         events=(),
         sources=(),
         issues=(),
-        timm_version=config.get("timm_version"),
-        epochs_scheduled=int(epochs) if isinstance(epochs, (int, float)) else None,
+        timm_version=run_config.timm_version,
+        epochs_scheduled=run_config.effective.get("epochs_scheduled"),
     )
 
 

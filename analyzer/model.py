@@ -15,11 +15,16 @@ Conventions (written down once, used everywhere):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # model.py is the ground floor: the version type is only named here, never imported
+    from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 # Canonical epoch-level columns. Unknown metrics (e.g. TensorBoard tags without an alias)
 # keep their own names and are added after these.
@@ -137,8 +142,14 @@ class TrainConfig:
     ``args`` is args.yaml as read (keys as timm spells them). ``values`` is ``args`` with timm's
     defaults filled in for missing keys (``defaulted`` names them). ``effective`` holds values
     timm derived at run time and never wrote to args.yaml (the LR computed from ``lr_base``,
-    global batch, world size, num_classes and input size seen in the log); ``effective_sources``
-    says where each came from.
+    global batch, world size, num_classes and input size seen in the log; the recipe arithmetic of
+    ``timm/recipe.py``: schedule length, LR from ``lr_base``, updates per epoch); ``effective_sources``
+    says where each came from. ``timm_version`` is the version whose defaults filled ``values``:
+    anything that needs timm's defaults again (a fix's command line) uses the same one.
+
+    args.yaml is user input: any value may be missing, a string, a list or junk. The typed readers
+    (:meth:`number`, :meth:`count`, :meth:`flag`, :meth:`text`) are the one place such a value is
+    coerced; they never raise.
     """
 
     values: Mapping[str, Any]
@@ -147,6 +158,7 @@ class TrainConfig:
     effective: Mapping[str, Any] = field(default_factory=dict)
     effective_sources: Mapping[str, str] = field(default_factory=dict)
     source: SourceRef | None = None
+    timm_version: "TimmVersion | None" = None
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value timm really used: ``effective`` first, then the (defaulted) args."""
@@ -154,6 +166,65 @@ class TrainConfig:
             return self.effective[name]
         value = self.values.get(name, default)
         return default if value is None else value
+
+    def number(
+        self, name: str, default: float | None = None, *, minimum: float | None = None, maximum: float | None = None,
+    ) -> float | None:
+        """:meth:`get` as a finite float (numeric strings too: YAML reads ``1e-3`` as a string) within
+        ``minimum..maximum`` (inclusive); else ``default``."""
+        number = as_number(self.get(name))
+        if number is None or (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            return default
+        return number
+
+    def count(self, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+        """:meth:`get` as a whole number >= ``minimum`` (``4.0`` counts; ``4.5``, ``True`` do not); else ``default``."""
+        number = as_count(self.get(name), minimum=minimum)
+        return default if number is None else number
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """:meth:`get` as a switch: booleans, non-zero numbers, or "true"/"yes"/"on"/"1"; missing -> ``default``."""
+        value = self.get(name)
+        return default if value is None else as_flag(value)
+
+    def text(self, name: str) -> str | None:
+        """:meth:`get` as a non-empty string (stripped); None for non-strings and "", "none", "null"."""
+        return as_text(self.get(name))
+
+
+def as_number(value: Any) -> float | None:
+    """A finite float, or None (booleans are not numbers here)."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def as_count(value: Any, *, minimum: int = 0) -> int | None:
+    """A whole number >= ``minimum`` (and below 1e15), or None."""
+    number = as_number(value)
+    if number is None or number < minimum or not number.is_integer() or number > 1e15:
+        return None
+    return int(number)
+
+
+def as_flag(value: Any) -> bool:
+    """A flag from args.yaml: real booleans and numbers, or "true"/"yes"/"on"/"1"; anything else is False."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return bool(value) and not math.isnan(float(value))
+    return False
+
+
+def as_text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    return None if text.lower() in ("", "none", "null") else text
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -168,7 +239,10 @@ class Run:
     events: tuple[Event, ...]
     sources: tuple[SourceInfo, ...]
     issues: tuple[IngestIssue, ...]
-    timm_version: str | None = None
+    # The run's one timm version (the ingest sets it to ``config.timm_version``). Readers go through
+    # ``TimmVersion.parse``, which also accepts the plain text a hand-built Run may carry.
+    timm_version: "TimmVersion | str | None" = None
+    # The schedule length timm.recipe resolved at ingest (``config.effective["epochs_scheduled"]``).
     epochs_scheduled: int | None = None
 
     @property

@@ -34,6 +34,6 @@ class Report:
         return {
             "path": str(run.run_dir),
             "model": run.config.get("model"),
-            "timm_version": run.timm_version,
+            "timm_version": str(run.timm_version) if run.timm_version is not None else None,
             "epochs": run.epoch_span(),
         }

@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
+from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 FIXTURE_RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 
@@ -31,16 +32,19 @@ def make_run(
         {k: np.asarray(v, dtype=float) for k, v in epochs.items()},
         index=pd.Index(range(first_epoch, first_epoch + n), name="epoch"),
     )
+    # As the ingest does: the schedule length (and the rest of timm's recipe arithmetic) resolved once.
+    resolved = resolve_recipe(TrainConfig(values=dict(config or {})),
+                              RecipeFacts(scheduled_epochs=epochs_scheduled, scheduled_ref="test log"))
     return Run(
         run_dir=Path("/nonexistent/synthetic"),
-        config=TrainConfig(values=dict(config or {})),
+        config=resolved,
         epochs=frame,
         epoch_refs=pd.DataFrame(index=frame.index, columns=frame.columns, dtype=object),
         steps=steps if steps is not None else pd.DataFrame(columns=[*STEP_COLUMNS, "src_file", "src_line"]),
         events=events,
         sources=(),
         issues=(),
-        epochs_scheduled=epochs_scheduled,
+        epochs_scheduled=resolved.effective.get("epochs_scheduled"),
     )
 
 

@@ -16,7 +16,13 @@ FORBIDDEN = {
     "analyzer/features": ("ingest", "engine", "render", "diagnose", "report"),
     "analyzer/engine": ("ingest", "detect", "features", "render", "diagnose", "report"),
     "analyzer/render": ("ingest", "detect", "features", "engine", "diagnose"),
+    # The ground floor of timm knowledge: every stage reads it, it reads none of them.
+    "analyzer/timm": ("ingest", "detect", "features", "engine", "render", "diagnose", "findings", "report"),
 }
+
+# analyzer/timm/ may import only these: model.py, itself, the standard library and numpy.
+TIMM_ALLOWED_PROJECT = ("mnv4_postmortem.analyzer.model", "mnv4_postmortem.analyzer.timm")
+TIMM_ALLOWED_THIRD_PARTY = ("numpy",)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -41,6 +47,21 @@ def test_stages_import_only_to_their_left():
             for module in imported_modules(path):
                 for stage in banned:
                     assert not module.startswith(f"mnv4_postmortem.analyzer.{stage}"), f"{path.relative_to(REPO)} imports {module}"
+
+
+def test_timm_package_imports_only_model_stdlib_and_numpy():
+    import sys
+
+    files = list((REPO / "analyzer" / "timm").rglob("*.py"))
+    assert files, "analyzer/timm/ is missing"
+    for path in files:
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            if module.startswith("mnv4_postmortem"):
+                ok = any(module == allowed or module.startswith(allowed + ".") for allowed in TIMM_ALLOWED_PROJECT)
+            else:
+                ok = top in sys.stdlib_module_names or top in TIMM_ALLOWED_THIRD_PARTY or top == "__future__"
+            assert ok, f"{path.relative_to(REPO)} imports {module}"
 
 
 def test_no_generic_top_level_packages_are_installed():

@@ -17,17 +17,12 @@ from mnv4_postmortem.analyzer.ingest.args_yaml import (
     build_config,
     parse_args_yaml,
     parse_wandb_config,
-    resolve_lr,
 )
 from mnv4_postmortem.analyzer.ingest.summary_csv import parse_summary_csv
-from mnv4_postmortem.analyzer.ingest.timm_defaults import (
-    ERAS,
-    TIMM_DEFAULTS,
-    defaults_for,
-    era_for,
-    guess_version,
-)
 from mnv4_postmortem.analyzer.model import IngestError, SourceRef
+from mnv4_postmortem.analyzer.timm.defaults import ERAS, TIMM_DEFAULTS, defaults_for
+from mnv4_postmortem.analyzer.timm.recipe import resolve_lr
+from mnv4_postmortem.analyzer.timm.version import era_of, version_from_args
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_RUNS = REPO / "fixtures" / "runs"
@@ -72,7 +67,7 @@ def test_defaults_table_has_every_key_a_real_timm_version_wrote(path: Path) -> N
     """For real timm output, the era guessed from the keys has no table key the file lacks."""
     args = parse_args_yaml(path).args
     config = build_config(args, SourceRef(str(path)))
-    assert guess_version(args) is not None
+    assert version_from_args(args) is not None
     assert config.defaulted == frozenset()
     assert dict(config.values) == dict(args)
     assert config.source == SourceRef(str(path))
@@ -101,7 +96,7 @@ def test_ultralytics_args_load_as_a_mapping() -> None:
 def test_old_keys_load_as_read() -> None:
     args = parse_args_yaml(real("neudeep-effb7ns-aliproducts-210ep")).args
     assert {"drop_connect", "jsd", "apex_amp"} <= set(args) and args["jsd"] is False
-    assert guess_version(args) == "0.4.12"
+    assert version_from_args(args).era == "0.4.12"
 
 
 def test_prec1_eval_metric_of_the_oldest_timm_loads(tmp_path: Path) -> None:
@@ -276,8 +271,8 @@ def test_timm_defaults_are_head_and_read_only() -> None:
         ("1.0.29.dev0", "HEAD"),
     ],
 )
-def test_era_for(version: str | None, column: str) -> None:
-    assert era_for(version) == column
+def test_era_of(version: str | None, column: str) -> None:
+    assert era_of(version) == column
 
 
 def test_era_specific_values() -> None:

@@ -250,10 +250,10 @@ def test_incomplete_run_against_scheduled_and_config_epochs():
     values = {"train_loss": [2.0 - 0.01 * i for i in range(50)]}
     found = detect(make_run(values, epochs_scheduled=100))
     assert (found.incomplete.last_epoch, found.incomplete.missing) == (49, 50)
-    timm06 = detect(make_run(values, {"epochs": 40, "cooldown_epochs": 10}))
+    timm06 = detect(make_run(values, {"epochs": 40, "sched": "cosine", "cooldown_epochs": 10}))
     assert timm06.incomplete is None and timm06.epochs_scheduled == 50
-    short = detect(make_run(values, {"epochs": 60, "cooldown_epochs": 0}))
-    assert short.incomplete.epochs_scheduled == 60 and short.incomplete.basis == "config epochs"
+    short = detect(make_run(values, {"epochs": 60, "sched": "cosine", "cooldown_epochs": 0}))
+    assert short.incomplete.epochs_scheduled == 60 and short.incomplete.basis == "args.yaml: epochs 60"
 
 
 def test_empty_and_odd_runs_do_not_raise():

@@ -7,7 +7,7 @@ import shlex
 import yaml
 
 from _engine_fakes import RUNS
-from mnv4_postmortem.analyzer.engine.command import effective_args, render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import effective_args, render_train_command
 
 # A slice of timm 1.0's argparse defaults (timm-formats.md section 9).
 DEFAULTS = {

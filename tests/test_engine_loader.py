@@ -186,7 +186,8 @@ def test_aliases_count_as_ids(tmp_path: Path):
 
 
 def test_engine_imports_only_model_findings_and_itself():
-    """Data flows one way: the engine must not reach into ingest, detect, features or render."""
+    """Data flows one way: the engine must not reach into ingest, detect, features or render.
+    analyzer/timm/ (the ground floor of timm knowledge: the fix command lines) is allowed."""
     import ast
 
     engine_dir = Path(__file__).resolve().parents[1] / "analyzer" / "engine"
@@ -194,10 +195,12 @@ def test_engine_imports_only_model_findings_and_itself():
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level > 0:
                 target = "." * node.level + (node.module or "")
-                assert target in ("..model", "..findings") or node.level == 1, f"{source.name} imports {target}"
+                assert target in ("..model", "..findings") or target.startswith("..timm") or node.level == 1, \
+                    f"{source.name} imports {target}"
             if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0):
                 module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
-                assert not (module or "").startswith("mnv4_postmortem"), f"{source.name} imports {module}"
+                allowed = (module or "").startswith("mnv4_postmortem.analyzer.timm.")
+                assert allowed or not (module or "").startswith("mnv4_postmortem"), f"{source.name} imports {module}"
     findings = (engine_dir.parent / "findings.py").read_text()
     assert "engine" not in "".join(
         line for line in findings.splitlines() if line.startswith(("import", "from"))

@@ -22,6 +22,8 @@ from mnv4_postmortem.analyzer.features.derived import (
     is_decoupled_weight_decay,
 )
 from mnv4_postmortem.analyzer.model import EPOCH_COLUMNS, STEP_COLUMNS, Run, TrainConfig
+from mnv4_postmortem.analyzer.ingest.merge import step_counts
+from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 FIXTURE_RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 
@@ -65,10 +67,15 @@ def make_run(
         columns=["train_loss", "eval_top1"],
     )
     assert set(epochs.columns) <= set(EPOCH_COLUMNS)
+    # As the ingest does: timm's recipe arithmetic (LR, global batch, schedule length) resolved once.
+    config = resolve_recipe(
+        TrainConfig(values=values or {}, args=args or {}, defaulted=defaulted,
+                    effective=effective or {}, effective_sources=effective_sources or {}),
+        RecipeFacts(scheduled_epochs=epochs_scheduled, scheduled_ref="test log", **step_counts(steps)),
+    )
     return Run(
         run_dir=Path("x"),
-        config=TrainConfig(values=values or {}, args=args or {}, defaulted=defaulted,
-                           effective=effective or {}, effective_sources=effective_sources or {}),
+        config=config,
         epochs=epochs,
         epoch_refs=pd.DataFrame(),
         steps=steps if steps is not None else pd.DataFrame(columns=list(STEP_COLUMNS)),
@@ -76,7 +83,7 @@ def make_run(
         sources=(),
         issues=(),
         timm_version=timm_version,
-        epochs_scheduled=epochs_scheduled,
+        epochs_scheduled=config.effective.get("epochs_scheduled"),
     )
 
 
@@ -93,7 +100,7 @@ def test_global_batch_and_lr_per_sample() -> None:
     d = derive(run)
     assert d.global_batch == 256 * 4 * 2
     assert d.world_size == 4 and d.grad_accum_steps == 2 and d.batch_size == 256
-    assert d.lr == 0.004 and d.lr_source == "args.yaml"
+    assert d.lr == 0.004 and d.lr_source == "args.yaml lr"
     assert d.lr_per_sample == pytest.approx(0.004 / 2048)
 
 
@@ -116,7 +123,7 @@ def test_lr_from_lr_base_scaling(opt: str, scale: str, expected: float) -> None:
     run = make_run({"batch_size": 256, "lr": None, "lr_base": base, "lr_base_size": 256,
                     "lr_base_scale": scale, "opt": opt}, effective={"world_size": 4})
     d = derive(run)
-    assert d.lr == pytest.approx(expected) and d.lr_source == "lr_base scaling"
+    assert d.lr == pytest.approx(expected) and d.lr_source.startswith(f"lr_base {base:g} x ")
 
 
 def test_defaulted_lr_is_labelled() -> None:
@@ -373,7 +380,7 @@ def test_every_public_args_yaml_derives() -> None:
 
 def test_public_runs_facts() -> None:
     convnext = derive(real_args_run("vuthehuy-convnext-cifar100-overfit"))  # lr: null, lr_base 0.1, sgd, bs 32
-    assert convnext.lr == pytest.approx(0.1 * 32 / 256) and convnext.lr_source == "lr_base scaling"
+    assert convnext.lr == pytest.approx(0.1 * 32 / 256) and convnext.lr_source == "lr_base 0.1 x 32/256 (linear scaling rule)"
     effb7 = derive(real_args_run("neudeep-effb7ns-aliproducts-210ep"))  # a 600 px model trained at 224
     assert effb7.pretrained_input_size == 600 and effb7.input_size_ratio == pytest.approx(224 / 600)
     a3 = derive(real_args_run("eileen-resnet50-a3-amp"))  # LAMB, wd 0.02, mixup 0.1 / cutmix 1.0

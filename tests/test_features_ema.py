@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mnv4_postmortem.analyzer.features.ema import EmaModel, ema_model_from, ema_version_for, version_bounds
+from mnv4_postmortem.analyzer.features.ema import EmaModel, ema_model_from, ema_version_for
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
 
 
@@ -210,12 +210,3 @@ def test_ema_from_run_reads_decay_warmup_and_defaults() -> None:
 def test_ema_version_decision(timm_version: str | None, args: dict, expected: str) -> None:
     version, source = ema_version_for(make_run(args=args, timm_version=timm_version))
     assert version == expected and source
-
-
-def test_version_bounds_parses_the_ingest_guesses() -> None:
-    assert version_bounds(">=1.0.23") == ((1, 0, 23), None)
-    assert version_bounds("<=0.4.12") == (None, (0, 4, 12))
-    low, high = version_bounds("0.5-0.8")
-    assert low == (0, 5) and (0, 8, 17) <= high < (0, 9)
-    assert version_bounds("0.8.2dev0-0.8.17dev0") == ((0, 8, 2), (0, 8, 17))
-    assert version_bounds("nonsense") is None and version_bounds(None) is None

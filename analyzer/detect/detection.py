@@ -68,7 +68,7 @@ def detect(run: Run) -> Detection:
 
 
 def _detect(run: Run) -> Detection:
-    classes = metrics.valid_num_classes(_config_get(run, "num_classes"))
+    classes = metrics.valid_num_classes(run.config.count("num_classes"))
     frame = epoch_frame(run)
     per_epoch = epoch_series(run, frame)
     per_step = step_series(run)
@@ -99,13 +99,6 @@ def _segments(s: MetricSeries, classes: int | None) -> tuple[Segment, ...]:
     return segment_series(s.x, s.y, s.name, s.unit, chance=chance)
 
 
-def _config_get(run: Run, name: str) -> object:
-    try:
-        return run.config.get(name)
-    except Exception:  # a malformed config must not stop detection
-        return None
-
-
 def _lr_by_epoch(
     frame: pd.DataFrame, steps: pd.DataFrame | None, every: Mapping[str, MetricSeries],
 ) -> dict[int, float]:
@@ -123,26 +116,11 @@ def _lr_by_epoch(
 
 
 def _epochs_scheduled(run: Run) -> tuple[int | None, str]:
-    """``run.epochs_scheduled`` if set, else config ``epochs + cooldown_epochs``."""
-    if isinstance(run.epochs_scheduled, (int, np.integer)) and run.epochs_scheduled > 0:
-        return int(run.epochs_scheduled), "run.epochs_scheduled"
-    epochs = _as_count(_config_get(run, "epochs"))
-    if epochs is None:
-        return None, ""
-    cooldown = _as_count(_config_get(run, "cooldown_epochs")) or 0
-    if cooldown:
-        return epochs + cooldown, "config epochs + cooldown_epochs"
-    return epochs, "config epochs"
-
-
-def _as_count(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return int(number) if math.isfinite(number) and number >= 0 and number.is_integer() else None
+    """The schedule length the ingest resolved (timm.recipe.schedule_length), and where it came from."""
+    scheduled = run.epochs_scheduled
+    if isinstance(scheduled, (int, np.integer)) and not isinstance(scheduled, bool) and scheduled > 0:
+        return int(scheduled), str(run.config.effective_sources.get("epochs_scheduled", "run.epochs_scheduled"))
+    return None, ""
 
 
 def _last_epoch(series: Mapping[str, MetricSeries]) -> int | None:

@@ -115,15 +115,16 @@ def _per_epoch_median(epochs: np.ndarray, values: np.ndarray) -> tuple[np.ndarra
 
 def _build(
     source: Literal["epoch", "step"], x: np.ndarray, y: np.ndarray,
-    ex: np.ndarray, ey: np.ndarray, config: TrainConfig | None,
+    ex: np.ndarray, ey: np.ndarray, given: TrainConfig | None,
 ) -> Schedule:
+    config = given if given is not None else _NO_CONFIG
     peak_lr = float(np.max(y))
     peak_index = int(np.argmax(y >= peak_lr * (1.0 - PEAK_REL_TOL)))
     peak_epoch = float(x[peak_index])
     epoch_peak = int(np.argmax(ey >= float(np.max(ey)) * (1.0 - PEAK_REL_TOL)))
     if float(np.max(ey)) > 0.0:
         shape, error = _shape(ex[epoch_peak:], ey[epoch_peak:] / float(np.max(ey)), ex[0],
-                              _config_str(config, "sched"))
+                              config.text("sched"))
     else:  # an LR of zero (or below) throughout: nothing to scale by
         shape, error = ("constant", 0.0) if np.ptp(ey) == 0.0 else ("unknown", math.nan)
     schedule = Schedule(
@@ -131,13 +132,13 @@ def _build(
         initial_lr=float(y[0]), warmup_epochs=peak_epoch - float(x[0]),
         peak_lr=peak_lr, peak_epoch=peak_epoch, final_lr=float(y[-1]), final_epoch=float(x[-1]),
         shape=shape, shape_error=error,
-        config_sched=_config_str(config, "sched"),
-        config_warmup_epochs=_config_number(config, "warmup_epochs"),
-        config_lr=_config_number(config, "lr"),
+        config_sched=config.text("sched"),
+        config_warmup_epochs=config.number("warmup_epochs"),
+        config_lr=config.number("lr"),
         expected_peak_lr=_expected_peak(config),
         mismatches=(),
     )
-    return _with_mismatches(schedule, config, last_x=float(x[-1]))
+    return _with_mismatches(schedule, given, last_x=float(x[-1]))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -211,46 +212,23 @@ def _fit_cosine(t: np.ndarray, v: np.ndarray, first_epoch: float) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Config comparison
+# Config comparison (values read through TrainConfig's typed readers, which never raise)
+
+_NO_CONFIG = TrainConfig(values={})
 
 
-def _config_value(config: TrainConfig | None, name: str) -> Any:
-    if config is None:
-        return None
-    try:
-        return config.get(name)
-    except Exception:  # a hostile mapping must not break detection
-        return None
-
-
-def _config_number(config: TrainConfig | None, name: str) -> float | None:
-    value = _config_value(config, name)
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _config_str(config: TrainConfig | None, name: str) -> str | None:
-    value = _config_value(config, name)
-    return str(value) if value not in (None, "") else None
-
-
-def _expected_peak(config: TrainConfig | None) -> float | None:
+def _expected_peak(config: TrainConfig) -> float | None:
     """The peak LR the config implies, or None (no lr, or layer decay scales the logged mean LR)."""
-    lr = _config_number(config, "lr")
-    if lr is None or lr <= 0 or _config_value(config, "layer_decay"):
+    lr = config.number("lr")
+    if lr is None or lr <= 0 or config.flag("layer_decay"):
         return None
-    warmup = _config_number(config, "warmup_epochs") or 0.0
-    epochs = _config_number(config, "epochs")
-    sched = (_config_str(config, "sched") or "").lower()
-    prefix = bool(_config_value(config, "warmup_prefix"))
+    warmup = config.number("warmup_epochs") or 0.0
+    epochs = config.number("epochs")
+    sched = (config.text("sched") or "").lower()
+    prefix = config.flag("warmup_prefix")
     if sched == "cosine" and warmup > 0 and not prefix and epochs and epochs > 0:
         # timm's cosine runs from epoch 0 underneath the warm-up, so the ramp ends on an already-decayed LR
-        min_lr = _config_number(config, "min_lr") or 0.0
+        min_lr = config.number("min_lr") or 0.0
         return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(warmup / epochs, 1.0)))
     return lr
 
@@ -261,7 +239,7 @@ def _with_mismatches(schedule: Schedule, config: TrainConfig | None, last_x: flo
     found: list[str] = []
     from_start = schedule.epochs[0] <= 0.0 if schedule.epochs else False
     warmup = schedule.config_warmup_epochs
-    tolerance = WARMUP_TOL * (2.0 if _config_value(config, "sched_on_updates") else 1.0)
+    tolerance = WARMUP_TOL * (2.0 if config.flag("sched_on_updates") else 1.0)
     peak_at_end = schedule.peak_epoch >= last_x
     if from_start and warmup is not None and not (peak_at_end and warmup > schedule.warmup_epochs):
         if abs(schedule.warmup_epochs - warmup) > tolerance:
@@ -269,7 +247,7 @@ def _with_mismatches(schedule: Schedule, config: TrainConfig | None, last_x: flo
                 f"LR peaks after {schedule.warmup_epochs:g} epochs (epoch {schedule.peak_epoch:g}), "
                 f"but warmup_epochs is {warmup:g}"
             )
-    warmup_lr = _config_number(config, "warmup_lr")
+    warmup_lr = config.number("warmup_lr")
     if from_start and warmup and warmup_lr and warmup_lr > 0:
         if abs(schedule.initial_lr / warmup_lr - 1.0) > PEAK_TOL:
             found.append(f"first LR {schedule.initial_lr:.4g} differs from warmup_lr {warmup_lr:.4g}")
@@ -293,7 +271,7 @@ def _shape_mismatch(schedule: Schedule, config: TrainConfig) -> list[str]:
     if expected is None or post_peak < SHAPE_MIN_POINTS or schedule.shape in ("unknown", expected):
         return []
     if schedule.shape == "constant":
-        epochs = _config_number(config, "epochs")
+        epochs = config.number("epochs")
         covered = schedule.final_epoch - schedule.epochs[0] + 1
         if sched != "cosine" or not epochs or covered < 0.5 * epochs:
             return []  # too little of the schedule seen for a cosine to have moved

@@ -8,7 +8,7 @@ Public API::
     results = run_rule_tests(pack, files, diagnose=..., load_run=..., make_run=...)
 """
 
-from .command import render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from .evaluate import Evaluation, evaluate, evaluate_rule, evaluate_rules
 from .expr import ROOT_NAMES, EvalError, Expr, ExprError, compile_expr
 from .loader import RulePack, builtin_rules_root, find_test_files, load_builtin_rules, load_rules

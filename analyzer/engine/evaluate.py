@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..findings import Considered, Evidence, Finding, Fix
-from .command import render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from .expr import EvalError, Expr, RuleEvaluator, get_member, is_absent, is_missing
 from .loader import RulePack
 from .schema import DEFAULT_CONFIDENCE, Rule, RuleError

@@ -20,9 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..model import Run, TrainConfig
-from .coerce import as_float, truthy
-from .ema import EmaModel, ema_model_from, version_bounds
+from mnv4_postmortem.analyzer.model import Run, TrainConfig, as_count, as_number
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
+
+from mnv4_postmortem.analyzer.timm.recipe import SAMPLES_HINTS
+
+from .ema import EmaModel, ema_model_from
 from .input_size import input_size_px
 from .input_size import pretrained_input_size as _native_input_size
 
@@ -100,22 +103,22 @@ class Regularization:
     strength_terms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
 
-def regularization_from(config: TrainConfig, timm_version: str | None = None) -> Regularization:
+def regularization_from(config: TrainConfig, timm_version: TimmVersion | str | None = None) -> Regularization:
     """Read the regularization knobs from a run's config (timm's defaults fill missing keys upstream)."""
-    drop = _rate(config.get("drop"))
-    drop_connect = _nonneg_float(config.get("drop_connect"))
-    drop_path_arg = _nonneg_float(config.get("drop_path"))
+    drop = config.number("drop", 0.0, minimum=0.0, maximum=1.0)
+    drop_connect = config.number("drop_connect", minimum=0.0)
+    drop_path_arg = config.number("drop_path", minimum=0.0)
     connect_used = drop_connect is not None and _drop_connect_used(config, timm_version)
     drop_path = drop_path_arg if drop_path_arg is not None else (drop_connect if connect_used else 0.0)
     drop_path = drop_path or 0.0
-    drop_block = _rate(config.get("drop_block"))
-    mixup = _nonneg_float(config.get("mixup")) or 0.0
-    cutmix = _nonneg_float(config.get("cutmix")) or 0.0
-    mixup_prob = _rate(config.get("mixup_prob", 1.0), default=1.0)
-    smoothing = _rate(config.get("smoothing"))
-    weight_decay = _nonneg_float(config.get("weight_decay")) or 0.0
+    drop_block = config.number("drop_block", 0.0, minimum=0.0, maximum=1.0)
+    mixup = config.number("mixup", 0.0, minimum=0.0)
+    cutmix = config.number("cutmix", 0.0, minimum=0.0)
+    mixup_prob = config.number("mixup_prob", 1.0, minimum=0.0, maximum=1.0)
+    smoothing = config.number("smoothing", 0.0, minimum=0.0, maximum=1.0)
+    weight_decay = config.number("weight_decay", 0.0, minimum=0.0)
     decoupled = is_decoupled_weight_decay(config.get("opt"))
-    reprob = _rate(config.get("reprob"))
+    reprob = config.number("reprob", 0.0, minimum=0.0, maximum=1.0)
     aa = _aa_policy(config.get("aa"))
     aa_magnitude = _aa_magnitude(aa)
 
@@ -159,14 +162,13 @@ def is_decoupled_weight_decay(opt: Any) -> bool:
     return name.endswith("w") or name in _DECOUPLED_OPTIMIZERS
 
 
-def _drop_connect_used(config: TrainConfig, timm_version: str | None) -> bool:
+def _drop_connect_used(config: TrainConfig, timm_version: TimmVersion | str | None) -> bool:
     """Whether the run's timm still passed ``--drop-connect`` to the model (timm < 0.8.2dev0)."""
-    bounds = version_bounds(timm_version)
-    if bounds is not None:
-        low, high = bounds
-        if high is not None and high < _DROP_CONNECT_IGNORED_SINCE:
+    version = TimmVersion.parse(timm_version)
+    if version is not None:
+        if version.below(_DROP_CONNECT_IGNORED_SINCE):
             return True
-        if low is not None and low >= _DROP_CONNECT_IGNORED_SINCE:
+        if version.at_least(_DROP_CONNECT_IGNORED_SINCE):
             return False
     if config.args:
         return "lr_base" not in config.args  # lr_base arrived in the same release (0.8.2dev0)
@@ -257,7 +259,7 @@ class Derived:
     """
 
     model: str | None = None
-    timm_version: str | None = None
+    timm_version: str | None = None  # the text of the run's TimmVersion, for rules and reports
     lr: float | None = None
     lr_source: str = "unknown"
     batch_size: int | None = None
@@ -299,9 +301,8 @@ def derive(run: Run) -> Derived:
     """Compute every derived quantity of ``run`` (pure: reads the run, writes nothing)."""
     config = run.config
     batch = _batch_facts(config)
-    lr, lr_source = _learning_rate(config, batch["global_batch"])
-    per_epoch, steps_source = _updates_per_epoch(run, batch)
-    upe = _typical(per_epoch)
+    lr, lr_source = _learning_rate(config)
+    per_epoch, steps_source, upe = _updates_per_epoch(run)
     epochs_run = _epochs_run(run)
     ends = _updates_at_epoch_ends(run, per_epoch, upe, epochs_run)
     updates_run = int(ends[-1]) if ends.size else None
@@ -310,13 +311,13 @@ def derive(run: Run) -> Derived:
     ema_facts = _ema_facts(ema, ends, upe)
     input_facts = _input_size_facts(run)
     init_source = _init_source(config)
-    num_classes = _positive_int(config.get("num_classes"))
+    num_classes = config.count("num_classes", minimum=1)
     dataset_size, dataset_source = _dataset_size(config, upe, steps_source, batch["global_batch"])
     global_batch = batch["global_batch"]
     model = config.get("model")
     return Derived(
         model=model if isinstance(model, str) else None,
-        timm_version=run.timm_version,
+        timm_version=str(run.timm_version) if run.timm_version is not None else None,
         lr=lr,
         lr_source=lr_source,
         batch_size=batch["batch_size"],
@@ -351,97 +352,38 @@ def derive(run: Run) -> Derived:
 
 
 def _batch_facts(config: TrainConfig) -> dict[str, Any]:
-    batch_size = _positive_int(config.get("batch_size"))
-    accum = _positive_int(config.get("grad_accum_steps")) or 1
-    world = _positive_int(config.get("world_size")) or 1
-    global_batch = _positive_int(config.get("global_batch"))
-    if global_batch is None and batch_size is not None:
-        global_batch = batch_size * world * accum
-    return {"batch_size": batch_size, "grad_accum_steps": accum, "world_size": world, "global_batch": global_batch}
+    """Batch sizes as the ingest resolved them (``global_batch`` is timm.recipe's, computed once)."""
+    return {
+        "batch_size": config.count("batch_size", minimum=1),
+        "grad_accum_steps": config.count("grad_accum_steps", 1, minimum=1),
+        "world_size": config.count("world_size", 1, minimum=1),
+        "global_batch": config.count("global_batch", minimum=1),
+    }
 
 
-def _learning_rate(config: TrainConfig, global_batch: int | None) -> tuple[float | None, str]:
-    resolved = _positive_float(config.effective.get("lr"))
-    if resolved is not None:
+def _learning_rate(config: TrainConfig) -> tuple[float | None, str]:
+    """The peak LR as the ingest resolved it (timm.recipe: the log's line, ``lr``, or ``lr_base`` scaling)."""
+    resolved = as_number(config.effective.get("lr"))
+    if resolved is not None and resolved > 0:
         return resolved, config.effective_sources.get("lr", "resolved")
-    given = _positive_float(config.values.get("lr"))
-    if given is not None:
+    given = as_number(config.values.get("lr"))
+    if given is not None and given > 0:
         return given, "timm default" if "lr" in config.defaulted else "args.yaml"
-    return _lr_from_base(config, global_batch)
-
-
-def _lr_from_base(config: TrainConfig, global_batch: int | None) -> tuple[float | None, str]:
-    """timm >= 0.8.2dev0 with ``lr: null``: ``lr = lr_base * ratio`` with ``ratio = global / lr_base_size``
-    (linear) or its square root (the default for optimizers named ``*ada*`` or ``*lamb*``)."""
-    lr_base = _positive_float(config.get("lr_base"))
-    base_size = _positive_float(config.get("lr_base_size", 256))
-    if lr_base is None or base_size is None or global_batch is None:
-        return None, "unknown"
-    scale = config.get("lr_base_scale")
-    if not isinstance(scale, str) or not scale.strip():
-        opt = str(config.get("opt", "sgd")).lower()
-        scale = "sqrt" if ("ada" in opt or "lamb" in opt) else "linear"
-    ratio = global_batch / base_size
-    if scale.strip().lower() == "sqrt":
-        ratio = math.sqrt(ratio)
-    return lr_base * ratio, "lr_base scaling"
+    return None, "unknown"
 
 
 # ----------------------------------------------------------------------------- updates and epochs
 
-# Keys the ingest may put in config.effective when a run has no Train: lines but says how big it is.
-_UPDATES_HINTS = ("updates_per_epoch", "steps_per_epoch")
-_BATCHES_HINTS = ("batches_per_epoch",)
-_SAMPLES_HINTS = ("train_samples", "dataset_size", "num_train_samples")
-
-
-def _updates_per_epoch(run: Run, batch: Mapping[str, Any]) -> tuple[dict[int, int], str]:
-    """Optimizer updates per epoch, by epoch, from the log's ``[i/N]``; else one value from hints (key -1)."""
-    logged = _logged_per_epoch(run.steps)
-    if logged:
-        return logged, "log"
+def _updates_per_epoch(run: Run) -> tuple[dict[int, int], str, int | None]:
+    """Updates per epoch as the ingest resolved them (timm.recipe.updates_per_epoch): by epoch (key -1
+    for one hinted value), the kind of source, and the typical value."""
     effective = run.config.effective
-    for key in _UPDATES_HINTS:
-        value = _positive_int(effective.get(key))
-        if value:
-            return {-1: value}, "dataset hint"
-    accum = batch["grad_accum_steps"]
-    for key in _BATCHES_HINTS:
-        value = _positive_int(effective.get(key))
-        if value:
-            return {-1: math.ceil(value / accum)}, "dataset hint"
-    samples = next((_positive_int(effective.get(k)) for k in _SAMPLES_HINTS if effective.get(k) is not None), None)
-    if samples and batch["batch_size"]:
-        # timm's training loader drops the last partial batch (drop_last=True).
-        batches = samples // (batch["batch_size"] * batch["world_size"])
-        if batches > 0:
-            return {-1: math.ceil(batches / accum)}, "dataset hint"
-    return {}, "unknown"
-
-
-def _logged_per_epoch(steps: pd.DataFrame) -> dict[int, int]:
-    if not isinstance(steps, pd.DataFrame) or steps.empty or not {"epoch", "per_epoch"} <= set(steps.columns):
-        return {}
-    frame = pd.DataFrame({
-        "epoch": pd.to_numeric(steps["epoch"], errors="coerce"),
-        "per_epoch": pd.to_numeric(steps["per_epoch"], errors="coerce"),
-    }).dropna()
-    frame = frame[(frame["epoch"] >= 0) & (frame["per_epoch"] >= 1) & (frame["per_epoch"] < 1e12)]
-    if frame.empty:
-        return {}
-    # A resumed epoch may be logged twice; the last occurrence is the one that counts.
-    last = frame.groupby("epoch", sort=True)["per_epoch"].last()
-    return {int(epoch): int(n) for epoch, n in last.items()}
-
-
-def _typical(per_epoch: Mapping[int, int]) -> int | None:
-    """The most common updates-per-epoch value (the latest epoch's on a tie)."""
-    if not per_epoch:
-        return None
-    counts = pd.Series(list(per_epoch.values())).value_counts(sort=False)
-    best = counts.max()
-    latest_first = [per_epoch[e] for e in sorted(per_epoch, reverse=True)]
-    return int(next(v for v in latest_first if counts[v] == best))
+    typical = as_count(effective.get("updates_per_epoch"), minimum=1)
+    by_epoch = effective.get("updates_by_epoch")
+    kind = effective.get("updates_per_epoch_source")
+    if typical is None or not isinstance(by_epoch, Mapping) or not isinstance(kind, str):
+        return {}, "unknown", None
+    return {int(e): int(n) for e, n in by_epoch.items()}, kind, typical
 
 
 def _epoch_indices(run: Run) -> list[int]:
@@ -496,29 +438,13 @@ def _epoch_in_index(epochs: pd.DataFrame, epoch: int) -> bool:
     return bool((numbers == epoch).any())
 
 
-_CYCLE_SCHEDULERS = ("cosine", "tanh", "poly")
-
-
 def _epochs_scheduled(run: Run) -> tuple[int | None, str]:
-    logged = _positive_int(run.epochs_scheduled)
-    if logged is not None:
-        return logged, "log"
-    config = run.config
-    epochs = _positive_int(config.get("epochs"))
-    if epochs is None:
+    """The schedule length the ingest resolved (timm.recipe.schedule_length) and its kind of source."""
+    scheduled = as_count(run.epochs_scheduled, minimum=1)
+    if scheduled is None:
         return None, "unknown"
-    sched = str(config.get("sched", "")).lower()
-    if sched not in _CYCLE_SCHEDULERS:
-        return epochs, "args.yaml"
-    # timm's cycle schedulers: cycle length (t_initial x cycles, geometric with lr_cycle_mul) + cooldown,
-    # plus the warmup when it is a prefix (timm >= 0.8.2dev0's --warmup-prefix).
-    cycles = _positive_int(config.get("lr_cycle_limit", 1)) or 1
-    mul = _positive_float(config.get("lr_cycle_mul", 1.0)) or 1.0
-    total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
-    total += _nonneg_int(config.get("cooldown_epochs")) or 0
-    if truthy(config.get("warmup_prefix", False)):
-        total += _nonneg_int(config.get("warmup_epochs")) or 0
-    return total, "args.yaml"
+    kind = run.config.effective.get("epochs_scheduled_source")
+    return scheduled, kind if isinstance(kind, str) else "unknown"
 
 
 # ----------------------------------------------------------------------------- EMA
@@ -587,11 +513,11 @@ def _input_size_facts(run: Run) -> dict[str, Any]:
 def _init_source(config: TrainConfig) -> str:
     # timm's train.py passes --pretrained-path only as a pretrained_cfg overlay: without --pretrained the file
     # is never read (every release that has the flag, 0.9.16 on), so the path alone is a random init.
-    if truthy(config.get("pretrained", False)):
-        return "pretrained_path" if _nonempty_str(config.get("pretrained_path")) else "pretrained"
+    if config.flag("pretrained"):
+        return "pretrained_path" if config.text("pretrained_path") else "pretrained"
     if config.effective.get("pretrained_source"):
         return "pretrained"
-    if _nonempty_str(config.get("initial_checkpoint")):
+    if config.text("initial_checkpoint"):
         return "initial_checkpoint"
     return "scratch"
 
@@ -601,54 +527,13 @@ def _dataset_size(
 ) -> tuple[int | None, str]:
     if steps_source == "log" and upe is not None and global_batch is not None:
         return upe * global_batch, "steps x global batch"
-    for key in _SAMPLES_HINTS:
-        value = _positive_int(config.effective.get(key))
+    for key in SAMPLES_HINTS:
+        value = as_count(config.effective.get(key), minimum=1)
         if value is not None:
             return value, "dataset hint"
     if upe is not None and global_batch is not None:
         return upe * global_batch, "steps x global batch"
     return None, "unknown"
-
-
-# ----------------------------------------------------------------------------- coercion
-
-
-
-
-def _positive_float(value: Any) -> float | None:
-    number = as_float(value)
-    return number if number is not None and number > 0 else None
-
-
-def _nonneg_float(value: Any) -> float | None:
-    number = as_float(value)
-    return number if number is not None and number >= 0 else None
-
-
-def _rate(value: Any, default: float = 0.0) -> float:
-    """A probability-like knob: a number in [0, 1], else ``default``."""
-    number = as_float(value)
-    return number if number is not None and 0.0 <= number <= 1.0 else default
-
-
-def _positive_int(value: Any) -> int | None:
-    number = as_float(value)
-    if number is None or number < 1 or number != math.floor(number) or number > 1e15:
-        return None
-    return int(number)
-
-
-def _nonneg_int(value: Any) -> int | None:
-    number = as_float(value)
-    if number is None or number < 0 or number != math.floor(number) or number > 1e15:
-        return None
-    return int(number)
-
-
-
-
-def _nonempty_str(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() not in ("", "none", "null")
 
 
 # ----------------------------------------------------------------------------- field docs

@@ -24,15 +24,15 @@ except that the warmup product beyond 65,536 updates uses a closed-form integral
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from ..model import Run
-from .coerce import as_float, truthy
+from mnv4_postmortem.analyzer.model import Run, as_number
+from mnv4_postmortem.analyzer.timm.defaults import default
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 EmaVersion = Literal["v1v2-constant", "v3"]
 
@@ -279,15 +279,17 @@ def ema_model_from(run: Run) -> EmaModel | None:
 
     None when ``model_ema`` is off, or when ``model_ema_force_cpu`` is on (timm then skips EMA
     validation and reports the raw model), or when the decay is unusable (not a number in [0, 1]).
-    Decay defaults to timm's 0.9998; the version comes from :func:`ema_version_for`.
+    A missing decay is timm's default for the run's version; the EMA class comes from :func:`ema_version_for`.
     """
     cfg = run.config
-    if not truthy(cfg.get("model_ema", False)) or truthy(cfg.get("model_ema_force_cpu", False)):
+    if not cfg.flag("model_ema") or cfg.flag("model_ema_force_cpu"):
         return None
-    decay = as_float(cfg.get("model_ema_decay", 0.9998))
+    raw = cfg.get("model_ema_decay")
+    # Only a missing decay takes timm's default; a junk value means the EMA cannot be described.
+    decay = default("model_ema_decay", cfg.timm_version or run.timm_version) if raw is None else as_number(raw)
     if decay is None or not (0.0 <= decay <= 1.0):
         return None
-    warmup = truthy(cfg.get("model_ema_warmup", False))
+    warmup = cfg.flag("model_ema_warmup")
     version, source = ema_version_for(run, warmup)
     return EmaModel(decay=decay, warmup=warmup, version=version, version_source=source)
 
@@ -302,12 +304,11 @@ def ema_version_for(run: Run, warmup: bool = False) -> tuple[EmaVersion, str]:
     """
     if warmup:
         return "v3", "warmup flag"
-    bounds = version_bounds(run.timm_version)
-    if bounds is not None:
-        low, high = bounds
-        if low is not None and low >= _V3_SINCE:
+    version = TimmVersion.parse(run.timm_version)
+    if version is not None:
+        if version.at_least(_V3_SINCE):
             return "v3", "timm version"
-        if high is not None and high < _V3_SINCE:
+        if version.below(_V3_SINCE):
             return "v1v2-constant", "timm version"
     args = run.config.args
     if args:
@@ -315,41 +316,3 @@ def ema_version_for(run: Run, warmup: bool = False) -> tuple[EmaVersion, str]:
             return "v3", "args.yaml keys"
         return "v1v2-constant", "args.yaml keys"
     return "v3", "assumed current timm"
-
-
-_VERSION_GUESS = re.compile(
-    r"\s*(?P<op>[<>]=?|==)?\s*v?(?P<low>\d+(?:\.\d+)*)\S*?(?:\s*-\s*v?(?P<high>\d+(?:\.\d+)*)\S*)?\s*"
-)
-
-
-def version_bounds(guess: str | None) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None] | None:
-    """Lowest and highest timm version a guess string allows, as int tuples (None = open end).
-
-    Understands ``">=1.0.23"``, ``"<=0.4.12"``, ``"0.9.0-1.0.7"``, ``"0.5-0.8"`` (an upper bound with
-    fewer than three parts covers the whole series: ``0.8`` means any 0.8.x), a plain ``"0.9.16"`` and
-    suffixes such as ``"0.8.2dev0"`` or ``"1.0.29.dev0"``. Anything else gives None.
-    """
-    if not isinstance(guess, str):
-        return None
-    match = _VERSION_GUESS.fullmatch(guess)
-    if match is None:
-        return None
-
-    def parse(text: str) -> tuple[int, ...]:
-        return tuple(int(part) for part in text.split("."))
-
-    def upper(version: tuple[int, ...]) -> tuple[int, ...]:
-        return version + (10**9,) * (3 - len(version))
-
-    low, op = parse(match["low"]), match["op"] or ""
-    if match["high"]:
-        return low, upper(parse(match["high"]))
-    if op.startswith(">"):
-        return low, None
-    if op.startswith("<"):
-        return None, upper(low)
-    return low, upper(low)
-
-
-
-

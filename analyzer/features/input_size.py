@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .ema import version_bounds
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 InputSizeSource = Literal["timm", "table", "unknown"]
 
@@ -159,7 +159,7 @@ def resolution_from_tag(tag: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def table_input_size(model: Any, timm_version: str | None = None) -> int | None:
+def table_input_size(model: Any, timm_version: TimmVersion | str | None = None) -> int | None:
     """The built-in table's answer (see :data:`NATIVE_INPUT_SIZES` for the lookup order), or None.
 
     ``timm_version`` (a guess like ``"0.9.0-1.0.7"``) selects the older default tag where one changed.
@@ -184,7 +184,7 @@ def table_input_size(model: Any, timm_version: str | None = None) -> int | None:
     return _family_size(arch)
 
 
-def pretrained_input_size(model: Any, timm_version: str | None = None) -> tuple[int | None, InputSizeSource]:
+def pretrained_input_size(model: Any, timm_version: TimmVersion | str | None = None) -> tuple[int | None, InputSizeSource]:
     """The model's native (default pretrained) square input size in px, and where it came from.
 
     ``"timm"``: the installed timm's registered pretrained config (``timm.models.get_pretrained_cfg``,
@@ -225,14 +225,15 @@ def input_size_px(value: Any) -> int | None:
     return number if 1 <= number <= 100_000 else None
 
 
-def _old_default(arch: str, timm_version: str | None) -> int | None:
-    if arch not in _OLD_DEFAULTS or timm_version is None:
+def _old_default(arch: str, timm_version: TimmVersion | str | None) -> int | None:
+    version = TimmVersion.parse(timm_version)
+    if arch not in _OLD_DEFAULTS or version is None:
         return None
     last_old, size = _OLD_DEFAULTS[arch]
-    bounds = version_bounds(timm_version)
-    if bounds is None or bounds[1] is None:
+    high = version.bounds()[1]
+    if high is None:
         return None
-    return size if bounds[1] <= last_old else None
+    return size if high <= last_old else None
 
 
 def _family_size(arch: str) -> int | None:

@@ -34,8 +34,9 @@ import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
 from mnv4_postmortem.analyzer.features.derived import Derived
-from mnv4_postmortem.analyzer.features.ema import version_bounds
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.timm.defaults import default
 
 
 class _Missing:
@@ -382,10 +383,10 @@ def lr_reference(opt: Any, global_batch: Any) -> float | None:
     """A typical LR for this optimizer at this global batch (timm's own lr_base scaling rules)."""
     if not isinstance(global_batch, (int, float)) or global_batch <= 0:
         return None
-    name = str(opt or "sgd").lower()
+    name = str(opt or default("opt")).lower()
     for families, base, scaling in LR_REFERENCE:
         if any(f in name for f in families):
-            ratio = global_batch / 256.0
+            ratio = global_batch / float(default("lr_base_size"))
             return base * (math.sqrt(ratio) if scaling == "sqrt" else ratio)
     return None
 
@@ -407,17 +408,16 @@ def derived_record(run: Run, derived: Derived) -> Any:
     def timm_at_least(version: Any) -> Any:
         """True when every timm version the ingest allows is >= ``version``, False when every one is below,
         MISSING when unknown or when the range straddles it (a rule then decides on other evidence)."""
-        bounds = version_bounds(derived.timm_version)
+        version_range = TimmVersion.parse(derived.timm_version)
         try:
             wanted = tuple(int(p) for p in str(version).split("."))
         except ValueError:
             return MISSING
-        if bounds is None:
+        if version_range is None:
             return MISSING
-        low, high = bounds
-        if low is not None and low >= wanted:
+        if version_range.at_least(wanted):
             return True
-        if high is not None and high < wanted:
+        if version_range.below(wanted):
             return False
         return MISSING
 

@@ -2,7 +2,7 @@
 
 timm writes ``yaml.safe_dump(vars(args))`` right after argparse (timm-formats.md §9): every key of
 that version, sorted, and nothing derived at run time. ``lr: null`` (v0.8.2dev0+) means the LR was
-computed from ``lr_base`` and the global batch (§6.6); :func:`resolve_lr` redoes that computation.
+computed from ``lr_base`` and the global batch (§6.6); ``timm/recipe.py`` redoes that computation.
 
 The file is user input, so it is loaded defensively: safe loading only, a size cap, and a check of
 how far YAML aliases expand before any Python object is built (a "billion laughs" document is a
@@ -11,7 +11,6 @@ few hundred bytes that expand to 10^9 nodes when anything walks the result).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,15 +18,15 @@ from typing import Any, Mapping
 import yaml
 
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.ingest.timm_defaults import defaults_for, guess_version
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceRef, TrainConfig
+from mnv4_postmortem.analyzer.timm.defaults import defaults_for
+from mnv4_postmortem.analyzer.timm.version import TimmVersion, version_from_args
 
 __all__ = [
     "ArgsYaml",
     "build_config",
     "parse_args_yaml",
     "parse_wandb_config",
-    "resolve_lr",
 ]
 
 # A real args.yaml is 2-6 kB (a wandb config.yaml ~10 kB); 1 MiB is far beyond any, and a YAML
@@ -83,77 +82,21 @@ def parse_wandb_config(path: Path, display_path: str | None = None) -> ArgsYaml:
 def build_config(
     args: Mapping[str, Any] | None,
     source: SourceRef | None = None,
-    timm_version: str | None = None,
+    timm_version: TimmVersion | str | None = None,
 ) -> TrainConfig:
     """``args`` as read, plus timm's defaults for the keys it lacks.
 
     The defaults are those of ``timm_version``; without one, of the era the keys of ``args`` point
-    to (e.g. ``lr_base`` -> v0.8.2dev0+); with neither, of timm HEAD. ``effective`` stays empty:
-    what timm derived at run time (the LR from ``lr_base``, world size) needs the console log,
-    which the merge step reads (see :func:`resolve_lr`).
+    to (e.g. ``lr_base`` -> v0.8.2dev0+); with neither, of timm HEAD. The version used is kept as
+    ``TrainConfig.timm_version``. ``effective`` stays empty: what timm derived at run time (the LR
+    from ``lr_base``, world size) is added by the merge step (``timm.recipe.resolve_recipe``).
     """
     given = dict(args or {})
-    version = timm_version if timm_version is not None else guess_version(given)
+    version = TimmVersion.parse(timm_version) or version_from_args(given)
     defaults = defaults_for(version)
     missing = frozenset(key for key in defaults if key not in given)
     values = {**defaults, **given}
-    return TrainConfig(values=values, args=given, defaulted=missing, source=source)
-
-
-def resolve_lr(values: Mapping[str, Any], world_size: int = 1) -> tuple[float | None, str]:
-    """The learning rate timm used, and how it was found.
-
-    ``lr`` when set. Otherwise timm (v0.8.2dev0+, §6.6) computes ``lr_base * ratio`` with
-    ``ratio = global_batch / lr_base_size`` (linear) or its square root (sqrt), where
-    ``global_batch = batch_size * world_size * grad_accum_steps``; an empty ``lr_base_scale``
-    means sqrt for optimizers whose name contains "ada" or "lamb" (adamw, lamb ...), else linear.
-    Returns ``(None, why)`` when the values do not determine it.
-    """
-    lr = _number(values.get("lr"))
-    if lr is not None:
-        return lr, "args.yaml lr"
-    lr_base = _number(values.get("lr_base"))
-    if lr_base is None:
-        return None, "lr is not set and there is no lr_base to derive it from"
-    batch = _number(values.get("batch_size"))
-    base_size = _number(values.get("lr_base_size"))
-    accum = _number(values.get("grad_accum_steps"))
-    accum = 1.0 if accum is None else accum
-    if batch is None or base_size is None or base_size <= 0 or batch <= 0 or accum <= 0 or world_size <= 0:
-        return None, "lr is not set and batch_size / lr_base_size cannot give the global batch"
-    global_batch = batch * world_size * accum
-    scale = _lr_scale(values)
-    ratio = global_batch / base_size
-    factor = math.sqrt(ratio) if scale == "sqrt" else ratio
-    lr = lr_base * factor
-    if not math.isfinite(lr):
-        return None, "lr is not set and lr_base x batch ratio is not a finite number"
-    ratio_text = f"{global_batch:g}/{base_size:g}"
-    how = f"lr_base {lr_base:g} x {'sqrt(' + ratio_text + ')' if scale == 'sqrt' else ratio_text} ({scale} scaling rule)"
-    if world_size != 1 or accum != 1:
-        how += f"; global batch = batch_size {batch:g} x world size {world_size} x grad_accum_steps {accum:g}"
-    return lr, how
-
-
-def _lr_scale(values: Mapping[str, Any]) -> str:
-    scale = values.get("lr_base_scale")
-    if isinstance(scale, str) and scale:
-        return "sqrt" if scale == "sqrt" else "linear"  # timm: anything but 'sqrt' scales linearly
-    opt = str(values.get("opt") or "").lower()
-    return "sqrt" if "ada" in opt or "lamb" in opt else "linear"
-
-
-def _number(value: Any) -> float | None:
-    """A finite float from an int/float (or a numeric string: YAML reads ``1e-3`` as a string)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float, str)):
-        try:
-            number = float(value)
-        except (ValueError, OverflowError):
-            return None
-        return number if math.isfinite(number) else None
-    return None
+    return TrainConfig(values=values, args=given, defaulted=missing, source=source, timm_version=version)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,13 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.args_yaml import (
-    ArgsYaml,
-    build_config,
-    parse_args_yaml,
-    parse_wandb_config,
-    resolve_lr,
-)
+from mnv4_postmortem.analyzer.ingest.args_yaml import ArgsYaml, build_config, parse_args_yaml, parse_wandb_config
 from mnv4_postmortem.analyzer.ingest.console_log import ConsoleLog, parse_console_log
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
 from mnv4_postmortem.analyzer.ingest.summary_csv import SummaryCsv, parse_summary_csv
@@ -42,6 +36,8 @@ from mnv4_postmortem.analyzer.model import (
     SourceRef,
     TrainConfig,
 )
+from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
+from mnv4_postmortem.analyzer.timm.version import TimmVersion, narrowest, version_from_args
 
 EVAL_METRICS = ("eval_loss", "eval_top1", "eval_top5")
 # Two sources "agree" when they print the same number at their own precision (the log shows 3-4 decimals).
@@ -115,7 +111,7 @@ def _parse_one(found: FoundFile, parsed: _Parsed) -> None:
 def _merge(run_dir: Path, parsed: _Parsed) -> Run:
     logs = [log for _, log in parsed.logs if len(log.steps) or len(log.evals) or log.info]
     csv = _pick_csv(parsed)
-    config = _build_config(parsed, logs, _timm_version(logs, None))
+    config = _build_config(parsed, logs, _timm_version(logs, csv, parsed))
     epochs, refs = _epoch_frame(csv, logs, parsed.tensorboard, parsed.issues)
     steps = _step_frame(logs)
     if epochs.empty and steps.empty and not parsed.args:
@@ -127,9 +123,8 @@ def _merge(run_dir: Path, parsed: _Parsed) -> Run:
             where,
         )
     events = _events(parsed)
-    scheduled, scheduled_source = _epochs_scheduled(logs, config)
-    if scheduled is not None:
-        config = replace(config, effective_sources={**config.effective_sources, "epochs_scheduled": scheduled_source})
+    # timm's recipe arithmetic (LR from lr_base, global batch, schedule length, num_classes), once.
+    config = resolve_recipe(config, _recipe_facts(logs, epochs, steps))
     return Run(
         run_dir=run_dir,
         config=config,
@@ -139,8 +134,8 @@ def _merge(run_dir: Path, parsed: _Parsed) -> Run:
         events=tuple(events),
         sources=tuple(_source_infos(parsed)),
         issues=tuple(parsed.issues),
-        timm_version=_timm_version(logs, csv),
-        epochs_scheduled=scheduled,
+        timm_version=config.timm_version,
+        epochs_scheduled=config.effective.get("epochs_scheduled"),
     )
 
 
@@ -154,7 +149,7 @@ def _pick_csv(parsed: _Parsed) -> SummaryCsv | None:
     return ranked[0][1]
 
 
-def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog], version: str | None) -> TrainConfig:
+def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog], version: TimmVersion | None) -> TrainConfig:
     args: Mapping[str, Any] | None = None
     source = None
     if parsed.args:
@@ -163,31 +158,14 @@ def _build_config(parsed: _Parsed, logs: Sequence[ConsoleLog], version: str | No
     if args is None:
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
-        base = TrainConfig(values={})
+        base = TrainConfig(values={}, timm_version=version)
     else:
         base = build_config(args, source, version)
     effective, sources = dict(base.effective), dict(base.effective_sources)
     _effective_from_logs(logs, effective, sources)
     if "world_size" not in effective and args is not None:
         _world_size_from_throughput(logs, base.values, effective, sources)
-    if "lr" not in effective or effective["lr"] is None:
-        lr, how = resolve_lr(base.values, int(effective.get("world_size") or 1))
-        if lr is not None:
-            effective["lr"], sources["lr"] = lr, how
-    batch = base.values.get("batch_size")
-    if isinstance(batch, (int, float)) and "global_batch" not in effective:
-        world = int(effective.get("world_size") or 1)
-        accum = int(base.values.get("grad_accum_steps") or 1)
-        effective["global_batch"] = int(batch) * world * accum
-        sources["global_batch"] = f"batch_size {batch} x world size {world} x grad_accum_steps {accum}"
-    return TrainConfig(
-        values=base.values,
-        args=base.args,
-        defaulted=base.defaulted,
-        effective=effective,
-        effective_sources=sources,
-        source=base.source,
-    )
+    return replace(base, effective=effective, effective_sources=sources)
 
 
 def _world_size_from_throughput(logs: Sequence[ConsoleLog], values: Mapping[str, Any], effective: dict, sources: dict) -> None:
@@ -420,34 +398,44 @@ def _span(series: pd.Series) -> tuple[int, int] | None:
     return int(clean.min()), int(clean.max())
 
 
-def _timm_version(logs: Sequence[ConsoleLog], csv: SummaryCsv | None) -> str | None:
+def _timm_version(logs: Sequence[ConsoleLog], csv: SummaryCsv | None, parsed: _Parsed) -> TimmVersion | None:
+    """The run's one timm version: the console log's reading when it has one (its messages and number
+    formats are the best evidence); else what args.yaml's keys and summary.csv's columns allow together."""
     for log in logs:
-        if log.timm_version:
-            return log.timm_version
-    if csv is not None and csv.family:
-        return csv.family
-    return None
+        version = TimmVersion.parse(log.timm_version)
+        if version is not None:
+            return version
+    from_args = version_from_args(parsed.args[0][1].args) if parsed.args else None
+    from_csv = TimmVersion.parse(csv.family) if csv is not None else None
+    return narrowest([from_args, from_csv])
 
 
-def _epochs_scheduled(logs: Sequence[ConsoleLog], config: TrainConfig) -> tuple[int | None, str]:
-    """The epochs the LR schedule spans, and where that number came from."""
+def step_counts(steps: pd.DataFrame) -> dict[str, Any]:
+    """The step frame's epoch and ``N`` columns as arrays, for timm.recipe (which reads no pandas)."""
+    if not isinstance(steps, pd.DataFrame) or steps.empty or not {"epoch", "per_epoch"} <= set(steps.columns):
+        return {}
+    return {
+        "step_epoch": pd.to_numeric(steps["epoch"], errors="coerce").to_numpy(dtype="float64"),
+        "step_per_epoch": pd.to_numeric(steps["per_epoch"], errors="coerce").to_numpy(dtype="float64"),
+    }
+
+
+def _recipe_facts(logs: Sequence[ConsoleLog], epochs: pd.DataFrame, steps: pd.DataFrame) -> RecipeFacts:
+    """What the files say about the recipe: the last log's ``Scheduled epochs`` line, the reported
+    accuracies, and the ``[i/N]`` of the Train: lines."""
+    scheduled, ref = None, None
     for log in reversed(list(logs)):
         value = log.info.get("scheduled_epochs")
         if value:
-            ref = log.info_refs.get("scheduled_epochs")
-            return int(value), f"the log's 'Scheduled epochs' line ({ref or log.path})"
-    epochs = config.values.get("epochs")
-    if not isinstance(epochs, (int, float)) or "epochs" in config.defaulted:
-        return None, "unknown"
-    cooldown = config.values.get("cooldown_epochs") or 0
-    sched = str(config.values.get("sched") or "")
-    # timm adds cooldown epochs only for schedulers that anneal (cosine, tanh, poly...), not step/plateau.
-    if sched in ("step", "multistep", "plateau"):
-        cooldown = 0
-    cooldown = int(cooldown) if isinstance(cooldown, (int, float)) else 0
-    where = config.source.path if config.source else "args.yaml"
-    how = f"{where}: epochs {int(epochs)}" + (f" + cooldown_epochs {cooldown}" if cooldown else "")
-    return int(epochs) + cooldown, how
+            scheduled, ref = value, str(log.info_refs.get("scheduled_epochs") or log.path)
+            break
+    top1 = epochs["eval_top1"].to_numpy(dtype="float64") if "eval_top1" in epochs.columns else None
+    top5 = epochs["eval_top5"].to_numpy(dtype="float64") if "eval_top5" in epochs.columns else None
+    train_loss = epochs["train_loss"].to_numpy(dtype="float64") if "train_loss" in epochs.columns else None
+    eval_loss = epochs["eval_loss"].to_numpy(dtype="float64") if "eval_loss" in epochs.columns else None
+    return RecipeFacts(scheduled_epochs=scheduled, scheduled_ref=ref, eval_top1=top1, eval_top5=top5,
+                       train_loss=train_loss, eval_loss=eval_loss, epochs=epochs.index.to_numpy(),
+                       **step_counts(steps))
 
 
 def _as_float(value: Any) -> float:

@@ -64,7 +64,7 @@ def describe(run: Run) -> dict[str, Any]:
     epochs = run.epochs
     return {
         "run": str(run.run_dir),
-        "timm_version": run.timm_version,
+        "timm_version": str(run.timm_version) if run.timm_version is not None else None,
         "epochs": {**run.epoch_span(), "columns": list(epochs.columns)},
         "steps": {"count": int(len(run.steps))},
         "sources": [

@@ -5,18 +5,20 @@ These defaults fill what a given version did not write (or everything, when ther
 args.yaml): e.g. ``cooldown_epochs`` was 10 up to v0.6.x and 0 from v0.8.2dev0, and ``lr`` was
 0.05 (v0.5-v0.6) before it became ``None`` (derived from ``lr_base``).
 
-The table has one column per tag checked in the reference. A version between two tags gets the
-column of the newest tag at or below it, so e.g. v0.3.x reads the v0.4.12 column (keys added in
-v0.3-v0.4, such as ``clip_grad`` or ``checkpoint_hist``, count as present).
+This is the only place a timm default is written. The table has one column per tag checked in the
+reference (``version.ERAS``). A version between two tags gets the column of the newest tag at or
+below it, so e.g. v0.3.x reads the v0.4.12 column (keys added in v0.3-v0.4, such as ``clip_grad`` or
+``checkpoint_hist``, count as present).
 """
 
 from __future__ import annotations
 
-import re
 from types import MappingProxyType
 from typing import Any, Mapping
 
-__all__ = ["ERAS", "TIMM_DEFAULTS", "defaults_for", "era_for", "guess_version"]
+from mnv4_postmortem.analyzer.timm.version import ERAS, TimmVersion, era_of
+
+__all__ = ["COMMAND_NOISE_DEFAULTS", "ERAS", "TIMM_DEFAULTS", "command_defaults", "default", "defaults_for"]
 
 
 class _Absent:
@@ -27,20 +29,6 @@ class _Absent:
 
 
 _ = _Absent()
-
-# The columns of the table: the tag each column was read from, and the first version it covers.
-ERAS: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("0.1.1", (0, 0, 0)),
-    ("0.4.12", (0, 2, 0)),
-    ("0.5.4", (0, 5, 0)),
-    ("0.6.13", (0, 6, 0)),
-    ("0.8.2dev0", (0, 8, 0)),
-    ("0.9.0", (0, 9, 0)),
-    ("0.9.16", (0, 9, 16)),
-    ("1.0.13", (1, 0, 13)),
-    ("1.0.23", (1, 0, 23)),
-    ("HEAD", (1, 0, 29)),
-)
 
 # key: one value per column of ERAS (``_`` = absent in that version). Transcribed from the table.
 _TABLE: dict[str, tuple[Any, ...]] = {
@@ -132,51 +120,10 @@ _TABLE: dict[str, tuple[Any, ...]] = {
     "device":                           (_,          _,          _,          _,          _,          _,          "cuda",     "cuda",     "cuda",     "cuda"),
 }
 
-# Keys whose first appearance tells the era of an args.yaml without a known timm version,
-# newest first (timm-formats.md §9, "First tag containing selected args").
-_ERA_MARKERS: tuple[tuple[str, str], ...] = (
-    ("val_interval", "1.0.23"),
-    ("model_dtype", "1.0.13"),
-    ("model_ema_warmup", "0.9.16"),
-    ("grad_accum_steps", "0.9.0"),
-    ("lr_base", "0.8.2dev0"),
-    ("layer_decay", "0.6.13"),
-    ("jsd_loss", "0.5.4"),
-    ("jsd", "0.4.12"),
-    ("num_gpu", "0.1.1"),
-)
-
-_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def era_for(version: str | None) -> str:
-    """The table column for a timm version string ("0.9.16", "1.0.29.dev0", ">=1.0.23", "v0.6.13").
-
-    Unknown or unparseable versions get HEAD.
-    """
-    match = _VERSION.search(version or "")
-    if match is None:
-        return ERAS[-1][0]
-    parsed = tuple(int(part or 0) for part in match.groups())
-    column = ERAS[0][0]
-    for name, first in ERAS:
-        if parsed >= first:
-            column = name
-    return column
-
-
-def defaults_for(version: str | None) -> dict[str, Any]:
+def defaults_for(version: TimmVersion | str | None) -> dict[str, Any]:
     """timm's defaults for the keys this version of train.py had (HEAD when ``version`` is None)."""
-    column = [name for name, _first in ERAS].index(era_for(version))
+    column = [name for name, _first in ERAS].index(era_of(version))
     return {key: values[column] for key, values in _TABLE.items() if values[column] is not _}
-
-
-def guess_version(args: Mapping[str, Any]) -> str | None:
-    """The oldest table column consistent with the keys of an args.yaml; None if no marker key is present."""
-    for key, column in _ERA_MARKERS:
-        if key in args:
-            return column
-    return None
 
 
 # HEAD defaults. Keys only older versions had (``jsd``, ``apex_amp``, ``num_gpu`` ...) are in
@@ -204,6 +151,11 @@ COMMAND_NOISE_DEFAULTS: Mapping[str, Any] = MappingProxyType({
 })
 
 
-def command_defaults(version: str | None) -> dict[str, Any]:
+def command_defaults(version: TimmVersion | str | None) -> dict[str, Any]:
     """Defaults used when rendering a fix as a train.py command: diagnosis keys of that era plus the rest."""
     return {**COMMAND_NOISE_DEFAULTS, **defaults_for(version)}
+
+
+def default(key: str, version: TimmVersion | str | None = None) -> Any:
+    """One key's timm default in that version (HEAD when None); None when neither table has the key."""
+    return command_defaults(version).get(key)

@@ -1,4 +1,7 @@
-"""A fix as the changed timm ``train.py`` command line.
+"""A timm ``train.py`` command line from a run's config and a patch (a fix, or a reproduction's changes).
+
+Public entry points: :func:`train_command` (a :class:`TrainConfig` + patch, defaults of the config's own
+timm era: what the report's fixes and the runner use) and :func:`render_train_command` (plain mappings).
 
 Start from the run's arguments (args.yaml), keep what differs from timm's defaults (plus the
 model, always), apply the fix's patch, and print it the way train.py's argparse reads it:
@@ -14,6 +17,9 @@ import math
 import shlex
 from collections.abc import Mapping
 from typing import Any
+
+from mnv4_postmortem.analyzer.model import TrainConfig
+from mnv4_postmortem.analyzer.timm.defaults import command_defaults
 
 PROGRAM = "python train.py"
 POSITIONAL_KEYS = ("data_dir", "data")
@@ -132,4 +138,14 @@ def render_train_command(
     return " ".join([program, *words])
 
 
-__all__ = ["PROGRAM", "effective_args", "render_train_command"]
+def train_command(config: TrainConfig, patch: Mapping[str, Any] | None = None, *, program: str = PROGRAM) -> str:
+    """The ``train.py`` command that repeats ``config``'s run with ``patch`` applied.
+
+    Options equal to timm's defaults are left out, using the defaults of the same timm era the config
+    was filled from (``config.timm_version``), so the command and the config never disagree on a default.
+    ``patch`` maps args.yaml keys to new values; ``None``/``False`` removes a flag.
+    """
+    return render_train_command(config.args, patch or {}, command_defaults(config.timm_version), program=program)
+
+
+__all__ = ["PROGRAM", "effective_args", "render_train_command", "train_command"]
