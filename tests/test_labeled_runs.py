@@ -41,3 +41,17 @@ def test_labelled_set_is_broad():
     missing = {cause: counts[cause] for cause in CAUSES if counts[cause] < 2}
     assert not missing, f"causes labelled fewer than twice: {missing}"
     assert counts[HEALTHY] >= 5
+
+
+def test_seed_sgd_lr06_lr_first_ema_latent_and_one_command_fixes_both(pack):
+    """Issue 10, class 1: the seed's exact recipe. Fixing only the LR would give a second flat run."""
+    from conftest import FIXTURE_RUNS
+
+    report = analyze(load_run(FIXTURE_RUNS / "seed_mnv4_sgd_lr06"), pack)
+    assert report.findings[0].cause == "lr-too-high"
+    (ema,) = [f for f in report.findings if f.cause == "ema-lag"]
+    assert ema.latent and report.findings.index(ema) > 0 and ema.facts["ema_catch_up_epoch"] == 111
+    fix = report.combined_fix
+    assert fix is not None and fix.args["lr"] == report.findings[0].fix.args["lr"]
+    assert fix.args["model_ema_warmup"] is True and fix.args["model_ema_decay"] == ema.fix.args["model_ema_decay"]
+    assert "--lr 0.025" in fix.command and "--model-ema-warmup" in fix.command and "--model-ema-decay 0.9731" in fix.command
