@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
-from mnv4_postmortem.analyzer.findings import Considered, Finding
+from mnv4_postmortem.analyzer.findings import Fix, Considered, Finding
 from mnv4_postmortem.analyzer.model import Run
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class Diagnosis:
     facts: Mapping[str, Any]                      # derived quantities worth showing (lr, EMA horizon, ...)
     warnings: tuple[str, ...]                     # ingest issues, rendered
     rule_errors: tuple[str, ...]                  # broken rule files / rules that failed to evaluate
+    combined_fix: "Fix | None" = None             # the top cause's fix merged with every latent cause's (with its command)
     schema_version: str = SCHEMA_VERSION
     report_facts: "ReportFacts | None" = None     # excerpts, config table, schedules, versions (rich renderers)
 

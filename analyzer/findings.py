@@ -5,24 +5,29 @@ them and writes the differential; the pipeline puts the result into the one resu
 :class:`mnv4_postmortem.analyzer.diagnosis.Diagnosis`, that every renderer reads. Nothing here imports the engine, so a renderer that imports this module never
 pulls in rule evaluation.
 
-Ranking (``rank``) is a priority-ordered topological sort:
+Ranking (``rank``) follows the causal chain, in three tiers by the rule's ``role``:
 
-1. A finding whose cause another fired finding ``explains`` comes after that finding, whatever its
-   severity: the explainer is the root cause, the explained one a symptom of it (``lr-too-high``
-   that ``explains: [divergence]`` ranks above a critical ``divergence``).
-2. Otherwise: severity (critical first), then specificity (more conditions first), then confidence,
-   then rule id so the order never depends on evaluation order.
-
-Explanation cycles (A explains B, B explains A) are broken by that same order.
+1. **Causes** of the symptoms seen. Among them severity first (critical first), then specificity
+   (more conditions), then confidence, then rule id so the order never depends on evaluation order;
+   except that a cause whose symptoms another fired cause ``explains`` comes right after it, whatever
+   its severity: the explainer is the root, the explained one its symptom (``lr-too-high`` that
+   ``explains: [divergence]`` ranks above a critical ``divergence``), and the differential says so.
+   Explanation cycles (A explains B, B explains A) are broken by the plain order.
+2. **Latent** causes: guaranteed by the config but masked in this run by a cause above (the seed's EMA
+   cannot show its lag while the LR keeps the model at chance). They rank below every cause, are
+   marked latent, and their fixes join the top cause's in :attr:`Diagnosis.combined_fix`, because
+   fixing only the visible cause gives a second failed run.
+3. **Consequences** (stopped early, epochs wasted): what a failure leads to, never its root. They rank
+   below every cause, so a run that never learns and was killed early reads ``no-learning`` first.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 class Severity(IntEnum):
     INFO = 0
@@ -100,6 +105,16 @@ class Finding:
     specificity: int = 1
     explains: tuple[str, ...] = ()
     ruled_out: str | None = None  # rendered: why this cause is not the answer when another ranks first
+    role: str = "cause"  # "cause" | "latent" | "consequence" (the rule's role; see module docstring)
+    # Structured values for renderers, evaluated from the rule's ``facts`` (e.g. ``ema_catch_up_epoch``).
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "facts", MappingProxyType(dict(self.facts)))
+
+    @property
+    def latent(self) -> bool:
+        return self.role == "latent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +134,22 @@ class Ranking:
     findings: tuple[Finding, ...]            # most likely first
     differential: tuple[str, ...] = ()       # one sentence per alternative cause
     considered: tuple[Considered, ...] = ()  # rules suspected but not fired (and not fired by another id)
+    combined_fix: Fix | None = None          # the top cause's fix merged with every latent cause's fix
 
 
 # ----------------------------------------------------------------------------------------------
 # Ranking
 
 
+ROLE_ORDER = ("cause", "latent", "consequence")
+
+
 def _base_key(finding: Finding) -> tuple:
     return (-int(finding.severity), -finding.specificity, -finding.confidence, finding.rule_id)
+
+
+def _tier(finding: Finding) -> int:
+    return ROLE_ORDER.index(finding.role) if finding.role in ROLE_ORDER else 0
 
 
 def _explained_by(candidate: Finding, others: Iterable[Finding]) -> bool:
@@ -136,8 +159,8 @@ def _explained_by(candidate: Finding, others: Iterable[Finding]) -> bool:
     )
 
 
-def rank(findings: Iterable[Finding]) -> list[Finding]:
-    """Most likely first: explainers before what they explain, then severity, specificity, confidence."""
+def _rank_causes(findings: Sequence[Finding]) -> list[Finding]:
+    """Severity order, with every explained finding placed after the finding that explains it."""
     remaining = sorted(findings, key=_base_key)
     ranked: list[Finding] = []
     while remaining:
@@ -148,15 +171,32 @@ def rank(findings: Iterable[Finding]) -> list[Finding]:
     return ranked
 
 
+def rank(findings: Iterable[Finding]) -> list[Finding]:
+    """Most likely first: causes, then latent causes, then consequences (module docstring)."""
+    findings = list(findings)
+    ranked: list[Finding] = []
+    for tier in range(len(ROLE_ORDER)):
+        members = [f for f in findings if _tier(f) == tier]
+        # Only a visible cause explains symptoms; latent ones and consequences are ordered plainly.
+        ranked.extend(_rank_causes(members) if tier == 0 else sorted(members, key=_base_key))
+    return ranked
+
+
 def _describe(finding: Finding) -> str:
     return f"{finding.cause} ({finding.severity.label}, confidence {finding.confidence:.2f})"
 
 
 def _why_lower(alt: Finding, ranked_above: Sequence[Finding], top: Finding) -> str:
-    explainer = next((f for f in ranked_above if alt.cause in f.explains), None)
+    if alt.latent:
+        return (f"latent: {top.cause} masks its symptom in this run, but the config guarantees it once "
+                f"{top.cause} is fixed, so the combined fix changes both")
+    if alt.role == "consequence" and top.role != "consequence":
+        return f"a consequence, not a cause: it follows from {top.cause} and ranks below every cause"
+    explainer = next((f for f in ranked_above if alt.cause in f.explains and f.role == "cause"), None)
     if explainer is not None:
         alone = " alone" if explainer is top else ""
-        return f"{explainer.cause}{alone} explains the same symptoms"
+        despite = f", so it ranks below it although {alt.severity.label}" if alt.severity > explainer.severity else ""
+        return f"{explainer.cause}{alone} explains the same symptoms{despite}"
     if alt.severity < top.severity:
         return f"less severe than {top.cause} ({top.severity.label})"
     if alt.specificity < top.specificity:
@@ -196,12 +236,44 @@ def differential(ranked: Sequence[Finding], considered_not_fired: Sequence[Consi
     return tuple(sentences)
 
 
+def combined_fix(
+    ranked: Sequence[Finding], render_command: Callable[[Mapping[str, Any]], str | None] | None = None,
+) -> Fix | None:
+    """The top cause's fix merged with every latent cause's fix; None without a latent fix.
+
+    Applying only the top fix would give a second failed run, so the merged change is what to run. On a
+    key both set, the higher-ranked finding wins. ``render_command`` turns the merged args into the
+    train.py line (the caller owns the run's command line; this module stays free of the engine).
+    """
+    if not ranked:
+        return None
+    latent = [f for f in ranked if f.latent and f.fix is not None]
+    if not latent:
+        return None
+    parts = ([ranked[0]] if ranked[0].fix is not None and not ranked[0].latent else []) + latent
+    args: dict[str, Any] = {}
+    for finding in parts:
+        for key, value in finding.fix.args.items():
+            args.setdefault(key, value)
+    causes = " + ".join(dict.fromkeys(f.cause for f in parts))
+    command = render_command(args) if render_command is not None else None
+    safety = "recipe-change" if any(f.fix.safety == "recipe-change" for f in parts) else "safe"
+    return Fix(args=args, command=command, note=f"fixes {causes} together", safety=safety)
+
+
 def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] = ()) -> Ranking:
-    """Rank findings and explain the alternatives."""
-    ranked = rank(findings)
+    """Rank findings and explain the alternatives.
+
+    A latent finding whose cause also fired visibly is dropped: the cause is then plain to see, not latent.
+    The combined fix carries args only; the pipeline renders its command line with the run's own.
+    """
+    findings = list(findings)
+    visible = {f.cause for f in findings if not f.latent}
+    ranked = rank(f for f in findings if not (f.latent and f.cause in visible))
     fired = {f.rule_id for f in ranked}
     not_fired = [c for c in considered if c.rule_id not in fired]
-    return Ranking(findings=tuple(ranked), differential=differential(ranked, not_fired), considered=tuple(not_fired))
+    return Ranking(findings=tuple(ranked), differential=differential(ranked, not_fired), considered=tuple(not_fired),
+                   combined_fix=combined_fix(ranked))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,6 +321,9 @@ def to_json_dict(finding: Finding) -> dict[str, Any]:
         "title": finding.title,
         "evidence": [evidence_json(e) for e in finding.evidence],
         "epochs": [int(finding.epochs[0]), int(finding.epochs[1])] if finding.epochs else None,
+        "role": finding.role,
+        "latent": finding.latent,
+        "facts": _jsonable(dict(finding.facts)),
         "fix": (
             {"args": _jsonable(dict(finding.fix.args)), "command": finding.fix.command,
              "note": finding.fix.note or None, "safety": finding.fix.safety}
@@ -264,8 +339,10 @@ __all__ = [
     "EvidenceRef",
     "Finding",
     "Fix",
+    "ROLE_ORDER",
     "Ranking",
     "Severity",
+    "combined_fix",
     "differential",
     "evidence_json",
     "make_ranking",

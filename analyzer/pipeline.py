@@ -18,7 +18,7 @@ from mnv4_postmortem.analyzer.diagnosis import Diagnosis, RunSummary
 from mnv4_postmortem.analyzer.engine import RulePack, RuleError, evaluate
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace
-from mnv4_postmortem.analyzer.findings import Finding, make_ranking
+from mnv4_postmortem.analyzer.findings import Finding, Fix, make_ranking
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.analyzer.report_facts import build_report_facts
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
@@ -51,6 +51,7 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         facts={name: getattr(derived, name, None) for name in FACT_FIELDS},
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=tuple(rule_errors),
+        combined_fix=_combined_command(ranking.combined_fix, run),
         report_facts=build_report_facts(run, detection, findings, pack),
     )
 
@@ -89,6 +90,17 @@ def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> t
             continue
         out.append(replace(finding, fix=replace(finding.fix, command=command)))
     return tuple(out), errors
+
+
+def _combined_command(fix: Fix | None, run: Run) -> Fix | None:
+    """The combined fix with its train.py line, rendered like every finding's (same args, same era)."""
+    if fix is None:
+        return None
+    meta = _command_meta(run)
+    try:
+        return replace(fix, command=render_train_command(meta["args"], fix.args, meta["defaults"]))
+    except Exception:  # noqa: BLE001 - the merged args stay useful without their command line
+        return fix
 
 
 def _command_error(pack: RulePack, finding: Finding, exc: Exception) -> str:

@@ -59,7 +59,9 @@ def test_report_json_schema_for_the_seed_case():
     assert data["schema_version"] == "1.1"
     assert {"schema_version", "run", "findings", "segments", "considered"} <= set(data)
     top = data["findings"][0]
-    assert set(top) == {"rule_id", "cause", "severity", "confidence", "title", "evidence", "epochs", "fix"}
+    assert set(top) == {"rule_id", "cause", "severity", "confidence", "title", "evidence", "epochs", "fix",
+                        "role", "latent", "facts"}
+    assert top["role"] == "cause" and top["latent"] is False and "ema_catch_up_epoch" in top["facts"]
     assert top["cause"] == "ema-lag" and top["severity"] == "error"
     assert 0.0 <= top["confidence"] <= 1.0
     evidence = " ".join(e["text"] for e in top["evidence"])

@@ -39,7 +39,7 @@ FIXTURE_LOGS = sorted(RUNS.glob("*/train.log"))
 def version_of(run: Path) -> tuple[int, int, int]:
     """The timm version a fixture run was made with, from fixtures/runs/LABELS.md. "1.0" there is
     the task-based train.py (its first row says so), i.e. 1.0.23 or later."""
-    table = dict(re.findall(r"^\| (\w+) \| ([\d.]+)", (RUNS / "LABELS.md").read_text(), re.M))
+    table = dict(re.findall(r"^\| ([\w.-]+) \| ([\d.]+)", (RUNS / "LABELS.md").read_text(), re.M))
     parts = tuple(int(x) for x in table[run.name].split("."))
     return parts if len(parts) == 3 else (1, 0, 23)
 
@@ -146,8 +146,11 @@ def test_train_loss_and_lr_match_summary_csv(run):
     steps = log.steps.sort_values("src_line").groupby(["segment", "epoch"]).tail(1).set_index("epoch")
     steps = steps[~steps.index.duplicated(keep="last")]
     for epoch, expected in summary.items():
-        # the last Train line's running average is the epoch mean, printed with 3 significant digits
-        assert steps.loc[epoch, "train_loss_avg"] == pytest.approx(expected["train_loss"], rel=6e-3, abs=1e-6)
+        # the last Train line's running average is the epoch mean, printed with 3 significant digits, when that
+        # line is the epoch's last update (with --log-interval 5 on 12 updates, 0.9.16 last prints update 10)
+        if steps.loc[epoch, "idx"] != steps.loc[epoch, "per_epoch"] - 1:
+            continue
+        assert steps.loc[epoch, "train_loss_avg"] == pytest.approx(expected["train_loss"], rel=6e-3, abs=1e-6, nan_ok=True)
         if "lr" in expected:   # summary.csv has lr from v0.8.2; the log prints LR with '%.3e'
             assert steps.loc[epoch, "lr"] == pytest.approx(expected["lr"], rel=1e-3)
 
@@ -185,7 +188,8 @@ def test_best_metric_event_matches_the_log(run):
     expected = [(float(v), int(e)) for v, e in re.findall(r"\*\*\* Best metric: (\S+) \(epoch (\d+)\)", text)]
     events = [(e.data["value"], e.epoch) for e in log.events if e.kind == "best_metric"]
     assert events == expected
-    assert (log.info["best_metric"], log.info["best_epoch"]) == expected[-1]
+    if expected:  # a run killed before its end prints no "*** Best metric"
+        assert (log.info["best_metric"], log.info["best_epoch"]) == expected[-1]
 
 
 def test_bulk_and_line_by_line_paths_agree(run):

@@ -336,3 +336,24 @@ def test_detect_survives_any_numbers(n, columns, data, classes):
         assert name in columns
         assert all(s.start <= s.end for s in segments)
     assert all(s.length >= 2 for s in found.stalls)
+
+
+def test_a_noisy_flat_plateau_is_not_a_rise_measured_from_its_lowest_point():
+    """Issue 10: a healthy 300-epoch run whose eval loss sits on a plateau with a slight drift; measured from
+    one noisy minimum it looked like a 9 % rise (overfitting), measured between segment lines it is noise."""
+    from mnv4_postmortem.analyzer.engine import load_pack
+    from mnv4_postmortem.analyzer.ingest.synthetic import synthetic_run
+    from mnv4_postmortem.analyzer.pipeline import diagnose as analyze
+
+    rng = np.random.default_rng(7)
+    t = np.arange(300)
+    train = 3.5 * np.exp(-t / 60) + 0.9 + rng.normal(0, 0.005, 300)
+    evals = np.where(t < 100, 3.0 - 0.018 * t, 1.2 + 0.0002 * (t - 100)) + rng.normal(0, 0.03, 300)
+    evals[150] = 1.1  # one noisy low epoch
+    naive_rise = np.median(evals[-3:]) - evals[:300].min()
+    assert naive_rise >= 0.05 * evals.min()  # the old yardstick would have called it a material rise
+    run = synthetic_run({"num_classes": 1000, "epochs": 300}, {"train_loss": train.tolist(), "eval_loss": evals.tolist()})
+    gap = detect(run).gap
+    assert gap is None or gap.rise < 3 * gap.noise or gap.rise < 0.05 * gap.eval_loss_min
+    causes = [f.cause for f in analyze(run, load_pack()).findings]
+    assert "overfitting" not in causes

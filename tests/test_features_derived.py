@@ -243,7 +243,9 @@ def test_without_a_size_timm_uses_the_model_default() -> None:
 
 @pytest.mark.parametrize(
     ("values", "source"),
-    [({"pretrained": True}, "pretrained"), ({"pretrained_path": "/w.safetensors"}, "pretrained_path"),
+    [({"pretrained": True}, "pretrained"), ({"pretrained": True, "pretrained_path": "/w.safetensors"}, "pretrained_path"),
+     # train.py reads --pretrained-path only with --pretrained (issue 10: pretrained-not-loaded)
+     ({"pretrained_path": "/w.safetensors"}, "scratch"),
      ({"initial_checkpoint": "ckpt.pth"}, "initial_checkpoint"),
      ({"pretrained": False, "pretrained_path": None, "initial_checkpoint": ""}, "scratch")],
 )

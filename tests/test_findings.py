@@ -22,9 +22,11 @@ from mnv4_postmortem.analyzer.findings import (
 
 
 def finding(rule_id: str, severity: Severity = Severity.ERROR, confidence: float = 0.5, specificity: int = 1,
-            explains: tuple[str, ...] = (), cause: str | None = None, ruled_out: str | None = None) -> Finding:
+            explains: tuple[str, ...] = (), cause: str | None = None, ruled_out: str | None = None,
+            role: str = "cause", fix: Fix | None = None) -> Finding:
     return Finding(rule_id=rule_id, cause=cause or rule_id, severity=severity, confidence=confidence,
-                   title=f"{rule_id} title", specificity=specificity, explains=explains, ruled_out=ruled_out)
+                   title=f"{rule_id} title", specificity=specificity, explains=explains, ruled_out=ruled_out,
+                   role=role, fix=fix)
 
 
 def ids(findings) -> list[str]:
@@ -131,7 +133,7 @@ def test_json_shape_is_exact():
                                               {"file": "events.out.tfevents.1", "record": 7, "epochs": None}]},
             {"text": "flat", "refs": []},
         ],
-        "epochs": [0, 11],
+        "epochs": [0, 11], "role": "cause", "latent": False, "facts": {},
         "fix": {"args": {"model_ema_warmup": True, "model_ema_decay": 0.97396, "lr": None},
                 "command": "python train.py --model-ema-warmup", "note": "n", "safety": "recipe-change"},
     }
@@ -144,3 +146,66 @@ def test_fix_args_are_read_only():
     fix = Fix(args={"lr": 0.1}, command=None)
     with pytest.raises(TypeError):
         fix.args["lr"] = 1.0  # type: ignore[index]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# causal chain: causes, latent causes, consequences (issue 10)
+
+
+def test_a_consequence_ranks_below_every_cause_whatever_its_severity_or_specificity():
+    stopped = finding("incomplete-run", Severity.WARNING, 0.9, 9, role="consequence")
+    never_learns = finding("no-learning", Severity.ERROR, 0.6, 1)
+    hint = finding("input-size-mismatch", Severity.INFO, 0.5, 1)
+    ranked = rank([stopped, never_learns, hint])
+    assert ids(ranked) == ["no-learning", "input-size-mismatch", "incomplete-run"]
+    sentences = differential(ranked)
+    assert "a consequence, not a cause" in sentences[-1] and "no-learning" in sentences[-1]
+
+
+def test_a_consequence_alone_is_the_top_finding():
+    assert ids(rank([finding("incomplete-run", Severity.WARNING, role="consequence")])) == ["incomplete-run"]
+
+
+def test_latent_ranks_below_causes_and_is_marked():
+    latent = finding("ema-lag-latent", Severity.ERROR, 0.85, cause="ema-lag", role="latent")
+    lr_high = finding("lr-too-high", Severity.ERROR, 0.8, explains=("ema-lag",))
+    warn = finding("over-regularization", Severity.WARNING, 0.5)
+    wasted = finding("wasted-epochs", Severity.INFO, role="consequence")
+    ranked = rank([latent, wasted, warn, lr_high])
+    assert ids(ranked) == ["lr-too-high", "over-regularization", "ema-lag-latent", "wasted-epochs"]
+    assert ranked[2].latent and not ranked[0].latent
+    assert any(s.startswith("ema-lag (error") and "latent: lr-too-high masks" in s for s in differential(ranked))
+
+
+def test_explained_but_more_severe_says_so_in_the_differential():
+    ranked = rank([finding("no-learning", Severity.ERROR), finding("over-regularization", Severity.WARNING, explains=("no-learning",))])
+    assert ids(ranked) == ["over-regularization", "no-learning"]
+    assert "ranks below it although error" in differential(ranked)[0]
+
+
+def test_combined_fix_merges_the_top_fix_with_every_latent_fix():
+    lr_fix = Fix(args={"lr": 0.025}, command=None, safety="recipe-change")
+    ema_fix = Fix(args={"model_ema_warmup": True, "model_ema_decay": 0.9731, "lr": 1.0}, command=None)
+    found = [
+        finding("lr-too-high", Severity.ERROR, 0.9, fix=lr_fix),
+        finding("ema-lag-latent", Severity.WARNING, 0.85, cause="ema-lag", role="latent", fix=ema_fix),
+    ]
+    fix = make_ranking(found).combined_fix
+    assert fix is not None and dict(fix.args) == {"lr": 0.025, "model_ema_warmup": True, "model_ema_decay": 0.9731}
+    assert fix.command is None  # the pipeline renders the command line, with the run's own arguments
+    assert "lr-too-high + ema-lag" in fix.note and fix.safety == "recipe-change"
+    assert make_ranking(found[:1]).combined_fix is None  # nothing latent: the top fix is the fix
+
+
+def test_a_latent_finding_whose_cause_is_visible_is_dropped():
+    visible = finding("ema-lag", Severity.ERROR, 0.9)
+    latent = finding("ema-lag-latent", Severity.WARNING, 0.85, cause="ema-lag", role="latent")
+    assert ids(make_ranking([latent, visible]).findings) == ["ema-lag"]
+
+
+def test_json_carries_role_latent_and_facts():
+    f = Finding(rule_id="ema-lag", cause="ema-lag", severity=Severity.ERROR, confidence=0.9, title="t",
+                role="latent", facts={"ema_catch_up_epoch": np.int64(112)})
+    doc = to_json_dict(f)
+    assert doc["role"] == "latent" and doc["latent"] is True and doc["facts"] == {"ema_catch_up_epoch": 112}
+    json.dumps(doc)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -122,19 +122,25 @@ class Explosion:
 
 @dataclass(frozen=True, slots=True)
 class GeneralizationGap:
-    """Eval loss rising (slope CI above 0) while train loss falls (slope CI below 0) over the same epochs."""
+    """Eval loss rising (slope CI above 0) while train loss falls (slope CI below 0) over the same epochs.
+
+    Read off the segments' fitted lines, not single points: one noisy low epoch must not make a rise
+    (a flat plateau's lowest point sits ~2 sigma under its level). ``noise`` is the larger residual sigma of
+    the two segments compared, so a rule can ask for a rise of several sigma.
+    """
 
     metric: str              # the eval-loss column read
     start_epoch: int
     end_epoch: int
-    eval_loss_min: float     # lowest eval loss up to the end of the rise ...
-    eval_loss_min_epoch: int  # ... and its epoch
-    eval_loss_end: float     # median of the last (up to) three eval losses of the rise
+    eval_loss_min: float     # lowest fitted eval loss up to the rise (an end of one segment's Theil-Sen line) ...
+    eval_loss_min_epoch: int  # ... and the epoch of that end
+    eval_loss_end: float     # the rising segment's fitted value at its last epoch
     rise: float              # eval_loss_end - eval_loss_min
     eval_slope: float        # per epoch, with the CI lower bound (> 0)
     eval_slope_low: float
     train_slope: float       # per epoch, with the CI upper bound (< 0)
     train_slope_high: float
+    noise: float = math.nan  # robust residual sigma of the baseline and the rising segment (the larger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +354,6 @@ def find_generalization_gap(
     train = series.get("train_loss")
     if eval_name is None or train is None:
         return None
-    evals = series[eval_name]
     best: GeneralizationGap | None = None
     for segment in segments[eval_name]:
         # "degrading" and not "collapsed": a rise at chance level (an EMA that has not caught up) is no gap
@@ -357,7 +362,7 @@ def find_generalization_gap(
         train_fit = _slope_between(train, segment.x_first, segment.x_last)
         if train_fit is None or not train_fit[2] < 0:
             continue
-        gap = _gap_from(eval_name, evals, segment, train_fit)
+        gap = _gap_from(eval_name, segments[eval_name], segment, train_fit)
         if gap is not None and (best is None or gap.rise > best.rise):
             best = gap
     return best
@@ -372,24 +377,31 @@ def _slope_between(s: MetricSeries, first: float, last: float) -> tuple[float, f
     return float(result.slope), float(result.low_slope), float(result.high_slope)
 
 
+def _line_at(segment: Segment, x: float) -> float:
+    """The segment's Theil-Sen line at x (through its median at the middle of its span)."""
+    middle = (float(segment.x_first) + float(segment.x_last)) / 2.0
+    return float(segment.level) + float(segment.slope) * (x - middle)
+
+
 def _gap_from(
-    name: str, evals: MetricSeries, segment: Segment, train_fit: tuple[float, float, float],
+    name: str, segments: Sequence[Segment], rising: Segment, train_fit: tuple[float, float, float],
 ) -> GeneralizationGap | None:
-    finite = np.isfinite(evals.y)
-    up_to_end = finite & (evals.x <= segment.x_last)
-    inside = finite & (evals.x >= segment.x_first) & (evals.x <= segment.x_last)
-    if not up_to_end.any() or not inside.any():
+    """Rise of ``rising`` above the lowest fitted eval loss of the segments up to it (segments, not extrema)."""
+    before = [s for s in segments if s.x_last <= rising.x_last and s.n >= 1 and math.isfinite(s.level)]
+    if not before:
         return None
-    best = int(np.flatnonzero(up_to_end)[np.argmin(evals.y[up_to_end])])
-    end_value = float(np.median(evals.y[inside][-3:]))
-    rise = end_value - float(evals.y[best])
+    ends = [(_line_at(s, float(x)), int(x), s) for s in before for x in (s.x_first, s.x_last)]
+    baseline, baseline_epoch, baseline_segment = min(ends, key=lambda item: item[0])
+    end_value = _line_at(rising, float(rising.x_last))
+    rise = end_value - baseline
     if rise <= 0:
         return None
+    noises = [float(s.noise) for s in (baseline_segment, rising) if math.isfinite(s.noise)]
     return GeneralizationGap(
-        metric=name, start_epoch=int(segment.x_first), end_epoch=int(segment.x_last),
-        eval_loss_min=float(evals.y[best]), eval_loss_min_epoch=int(evals.epoch[best]),
-        eval_loss_end=end_value, rise=rise, eval_slope=segment.slope, eval_slope_low=segment.slope_low,
-        train_slope=train_fit[0], train_slope_high=train_fit[2],
+        metric=name, start_epoch=int(rising.x_first), end_epoch=int(rising.x_last),
+        eval_loss_min=baseline, eval_loss_min_epoch=baseline_epoch,
+        eval_loss_end=end_value, rise=rise, eval_slope=rising.slope, eval_slope_low=rising.slope_low,
+        train_slope=train_fit[0], train_slope_high=train_fit[2], noise=max(noises) if noises else math.nan,
     )
 
 

@@ -171,6 +171,20 @@ def _fix(ctx: _Context, pipeline_meta: Mapping[str, Any] | None) -> Fix | None:
     return Fix(args=patch, command=command, note=spec.note, safety=spec.safety)
 
 
+def _facts(ctx: _Context) -> dict[str, Any]:
+    """The rule's ``facts`` evaluated; a fact that is missing or fails is left out (the finding stands)."""
+    facts: dict[str, Any] = {}
+    for name, expr in ctx.rule.facts.items():
+        try:
+            value = _plain(ctx.value(expr, f"facts.{name}"))
+        except _RuleFailed:
+            continue
+        if is_missing(value) or value is None or (isinstance(value, float) and not math.isfinite(value)):
+            continue
+        facts[name] = value
+    return facts
+
+
 def _considered(ctx: _Context) -> Considered | None:
     rule = ctx.rule
     if rule.considered is None:
@@ -215,6 +229,8 @@ def evaluate_rule(
         specificity=rule.specificity,
         explains=rule.explains,
         ruled_out=ruled_out[0] if ruled_out else None,
+        role=rule.role,
+        facts=_facts(ctx),
     )
 
 

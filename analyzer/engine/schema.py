@@ -38,19 +38,24 @@ CAUSES: Mapping[str, str] = MappingProxyType(
         "no-learning": "Train loss never moves from its starting value",
         "incomplete-run": "The run stopped before its scheduled epochs",
         "wasted-epochs": "Epochs after the best result brought nothing",
+        "pretrained-not-loaded": "Pretrained weights were named but never loaded: the model started from random init",
     }
 )
 
 SEVERITIES = tuple(s.label for s in Severity)
 SAFETIES = ("safe", "recipe-change")
 STATUSES = ("stable", "preview", "deprecated")
+# What a finding is in the causal chain (findings.rank orders by it): a cause of the symptoms seen; a latent
+# cause, whose symptom another cause masks in this run but which the config guarantees once that one is fixed;
+# or a consequence of whatever went wrong (stopped early, epochs wasted), never a root cause by itself.
+ROLES = ("cause", "latent", "consequence")
 KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 ARG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 REQUIRED_FIELDS = ("id", "title", "cause", "severity", "when", "evidence")
 OPTIONAL_FIELDS = (
     "epochs", "for", "confidence", "specificity", "explains", "explanation", "fix", "ruled_out",
-    "considered", "references", "aliases", "status", "since",
+    "considered", "references", "aliases", "status", "since", "role", "facts",
 )
 RULE_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 FIX_FIELDS = ("args", "note", "safety")
@@ -188,6 +193,9 @@ class Rule:
     aliases: tuple[str, ...] = ()
     status: str = "stable"
     since: str | None = None
+    role: str = "cause"
+    # Structured values the finding carries for renderers (e.g. the epoch an EMA catches up): name -> expression.
+    facts: Mapping[str, Expr] = field(default_factory=dict)
     path: str = ""
     # "field" -> (line, col) of its value, so evaluation warnings can point into the file too.
     locations: Mapping[str, tuple[int, int]] = field(default_factory=dict)
@@ -412,6 +420,8 @@ class RuleParser:
             "aliases": self.parse_aliases,
             "status": lambda n: self.choice(n, "status", STATUSES),
             "since": lambda n: self._since(n),
+            "role": lambda n: self.choice(n, "role", ROLES),
+            "facts": self.parse_facts,
         }
         ok = True
         for name, parse in parsers.items():
@@ -444,6 +454,8 @@ class RuleParser:
             aliases=values.get("aliases", ()),
             status=values.get("status", "stable"),
             since=values.get("since"),
+            role=values.get("role", "cause"),
+            facts=MappingProxyType(values.get("facts", {})),
             path=self.file,
             locations=MappingProxyType(
                 {name: (yn.loc(v).line, yn.loc(v).col) for name, (_, v) in fields.items()}
@@ -454,6 +466,17 @@ class RuleParser:
         if not isinstance(node, SequenceNode):
             raise self.invalid(node, "explains", f"expected a list of causes, got {yn.kind(node)}")
         return tuple(self.parse_cause(item, f"explains[{i}]") for i, item in enumerate(node.value))
+
+    def parse_facts(self, node: Node) -> dict[str, Expr]:
+        if not isinstance(node, MappingNode):
+            raise self.invalid(node, "facts", f"expected a mapping of name: expression, got {yn.kind(node)}")
+        facts: dict[str, Expr] = {}
+        for key_node, value_node in node.value:
+            name = str(key_node.value)
+            if not ARG_NAME.match(name):
+                raise self.invalid(key_node, "facts", f"'{name}' is not a snake_case name")
+            facts[name] = self.expression(value_node, f"facts.{name}")
+        return facts
 
     def parse_aliases(self, node: Node) -> tuple[str, ...]:
         aliases = []
@@ -484,6 +507,7 @@ __all__ = [
     "FixSpec",
     "KnownNames",
     "NameSchema",
+    "ROLES",
     "RULE_FIELDS",
     "Rule",
     "RuleError",

@@ -244,8 +244,9 @@ class Derived:
         input_size_source: where ``pretrained_input_size`` came from: ``"timm"`` (installed timm),
             ``"table"`` (built-in table) or ``"unknown"``.
         input_size_ratio: ``run_input_size / pretrained_input_size`` (0.25 for 56 px on a 224 px model).
-        uses_pretrained: True when the weights did not start random: ``--pretrained``,
-            ``--pretrained-path`` or ``--initial-checkpoint``.
+        uses_pretrained: True when the weights did not start random: ``--pretrained`` (with or without
+            ``--pretrained-path``; the path alone is ignored by train.py), a log that shows pretrained
+            weights loading, or ``--initial-checkpoint``.
         init_source: ``"pretrained"``, ``"pretrained_path"``, ``"initial_checkpoint"`` or ``"scratch"``.
         num_classes: classes of the classifier (the log's, else args.yaml), None when unknown.
         chance_top1: top-1 accuracy (%) of a constant or random predictor: ``100 / num_classes``.
@@ -510,10 +511,12 @@ def _input_size_facts(run: Run) -> dict[str, Any]:
 
 
 def _init_source(config: TrainConfig) -> str:
+    # timm's train.py passes --pretrained-path only as a pretrained_cfg overlay: without --pretrained the file
+    # is never read (every release that has the flag, 0.9.16 on), so the path alone is a random init.
     if config.flag("pretrained"):
+        return "pretrained_path" if config.text("pretrained_path") else "pretrained"
+    if config.effective.get("pretrained_source"):
         return "pretrained"
-    if config.text("pretrained_path"):
-        return "pretrained_path"
     if config.text("initial_checkpoint"):
         return "initial_checkpoint"
     return "scratch"

@@ -40,7 +40,10 @@ SERIES_ATTRIBUTES = frozenset(
     "stall leading_stall chance nonfinite explosion spikes at mean_between change_between rel_drop_between fraction_below "
     "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name".split()
 )
-DERIVED_EXTRAS = frozenset({"lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes"})
+DERIVED_EXTRAS = frozenset({
+    "lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes",
+    "train_loss_floor", "config_present", "num_classes_confidence", "ema_half_share_updates", "timm_at_least", "log_present",
+})
 EVENT_ATTRIBUTES = frozenset(
     "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
     "ema_gap schedule issues gradients".split()

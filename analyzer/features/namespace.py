@@ -6,8 +6,11 @@ The names (README "Writing rules" lists them for users):
 - ``config.<arg>``: the value timm used for any train.py argument (effective value from the log
   first, then args.yaml, then timm's default); ``config.source``; ``config.source_of('<arg>')``.
 - ``derived.<field>``: every field of ``features.derived.Derived`` (documented there) plus
-  ``lr_reference``, ``lr_ratio``, ``ln_classes``, ``run_dir``, ``first_epoch`` and the functions
-  ``ema_share_at(epoch)`` and ``updates_at(epoch)``.
+  ``lr_reference``, ``lr_ratio``, ``ln_classes``, ``run_dir``, ``first_epoch``, ``log_present`` (a console
+  log was read), ``config_present`` (an args.yaml or wandb config was read), ``num_classes_confidence`` (1.0 when stated, lower when inferred from the curves),
+  ``ema_half_share_updates`` (updates until half of the initial weights left the EMA), ``train_loss_floor``
+  (the lowest train loss label smoothing allows) and the functions
+  ``ema_share_at(epoch)``, ``updates_at(epoch)`` and ``timm_at_least('0.9.16')`` (True / False / n/a).
 - ``series.<metric>.<attr>``: :data:`SERIES_ATTRIBUTES` of any epoch column (``train_loss``,
   ``eval_top1``, ``eval_top1_model``, ``eval_top1_ema``, ``lr``, TensorBoard tags ...).
 - ``events.<attr>``: :data:`EVENT_ATTRIBUTES`: counts of resume/crash/oom/... events and the
@@ -38,6 +41,7 @@ from mnv4_postmortem.analyzer.features.names import (  # the names rules may use
     SERIES_ATTRIBUTES,
     is_known_name,
 )
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.analyzer.timm.defaults import default
 
@@ -430,6 +434,22 @@ def derived_record(run: Run, derived: Derived) -> Any:
             return MISSING
         return shares[index] if 0 <= index < len(shares) else MISSING
 
+    def timm_at_least(version: Any) -> Any:
+        """True when every timm version the ingest allows is >= ``version``, False when every one is below,
+        MISSING when unknown or when the range straddles it (a rule then decides on other evidence)."""
+        version_range = TimmVersion.parse(derived.timm_version)
+        try:
+            wanted = tuple(int(p) for p in str(version).split("."))
+        except ValueError:
+            return MISSING
+        if version_range is None:
+            return MISSING
+        if version_range.at_least(wanted):
+            return True
+        if version_range.below(wanted):
+            return False
+        return MISSING
+
     def updates_at(epoch: Any) -> Any:
         """Optimizer updates done by the end of ``epoch``."""
         if not derived.updates_per_epoch:
@@ -439,7 +459,15 @@ def derived_record(run: Run, derived: Derived) -> Any:
         except (TypeError, ValueError):
             return MISSING
 
+    ema = derived.ema
+    half_updates = ema.updates_until_share(0.5) if ema is not None else None
     extra = {
+        "timm_at_least": timm_at_least,
+        "log_present": any(info.kind == "console_log" for info in run.sources),
+        "config_present": run.config.source is not None,
+        "num_classes_confidence": _num_classes_confidence(run),
+        "ema_half_share_updates": half_updates,
+        "train_loss_floor": _train_loss_floor(run.config.get("smoothing"), derived.num_classes),
         "lr_reference": reference,
         "lr_ratio": (derived.lr / reference) if (reference and derived.lr) else None,
         "ema_share_at": ema_share_at,
@@ -450,6 +478,33 @@ def derived_record(run: Run, derived: Derived) -> Any:
     }
     record._data.update(extra)
     return record
+
+
+def _train_loss_floor(smoothing: Any, num_classes: Any) -> float | None:
+    """Lowest train loss label smoothing allows: the entropy of the smoothed target distribution.
+
+    timm's LabelSmoothingCrossEntropy puts 1 - eps + eps/C on the true class and eps/C on every other one, so a
+    model that fits the train set perfectly still scores this much (eps 0.1, C 10: 0.50). 0.0 without smoothing.
+    Mixup and cutmix raise the floor further by an amount the config cannot tell, so it stays a lower bound.
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        return None
+    try:
+        eps = float(smoothing or 0.0)
+    except (TypeError, ValueError):
+        return None
+    if not 0.0 < eps < 1.0:
+        return 0.0
+    true, other = 1.0 - eps + eps / num_classes, eps / num_classes
+    return -(true * math.log(true) + (num_classes - 1) * other * math.log(other))
+
+
+def _num_classes_confidence(run: Run) -> float | None:
+    """1.0 when num_classes was stated (log or args.yaml); the inference's own confidence when inferred."""
+    if not run.config.get("num_classes"):
+        return None
+    inferred = run.config.effective.get("num_classes_confidence")
+    return float(inferred) if isinstance(inferred, (int, float)) else 1.0
 
 
 def build_namespace(run: Run, detection: Detection, derived: Derived) -> Namespace:

@@ -374,5 +374,8 @@ def _recipe_facts(contributions: Sequence[Contribution], epochs: pd.DataFrame, s
             break
     top1 = epochs["eval_top1"].to_numpy(dtype="float64") if "eval_top1" in epochs.columns else None
     top5 = epochs["eval_top5"].to_numpy(dtype="float64") if "eval_top5" in epochs.columns else None
+    train_loss = epochs["train_loss"].to_numpy(dtype="float64") if "train_loss" in epochs.columns else None
+    eval_loss = epochs["eval_loss"].to_numpy(dtype="float64") if "eval_loss" in epochs.columns else None
     return RecipeFacts(scheduled_epochs=scheduled, scheduled_ref=ref, eval_top1=top1, eval_top5=top5,
+                       train_loss=train_loss, eval_loss=eval_loss, epochs=epochs.index.to_numpy(),
                        **step_counts(steps))

@@ -44,6 +44,9 @@ def synthetic_run(config: Mapping[str, Any], series: Mapping[str, Any], steps_pe
                         scheduled_ref="rule test config",
                         eval_top1=frame["eval_top1"].to_numpy() if "eval_top1" in frame else None,
                         eval_top5=frame["eval_top5"].to_numpy() if "eval_top5" in frame else None,
+                        train_loss=frame["train_loss"].to_numpy() if "train_loss" in frame else None,
+                        eval_loss=frame["eval_loss"].to_numpy() if "eval_loss" in frame else None,
+                        epochs=frame.index.to_numpy(),
                         **step_counts(steps))
     run_config = resolve_recipe(replace(base, args=dict(config), effective=effective), facts)
     return Run(

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
-from mnv4_postmortem.analyzer.findings import Considered, to_json_dict
+from mnv4_postmortem.analyzer.findings import Considered, Fix, _jsonable, to_json_dict
 
 SCHEMA_RESOURCE = "schema/report-1.1.schema.json"
 
@@ -21,11 +21,18 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "run": diagnosis.summary.as_dict(),
         "findings": [to_json_dict(f) for f in diagnosis.findings],
         "differential": list(diagnosis.differential),
+        "combined_fix": _fix(diagnosis.combined_fix),
         "considered": [_considered(c) for c in diagnosis.considered],
         "segments": diagnosis.segments,
         "warnings": list(diagnosis.warnings),
         "rule_errors": list(diagnosis.rule_errors),
     })
+
+
+def _fix(fix: Fix | None) -> dict[str, Any] | None:
+    if fix is None:
+        return None
+    return {"args": _jsonable(dict(fix.args)), "command": fix.command, "note": fix.note or None, "safety": fix.safety}
 
 
 def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:

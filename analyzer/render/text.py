@@ -29,7 +29,9 @@ def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
     if not diagnosis.findings:
         console.print("[green]No problem found[/green]: no rule fired.")
     for rank, finding in enumerate(diagnosis.findings, 1):
-        _finding(rank, finding, console, detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR)
+        _finding(rank, finding, console,
+                 detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR or finding.latent)
+    _combined_fix(diagnosis, console)
     if diagnosis.differential:
         console.print("\n[bold]Differential[/bold] (alternatives considered, and why they rank lower)")
         for line in diagnosis.differential:
@@ -49,6 +51,16 @@ def _header(diagnosis: Diagnosis, console: Console) -> None:
                   f"timm {escape(str(info.timm_version or '?'))}, {span}{sched}")
 
 
+def _combined_fix(diagnosis: Diagnosis, console: Console) -> None:
+    fix = diagnosis.combined_fix
+    if fix is None:
+        return
+    args = ", ".join(f"{k}={v}" for k, v in fix.args.items())
+    console.print(f"\n[bold]Combined fix[/bold] ({escape(fix.note)}): {escape(args)}")
+    if fix.command:
+        console.print(f"   [green]{escape(fix.command)}[/green]")
+
+
 def _warnings(diagnosis: Diagnosis, console: Console, verbose: bool) -> None:
     if not diagnosis.warnings:
         return
@@ -66,6 +78,7 @@ def _finding(rank: int, finding: Finding, console: Console, *, detailed: bool) -
     console.print(
         f"\n{rank}. [{style}]{finding.severity.name.lower()}[/{style}] [bold]{escape(finding.cause)}[/bold]"
         f" ({escape(finding.rule_id)}, confidence {finding.confidence:.2f}){epochs}"
+        + (" [magenta]latent[/magenta]" if finding.latent else "")
     )
     console.print(f"   {escape(finding.title)}")
     if not detailed:

@@ -12,7 +12,8 @@ and stored with their source in ``TrainConfig.effective`` / ``effective_sources`
   timm's scheduler factory rule (cycle schedulers: cycles + ``cooldown_epochs`` + a prefix warmup).
 - ``updates_per_epoch``: optimizer updates per epoch: the ``N`` of the log's ``Train: e [i/N]`` lines
   (per epoch, and the most common value), else a dataset-size hint the ingest found.
-- ``num_classes``: when the config has none, read off a run stuck at chance level.
+- ``num_classes``: when the config has none, read off a run stuck at chance level (top-1/top-5 at 100/C and
+  500/C), or off a loss plateau within 1 % of ln C for a common C; stored with ``num_classes_confidence``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ __all__ = [
     "UpdatesPerEpoch",
     "updates_per_epoch",
     "global_batch",
+    "COMMON_CLASS_COUNTS",
+    "LOSS_TOLERANCE",
+    "from_loss_plateau",
     "infer_num_classes",
+    "num_classes_from_curves",
     "resolve_lr",
     "resolve_recipe",
     "schedule_length",
@@ -73,6 +78,7 @@ class RecipeFacts:
 
     scheduled_epochs / scheduled_ref: the log's ``Scheduled epochs: N`` and where it was printed.
     eval_top1 / eval_top5: the reported per-epoch accuracies (for reading num_classes off chance level).
+    train_loss / eval_loss / epochs: the per-epoch losses and their epochs (num_classes from a plateau at ln C).
     """
 
     scheduled_epochs: int | None = None
@@ -81,6 +87,9 @@ class RecipeFacts:
     eval_top5: np.ndarray | None = None
     step_epoch: np.ndarray | None = None
     step_per_epoch: np.ndarray | None = None
+    train_loss: np.ndarray | None = None
+    eval_loss: np.ndarray | None = None
+    epochs: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +129,11 @@ def resolve_recipe(config: TrainConfig, facts: RecipeFacts | None = None) -> Tra
         effective["updates_per_epoch_source"] = updates.kind
         effective["updates_by_epoch"] = dict(updates.by_epoch)
     if not config.get("num_classes"):
-        inferred = infer_num_classes(facts.eval_top1, facts.eval_top5)
+        inferred = num_classes_from_curves(facts)
         if inferred is not None:
-            effective["num_classes"], sources["num_classes"] = inferred
+            classes, how, confidence = inferred
+            effective["num_classes"], effective["num_classes_confidence"] = classes, confidence
+            sources["num_classes"] = f"{how} (confidence {confidence:.2f})"
     return replace(config, effective=effective, effective_sources=sources)
 
 
@@ -307,3 +318,89 @@ def _finite(values: np.ndarray) -> np.ndarray:
 def _stuck(values: np.ndarray, level: float) -> bool:
     """Nearly every epoch within 2 % of the median."""
     return bool((np.abs(values - level) <= _STUCK_TOLERANCE * max(level, 1e-9)).mean() >= _STUCK_SHARE)
+
+
+# ----------------------------------------------------------------------------- num_classes from the curves
+# A second signature of a model that predicts no better than the class prior, beside top-1/top-5 at 100/C and
+# 500/C (``infer_num_classes``): the cross-entropy of the uniform prior over C balanced classes is ln C. A fresh
+# model starts there and a model that learned nothing about the inputs stays there (the eval loss especially:
+# no augmentation, no smoothing; smoothing and mixup push the *train* loss above ln C). A plateau within
+# LOSS_TOLERANCE of ln C for a common C is strong evidence of C; the loss route only answers with a common C.
+
+# Class counts of the common public benchmarks: binary, CIFAR-10 / MNIST / Imagenette, CIFAR-100,
+# Tiny-ImageNet / CUB-200, ImageNet-1k, ImageNet-21k-P (11,821) and ImageNet-21k (21,841). Their ln C lie
+# more than 2 x LOSS_TOLERANCE apart, so one tolerance window never holds two candidates.
+COMMON_CLASS_COUNTS: tuple[int, ...] = (2, 10, 100, 200, 1000, 11821, 21841)
+
+# "Within ~1 % of ln C" (the issue's bound): the eval loss of a stuck model wanders by well under 1 % of
+# ln C epoch to epoch (it predicts the same distribution for every image), while a learning model leaves
+# that window within an epoch or two.
+LOSS_TOLERANCE = 0.01
+# A plateau needs this many consecutive epochs: one or two epochs at ln C is where every run starts.
+MIN_PLATEAU_EPOCHS = 3
+# Accuracy route: top-1 and top-5 stuck (within 2 % of their median in >= 80 % of the epochs; distributed
+# eval padding moves the last digit) over >= 5 epochs, and top-5 = min(100, 5 x top-1) within 1 %.
+STUCK_REL = 0.02
+STUCK_FRACTION = 0.8
+MIN_STUCK_EPOCHS = 5
+
+# Stated confidence of each route (the rules multiply their own confidence by it). The accuracy route is
+# arithmetic on two exact numbers; the loss route can be fooled by a run passing slowly through ln C.
+CONFIDENCE_ACCURACY = 0.9
+CONFIDENCE_EVAL_LOSS = 0.7
+CONFIDENCE_TRAIN_LOSS = 0.6
+# Top-1 within 2x chance over the plateau agrees with "learned only the prior" and adds this much.
+CONFIDENCE_AGREEING_TOP1 = 0.1
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
+    """(start, end) inclusive of the longest stretch of True, or None."""
+    best: tuple[int, int] | None = None
+    start = None
+    for i, flag in enumerate(list(mask) + [False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if best is None or (i - 1 - start) > (best[1] - best[0]):
+                best = (start, i - 1)
+            start = None
+    return best
+
+
+def from_loss_plateau(
+    loss: Sequence[float] | None, epochs: Sequence[int] | None = None, *, name: str = "eval_loss",
+    top1: Sequence[float] | None = None,
+) -> Inference | None:
+    """C from a loss plateau within LOSS_TOLERANCE of ln C for a common C (longest plateau wins)."""
+    if loss is None:
+        return None
+    values = np.asarray(loss, dtype="float64")
+    index = np.arange(len(values)) if epochs is None else np.asarray(epochs)
+    best: tuple[int, tuple[int, int]] | None = None
+    for classes in COMMON_CLASS_COUNTS:
+        target = math.log(classes)
+        span = _longest_run(np.isfinite(values) & (np.abs(values - target) <= LOSS_TOLERANCE * target))
+        if span is None or span[1] - span[0] + 1 < MIN_PLATEAU_EPOCHS:
+            continue
+        if best is None or span[1] - span[0] > best[1][1] - best[1][0]:
+            best = (classes, span)
+    if best is None:
+        return None
+    classes, (lo, hi) = best
+    confidence = CONFIDENCE_EVAL_LOSS if name.startswith("eval") else CONFIDENCE_TRAIN_LOSS
+    if top1 is not None:
+        window = _finite(np.asarray(top1, dtype="float64")[lo:hi + 1])
+        if len(window) and float(np.median(window)) <= 2 * 100.0 / classes:
+            confidence += CONFIDENCE_AGREEING_TOP1
+    source = (f"inferred: {name} stays within {LOSS_TOLERANCE:.0%} of ln {classes} = {math.log(classes):.3f} "
+              f"for epochs {int(index[lo])}-{int(index[hi])}")
+    return classes, source, round(confidence, 2)
+
+
+def num_classes_from_curves(facts: "RecipeFacts") -> tuple[int, str, float] | None:
+    """(C, source, confidence) from the curves: top-1/top-5 at chance first, then an eval-loss plateau at ln C,
+    then a train-loss plateau; None when none shows it. The confidence is what rules scale their own by."""
+    accuracy = infer_num_classes(facts.eval_top1, facts.eval_top5)
+    if accuracy is not None:
+        return accuracy[0], accuracy[1], CONFIDENCE_ACCURACY
+    return (from_loss_plateau(facts.eval_loss, facts.epochs, name="eval_loss", top1=facts.eval_top1)
+            or from_loss_plateau(facts.train_loss, facts.epochs, name="train_loss", top1=facts.eval_top1))

@@ -72,7 +72,7 @@ def _effective(log: ConsoleLog) -> tuple[Effective, ...]:
         out.append(Effective("lr", calc.lr, f"{calc.source}: computed by timm from lr_base {calc.lr_base:g} and "
                                             f"global batch {calc.global_batch:g} ({calc.scaling} scaling)"))
         out.append(Effective("global_batch", int(calc.global_batch), str(calc.source)))
-    for key in ("world_size", "num_classes", "input_size", "model", "param_count"):
+    for key in ("world_size", "num_classes", "input_size", "model", "param_count", "pretrained_source"):
         if key in log.info and log.info[key] is not None:
             ref = log.info_refs.get(key)
             out.append(Effective(key, log.info[key], str(ref) if ref else log.path))

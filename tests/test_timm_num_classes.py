@@ -1,0 +1,57 @@
+"""num_classes inferred from the curves alone (timm/recipe.py): loss plateaus at ln C, top-1/top-5 at 100/C and 500/C."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mnv4_postmortem.analyzer.model import TrainConfig
+from mnv4_postmortem.analyzer.timm.recipe import (
+    COMMON_CLASS_COUNTS,
+    LOSS_TOLERANCE,
+    RecipeFacts,
+    from_loss_plateau,
+    num_classes_from_curves,
+    resolve_recipe,
+)
+
+
+@pytest.mark.parametrize("classes", COMMON_CLASS_COUNTS)
+def test_an_eval_loss_plateau_at_ln_c_gives_c(classes):
+    rng = np.random.default_rng(classes)
+    loss = math.log(classes) * (1 + rng.uniform(-0.5, 0.5, 8) * LOSS_TOLERANCE)
+    c, source, confidence = num_classes_from_curves(RecipeFacts(eval_loss=loss))
+    assert c == classes and "eval_loss" in source and f"ln {classes}" in source
+    assert confidence < 0.9  # lower than a stated class count
+
+
+def test_common_class_counts_are_far_enough_apart_for_the_tolerance():
+    logs = sorted(math.log(c) for c in COMMON_CLASS_COUNTS)
+    assert all(b / a - 1 > 2 * LOSS_TOLERANCE for a, b in zip(logs, logs[1:]))
+
+
+def test_a_learning_curve_passing_through_ln_c_is_not_a_plateau():
+    assert from_loss_plateau(np.linspace(2.6, 0.5, 20)) is None  # crosses ln 10 = 2.303 within one epoch
+
+
+def test_an_uncommon_class_count_is_not_guessed_from_the_loss():
+    assert from_loss_plateau([math.log(37)] * 6) is None
+
+
+def test_accuracy_route_first_and_agreeing_top1_raises_the_loss_route():
+    c, source, confidence = num_classes_from_curves(RecipeFacts(eval_top1=np.full(6, 0.5), eval_top5=np.full(6, 2.5),
+                                                                eval_loss=np.full(6, math.log(10))))
+    assert (c, confidence) == (200, 0.9) and "eval_top1" in source
+    assert from_loss_plateau([2.30] * 5, top1=[10.0] * 5)[2] > from_loss_plateau([2.30] * 5)[2]
+
+
+def test_train_loss_is_the_last_resort_and_resolve_recipe_stores_the_confidence():
+    facts = RecipeFacts(train_loss=np.array([6.95, 6.91, 6.90, 6.92, 5.0]))
+    c, source, confidence = num_classes_from_curves(facts)
+    assert c == 1000 and "train_loss" in source and confidence == 0.6
+    config = resolve_recipe(TrainConfig(values={}), facts)
+    assert config.effective["num_classes"] == 1000 and config.effective["num_classes_confidence"] == 0.6
+    assert "confidence 0.60" in config.effective_sources["num_classes"]
+    assert num_classes_from_curves(RecipeFacts()) is None
