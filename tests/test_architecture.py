@@ -146,3 +146,12 @@ def test_runner_reads_the_analyzers_timm_tables_in_one_place():
         for module in imported_modules(path):
             if module.startswith("mnv4_postmortem.analyzer.timm"):
                 assert path.name == "spec.py", f"{path.relative_to(REPO)} imports {module}"
+
+
+def test_one_import_style_absolute_everywhere():
+    """Issue 6: one import style across the package; a relative import names its module by position only."""
+    for root in ("analyzer", "runner", "mnv4_postmortem", "rules"):
+        for path in (REPO / root).rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            relative = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+            assert not relative, f"{path.relative_to(REPO)}: relative import on line(s) {relative}"

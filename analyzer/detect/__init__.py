@@ -9,9 +9,9 @@ values and which are merely missing; ``metrics.py`` knows metric directions and 
 Data flows one way: this package reads ``model.py`` only.
 """
 
-from .detection import Detection, detect
-from .metrics import chance_tolerance, chance_value, higher_is_better
-from .patterns import (
+from mnv4_postmortem.analyzer.detect.detection import Detection, detect
+from mnv4_postmortem.analyzer.detect.metrics import chance_tolerance, chance_value, higher_is_better
+from mnv4_postmortem.analyzer.detect.patterns import (
     ChanceLevel,
     EmaGap,
     ExactStall,
@@ -21,8 +21,8 @@ from .patterns import (
     NonFinite,
     Spike,
 )
-from .schedule import Schedule
-from .segments import Segment, segment_series
+from mnv4_postmortem.analyzer.detect.schedule import Schedule
+from mnv4_postmortem.analyzer.detect.segments import Segment, segment_series
 
 __all__ = [
     "ChanceLevel",

@@ -10,9 +10,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..model import Run
-from . import metrics, patterns
-from .patterns import (
+from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.detect import metrics, patterns
+from mnv4_postmortem.analyzer.detect.patterns import (
     ChanceLevel,
     EmaGap,
     ExactStall,
@@ -22,10 +22,10 @@ from .patterns import (
     NonFinite,
     Spike,
 )
-from .gradients import GradientFacts, find_gradient_facts, gradient_series
-from .schedule import Schedule, reconstruct_schedule
-from .segments import Segment, segment_series
-from .series import MetricSeries, epoch_frame, epoch_series, lr_at_epoch, step_series
+from mnv4_postmortem.analyzer.detect.gradients import GradientFacts, find_gradient_facts, gradient_series
+from mnv4_postmortem.analyzer.detect.schedule import Schedule, reconstruct_schedule
+from mnv4_postmortem.analyzer.detect.segments import Segment, segment_series
+from mnv4_postmortem.analyzer.detect.series import MetricSeries, epoch_frame, epoch_series, lr_at_epoch, step_series
 
 
 @dataclass(frozen=True, slots=True, eq=False)

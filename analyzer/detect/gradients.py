@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..model import Run
-from . import metrics
+from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.detect import metrics
 
 GRAD_NORM = "grad_norm"
 GROUP_PREFIX = "grad_norm/"

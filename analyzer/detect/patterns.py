@@ -12,9 +12,9 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-from . import metrics
-from .segments import Segment
-from .series import MetricSeries
+from mnv4_postmortem.analyzer.detect import metrics
+from mnv4_postmortem.analyzer.detect.segments import Segment
+from mnv4_postmortem.analyzer.detect.series import MetricSeries
 
 # Exact stall: consecutive values equal within STALL_REL_TOL * max(1, |v|). timm averages float32 per-batch
 # accuracies, so the same number of correct images prints as 47.0 in one epoch and 47.00000010172526

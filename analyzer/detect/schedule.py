@@ -22,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..model import TrainConfig
-from .series import MetricSeries
+from mnv4_postmortem.analyzer.model import TrainConfig
+from mnv4_postmortem.analyzer.detect.series import MetricSeries
 
 PEAK_REL_TOL = 1e-6          # float noise when finding the first point at the peak
 CONSTANT_TOL = 0.01          # every post-peak LR within 1 % of the peak

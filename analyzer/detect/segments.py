@@ -62,7 +62,7 @@ import numpy as np
 import ruptures as rpt
 from ruptures.base import BaseCost
 
-from . import metrics
+from mnv4_postmortem.analyzer.detect import metrics
 
 PENALTY_C = 4.0               # BIC-like: three parameters per added segment, plus one (module docstring)
 MIN_SIZE = 3                  # a line through two points has no residual; three is the least that can be judged

@@ -23,7 +23,7 @@ from typing import Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from ..model import Run
+from mnv4_postmortem.analyzer.model import Run
 
 STEP_PREFIX = "step:"
 STEP_METRICS = ("train_loss", "lr")      # step columns that get series (and segments)

@@ -10,12 +10,12 @@ Public API::
 """
 
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
-from .evaluate import Evaluation, evaluate, evaluate_rule, evaluate_rules
-from .expr import ROOT_NAMES, EvalError, Expr, ExprError, compile_expr
-from .loader import RulePack, builtin_rules_root, find_test_files, load_builtin_rules, load_pack, load_rules
-from .notation import NotationError, parse_series
-from .schema import CAUSES, NameSchema, Rule, RuleError
-from .testing import CaseResult, load_test_suite, run_rule_tests
+from mnv4_postmortem.analyzer.engine.evaluate import Evaluation, evaluate, evaluate_rule, evaluate_rules
+from mnv4_postmortem.analyzer.engine.expr import ROOT_NAMES, EvalError, Expr, ExprError, compile_expr
+from mnv4_postmortem.analyzer.engine.loader import RulePack, builtin_rules_root, find_test_files, load_builtin_rules, load_pack, load_rules
+from mnv4_postmortem.analyzer.engine.notation import NotationError, parse_series
+from mnv4_postmortem.analyzer.engine.schema import CAUSES, NameSchema, Rule, RuleError
+from mnv4_postmortem.analyzer.engine.testing import CaseResult, load_test_suite, run_rule_tests
 
 __all__ = [
     "CAUSES",

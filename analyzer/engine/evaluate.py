@@ -24,11 +24,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..findings import Considered, Evidence, Finding, Fix
+from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
-from .expr import EvalError, Expr, RuleEvaluator, get_member, is_absent, is_missing
-from .loader import RulePack
-from .schema import DEFAULT_CONFIDENCE, Rule, RuleError
+from mnv4_postmortem.analyzer.engine.expr import EvalError, Expr, RuleEvaluator, get_member, is_absent, is_missing
+from mnv4_postmortem.analyzer.engine.loader import RulePack
+from mnv4_postmortem.analyzer.engine.schema import DEFAULT_CONFIDENCE, Rule, RuleError
 
 
 @dataclass(frozen=True, slots=True)

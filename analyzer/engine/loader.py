@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from . import yamlnodes as yn
-from .expr import ROOT_NAMES
-from .schema import CAUSES, KEBAB, KnownNames, Rule, RuleError, RuleParser, as_name_check
+from mnv4_postmortem.analyzer.engine import yamlnodes as yn
+from mnv4_postmortem.analyzer.engine.expr import ROOT_NAMES
+from mnv4_postmortem.analyzer.engine.schema import CAUSES, KEBAB, KnownNames, Rule, RuleError, RuleParser, as_name_check
 
 BUILTIN_PACKAGE = "mnv4_postmortem.rules"
 CAUSES_FILE = "causes.yaml"

@@ -18,10 +18,10 @@ from typing import Any, Literal, Union
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..findings import Severity
-from . import yamlnodes as yn
-from .expr import ROOT_NAMES, Expr, ExprError, NameUse, compile_expr
-from .templating import Template, TemplateCompileError, compile_template
+from mnv4_postmortem.analyzer.findings import Severity
+from mnv4_postmortem.analyzer.engine import yamlnodes as yn
+from mnv4_postmortem.analyzer.engine.expr import ROOT_NAMES, Expr, ExprError, NameUse, compile_expr
+from mnv4_postmortem.analyzer.engine.templating import Template, TemplateCompileError, compile_template
 
 # The stable cause ids. A pack may declare more in a ``causes.yaml``.
 CAUSES: Mapping[str, str] = MappingProxyType(

@@ -25,9 +25,9 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mnv4_postmortem.analyzer.citations import label as citation_label
-from ..findings import EvidenceRef
-from ..model import SourceRef
-from .expr import BLOCKED_METHODS, OPERATORS, ROOT_NAMES, NameUse, get_member, is_absent, is_missing
+from mnv4_postmortem.analyzer.findings import EvidenceRef
+from mnv4_postmortem.analyzer.model import SourceRef
+from mnv4_postmortem.analyzer.engine.expr import BLOCKED_METHODS, OPERATORS, ROOT_NAMES, NameUse, get_member, is_absent, is_missing
 
 MAX_TEMPLATE_LENGTH = 10_000
 MAX_REFS_PER_EVIDENCE = 100

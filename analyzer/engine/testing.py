@@ -40,12 +40,12 @@ from typing import Any, Literal
 import numpy as np
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from ..findings import Finding, rank
-from . import yamlnodes as yn
-from .evaluate import evaluate
-from .loader import TEST_SUFFIX, RulePack
-from .notation import NotationError, parse_series
-from .schema import RuleError
+from mnv4_postmortem.analyzer.findings import Finding, rank
+from mnv4_postmortem.analyzer.engine import yamlnodes as yn
+from mnv4_postmortem.analyzer.engine.evaluate import evaluate
+from mnv4_postmortem.analyzer.engine.loader import TEST_SUFFIX, RulePack
+from mnv4_postmortem.analyzer.engine.notation import NotationError, parse_series
+from mnv4_postmortem.analyzer.engine.schema import RuleError
 
 Outcome = Literal["pass", "fail", "xfail", "xpass", "error"]
 

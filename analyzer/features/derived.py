@@ -25,9 +25,9 @@ from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 from mnv4_postmortem.analyzer.timm.recipe import SAMPLES_HINTS
 
-from .ema import EmaModel, ema_model_from
-from .input_size import input_size_px
-from .input_size import pretrained_input_size as _native_input_size
+from mnv4_postmortem.analyzer.features.ema import EmaModel, ema_model_from
+from mnv4_postmortem.analyzer.features.input_size import input_size_px
+from mnv4_postmortem.analyzer.features.input_size import pretrained_input_size as _native_input_size
 
 # ---------------------------------------------------------------------------------------------------
 # Regularization
