@@ -38,6 +38,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from mnv4_postmortem.analyzer.model import as_number
+
 __all__ = ["Component", "Rung", "LadderPlan", "plan_ladder", "components_of", "FLAT_GAIN", "first_stall_rung"]
 
 FLAT_GAIN = 5.0
@@ -132,7 +134,7 @@ def _ema(args: Mapping[str, Any]) -> Component | None:
 
 
 def _lr(args: Mapping[str, Any], cap: float | None) -> Component | None:
-    lr = _num(args.get("lr"))
+    lr = as_number(args.get("lr"))
     if lr is None or cap is None or lr <= cap:
         return None
     label = f"lr {lr:g} (cap {cap:.3g}: {lr / cap:.3g}x typical)"
@@ -140,7 +142,7 @@ def _lr(args: Mapping[str, Any], cap: float | None) -> Component | None:
 
 
 def _regularization(args: Mapping[str, Any]) -> Component | None:
-    on = {k: args.get(k) for k in REGULARIZATION_KEYS if (_num(args.get(k)) or 0) > 0}
+    on = {k: args.get(k) for k in REGULARIZATION_KEYS if (as_number(args.get(k)) or 0) > 0}
     if not on:
         return None
     non_default = [f"non-default {k} {v:g}" for k, v in on.items() if v != REGULARIZATION_DEFAULTS.get(k)]
@@ -206,13 +208,3 @@ def first_stall_rung(flat: Sequence[bool | None], mode: str = "cumulative") -> i
         if value:
             return index
     return None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

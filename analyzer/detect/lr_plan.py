@@ -10,16 +10,15 @@ otherwise), ``--min-lr`` as the floor, and ``--cooldown-epochs`` spent at the fl
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from mnv4_postmortem.analyzer.model import TrainConfig
+from mnv4_postmortem.analyzer.model import TrainConfig, as_number
 
 SUPPORTED = ("cosine", "step", "multistep", "poly", "constant", "none", "")
 
 
 def configured_lr(config: TrainConfig, n_epochs: int) -> tuple[float, ...] | None:
     """LR at epochs 0..n_epochs-1 per the config, or None when it cannot be known from the config alone."""
-    base = _number(config.get("lr"))
+    base = as_number(config.get("lr"))
     sched = str(config.get("sched") or "").lower()
     if base is None or base <= 0 or sched not in SUPPORTED or n_epochs <= 0:
         return None
@@ -27,39 +26,29 @@ def configured_lr(config: TrainConfig, n_epochs: int) -> tuple[float, ...] | Non
 
 
 def _lr_at(config: TrainConfig, sched: str, base: float, t: int) -> float:
-    warmup = int(_number(config.get("warmup_epochs")) or 0)
-    warmup_lr = _number(config.get("warmup_lr")) or 0.0
+    warmup = int(as_number(config.get("warmup_epochs")) or 0)
+    warmup_lr = as_number(config.get("warmup_lr")) or 0.0
     if t < warmup:
         return warmup_lr + t * (base - warmup_lr) / warmup
     if config.get("warmup_prefix") in (True, "true", "True", 1):
         t -= warmup
-    floor = _number(config.get("min_lr")) or 0.0
-    epochs = int(_number(config.get("epochs")) or 0)
+    floor = as_number(config.get("min_lr")) or 0.0
+    epochs = int(as_number(config.get("epochs")) or 0)
     if sched == "cosine":
         if epochs <= 0 or t >= epochs:
             return floor
         return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * t / epochs))
     if sched == "poly":
-        power = _number(config.get("decay_rate")) or 0.5
+        power = as_number(config.get("decay_rate")) or 0.5
         if epochs <= 0 or t >= epochs:
             return floor
         return floor + (base - floor) * (1.0 - t / epochs) ** power
-    rate = _number(config.get("decay_rate")) or 0.1
+    rate = as_number(config.get("decay_rate")) or 0.1
     if sched == "step":
-        every = _number(config.get("decay_epochs")) or 90.0
+        every = as_number(config.get("decay_epochs")) or 90.0
         return max(floor, base * rate ** (t // every)) if every > 0 else base
     if sched == "multistep":
         milestones = config.get("decay_milestones") or [90, 180, 270]
-        passed = sum(1 for m in milestones if _number(m) is not None and t >= _number(m))
+        passed = sum(1 for m in milestones if as_number(m) is not None and t >= as_number(m))
         return max(floor, base * rate ** passed)
     return base
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
