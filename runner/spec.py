@@ -13,7 +13,7 @@ imports below need repointing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -28,7 +28,7 @@ from mnv4_postmortem.runner import scaling
 
 __all__ = [
     "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch", "canonical",
-    "command_for", "defaults_for", "render_train_command", "EMA_KEYS",
+    "command_for", "defaults_for", "with_budget", "render_train_command", "EMA_KEYS",
 ]
 
 Status = Literal["kept", "scaled", "replaced"]
@@ -446,6 +446,11 @@ def _note_unsupported(entries: list[SpecEntry], args: dict[str, Any], original: 
     world = original.get("world_size")
     if isinstance(world, int) and world > 1:
         entries.append(SpecEntry("world_size", world, 1, "replaced", "one process; the global batch is scaled instead"))
+
+
+def with_budget(spec: TrainSpec, **changes: Any) -> TrainSpec:
+    """The spec with some budget fields changed (lr-find sweeps its own number of samples)."""
+    return replace(spec, budget=replace(spec.budget, **changes))
 
 
 def command_for(spec: TrainSpec, patch: Mapping[str, Any] | None = None) -> str:

@@ -101,3 +101,26 @@ def test_an_lr_finding_without_an_lr_in_its_fix_gets_the_suggested_lr():
     assert out[0].patch == {"clip_grad": 1.0, "lr": 0.0123} and "range test" in out[0].note
     assert out[1].patch == {"lr": 0.1} and out[2].patch == {"model_ema_warmup": True}
     assert len(calls) == 1
+
+
+def test_lr_find_command_end_to_end_on_a_real_run(tmp_path):
+    """The whole command on a bundled run: spec, proxy data, sweep, suggestion and files (a short sweep)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("timm")
+    import json
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from mnv4_postmortem.cli import cli
+
+    run = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "v1_healthy"
+    result = CliRunner().invoke(cli, ["lr-find", str(run), "--proxy", "--steps", "20", "--device", "cpu",
+                                      "--out", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    files = {p.suffix for p in tmp_path.rglob("*") if p.is_file()}
+    assert {".png", ".json"} <= files, files
+    doc = json.loads((tmp_path / "lr_find.json").read_text(encoding="utf-8"))
+    assert doc["schema"] == "mnv4-postmortem/lr-find" and doc["run_lr"] == pytest.approx(1e-3)
+    assert len(doc["lrs"]) == len(doc["loss"]) > 0 and doc["lrs"] == sorted(doc["lrs"])
+    assert doc["ratio_run_to_suggestion"] == pytest.approx(doc["run_lr"] / doc["suggestion"]["lr"])
