@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from mnv4_postmortem.analyzer.citations import Citation, group
 from mnv4_postmortem.analyzer.detect import Detection
-from mnv4_postmortem.analyzer.detect.lr_plan import configured_lr
+from mnv4_postmortem.analyzer.timm.schedule import configured_lr
 from mnv4_postmortem.analyzer.detect.metrics import chance_value
 from mnv4_postmortem.analyzer.engine.loader import RulePack
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command

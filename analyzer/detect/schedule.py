@@ -24,6 +24,7 @@ import pandas as pd
 
 from mnv4_postmortem.analyzer.model import TrainConfig
 from mnv4_postmortem.analyzer.detect.series import MetricSeries
+from mnv4_postmortem.analyzer.timm.schedule import cosine_lr
 
 PEAK_REL_TOL = 1e-6          # float noise when finding the first point at the peak
 CONSTANT_TOL = 0.01          # every post-peak LR within 1 % of the peak
@@ -231,8 +232,7 @@ def _expected_peak(config: TrainConfig) -> float | None:
     prefix = config.flag("warmup_prefix")
     if sched == "cosine" and warmup > 0 and not prefix and epochs and epochs > 0:
         # timm's cosine runs from epoch 0 underneath the warm-up, so the ramp ends on an already-decayed LR
-        min_lr = config.number("min_lr") or 0.0
-        return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(warmup / epochs, 1.0)))
+        return cosine_lr(lr, config.number("min_lr") or 0.0, warmup, epochs)
     return lr
 
 

@@ -1,7 +1,7 @@
 """The LR schedule the config asks for, epoch by epoch, the way timm's schedulers compute it.
 
-This is the "configured" curve a report draws beside the LR that was logged (``schedule.py`` reconstructs
-that one). It follows timm's scheduler factory: ``--sched cosine|step|multistep|poly|constant``, a linear
+This is the "configured" curve a report draws beside the LR that was logged (``detect/schedule.py``
+reconstructs that one, and reads its expected peak from :func:`cosine_lr` here: one owner of timm's formulas). It follows timm's scheduler factory: ``--sched cosine|step|multistep|poly|constant``, a linear
 warm-up from ``--warmup-lr`` over ``--warmup-epochs`` (before the schedule with ``--warmup-prefix``, inside it
 otherwise), ``--min-lr`` as the floor, and ``--cooldown-epochs`` spent at the floor after ``--epochs``.
 ``plateau`` depends on the eval metric and ``tanh`` is rare: for those, and without an LR, it gives None.
@@ -18,34 +18,39 @@ SUPPORTED = ("cosine", "step", "multistep", "poly", "constant", "none", "")
 
 def configured_lr(config: TrainConfig, n_epochs: int) -> tuple[float, ...] | None:
     """LR at epochs 0..n_epochs-1 per the config, or None when it cannot be known from the config alone."""
-    base = as_number(config.get("lr"))
+    base = config.number("lr")
     sched = str(config.get("sched") or "").lower()
     if base is None or base <= 0 or sched not in SUPPORTED or n_epochs <= 0:
         return None
     return tuple(_lr_at(config, sched, base, t) for t in range(n_epochs))
 
 
+def cosine_lr(base: float, floor: float, t: float, epochs: float) -> float:
+    """timm's CosineLRScheduler (one cycle) at epoch ``t``: a half cosine from ``base`` to ``floor``."""
+    if epochs <= 0 or t >= epochs:
+        return floor
+    return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * t / epochs))
+
+
 def _lr_at(config: TrainConfig, sched: str, base: float, t: int) -> float:
-    warmup = int(as_number(config.get("warmup_epochs")) or 0)
-    warmup_lr = as_number(config.get("warmup_lr")) or 0.0
+    warmup = int(config.number("warmup_epochs") or 0)
+    warmup_lr = config.number("warmup_lr") or 0.0
     if t < warmup:
         return warmup_lr + t * (base - warmup_lr) / warmup
-    if config.get("warmup_prefix") in (True, "true", "True", 1):
+    if config.flag("warmup_prefix"):
         t -= warmup
-    floor = as_number(config.get("min_lr")) or 0.0
-    epochs = int(as_number(config.get("epochs")) or 0)
+    floor = config.number("min_lr") or 0.0
+    epochs = int(config.number("epochs") or 0)
     if sched == "cosine":
-        if epochs <= 0 or t >= epochs:
-            return floor
-        return floor + 0.5 * (base - floor) * (1.0 + math.cos(math.pi * t / epochs))
+        return cosine_lr(base, floor, t, epochs)
     if sched == "poly":
-        power = as_number(config.get("decay_rate")) or 0.5
+        power = config.number("decay_rate") or 0.5
         if epochs <= 0 or t >= epochs:
             return floor
         return floor + (base - floor) * (1.0 - t / epochs) ** power
-    rate = as_number(config.get("decay_rate")) or 0.1
+    rate = config.number("decay_rate") or 0.1
     if sched == "step":
-        every = as_number(config.get("decay_epochs")) or 90.0
+        every = config.number("decay_epochs") or 90.0
         return max(floor, base * rate ** (t // every)) if every > 0 else base
     if sched == "multistep":
         milestones = config.get("decay_milestones") or [90, 180, 270]
