@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +11,10 @@ from click.testing import CliRunner
 from mnv4_postmortem.analyzer.ingest import load_run
 from mnv4_postmortem.analyzer.model import TrainConfig
 from mnv4_postmortem.analyzer.timm.command_line import train_command
-from mnv4_postmortem.analyzer.timm.defaults import defaults_for
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, infer_num_classes, resolve_recipe, schedule_length
 from mnv4_postmortem.analyzer.timm.version import TimmVersion, narrowest, version_from_args
 from mnv4_postmortem.cli import cli
 
-REPO = Path(__file__).resolve().parents[1]
-V1_HEALTHY = REPO / "fixtures" / "runs" / "v1_healthy"
 
 
 # ----------------------------------------------------------------------------- version
@@ -106,44 +101,6 @@ def test_train_config_readers_coerce_in_one_place() -> None:
     assert config.flag("b") and config.flag("c") and not config.flag("g") and config.flag("missing", True)
     assert config.count("d") == 4 and config.count("e") is None and config.count("e", 1) == 1
     assert config.text("f") is None and config.text("g") == "x"
-
-
-# ----------------------------------------------------------------------------- defects (issue 6)
-
-
-def _without_log(tmp_path: Path) -> Path:
-    run = tmp_path / "v1_healthy"
-    run.mkdir()
-    for name in ("summary.csv", "args.yaml"):
-        shutil.copy(V1_HEALTHY / name, run / name)
-    return run
-
-
-def test_defect2_a_run_without_its_log_has_one_timm_era(tmp_path: Path) -> None:
-    """Config defaults and fix commands come from the same column of the defaults table."""
-    run = load_run(_without_log(tmp_path))
-    assert run.config.timm_version is not None and run.timm_version == run.config.timm_version
-    assert run.config.timm_version.era == TimmVersion.parse(str(run.timm_version)).era == "1.0.23"
-
-
-def test_defect2_fix_commands_use_the_config_era(tmp_path: Path) -> None:
-    from mnv4_postmortem.analyzer.pipeline import namespace as namespace_for
-
-    run = load_run(_without_log(tmp_path))
-    _names, meta = namespace_for(run)
-    era_defaults = defaults_for(run.config.timm_version)
-    # Every diagnosis key in the command defaults is that era's, and a key only older eras had is absent.
-    assert {k: meta["defaults"][k] for k in era_defaults} == era_defaults
-    assert "amp_impl" not in meta["defaults"]  # in the 0.8.2dev0-1.0.13 columns only
-
-
-def test_defect3_schedule_source_names_args_yaml_when_no_log_line(tmp_path: Path) -> None:
-    from mnv4_postmortem.analyzer.features.derived import derive
-
-    derived = derive(load_run(_without_log(tmp_path)))
-    assert derived.epochs_scheduled is not None and derived.epochs_scheduled_source == "args.yaml"
-    with_log = derive(load_run(V1_HEALTHY))
-    assert with_log.epochs_scheduled_source == "log"
 
 
 def test_command_line_public_function_uses_the_config_era() -> None:

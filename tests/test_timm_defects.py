@@ -8,6 +8,7 @@ from pathlib import Path
 from mnv4_postmortem.analyzer.pipeline import namespace as namespace_for
 from mnv4_postmortem.analyzer.features.derived import derive
 from mnv4_postmortem.analyzer.ingest import load_run
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 V1_HEALTHY = Path(__file__).resolve().parents[1] / "fixtures" / "runs" / "v1_healthy"
 
@@ -55,3 +56,10 @@ def test_defect2_fix_command_repeats_no_default_of_the_runs_own_era(tmp_path: Pa
     assert commands, "the lr-too-high finding should carry a fix command"
     for command in commands:
         assert "--val-interval" not in command and "--grad-accum-steps" not in command, command
+
+
+def test_defect2_a_run_without_its_log_has_one_timm_era(tmp_path: Path) -> None:
+    """Config defaults and fix commands come from the same column of the defaults table."""
+    run = load_run(_without_log(tmp_path))
+    assert run.config.timm_version is not None and run.timm_version == run.config.timm_version
+    assert run.config.timm_version.era == TimmVersion.parse(str(run.timm_version)).era == "1.0.23"
