@@ -18,6 +18,7 @@ from mnv4_postmortem.analyzer.model import Run
 
 if TYPE_CHECKING:
     from mnv4_postmortem.analyzer.report_facts import ReportFacts
+    from mnv4_postmortem.analyzer.verification import Verification
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
 # rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
@@ -55,6 +56,7 @@ class Diagnosis:
     combined_fix: "Fix | None" = None             # the top cause's fix merged with every latent cause's (with its command)
     schema_version: str = SCHEMA_VERSION
     report_facts: "ReportFacts | None" = None     # excerpts, config table, schedules, versions (rich renderers)
+    verification: "Verification | None" = None    # a `reproduce` result attached by the caller (report --verification)
 
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

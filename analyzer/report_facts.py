@@ -10,7 +10,7 @@ reproduction is attached).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from mnv4_postmortem.analyzer.citations import Citation, group
 from mnv4_postmortem.analyzer.detect import Detection
@@ -40,7 +40,6 @@ class ReportFacts:
     chance_levels: Mapping[str, float] = field(default_factory=dict)  # metric -> a uniform guesser's value
     rule_pack_version: str | None = None
     timm_era: str | None = None
-    verification: Any = None                 # the runner's result, when one is attached (overlays, ablation ladder)
     batch_grid: bytes | None = None          # reproduce --show-batch's PNG, when the user attaches one
 
 

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from conftest import REPO  # noqa: E402
+from conftest import report_json, REPO  # noqa: E402
 
 SEED = REPO / "fixtures" / "runs" / "seed_mnv4"
 TINY = {"model": "test_efficientnet", "log_interval": 2}
@@ -140,7 +140,7 @@ def test_report_adds_the_verification_section(verified):
     assert text.exit_code == 0, text.output
     assert "Verification" in text.output and f"ema-lag: {doc['findings'][0]['verdict']}" in text.output
     as_json = runner.invoke(cli, ["report", str(SEED), "--verification", str(out), "--format", "json"])
-    section = json.loads(as_json.output)["verification"]
+    section = report_json(as_json.output)["verification"]  # schema-valid with the section
     assert section["findings"][0]["verdict"] == doc["findings"][0]["verdict"]
     page = out.parent / "seed.postmortem.html"
     html = runner.invoke(cli, ["report", str(SEED), "--verification", str(out), "--format", "html", "-o", str(page)])

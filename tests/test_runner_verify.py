@@ -75,7 +75,7 @@ def test_report_names_a_bad_verification_file_and_exits_2(tmp_path, content, mes
 
 
 def test_html_section_shows_hostile_strings_as_text(tmp_path):
-    from mnv4_postmortem.analyzer.render.verification import add_to_html
+    from mnv4_postmortem.analyzer.render.verification import render_verification_html
     from mnv4_postmortem.analyzer.verification import load_verification
 
     hostile = "<script>alert(1)</script>"
@@ -83,6 +83,6 @@ def test_html_section_shows_hostile_strings_as_text(tmp_path):
            "trainer": hostile, "findings": [{"finding": hostile, "verdict": "refuted", "reason": "<b>x</b>",
                                              "metric": "eval_top1", "arms": [], "effect": None}]}
     (tmp_path / "verification.json").write_text(json.dumps(doc))
-    html = add_to_html("<html><body><p>report</p></body></html>", load_verification(tmp_path))
+    html = render_verification_html(load_verification(tmp_path))
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "&lt;b&gt;x&lt;/b&gt;" in html and html.endswith("</body></html>")
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and html.lstrip().startswith('<section id="verification">')

@@ -21,8 +21,8 @@ from mnv4_postmortem.analyzer.render.plots import (
     metrics_svg,
     model_vs_ema_svg,
     step_loss_svg,
-    verification_svg,
 )
+from mnv4_postmortem.analyzer.render.verification import render_verification_html
 from mnv4_postmortem.analyzer.render.versions import footer_versions
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 
@@ -49,7 +49,7 @@ def render(report: Diagnosis, *, verbose: bool = False) -> str:
         events=_events(run),
         epochs_table=_epochs_table(run.epochs),
         excerpts=[{"citation": c, "excerpt": e} for c, e in facts.excerpts] if facts else [],
-        verification=facts.verification if facts else None,
+        verification_html=render_verification_html(report.verification) if report.verification else None,
         batch_grid=base64.b64encode(facts.batch_grid).decode("ascii") if facts and facts.batch_grid else None,
         versions=footer_versions(
             **{"rule pack": facts.rule_pack_version if facts else None,
@@ -63,7 +63,6 @@ def _plots(report: Diagnosis) -> list[dict[str, Any]]:
     facts, run = report.report_facts, report.run
     chance = dict(facts.chance_levels) if facts else {}
     steps = run.steps if len(run.steps) else None
-    verification = (facts.verification or {}) if facts else {}
     plots = [
         ("metrics", "Epoch metrics", "Segments (thick lines), change points (dotted), finding epochs (shaded) and chance level (dashed).",
          metrics_svg(run.epochs, report.segments, report.findings, chance)),
@@ -75,8 +74,6 @@ def _plots(report: Diagnosis) -> list[dict[str, Any]]:
          step_loss_svg(steps)),
         ("grad-norm", "Gradient norms", "Global and per layer group, per optimizer update (log scale); the runner logs them.",
          grad_norm_svg(getattr(run, "step_scalars", None))),
-        ("verification", "Verification: reproductions", "The runner's small-scale reproductions of this run and of the fix.",
-         verification_svg(verification.get("overlays", ()) if isinstance(verification, dict) else ())),
     ]
     return [{"id": pid, "title": title, "caption": caption, "svg": svg} for pid, title, caption, svg in plots if svg]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.findings import Considered, Fix, _jsonable, to_json_dict
+from mnv4_postmortem.analyzer.render.verification import verification_json
 
 SCHEMA_RESOURCE = "schema/report-1.1.schema.json"
 
@@ -26,6 +27,7 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "segments": diagnosis.segments,
         "warnings": list(diagnosis.warnings),
         "rule_errors": list(diagnosis.rule_errors),
+        **({"verification": verification_json(diagnosis.verification)} if diagnosis.verification else {}),
     })
 
 

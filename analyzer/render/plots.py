@@ -151,21 +151,6 @@ def grad_norm_svg(step_scalars: pd.DataFrame | None) -> str | None:
     return _svg(fig)
 
 
-def verification_svg(overlays: Sequence[Mapping[str, Any]]) -> str | None:
-    """The runner's reproductions: one eval top-1 curve per variant (``label``, ``epochs``, ``top1``)."""
-    if not overlays:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 2.8))
-    for curve in overlays:
-        ax.plot(curve["epochs"], curve["top1"], lw=1.2, label=str(curve["label"]))
-    ax.set_xlabel("epoch", fontsize=8)
-    ax.set_ylabel("eval top-1 (%)", fontsize=8)
-    _legend(ax)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
-
-
 def thin_min_max(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """At most ``limit`` points: each bucket keeps its minimum and maximum, in x order, so spikes survive."""
     if len(x) <= limit:

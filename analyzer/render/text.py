@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.findings import Finding, Severity
+from mnv4_postmortem.analyzer.render.verification import render_verification_text
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -39,6 +40,8 @@ def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
     _warnings(diagnosis, console, verbose)
     for line in diagnosis.rule_errors:
         console.print(f"[red]rule error:[/red] {escape(line)}")
+    if diagnosis.verification is not None:
+        render_verification_text(diagnosis.verification, console)
     return console.file.getvalue()
 
 

@@ -8,7 +8,6 @@ all come from the file the runner wrote.
 from __future__ import annotations
 
 import io
-import json
 from typing import Any, Mapping, Sequence
 
 from jinja2 import Environment, select_autoescape
@@ -17,7 +16,7 @@ from rich.markup import escape
 
 from mnv4_postmortem.analyzer.verification import Verification
 
-__all__ = ["render_verification_text", "verification_json", "add_to_json", "render_verification_html", "add_to_html"]
+__all__ = ["render_verification_text", "verification_json", "render_verification_html"]
 
 VERDICT_STYLE = {"confirmed": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
 
@@ -86,12 +85,6 @@ def verification_json(v: Verification) -> dict[str, Any]:
             "seeds": v.data.get("seeds"), "trainer": v.data.get("trainer"), "findings": findings}
 
 
-def add_to_json(report_json: str, v: Verification) -> str:
-    doc = json.loads(report_json)
-    doc["verification"] = verification_json(v)
-    return json.dumps(doc, indent=2)
-
-
 _HTML = """
 <section id="verification">
 <h2>Verification</h2>
@@ -130,22 +123,6 @@ def render_verification_html(v: Verification) -> str:
     state = "complete" if v.complete else "partial"
     return env.from_string(_HTML).render(path=str(v.path), state=state, seeds=len(v.data.get("seeds") or []),
                                          trainer=str(v.data.get("trainer")), findings=findings)
-
-
-# The report template keeps an empty slot for the runner's section (heading + placeholder paragraph).
-_SLOT_START = '<h2 id="verification-section">Verification</h2>'
-_SLOT_END = '<p class="slot" id="verification-slot">'
-
-
-def add_to_html(report_html: str, v: Verification) -> str:
-    """The section goes into the report's Verification slot; a page without one gets it before </body>."""
-    section = render_verification_html(v)
-    start, slot = report_html.find(_SLOT_START), report_html.find(_SLOT_END)
-    if 0 <= start < slot:
-        end = report_html.index("</p>", slot) + len("</p>")
-        return report_html[:start] + section + report_html[end:]
-    at = report_html.rfind("</body>")
-    return report_html[:at] + section + report_html[at:] if at >= 0 else report_html + section
 
 
 def overlay_svg(arms: Sequence[Mapping[str, Any]], title: str, metric: str = "eval_top1") -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -44,7 +45,7 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     from mnv4_postmortem.analyzer.pipeline import diagnose
     from mnv4_postmortem.analyzer.render import renderer
 
-    from mnv4_postmortem.cli.verification_section import find_verification, with_verification
+    from mnv4_postmortem.cli.verification_section import find_verification
 
     pack = load_rule_pack(rule_paths)
     run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
@@ -53,9 +54,9 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
         output = default_html_path(run_dir)
     if fmt == "html":
         diagnosis = with_batch_grid(diagnosis, _batch_grid(run_dir, verification_dir, batch_grid))
-    verification = None if str(run_dir) == "-" else find_verification(run_dir, verification_dir)
-    text = with_verification(renderer("report", fmt)(diagnosis, verbose=verbose), verification, fmt, output)
-    _emit(text, output)
+    if str(run_dir) != "-":
+        diagnosis = replace(diagnosis, verification=find_verification(run_dir, verification_dir))
+    _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
 
@@ -64,8 +65,6 @@ def with_batch_grid(diagnosis, png: bytes | None):
     """Attach a ``reproduce --show-batch`` PNG to the diagnosis's report facts, for the HTML renderer."""
     if png is None or diagnosis.report_facts is None:
         return diagnosis
-    from dataclasses import replace
-
     return replace(diagnosis, report_facts=replace(diagnosis.report_facts, batch_grid=png))
 
 
