@@ -77,8 +77,9 @@ def test_600_epoch_report_is_under_2_mb(tmp_path):
     assert os.path.getsize(out) <= 2 * 1024 * 1024
 
 
-def test_verification_slot_shows_the_runners_overlays_and_ladder_when_attached():
-    """The runner attaches its result to the diagnosis' report facts; the report then draws it."""
+def test_verification_slot_shows_the_runners_section_when_attached(tmp_path):
+    """``report --verification`` attaches the reproduction to the diagnosis; the report draws it in its slot."""
+    import json
     from dataclasses import replace
 
     from mnv4_postmortem.analyzer.engine import load_pack
@@ -86,17 +87,15 @@ def test_verification_slot_shows_the_runners_overlays_and_ladder_when_attached()
     from mnv4_postmortem.analyzer.ingest import load_run
     from mnv4_postmortem.analyzer.pipeline import diagnose
     from mnv4_postmortem.analyzer.render import renderer
+    from mnv4_postmortem.analyzer.verification import load_verification
 
     diagnosis = diagnose(load_run(SEED), load_pack(known_names=is_known_name))
     html = renderer("report", "html")(diagnosis)
-    assert 'id="verification-slot"' in html and 'id="plot-verification"' not in html
-    verification = {
-        "overlays": [{"label": "as run", "epochs": [0, 1, 2], "top1": [10.0, 10.0, 10.0]},
-                     {"label": "--model-ema-warmup", "epochs": [0, 1, 2], "top1": [10.0, 14.0, 19.0]}],
-        "ladder": [{"change": "as run", "value": 10.0}, {"change": "+ --model-ema-warmup", "value": 19.0, "note": "fixed"}],
-    }
-    attached = replace(diagnosis, report_facts=replace(diagnosis.report_facts, verification=verification))
-    html = renderer("report", "html")(attached)
-    assert 'id="plot-verification"' in html and 'id="verification-slot"' not in html
-    ladder = re.search(r'<table id="ablation">(.*?)</table>', html, re.S).group(1)
-    assert "+ --model-ema-warmup" in ladder and "19" in ladder and "fixed" in ladder
+    assert 'id="verification-slot"' in html and '<section id="verification">' not in html
+    doc = {"schema": "mnv4-postmortem/verification", "schema_version": "1.0", "complete": True, "seeds": [0, 1],
+           "findings": [{"finding": "ema-lag", "verdict": "confirmed", "reason": "fires in control only",
+                         "metric": "eval_top1", "arms": [], "effect": None}]}
+    (tmp_path / "verification.json").write_text(json.dumps(doc))
+    html = renderer("report", "html")(replace(diagnosis, verification=load_verification(tmp_path)))
+    assert 'id="verification-slot"' not in html and "confirmed" in html
+    assert html.index('id="plots"') < html.index('<section id="verification">') < html.index('id="config"')
