@@ -13,6 +13,11 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 from mnv4_postmortem.analyzer.ingest.args_yaml import ARGS_YAML, WANDB_CONFIG
 from mnv4_postmortem.analyzer.ingest.console_log import CONSOLE_LOG
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
+from mnv4_postmortem.analyzer.ingest.deit_log import DEIT_LOG
+from mnv4_postmortem.analyzer.ingest.hf_trainer import HF_TRAINER
+from mnv4_postmortem.analyzer.ingest.lightning_csv import LIGHTNING_CSV
+from mnv4_postmortem.analyzer.ingest.mmpretrain_log import MMPRETRAIN_LOG
+from mnv4_postmortem.analyzer.ingest.wandb_run import WANDB_RUN
 from mnv4_postmortem.analyzer.ingest.summary_csv import SUMMARY_CSV
 from mnv4_postmortem.analyzer.ingest.tensorboard import TENSORBOARD
 from mnv4_postmortem.analyzer.model import SourceKind
@@ -44,7 +49,15 @@ class Combined(Format, Protocol):
 
 
 #: Tried in this order; the first format whose ``sniff`` answers claims the file.
-FORMATS: tuple[Format, ...] = (TENSORBOARD, SUMMARY_CSV, WANDB_CONFIG, ARGS_YAML, CONSOLE_LOG)
+FORMATS: tuple[Format, ...] = (
+    TENSORBOARD,
+    DEIT_LOG,
+    LIGHTNING_CSV,
+    HF_TRAINER,
+    WANDB_RUN,
+    MMPRETRAIN_LOG,
+    SUMMARY_CSV, WANDB_CONFIG, ARGS_YAML, CONSOLE_LOG,
+)
 
 
 

@@ -35,6 +35,7 @@ from mnv4_postmortem.analyzer.model import (
     TrainConfig,
 )
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
+from mnv4_postmortem.analyzer.timm.trainers import most_specific
 from mnv4_postmortem.analyzer.timm.version import TimmVersion, narrowest, version_from_args
 
 # Two sources "agree" when they print the same number at their own precision (the log shows 3-4 decimals).
@@ -139,7 +140,8 @@ def merge_contributions(
         where = SourceRef(str(run_dir))
         detail = "; ".join(str(i) for i in issues[:5])
         raise IngestError(
-            "nothing usable: no timm console log, summary.csv, args.yaml or TensorBoard scalars were found"
+            "nothing usable: no timm console log, summary.csv, args.yaml or TensorBoard scalars, and no other "
+            "trainer's log (DeiT log.txt, Lightning metrics.csv, HF trainer_state.json, W&B, mmpretrain) were found"
             + (f" ({detail})" if detail else ""),
             where,
         )
@@ -159,6 +161,7 @@ def merge_contributions(
         timm_version=config.timm_version,
         epochs_scheduled=config.effective.get("epochs_scheduled"),
         step_scalars=_step_scalars(resolved),
+        trainer=most_specific(c.trainer for c in every),
     )
 
 

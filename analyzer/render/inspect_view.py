@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.timm.trainers import trainer
 
 # Config highlights, in display order: (label, keys looked up through TrainConfig.get).
 HIGHLIGHTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -62,8 +63,10 @@ def describe(run: Run) -> dict[str, Any]:
             entry["source"] = config.source.path if config.source else "args.yaml"
         highlights[label] = entry
     epochs = run.epochs
+    found_trainer = trainer(getattr(run, "trainer", None))
     return {
         "run": str(run.run_dir),
+        "trainer": found_trainer.name if found_trainer else None,
         "timm_version": str(run.timm_version) if run.timm_version is not None else None,
         "epochs": {**run.epoch_span(), "columns": list(epochs.columns)},
         "steps": {"count": int(len(run.steps))},
@@ -76,6 +79,7 @@ def describe(run: Run) -> dict[str, Any]:
                 "epochs": list(s.epochs) if s.epochs else None,
                 "metrics": list(s.metrics),
                 "records": s.records,
+                "notes": list(getattr(s, "notes", ())),
             }
             for s in run.sources
         ],
@@ -94,6 +98,8 @@ def render_text(view: dict[str, Any], console: Console) -> None:
     ep = view["epochs"]
     span = f"epochs {ep['first']}..{ep['last']} ({ep['count']})" if ep["count"] else "no epoch-level data"
     sched = f", {ep['scheduled']} scheduled" if ep["scheduled"] else ""
+    if view.get("trainer"):
+        console.print(f"trainer: {view['trainer']}", markup=False)
     console.print(f"timm version (guessed): {view['timm_version'] or 'unknown'}; {span}{sched}; {view['steps']['count']} logged steps")
 
     table = Table(title="Sources", show_lines=False, expand=False)
@@ -106,6 +112,9 @@ def render_text(view: dict[str, Any], console: Console) -> None:
             family = f"{family} (timm {s['timm_version']})"
         table.add_row(s["path"], s["kind"], family, epochs, ", ".join(s["metrics"]))
     console.print(table)
+    for s in view["sources"]:
+        for note in s.get("notes") or ():
+            console.print(f"  {s['path']}: {note}", markup=False)
 
     config = Table(title="Config highlights", show_header=True)
     config.add_column("setting")
