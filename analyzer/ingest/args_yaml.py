@@ -300,6 +300,7 @@ class _ArgsYamlFormat:
     """timm's args.yaml (sorted keys: model, batch_size, epochs, opt ...)."""
 
     name = "args_yaml"
+    names = ("args.yaml",)
     kind: SourceKind = "args_yaml"
     family = "timm args.yaml"
 
@@ -317,6 +318,7 @@ class _WandbConfigFormat:
     """wandb's config.yaml copy of the arguments (``--log-wandb``)."""
 
     name = "wandb_config"
+    names = ("config.yaml",)
     kind: SourceKind = "args_yaml"
     family = "wandb config.yaml"
 

@@ -35,6 +35,9 @@ class Format(Protocol):
     name: str
     kind: SourceKind
 
+    # Optional ``names``: file names only this format writes (``summary.csv``); a folder holding one is a
+    # run even when the file is broken, so that batch lists it as unusable instead of skipping it.
+
     def sniff(self, name: str, head: bytes) -> str | None: ...
 
     def parse(self, path: Path, shown: str) -> Contribution: ...
@@ -67,6 +70,11 @@ def by_name(name: str) -> Format:
         if fmt.name == name:
             return fmt
     raise KeyError(name)
+
+
+def owns_name(name: str) -> bool:
+    """True when a registered format declares ``name`` as its own file name (see :class:`Format`)."""
+    return any(name in getattr(fmt, "names", ()) for fmt in FORMATS)
 
 
 def sniff(name: str, head: bytes) -> tuple[Format, str] | None:

@@ -53,6 +53,7 @@ _LOG_HISTORY = re.compile(r'"log_history"\s*:\s*\[')
 
 class _HfTrainerFormat:
     name = "hf_trainer"
+    names = ("trainer_state.json",)
     kind: SourceKind = "trainer_log"
 
     def sniff(self, name: str, head: bytes) -> str | None:

@@ -25,7 +25,7 @@ import yaml
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.ingest.trainer_rows import INFER, Unit, to_percent, step_frame
+from mnv4_postmortem.analyzer.ingest.trainer_rows import INFER, mean_by_epoch, step_frame, to_percent
 from mnv4_postmortem.analyzer.model import Event, IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef
 
 # Epoch-level names -> the run's columns, most specific first.
@@ -36,7 +36,7 @@ EPOCH_COLUMNS = {
     "val/acc": "eval_top1", "val_acc_epoch": "eval_top1",
     "val_acc5": "eval_top5", "val_top5": "eval_top5", "val/acc5": "eval_top5",
 }
-STEP_LOSS = ("train_loss_step", "train/loss_step", "train_loss", "loss")
+STEP_LOSS = ("train_loss_step", "train/loss_step", "train_loss", "train/loss", "loss")
 ACCURACY = re.compile(r"(acc|top[15]|accuracy)", re.IGNORECASE)
 _LR = re.compile(r"^lr[-_/]")
 _SPLIT = re.compile(r"Skipping line (\d+): (.*)")
@@ -64,13 +64,20 @@ class _LightningFormat:
 
 def metrics_contribution(data: bytes, shown: str) -> Contribution:
     frame, issues, events = read_metrics(data, shown)
-    steps, step_notes = _steps(frame, shown)
-    points, metrics, notes = _epoch_points(frame, shown)
+    per_step = step_columns(frame)
+    steps, loss_column, step_notes = _steps(frame, shown, per_step)
+    points, metrics, notes = _epoch_points(frame, shown, per_step)
+    if steps is not None and "train_loss" not in metrics:  # no epoch-level train loss: the epoch's mean
+        last_line = steps.groupby("epoch")["src_line"].max()
+        points += [("train_loss", e, v, SourceRef(shown, line=int(last_line[e])))
+                   for e, v in mean_by_epoch(steps["epoch"].to_numpy(), steps["train_loss"].to_numpy()).items()]
+        metrics.append("train_loss")
+        notes.append(f"train_loss per epoch: the mean of the logged {loss_column} values")
     if not points and steps is None:
         raise IngestError("no epoch or step values: an empty metrics.csv", SourceRef(shown))
     epochs = frame["epoch"].dropna()
     span = (int(epochs.min()), int(epochs.max())) if len(epochs) else None
-    info = SourceInfo(shown, "trainer_log", "Lightning CSVLogger metrics.csv", None, metrics, span, len(frame),
+    info = SourceInfo(shown, "trainer_log", "Lightning CSVLogger metrics.csv", None, tuple(dict.fromkeys(metrics)), span, len(frame),
                       (*notes, *step_notes))
     return Contribution(format="lightning_csv", sources=(info,), epochs=(EpochValues(points),) if points else (),
                         steps=steps, records=int(epochs.nunique()), events=tuple(events), issues=tuple(issues),
@@ -95,6 +102,8 @@ def read_metrics(data: bytes, shown: str) -> tuple[pd.DataFrame, list[IngestIssu
         raise IngestError("not a CSVLogger metrics.csv: no 'epoch' and 'step' columns", SourceRef(shown, line=1))
     frame = frame.apply(pd.to_numeric, errors="coerce")
     frame["src_line"] = np.arange(2, len(frame) + 2)
+    # LearningRateMonitor's rows carry a step but no epoch: they belong to the epoch of the next row.
+    frame["epoch"] = frame["epoch"].bfill().ffill()
     if data and not data.endswith(b"\n"):
         last = data.count(b"\n") + 1
         events.append(Event("truncated", "the file ends mid-row", SourceRef(shown, line=last)))
@@ -103,42 +112,44 @@ def read_metrics(data: bytes, shown: str) -> tuple[pd.DataFrame, list[IngestIssu
     return frame, issues, events
 
 
-def _steps(frame: pd.DataFrame, shown: str) -> tuple[pd.DataFrame | None, tuple[str, ...]]:
-    column = next((c for c in STEP_LOSS if c in frame.columns and c not in ("train_loss",) or
-                   (c == "train_loss" and "train_loss_epoch" in frame.columns and c in frame.columns)), None)
+def step_columns(frame: pd.DataFrame) -> set[str]:
+    """Columns logged per step: ``<name>_step``, or any column with more than one value in an epoch."""
+    rows = frame[frame["epoch"].notna()]
+    counts = rows.drop(columns=["step", "src_line"]).groupby("epoch").count().max()
+    return {str(c) for c in frame.columns if str(c).endswith("_step") or (c in counts and counts[c] > 1 and c != "epoch")}
+
+
+def _steps(frame: pd.DataFrame, shown: str, per_step: set[str]) -> tuple[pd.DataFrame | None, str | None, tuple[str, ...]]:
+    column = next((c for c in STEP_LOSS if c in per_step), None)
     if column is None:
-        return None, ()
+        return None, None, ()
     rows = frame[frame[column].notna() & frame["epoch"].notna() & frame["step"].notna()]
     if rows.empty:
-        return None, ()
+        return None, None, ()
     epoch = rows["epoch"].to_numpy("float64")
     step = rows["step"].to_numpy("float64")
-    first = pd.Series(step).groupby(epoch).transform("min").to_numpy()
-    counts = pd.Series(step).groupby(epoch).agg(lambda s: s.max() - s.min())
+    starts = pd.Series(step).groupby(epoch).min()
+    first = starts.reindex(epoch).to_numpy()
     # updates per epoch: the steps between two epochs' first logged steps (a complete epoch's span)
-    starts = pd.Series(step).groupby(epoch).min().sort_index()
-    per = float(np.median(np.diff(starts.to_numpy()))) if len(starts) > 1 else float(counts.max() + 1)
+    per = float(np.median(np.diff(starts.sort_index().to_numpy()))) if len(starts) > 1 else np.nan
     lr_column = next((c for c in frame.columns if _LR.match(str(c))), None)
-    lr = rows[lr_column].to_numpy("float64") if lr_column else None
+    lr = rows[lr_column].to_numpy("float64") if lr_column and lr_column in per_step else None
     steps = step_frame(epoch=epoch, idx=step - first, per_epoch=np.full(len(rows), per), update=step,
                        loss=rows[column].to_numpy("float64"), lr=lr, src_line=rows["src_line"].to_numpy(), src_file=shown)
-    return steps, (f"step frame: {column} on {len(rows)} rows, global step = Lightning's 'step'",)
+    return steps, column, (f"step frame: {column} on {len(rows)} rows; global step = Lightning's 'step'",)
 
 
-def _epoch_points(frame: pd.DataFrame, shown: str) -> tuple[list, tuple[str, ...], list[str]]:
+def _epoch_points(frame: pd.DataFrame, shown: str, per_step: set[str]) -> tuple[list, list[str], list[str]]:
     points: list[tuple[str, int, float, SourceRef]] = []
     metrics: list[str] = []
     notes: list[str] = []
     unknown: list[str] = []
     taken: set[str] = set()
-    ignore = {"epoch", "step", "src_line", *STEP_LOSS}
     by_epoch = frame[frame["epoch"].notna()]
     for name in frame.columns:
-        if name in ignore or str(name).endswith("_step"):
+        if name in ("epoch", "step", "src_line") or str(name) in per_step:
             continue
-        column = EPOCH_COLUMNS.get(str(name))
-        if _LR.match(str(name)):
-            column = "lr"
+        column = "lr" if _LR.match(str(name)) else EPOCH_COLUMNS.get(str(name))
         if column in taken:
             column = None  # a less specific alias of a column already filled: kept as its own name
         rows = by_epoch[by_epoch[name].notna()]
@@ -159,7 +170,7 @@ def _epoch_points(frame: pd.DataFrame, shown: str) -> tuple[list, tuple[str, ...
                    for e, v, l in zip(last["epoch"], values, last["src_line"]) if not math.isnan(v)]
     if unknown:
         notes.append("kept under their own names (no canonical column): " + ", ".join(sorted(unknown)))
-    return points, tuple(dict.fromkeys(metrics)), notes
+    return points, metrics, notes
 
 
 def hparams_contribution(path: Path, shown: str) -> Contribution:

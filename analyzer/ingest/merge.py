@@ -228,6 +228,10 @@ def _effective_config(contributions: Sequence[Contribution], version: TimmVersio
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
         base = TrainConfig(values={}, timm_version=version)
+    elif most_specific(c.trainer for c in contributions) is not None:
+        # Another trainer's settings (DeiT main.py, Lightning hparams, HF TrainingArguments, an mm config):
+        # timm train.py's defaults are not that trainer's, so none are filled in.
+        base = TrainConfig(values=dict(args), args=dict(args), source=source, timm_version=version)
     else:
         base = build_config(args, source, version)
     effective, sources = dict(base.effective), dict(base.effective_sources)
@@ -352,6 +356,8 @@ def _timm_version(contributions: Sequence[Contribution]) -> TimmVersion | None:
         if version is not None:
             return version
     args = next((c.args for c in _in_order(contributions, "args") if c.args is not None), None)
+    if most_specific(c.trainer for c in contributions) is not None:
+        args = None  # another trainer's settings say nothing about a timm version
     from_args = version_from_args(args) if args is not None else None
     from_csv = [TimmVersion.parse(c.timm_version) for c in _in_order(contributions, "timm_version")]
     return narrowest([from_args, *from_csv])

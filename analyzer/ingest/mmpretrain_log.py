@@ -11,6 +11,10 @@
 epoch (0.x) or the global iteration (1.x). Accuracies are percent (mmpretrain's ``Accuracy`` metric
 multiplies by 100).
 
+The text log (``*.log``: ``... - mmcls - INFO - Epoch [1][10/50]\tlr: 1.000e-01, ..., loss: 2.3026`` and
+``Epoch(val) [32][2]\taccuracy_top-1: 8.8235, accuracy_top-5: 94.1176``; mmpretrain 1.x ``Epoch(train) [1][ 10/391]
+lr: 1.0000e-01 ... loss: 2.3``) gives the same records, one per line.
+
 The config (``configs/*.py`` dumped into the work dir) is Python; it is read as text with ``ast``:
 top-level ``name = literal`` and ``dict(...)`` / ``[...]`` assignments only. Nothing is imported or run.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+import re
 from typing import Any
 
 import numpy as np
@@ -26,7 +31,7 @@ import numpy as np
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.trainer_rows import (
-    PERCENT_BY_TIMM,
+    JsonLines,
     Unit,
     as_float,
     collect,
@@ -42,12 +47,16 @@ COLUMNS = {"accuracy_top-1": "eval_top1", "accuracy/top1": "eval_top1", "accurac
            "accuracy/top5": "eval_top5", "loss": "eval_loss"}
 UNITS = {k: PERCENT_BY_MM for k in ("accuracy_top-1", "accuracy/top1", "accuracy_top-5", "accuracy/top5")}
 NOT_METRICS = ("mode", "epoch", "iter", "step", "time", "data_time", "memory", "lr")
+_TEXT_LINE = re.compile(r"Epoch(?:\((train|val)\))?\s*\[(\d+)\]\[\s*(\d+)(?:/\d+)?\]\s+(.*)$")
+_TEXT_HEAD = re.compile(rb"(- mm\w+ - INFO - Epoch|Epoch\((?:train|val)\)\s*\[\d+\])")
+_PAIR = re.compile(r"([A-Za-z_][\w/@.-]*):\s*([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))")
 _CONFIG_MARKS = (b"model = dict(", b"model=dict(")
 _CONFIG_SECOND = (b"optim_wrapper", b"optimizer = dict(", b"train_cfg", b"runner = dict(", b"data = dict(", b"train_dataloader")
 
 
 class _MmpretrainFormat:
     name = "mmpretrain_log"
+    names = ("scalars.json",)
     kind: SourceKind = "trainer_log"
 
     def sniff(self, name: str, head: bytes) -> str | None:
@@ -56,7 +65,7 @@ class _MmpretrainFormat:
                 return "mmpretrain config (.py, read as text)"
             return None
         if head.lstrip()[:1] != b"{":
-            return None
+            return "mmcls/mmpretrain text log" if _TEXT_HEAD.search(head) else None
         if b'"mode": "train"' in head or b'"mode": "val"' in head or b'"accuracy_top-1"' in head:
             return "mmcls *.log.json"
         if b'"accuracy/top1"' in head or (b'"data_time"' in head and b'"iter"' in head and b'"step"' in head):
@@ -68,11 +77,26 @@ class _MmpretrainFormat:
             text = handle.read().decode("utf-8", "replace")
         if shown.endswith(".py"):
             return config_contribution(text, shown)
-        return log_contribution(text, shown)
+        if text.lstrip()[:1] != "{":
+            return log_contribution(text_records(text), shown, "mmcls/mmpretrain text log")
+        return log_contribution(json_lines_text(text, shown), shown)
 
 
-def log_contribution(text: str, shown: str) -> Contribution:
-    lines = json_lines_text(text, shown)
+def text_records(text: str) -> JsonLines:
+    """The text log's ``Epoch [e][i/N] key: value, ...`` lines as the JSON log's records (``mode``, ``epoch``, ``iter``)."""
+    out = JsonLines()
+    for number, line in enumerate(text.split("\n"), start=1):
+        match = _TEXT_LINE.search(line)
+        if match is None:
+            continue
+        mode = match.group(1) or ("val" if "accuracy" in match.group(4) else "train")
+        record: dict[str, Any] = {"mode": mode, "epoch": int(match.group(2)), "iter": int(match.group(3))}
+        record.update({k: float(v) for k, v in _PAIR.findall(match.group(4)) if k != "eta"})
+        out.records.append((number, record))
+    return out
+
+
+def log_contribution(lines: JsonLines, shown: str, family: str | None = None) -> Contribution:
     issues = list(lines.issues)
     train: list[tuple[int, dict[str, Any]]] = []
     val: list[tuple[int, dict[str, Any]]] = []
@@ -115,7 +139,7 @@ def log_contribution(text: str, shown: str) -> Contribution:
     mapped = epoch_contribution(collect(rows, skip=NOT_METRICS), COLUMNS, UNITS)
     epochs += list(mapped.epochs)
     notes += list(mapped.notes)
-    family = "mmcls *.log.json" if any("mode" in r for _, r in lines.records) else "mmpretrain scalars.json"
+    family = family or ("mmcls *.log.json" if any("mode" in r for _, r in lines.records) else "mmpretrain scalars.json")
     every = sorted({int(e) for e in steps["epoch"]} if steps is not None else set() | {r[0] for r in rows})
     info = SourceInfo(shown, "trainer_log", family, None,
                       tuple(dict.fromkeys((["train_loss", "lr"] if train else []) + list(mapped.metrics))),

@@ -41,6 +41,7 @@ BINARY_NOTE = ("a binary W&B run file (.wandb: protobuf records) is not read: ex
 
 class _WandbFormat:
     name = "wandb_run"
+    names = ("wandb-summary.json",)
     kind: SourceKind = "trainer_log"
 
     def sniff(self, name: str, head: bytes) -> str | None:
