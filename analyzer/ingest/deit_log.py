@@ -48,10 +48,12 @@ _LOG_KEYS = (b'"train_lr"', b'"train_loss"', b'"test_acc1"', b'"test_loss"')
 _ARGS_KEYS = ("model", "batch_size", "epochs", "lr", "output_dir", "data_path")
 
 _NAMESPACE = re.compile(r"^\s*Namespace\((.*)\)\s*$")
+_NAMESPACE_OPEN = re.compile(r"^\s*Namespace\((.*)$")  # cut short (an excerpt)
 _STEP = re.compile(r"^Epoch: \[(\d+)\]\s+\[\s*(\d+)/(\d+)\]\s+eta:.*?\blr: ([-+0-9.eE]+|nan|inf)\s.*?\bloss: ([-+0-9.eE]+|nan|inf) \(([-+0-9.eE]+|nan|inf)\)")
 _ACC = re.compile(r"^\* Acc@1 ([-+0-9.eE]+|nan) Acc@5 ([-+0-9.eE]+|nan) loss ([-+0-9.eE]+|nan)")
 _ACC_LINE = re.compile(r"^Accuracy of the (network|model EMA|model ema) on (?:the )?\d+ test images: ([-+0-9.eE]+|nan)%")
 _STEP_HEAD = re.compile(rb"Epoch: \[\d+\]\s+\[\s*\d+/\d+\]\s+eta:")
+_STDOUT_HEAD = re.compile(rb"(?m)^\s*(?:Namespace\(.*\bmodel=|\* Acc@1 [\d.]+ Acc@5 [\d.]+ loss |Accuracy of the network on (?:the )?\d+ test images: )")
 
 
 class _DeitFormat:
@@ -64,7 +66,7 @@ class _DeitFormat:
         first = head.lstrip()[:1]
         if first == b"{" and b'"epoch"' in head and sum(k in head for k in _LOG_KEYS) >= 2 and b'"mode"' not in head:
             return "DeiT-family log.txt (JSON lines)"
-        if _STEP_HEAD.search(head) or (head.lstrip().startswith(b"Namespace(") and b"model=" in head):
+        if _STEP_HEAD.search(head) or _STDOUT_HEAD.search(head):
             return "DeiT-family main.py stdout"
         if name in ("args.txt", "args.json") and (first == b"{" or head.lstrip().startswith(b"Namespace(")):
             return f"DeiT-family {name}"
@@ -132,7 +134,7 @@ def stdout_contribution(text: str, shown: str, family: str) -> Contribution:
         line = raw.strip()
         if not line:
             continue
-        if args is None and (m := _NAMESPACE.match(line)):
+        if args is None and (m := _NAMESPACE.match(line) or _NAMESPACE_OPEN.match(line)):
             args, problem = parse_namespace(m.group(1))
             args_line = number
             if problem:
@@ -148,21 +150,25 @@ def stdout_contribution(text: str, shown: str, family: str) -> Contribution:
             continue
         if m := _ACC.match(line):
             if pending is not None:  # a "* Acc@1" without its "Accuracy of ..." line: the model's
-                evals.append((max(epoch, 0), "model", *pending))
+                evals.append((epoch, "model", *pending))
             pending = (float(m.group(1)), float(m.group(2)), float(m.group(3)), number)
             continue
         if m := _ACC_LINE.match(line):
             which = "model" if m.group(1) == "network" else "ema"
             if pending is not None:
-                evals.append((max(epoch, 0), which, *pending))
+                evals.append((epoch, which, *pending))
                 pending = None
             continue
         if line.startswith("Traceback (most recent call last)") or "CUDA out of memory" in line:
             kind = "oom" if "out of memory" in line else "crash"
             events.append(Event(kind, line[:200], SourceRef(shown, line=number), epoch if epoch >= 0 else None))
     if pending is not None:
-        evals.append((max(epoch, 0), "model", *pending))
-    if not step_rows and not evals and args is None:
+        evals.append((epoch, "model", *pending))
+    # An evaluation before any "Epoch: [e]" line (a pasted final result, main.py --eval) has no epoch: it is
+    # listed, not placed on epoch 0.
+    unplaced = [e for e in evals if e[0] < 0]
+    evals = [e for e in evals if e[0] >= 0]
+    if not step_rows and not evals and not unplaced and args is None:
         raise IngestError("no MetricLogger 'Epoch: [e] [i/N]' lines, no '* Acc@1' lines and no Namespace(...)",
                           SourceRef(shown))
     points, has_ema = _eval_points(evals, shown)
@@ -184,7 +190,9 @@ def stdout_contribution(text: str, shown: str, family: str) -> Contribution:
         epochs.append(EpochValues([("lr", ep, v, SourceRef(shown, line=l)) for ep, (v, l) in first_lr.items()],
                                   only_new_column=True))
     trainer = main_py_family(args or {}, ("test_acc1_ema", "test_acc1") if has_ema else ())
-    notes = ["accuracies: percent (timm.utils.accuracy)",
+    notes = [f"{shown}:{e[5]}: an evaluation with no epoch before it (Acc@1 {e[2]:g}, Acc@5 {e[3]:g}, loss {e[4]:g}); "
+             "listed only" for e in unplaced]
+    notes += ["accuracies: percent (timm.utils.accuracy)",
              "eval passes: " + ("the raw model and the EMA ('Accuracy of the model EMA')" if has_ema else "the raw model")]
     every = sorted({p[1] for p in points} | {int(r[0]) for r in step_rows})
     span = (every[0], every[-1]) if every else None
@@ -211,13 +219,17 @@ def _eval_points(evals, shown: str) -> tuple[list[tuple[str, int, float, SourceR
 # ------------------------------------------------------------------------------------------- arguments
 
 
+_ARG_START = re.compile(r"(?:^|,\s*)([A-Za-z_]\w*)=")
+
+
 def parse_namespace(inner: str) -> tuple[dict[str, Any], str | None]:
     """``a=1, b='x', c=[1, 2]`` (the inside of argparse's ``Namespace(...)``) as a dict, by ``ast`` literals
-    only. A value that is not a literal is kept as its source text; an unparsable print gives what came before."""
+    only (nothing is evaluated). A value that is not a literal (``PosixPath('x')``) is kept as its text; a
+    print cut short (a pasted excerpt) keeps the arguments before the cut."""
     try:
         call = ast.parse(f"f({inner})", mode="eval").body
-    except SyntaxError as exc:
-        return {}, f"Namespace(...) not readable as arguments ({exc.msg}); ignored"
+    except SyntaxError:
+        return _namespace_prefix(inner)
     out: dict[str, Any] = {}
     for keyword in getattr(call, "keywords", []):
         if keyword.arg is None:
@@ -227,6 +239,22 @@ def parse_namespace(inner: str) -> tuple[dict[str, Any], str | None]:
         except (ValueError, SyntaxError, TypeError, RecursionError):
             out[keyword.arg] = ast.get_source_segment(f"f({inner})", keyword.value)
     return out, None
+
+
+def _namespace_prefix(inner: str) -> tuple[dict[str, Any], str | None]:
+    """The complete ``key=value`` pairs of a Namespace print that does not parse as a whole."""
+    starts = [(m.start(1), m.group(1)) for m in _ARG_START.finditer(inner)]
+    out: dict[str, Any] = {}
+    for (start, key), following in zip(starts, [*starts[1:], (None, None)]):
+        end = following[0] if following[0] is not None else len(inner)
+        text = inner[start + len(key) + 1:end].rstrip().rstrip(",").rstrip()
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, RecursionError):
+            if following[0] is None:
+                return out, f"Namespace(...) is cut short at '{key}='; the {len(out)} arguments before it are kept"
+            out[key] = text
+    return out, "Namespace(...) does not parse as a whole; its key=value pairs were read one by one"
 
 
 def args_file_contribution(text: str, shown: str, family: str) -> Contribution:
