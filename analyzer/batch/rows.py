@@ -43,6 +43,7 @@ class RunRow:
     model: str | None = None
     experiment: str | None = None
     timm_version: str | None = None
+    trainer: str | None = None          # the trainer family when it is not timm's train.py (timm/trainers.py)
     epochs: int = 0
     best_top1: float | None = None
     final_top1: float | None = None
@@ -122,6 +123,7 @@ def _fill(row: RunRow, report) -> None:
     row.model = _text(run.config.get("model"))
     row.experiment = _text(run.config.get("experiment"))
     row.timm_version = _text(run.timm_version)
+    row.trainer = report.summary.trainer
     row.epochs = run.n_epochs
     top1 = run.series("eval_top1").astype("float64").dropna()
     top1 = top1[np.isfinite(top1.to_numpy())]

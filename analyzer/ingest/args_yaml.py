@@ -11,6 +11,7 @@ few hundred bytes that expand to 10^9 nodes when anything walks the result).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -280,9 +281,12 @@ def _is_yaml_name(name: str) -> bool:
     return name.endswith((".yaml", ".yml"))
 
 
+_WANDB_VALUE = re.compile(rb"\n[ \t]+value:")  # wandb indents by 2 (older clients) or 4 (0.18+) spaces
+
+
 def _is_wandb(head: bytes) -> bool:
     text = b"\n" + head
-    return b"_wandb:" in text and b"\n  value:" in text
+    return b"_wandb:" in text and _WANDB_VALUE.search(text) is not None
 
 
 def args_contribution(args: ArgsYaml, family: str, format_name: str = "args_yaml") -> Contribution:

@@ -75,6 +75,10 @@ class _DeitFormat:
     def parse(self, path: Path, shown: str) -> Contribution:
         with open_input(path, shown) as handle:
             text = handle.read().decode("utf-8", "replace")
+        return self.parse_text(text, shown)
+
+    def parse_text(self, text: str, shown: str) -> Contribution:
+        """The same from text in memory (a pasted excerpt, ``report -``)."""
         family = self.sniff(Path(shown).name, text[:65536].encode("utf-8", "replace")) or "DeiT-family file"
         if family.endswith("(JSON lines)"):
             return log_txt_contribution(text, shown, family)

@@ -68,6 +68,10 @@ class _HfTrainerFormat:
     def parse(self, path: Path, shown: str) -> Contribution:
         with open_input(path, shown) as handle:
             text = handle.read().decode("utf-8", "replace")
+        return self.parse_text(text, shown)
+
+    def parse_text(self, text: str, shown: str) -> Contribution:
+        """The same from text in memory (a pasted excerpt, ``report -``)."""
         name = Path(shown).name
         if name == "training_args.json" and "log_history" not in text[:65536]:
             return training_args_contribution(text, shown)

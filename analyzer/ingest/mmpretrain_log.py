@@ -75,6 +75,10 @@ class _MmpretrainFormat:
     def parse(self, path: Path, shown: str) -> Contribution:
         with open_input(path, shown) as handle:
             text = handle.read().decode("utf-8", "replace")
+        return self.parse_text(text, shown)
+
+    def parse_text(self, text: str, shown: str) -> Contribution:
+        """The same from text in memory (a pasted excerpt, ``report -``)."""
         if shown.endswith(".py"):
             return config_contribution(text, shown)
         if text.lstrip()[:1] != "{":
