@@ -100,7 +100,9 @@ def read_metrics(data: bytes, shown: str) -> tuple[pd.DataFrame, list[IngestIssu
             issues.append(IngestIssue(SourceRef(shown, line=int(line)), f"malformed row ({what}); skipped"))
     if "epoch" not in frame.columns or "step" not in frame.columns:
         raise IngestError("not a CSVLogger metrics.csv: no 'epoch' and 'step' columns", SourceRef(shown, line=1))
-    frame = frame.apply(pd.to_numeric, errors="coerce")
+    text_columns = [c for c in frame.columns if frame[c].dtype == object]  # a stray word in a numeric column
+    if text_columns:
+        frame[text_columns] = frame[text_columns].apply(pd.to_numeric, errors="coerce")
     frame["src_line"] = np.arange(2, len(frame) + 2)
     # LearningRateMonitor's rows carry a step but no epoch: they belong to the epoch of the next row.
     frame["epoch"] = frame["epoch"].bfill().ffill()
@@ -113,10 +115,12 @@ def read_metrics(data: bytes, shown: str) -> tuple[pd.DataFrame, list[IngestIssu
 
 
 def step_columns(frame: pd.DataFrame) -> set[str]:
-    """Columns logged per step: ``<name>_step``, or any column with more than one value in an epoch."""
-    rows = frame[frame["epoch"].notna()]
-    counts = rows.drop(columns=["step", "src_line"]).groupby("epoch").count().max()
-    return {str(c) for c in frame.columns if str(c).endswith("_step") or (c in counts and counts[c] > 1 and c != "epoch")}
+    """Columns logged per step: ``<name>_step``, or a column with more values than 1.5 per epoch (an epoch-level
+    column has one per epoch, a few more where a resumed epoch repeats; a per-step one has many)."""
+    n_epochs = max(int(frame["epoch"].nunique()), 1)
+    counts = frame.notna().sum()
+    return {str(c) for c in frame.columns
+            if c not in ("epoch", "step", "src_line") and (str(c).endswith("_step") or counts[c] > 1.5 * n_epochs)}
 
 
 def _steps(frame: pd.DataFrame, shown: str, per_step: set[str]) -> tuple[pd.DataFrame | None, str | None, tuple[str, ...]]:

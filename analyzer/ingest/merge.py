@@ -206,13 +206,22 @@ def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
     earlier_columns = table.columns_of_other_formats(contribution.format)
     table.current_format = contribution.format
     for values in contribution.epochs:
+        if values.tolerance is None:  # plain puts: column by column, in bulk (a 1,000-epoch log is 10,000 points)
+            for column, points in _by_column(values.points).items():
+                if not (values.only_new_column and column in earlier_columns):
+                    table.put_many(column, points, overwrite=values.overwrite)
+            continue
         for column, epoch, value, ref in values.points:
             if values.only_new_column and column in earlier_columns:
                 continue
-            if values.tolerance is not None:
-                table.fill_or_check(column, epoch, value, ref, values.tolerance)
-            else:
-                table.put(column, epoch, value, ref, overwrite=values.overwrite)
+            table.fill_or_check(column, epoch, value, ref, values.tolerance)
+
+
+def _by_column(points) -> dict[str, list[tuple[int, float, SourceRef]]]:
+    out: dict[str, list[tuple[int, float, SourceRef]]] = {}
+    for column, epoch, value, ref in points:
+        out.setdefault(column, []).append((epoch, value, ref))
+    return out
 
 
 def _effective_config(contributions: Sequence[Contribution], version: TimmVersion | None) -> TrainConfig:
@@ -283,6 +292,23 @@ class _EpochTable:
         if overwrite or epoch not in known:
             known[epoch] = value
             self.refs.setdefault(column, {})[epoch] = ref
+
+    def put_many(self, column: str, points, *, overwrite: bool = False) -> None:
+        """:meth:`put` for many ``(epoch, value, ref)`` points of one column (same result, in source order)."""
+        known = self.values.setdefault(column, {})
+        refs = self.refs.setdefault(column, {})
+        self.writers.setdefault(column, set()).add(self.current_format)
+        if overwrite or not known:
+            known.update((epoch, value) for epoch, value, _ in points)
+            refs.update((epoch, ref) for epoch, _, ref in points)
+            if not overwrite and len(known) < len(points):  # repeated epochs: the first one stays, as put() keeps it
+                for epoch, value, ref in reversed(points):
+                    known[epoch], refs[epoch] = value, ref
+            return
+        for epoch, value, ref in points:
+            if epoch not in known:
+                known[epoch] = value
+                refs[epoch] = ref
 
     def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
                       tolerance: float = AGREEMENT_TOLERANCE) -> None:

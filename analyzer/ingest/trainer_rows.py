@@ -147,10 +147,14 @@ def collect(rows: Iterable[tuple[int, Mapping[str, Any], SourceRef]], skip: Iter
         for key, raw in record.items():
             if key in skipped:
                 continue
-            number = as_float(raw)
+            kind = type(raw)
+            number = float(raw) if kind is float or kind is int else as_float(raw)  # the common case, fast
             if number is None:
                 continue
-            values.setdefault(key, {})[epoch] = (number, ref)
+            series = values.get(key)
+            if series is None:
+                series = values[key] = {}
+            series[epoch] = (number, ref)
     return EpochRows(values)
 
 
