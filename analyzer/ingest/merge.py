@@ -35,7 +35,7 @@ from mnv4_postmortem.analyzer.model import (
     TrainConfig,
 )
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
-from mnv4_postmortem.analyzer.timm.trainers import most_specific
+from mnv4_postmortem.analyzer.timm.trainers import run_trainer
 from mnv4_postmortem.analyzer.timm.version import TimmVersion, narrowest, version_from_args
 
 # Two sources "agree" when they print the same number at their own precision (the log shows 3-4 decimals).
@@ -161,7 +161,7 @@ def merge_contributions(
         timm_version=config.timm_version,
         epochs_scheduled=config.effective.get("epochs_scheduled"),
         step_scalars=_step_scalars(resolved),
-        trainer=most_specific(c.trainer for c in every),
+        trainer=run_trainer((c.trainer, c.format) for c in every),
     )
 
 
@@ -237,7 +237,7 @@ def _effective_config(contributions: Sequence[Contribution], version: TimmVersio
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
         base = TrainConfig(values={}, timm_version=version)
-    elif most_specific(c.trainer for c in contributions) is not None:
+    elif run_trainer((c.trainer, c.format) for c in contributions) is not None:
         # Another trainer's settings (DeiT main.py, Lightning hparams, HF TrainingArguments, an mm config):
         # timm train.py's defaults are not that trainer's, so none are filled in.
         base = TrainConfig(values=dict(args), args=dict(args), source=source, timm_version=version)
@@ -382,7 +382,7 @@ def _timm_version(contributions: Sequence[Contribution]) -> TimmVersion | None:
         if version is not None:
             return version
     args = next((c.args for c in _in_order(contributions, "args") if c.args is not None), None)
-    if most_specific(c.trainer for c in contributions) is not None:
+    if run_trainer((c.trainer, c.format) for c in contributions) is not None:
         args = None  # another trainer's settings say nothing about a timm version
     from_args = version_from_args(args) if args is not None else None
     from_csv = [TimmVersion.parse(c.timm_version) for c in _in_order(contributions, "timm_version")]

@@ -65,6 +65,22 @@ def most_specific(keys: Iterable[str | None]) -> str | None:
     return max(known, key=lambda t: t.specificity).key if known else None
 
 
+# Loggers, not trainers: a W&B folder of a timm train.py run (``--log-wandb``) is a timm run.
+LOGGERS = frozenset({WANDB.key})
+# The formats that only timm's train.py writes (a console log, summary.csv, args.yaml).
+TIMM_FORMATS = frozenset({"console_log", "summary_csv", "args_yaml"})
+
+
+def run_trainer(contributions: Iterable[tuple[str | None, str]]) -> str | None:
+    """The run's trainer from its files' ``(trainer, format)`` pairs: the most specific one named, except that a
+    logger's folder holding timm's own files is timm's run (None)."""
+    pairs = list(contributions)
+    named = most_specific(t for t, _ in pairs)
+    if named in LOGGERS and any(fmt in TIMM_FORMATS for _, fmt in pairs):
+        return None
+    return named
+
+
 def main_py_family(args: Mapping[str, Any], log_keys: Iterable[str] = ()) -> str:
     """DeiT or ConvNeXt, from the arguments a ``main.py`` printed (or args.txt/args.json) and the log's keys."""
     keys = set(log_keys)
