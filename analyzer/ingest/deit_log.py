@@ -95,12 +95,15 @@ def log_txt_contribution(text: str, shown: str, family: str) -> Contribution:
     issues = list(lines.issues)
     rows = []
     keys: set[str] = set()
-    for position, (line, record) in enumerate(lines.records):
-        epoch = as_float(record.get("epoch"))
-        if epoch is None or not epoch.is_integer() or epoch < 0:
+    for line, record in lines.records:
+        epoch = record.get("epoch")
+        if type(epoch) is not int:  # main.py writes an int; anything else is checked the slow way
+            epoch = as_float(epoch)
+        if epoch is None or not float(epoch).is_integer() or epoch < 0:
             issues.append(IngestIssue(SourceRef(shown, line=line), "a record without a whole 'epoch'; skipped"))
             continue
-        keys.update(record)
+        if len(record) != len(keys) or not keys.issuperset(record):
+            keys.update(record)
         rows.append((int(epoch), record, SourceRef(shown, line=line)))
     if not rows:
         raise IngestError("no epoch record: expected JSON lines with 'epoch' and train_/test_ keys", SourceRef(shown))

@@ -90,9 +90,18 @@ def json_lines(path: Path, shown: str) -> JsonLines:
 def json_lines_text(text: str, shown: str) -> JsonLines:
     out = JsonLines()
     lines = text.split("\n")
-    last_number = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
     loads = json.loads
+    records = out.records
     for number, line in enumerate(lines, start=1):
+        if line[:1] == "{" and line[-1:] == "}":  # the common case: a whole record, nothing around it
+            try:
+                record = loads(line)
+            except ValueError:
+                pass
+            else:
+                if isinstance(record, dict):
+                    records.append((number, record))
+                    continue
         stripped = line.strip()
         if not stripped:
             continue
@@ -102,6 +111,7 @@ def json_lines_text(text: str, shown: str) -> JsonLines:
         try:
             record = loads(stripped)
         except ValueError as exc:
+            last_number = max((n for n, text_line in enumerate(lines, start=1) if text_line.strip()), default=0)
             last = number == last_number and exc.pos >= len(stripped) - 1  # cut off: the parser hit the end
             what = "truncated record (the file ends mid-record)" if last else f"not a JSON record ({exc.msg}, column {exc.colno})"
             out.issues.append(IngestIssue(SourceRef(shown, line=number), f"{what}; skipped, the records before it are kept"))
