@@ -736,13 +736,13 @@ def read_event_file(
             f"not a TensorBoard event file: first record unusable ({bad[0].reason})",
             SourceRef(shown, record=0, offset=0),
         )
-    return scalars.frame(shown), _bad_record_issues(shown, bad, len(np.unique(scalars.records)))
+    return scalars.frame(shown), _bad_record_issues(shown, bad, scalars.records) if bad else []
 
 
 MAX_RECORD_ISSUES = 10   # one issue per bad record up to this many; a fuzzed file can have thousands
 
 
-def _bad_record_issues(shown: str, bad: list[_BadRecord], kept_records: int) -> list[IngestIssue]:
+def _bad_record_issues(shown: str, bad: list[_BadRecord], records: np.ndarray) -> list[IngestIssue]:
     issues = []
     for record in bad[:MAX_RECORD_ISSUES]:
         tail = (f"; kept the scalars of the records before byte {record.offset}, nothing after it could be read"
@@ -753,7 +753,7 @@ def _bad_record_issues(shown: str, bad: list[_BadRecord], kept_records: int) -> 
         issues.append(IngestIssue(
             SourceRef(shown, record=rest[0].index, offset=rest[0].offset),
             f"{len(rest)} more bad records skipped (records {rest[0].index}..{rest[-1].index}); "
-            f"{kept_records} records with scalars kept",
+            f"{len(np.unique(records))} records with scalars kept",
         ))
     return issues
 

@@ -10,11 +10,12 @@ import click
 
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, load_rule_pack, tb_alias_options
+from mnv4_postmortem.analyzer.run_argument import is_stdin
+from mnv4_postmortem.cli.app import RUN_ARGUMENT, SEVERITIES, collect_aliases, emit, fail, load_rule_pack, tb_alias_options
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=RUN_ARGUMENT)
 @click.option("--format", "fmt", type=click.Choice(formats("report")), default="text", show_default=True,
               help="text for the terminal, json for tools, html for a self-contained page, md for a GitHub issue.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -54,7 +55,7 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
         output = default_html_path(run_dir)
     if fmt == "html":
         diagnosis = with_batch_grid(diagnosis, _batch_grid(run_dir, verification_dir, batch_grid))
-    if str(run_dir) != "-":
+    if not is_stdin(run_dir):
         diagnosis = replace(diagnosis, verification=find_verification(run_dir, verification_dir))
     _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
@@ -71,7 +72,7 @@ def with_batch_grid(diagnosis, png: bytes | None):
 def default_html_path(run_dir: Path) -> Path:
     """``./<run-name>.postmortem.html`` in the current folder; if that folder is the run itself (or inside
     it), the run's parent instead, so nothing is ever written into a run directory by default."""
-    if str(run_dir) == "-":  # an excerpt pasted on stdin
+    if is_stdin(run_dir):  # an excerpt pasted on stdin
         return Path("stdin.postmortem.html")
     run = run_dir.resolve()
     name = (run.stem if run.is_file() else run.name) or "run"
@@ -87,7 +88,7 @@ def _batch_grid(run_dir: Path, verification_dir: Path | None, given: Path | None
     else reproduce's default out folder for this run)."""
     if given is None:
         folder = verification_dir if verification_dir is not None else (
-            None if str(run_dir) == "-" else Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name)
+            None if is_stdin(run_dir) else Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name)
         default = folder / "batch_grid.png" if folder is not None else None
         given = default if default is not None and default.is_file() else None
     try:
