@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
+from mnv4_postmortem.analyzer.ingest.decode import decode_bytes, detect, head_text
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef, TrainConfig
 from mnv4_postmortem.analyzer.timm.defaults import defaults_for
@@ -105,7 +106,7 @@ def build_config(
 
 
 def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIssue]]:
-    text = _read_text(path, shown)
+    text, decoding = _read_text(path, shown)
     loader = _BASE_LOADER(text)
     try:
         root = loader.get_single_node()
@@ -117,7 +118,7 @@ def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIs
         if "&" in text and "*" in text:  # an alias needs an anchor: without both there is none
             _check_alias_expansion(root, shown)
         loader.flatten_mapping(root)  # resolve ``<<: *base`` merge keys as safe_load would
-        issues = _duplicate_key_issues(root, shown)
+        issues = decoding + _duplicate_key_issues(root, shown)
         mapping = _construct_pairs(loader, root, shown, issues)
     except yaml.YAMLError as exc:
         raise IngestError(f"YAML error: {_describe_yaml_error(exc)}", _yaml_error_ref(exc, shown, text)) from None
@@ -151,19 +152,23 @@ def _construct_pairs(loader: Any, root: yaml.MappingNode, shown: str, issues: li
     return mapping
 
 
-def _read_text(path: Path, shown: str) -> str:
+def _read_text(path: Path, shown: str) -> tuple[str, list[IngestIssue]]:
+    """The file's text in whatever encoding it announces (see ``decode.py``), and how it was decoded."""
     with open_input(path, shown) as handle:
         raw = handle.read(MAX_YAML_BYTES + 1)
     if len(raw) > MAX_YAML_BYTES:
         raise IngestError(f"file is over the {MAX_YAML_BYTES}-byte limit for an args file", SourceRef(shown))
-    nul = raw.find(b"\x00")
+    if detect(raw).is_utf8:   # UTF-16 text is full of NUL bytes; its NUL characters are checked below
+        nul = raw.find(b"\x00")
+        if nul >= 0:
+            raise IngestError(f"binary content (NUL byte at byte {nul})",
+                              SourceRef(shown, line=raw.count(b"\n", 0, nul) + 1, offset=nul))
+    text, issues = decode_bytes(raw, shown)
+    nul = text.find("\x00")
     if nul >= 0:
-        raise IngestError(f"binary content (NUL byte at byte {nul})", SourceRef(shown, line=raw.count(b"\n", 0, nul) + 1, offset=nul))
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise IngestError(f"not UTF-8 text (bad byte at byte {exc.start})", SourceRef(shown, line=line, offset=exc.start)) from None
+        line = text.count("\n", 0, nul) + 1
+        raise IngestError(f"binary content (NUL character at character {nul})", SourceRef(shown, line=line))
+    return text, issues
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -306,7 +311,7 @@ class _ArgsYamlFormat:
     def sniff(self, name: str, head: bytes) -> str | None:
         if not _is_yaml_name(name) or _is_wandb(head):
             return None
-        text = b"\n" + head
+        text = b"\n" + head_text(head).encode("utf-8")   # a BOM or UTF-16 must not hide the keys
         return self.family if sum(key in text for key in _ARGS_KEYS) >= 3 else None
 
     def parse(self, path: Path, shown: str) -> Contribution:
