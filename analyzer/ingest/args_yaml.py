@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
+from mnv4_postmortem.analyzer.ingest.config_sanity import impossible_values
 from mnv4_postmortem.analyzer.ingest.decode import decode_bytes, detect, head_text
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef, TrainConfig
@@ -56,7 +57,8 @@ def parse_args_yaml(path: Path, display_path: str | None = None) -> ArgsYaml:
     """Read a timm args.yaml. Raises :class:`IngestError` (naming file and line) when unusable."""
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
-    mapping, issues = _load_mapping(path, shown)
+    mapping, issues, line_of = _load_mapping(path, shown)
+    issues += impossible_values(mapping, line_of, shown)
     return ArgsYaml(shown, mapping, tuple(issues))
 
 
@@ -68,7 +70,7 @@ def parse_wandb_config(path: Path, display_path: str | None = None) -> ArgsYaml:
     """
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
-    mapping, issues = _load_mapping(path, shown)
+    mapping, issues, line_of = _load_mapping(path, shown)
     args: dict[str, Any] = {}
     for key, entry in mapping.items():
         if key in _WANDB_META_KEYS:
@@ -78,6 +80,7 @@ def parse_wandb_config(path: Path, display_path: str | None = None) -> ArgsYaml:
         else:
             args[key] = entry
             issues.append(IngestIssue(SourceRef(shown), f"{key!r} is not a wandb entry with a 'value'; kept as is"))
+    issues += impossible_values(args, line_of, shown)
     return ArgsYaml(shown, args, tuple(issues))
 
 
@@ -105,7 +108,8 @@ def build_config(
 # Loading
 
 
-def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIssue]]:
+def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIssue], dict[str, int]]:
+    """The top-level mapping, the issues met, and the line of each top-level key."""
     text, decoding = _read_text(path, shown)
     loader = _BASE_LOADER(text)
     try:
@@ -120,13 +124,14 @@ def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIs
         loader.flatten_mapping(root)  # resolve ``<<: *base`` merge keys as safe_load would
         issues = decoding + _duplicate_key_issues(root, shown)
         mapping = _construct_pairs(loader, root, shown, issues)
+        line_of = {str(key.value): key.start_mark.line + 1 for key, _ in root.value if isinstance(key, yaml.ScalarNode)}
     except yaml.YAMLError as exc:
         raise IngestError(f"YAML error: {_describe_yaml_error(exc)}", _yaml_error_ref(exc, shown, text)) from None
     finally:
         loader.dispose()
     if root.value and not mapping:
         raise IngestError(f"no readable arguments; first problem: {issues[-1].message}", issues[-1].source)
-    return mapping, issues
+    return mapping, issues, line_of
 
 
 def _construct_pairs(loader: Any, root: yaml.MappingNode, shown: str, issues: list[IngestIssue]) -> dict[str, Any]:
