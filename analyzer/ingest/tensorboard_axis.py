@@ -326,7 +326,7 @@ def _epoch_level_values(metric: str, group: pd.DataFrame, axis: _Axis, n_epochs_
 
 
 def _step_rows(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
-    """One row per global step that has a per-step train_loss or lr."""
+    """One row per global step that has a per-step train_loss (or, with no per-step loss, an lr)."""
     columns: dict[str, pd.Series] = {}
     sources: list[pd.DataFrame] = []
     for metric in STEP_FRAME_METRICS:
@@ -341,6 +341,10 @@ def _step_rows(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
     if not columns:
         return None
     table = pd.DataFrame(columns).sort_index()
+    if "train_loss" in columns:
+        # Rows are the steps whose loss was written: a step with only an LR (its loss record lost, or not
+        # logged that step) would read as a NaN loss, and a NaN loss is a divergence.
+        table = table.loc[np.sort(columns["train_loss"].index.unique().to_numpy())]
     where = pd.concat(sources)
     where = where[~where.index.duplicated(keep="first")].reindex(table.index)
     step = table.index.to_numpy(dtype=np.int64)
