@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnv4_postmortem.analyzer.run_argument import STDIN_ARGUMENT, is_stdin  # noqa: F401  (its one owner)
 from mnv4_postmortem.analyzer.verification import (
     DEFAULT_OUT_ROOT, FILE_NAME as VERIFICATION_FILE, Verification, VerificationError, load_verification,
 )
 
 BATCH_GRID_FILE = "batch_grid.png"
-STDIN_ARGUMENT = "-"
 
 __all__ = ["ReproFolder", "Attachments", "AttachmentError", "find_attachments", "BATCH_GRID_FILE", "VERIFICATION_FILE"]
 
@@ -80,7 +80,7 @@ def find_attachments(run_dir: Path | str, verification: Path | None = None, batc
     same folder. What the user named must be usable (:class:`AttachmentError`); a broken default is a
     warning and no attachment. A run pasted on stdin has no folder, so only named attachments apply.
     """
-    pasted = str(run_dir) == STDIN_ARGUMENT
+    pasted = is_stdin(run_dir)   # Path("./-") is the folder named "-", not stdin
     if verification is not None:
         folder: ReproFolder | None = ReproFolder(verification if Path(verification).is_dir() else Path(verification).parent)
     else:

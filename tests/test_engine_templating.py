@@ -52,8 +52,17 @@ def test_growth_is_bounded_at_render_time(source, fragment):
         template.render({"config": {"model": "abc", "n": 10**8}})
 
 
-def test_missing_values_render_as_n_a():
-    assert render("{{ derived.a.b.c }}|{{ config.x | pct }}|{{ series }}", {"config": {}}) == "n/a|n/a|n/a"
+@pytest.mark.parametrize("source", ["{{ derived.a.b.c }}", "{{ config.x | pct }}", "{{ series }}",
+                                    "the LR was {{ derived.lr or series.lr }} ({{ derived.ratio | num }}x)"])
+def test_a_sentence_that_would_print_a_missing_value_is_not_produced(source):
+    # issue 17 item 1: "the LR at that point was n/a (n/ax a typical n/a LR ...)" reached a report
+    assert compile_template(source, roots=ROOTS).render({"config": {}, "derived": {"ratio": None}}) is None
+
+
+def test_missing_values_can_be_guarded_or_said_unknown():
+    source = "{% if derived.lr %}lr {{ derived.lr }}; {% endif %}opt {{ config.opt | d('unknown', true) }}"
+    assert render(source, {"config": {"opt": None}, "derived": {}}) == "opt unknown"
+    assert render(source, {"config": {"opt": "sgd"}, "derived": {"lr": 0.1}}) == "lr 0.1; opt sgd"
 
 
 def test_loops_filters_and_tests_over_namespace_data():

@@ -387,6 +387,10 @@ def write(tmp_path: Path, data: bytes, name: str = "events.out.tfevents.1.test.1
     return path
 
 
+def assert_same_rows(frame: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(frame.drop(columns="file"), expected.drop(columns="file").reset_index(drop=True))
+
+
 def middle_scalar_record(data: bytes, frame: pd.DataFrame) -> tuple[int, int, int]:
     """(record index, offset, size) of a scalar record halfway through the file."""
     spans = record_spans(data)
@@ -421,7 +425,9 @@ def test_flipped_data_byte_is_a_crc_mismatch(tmp_path, fixture_bytes, fixture_fr
     data[offset + size - 6] ^= 0x01  # inside the payload (the float's last byte)
     path = write(tmp_path, bytes(data))
     frame, issues = read_event_file(path)
-    assert len(frame) == int((fixture_frame["record"] < index).sum())
+    # issue 17 item 3: the framing is intact, so only the bad record is lost; the records after it are kept
+    assert_same_rows(frame, fixture_frame[fixture_frame["record"] != index])
+    assert len(issues) == 1 and issues[0].source.record == index
     assert issues[0].source.offset == offset and "data CRC" in issues[0].message
     # Without CRC checks the same file reads to the end, one value silently changed.
     unchecked, unchecked_issues = read_event_file(path, check_crc=False)
@@ -433,8 +439,11 @@ def test_flipped_length_byte_is_a_length_crc_mismatch(tmp_path, fixture_bytes, f
     index, offset, _ = middle_scalar_record(fixture_bytes, fixture_frame)
     data = bytearray(fixture_bytes)
     data[offset] ^= 0x02
-    _, issues = read_event_file(write(tmp_path, bytes(data)))
+    frame, issues = read_event_file(write(tmp_path, bytes(data)))
     assert issues[0].source.offset == offset and "length CRC" in issues[0].message
+    # the reader resynchronizes on the next whole record: only the record with the broken length is lost
+    assert_same_rows(frame, fixture_frame[fixture_frame["record"] != index])
+    assert "resumed at byte" in issues[0].message and len(issues) == 1
 
 
 @pytest.mark.parametrize("length", [2**63 + 5, 2**40, 10**9])
@@ -444,7 +453,8 @@ def test_huge_length_field_is_checked_against_the_file_size(tmp_path, fixture_by
     forged = length_bytes + struct.pack("<I", masked_crc(length_bytes))  # a *valid* header
     data = fixture_bytes[:offset] + forged + fixture_bytes[offset + 12 :]
     frame, issues = read_event_file(write(tmp_path, data))
-    assert len(frame) == int((fixture_frame["record"] < index).sum())
+    # nothing is allocated from the length, and the next whole record is found after it
+    assert_same_rows(frame, fixture_frame[fixture_frame["record"] != index])
     assert issues[0].source.offset == offset and str(length) in issues[0].message
     with pytest.raises(IngestError):  # the same header first in a file: not an event file
         read_event_file(write(tmp_path, forged + b"\0" * 64, "first.tfevents"))
@@ -628,8 +638,9 @@ def test_bad_utf8_tag_in_a_plain_record_is_a_bad_record(tmp_path):
     payload[payload.index(b"loss")] = 0xFF  # same layout, tag no longer UTF-8
     path = write(tmp_path, b"".join([*good, frame_record(bytes(payload)), *good]))
     frame, issues = read_event_file(path)
-    assert frame["step"].tolist() == [0, 1, 2]  # the three records before the bad one
-    assert issues[0].source.record == 3 and "not an Event" in issues[0].message
+    # issue 17 item 3: the bad record is skipped with a warning, the records before and after it kept
+    assert frame["step"].tolist() == [0, 1, 2, 0, 1, 2] and frame["record"].tolist() == [0, 1, 2, 4, 5, 6]
+    assert len(issues) == 1 and issues[0].source.record == 3 and "not an Event" in issues[0].message
     assert_same_reading(path)
 
 

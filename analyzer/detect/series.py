@@ -9,6 +9,10 @@ kind a divergence, so a NaN counts as a *value* only with evidence that the metr
   suffix (``""``, ``"_model"``, ``"_ema"``) for an eval metric; any eval column for ``train_loss``
   (summary.csv always writes ``train_loss`` next to the eval columns).
 
+A NaN cell that no source wrote (no ref in ``Run.epoch_refs``: a TensorBoard epoch with eval
+values but no train steps, a column that starts later) is missing whatever its siblings say: only a
+file can report a ``nan``.
+
 ±inf is always a value. A NaN in a step row is a value for ``train_loss`` (the ``Train:`` line was
 there and printed ``nan``) when other rows of the same run do have a finite loss; when none has (a log
 layout without a loss field) the column is missing. Every other step column's NaN is missing.
@@ -82,7 +86,9 @@ def epoch_series(run: Run, frame: pd.DataFrame | None = None) -> dict[str, Metri
     out: dict[str, MetricSeries] = {}
     for name in frame.columns:
         y = frame[name].to_numpy(dtype=float)
-        keep = np.isfinite(y) | np.isinf(y) | _reported_nan(frame, name, flagged, getattr(run, "trainer", None) is None)
+        reported_nan = (_reported_nan(frame, name, flagged, getattr(run, "trainer", None) is None)
+                        & _written(run, frame.index, name))
+        keep = np.isfinite(y) | np.isinf(y) | reported_nan
         if keep.any():
             out[name] = MetricSeries(name, "epoch", epochs[keep], y[keep], epochs[keep])
     return out
@@ -103,6 +109,21 @@ def _reported_nan(frame: pd.DataFrame, name: str, flagged: Mapping[int, set[str 
             if names is not None and (None in names or name in names):
                 evidence[row] = True
     return evidence & np.isnan(frame[name].to_numpy(dtype=float))
+
+
+def _written(run: Run, epochs: pd.Index, name: str) -> np.ndarray:
+    """Rows whose ``name`` cell some source wrote (a ref in ``run.epoch_refs``); all True when the run
+    carries no refs for the column (a Run built in memory: provenance not tracked)."""
+    refs = getattr(run, "epoch_refs", None)
+    if not isinstance(refs, pd.DataFrame) or name not in refs.columns or not refs[name].notna().any():
+        return np.ones(len(epochs), dtype=bool)
+    column = refs[name]
+    column = column[~pd.Index(column.index).duplicated(keep="last")]
+    keys = pd.to_numeric(pd.Series(column.index, dtype="object"), errors="coerce")
+    written = pd.Series(column.notna().to_numpy(), index=keys.to_numpy())
+    written = written[written.index.notna()]
+    written.index = written.index.astype("int64")
+    return written.reindex(epochs, fill_value=False).to_numpy(dtype=bool)
 
 
 def _siblings(name: str, columns: pd.Index) -> list[str]:

@@ -72,6 +72,7 @@ class _Context:
             raise _RuleFailed from None
 
     def render(self, template: Any, field_name: str) -> tuple[str, tuple[str, ...]] | None:
+        """The rendered line; None when it failed (warned) or would print missing data (silently left out)."""
         try:
             return template.render(self.template_context)
         except Exception as exc:  # noqa: BLE001 - a broken evidence line must not hide the finding
@@ -157,8 +158,10 @@ def _fix(ctx: _Context, pipeline_meta: Mapping[str, Any] | None) -> Fix | None:
                 value = _plain(ctx.value(value, f"fix.args.{key}"))
             except _RuleFailed:
                 return None
-            if is_missing(value) or (isinstance(value, float) and not math.isfinite(value)):
-                ctx.warn(f"fix.args.{key}", f"evaluated to {value} (data missing?); no fix offered")
+            if is_missing(value):   # the run lacks the data the fix is computed from: no fix, as for facts
+                return None
+            if isinstance(value, float) and not math.isfinite(value):
+                ctx.warn(f"fix.args.{key}", f"evaluated to {value}; no fix offered")
                 return None
         patch[key] = value
     command = None

@@ -2,8 +2,11 @@
 
 Templates see the same namespace as expressions (``config``, ``derived``, ``series``, ``events``)
 with the same member rule: a mapping is read by key before attribute, so ``config.items`` is the
-``items`` argument. A missing value renders as ``n/a`` (``StrictUndefined`` is off on purpose: a
-run without eval loss should still get its evidence line).
+``items`` argument. ``StrictUndefined`` is off on purpose (a template may test for a missing value),
+but a sentence that would print a missing value is not produced at all: :meth:`Template.render`
+returns None when any ``{{ }}`` output, or a ``pct`` / ``num`` filter, met a missing value, so no
+"the LR was n/a (n/ax ...)" reaches a report. A template guards optional parts with ``{% if %}`` or
+says "unknown" itself with ``| default('unknown')``.
 
 Helpers: ``cite(obj, ...)`` returns a short ``file:line`` range for objects carrying ``refs`` /
 ``ref`` / ``source`` (SourceRef or strings) and records the full refs on the evidence line, as
@@ -14,6 +17,7 @@ filters ``pct`` (0.123 -> ``12.3%``) and ``num`` (significant digits, default 3)
 from __future__ import annotations
 
 import ast
+import contextvars
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +43,17 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, jinja2.Undefined) or is_missing(value)
 
 
+# Set while a template renders: flipped when a missing value is printed (see the module docstring).
+_MET_MISSING: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("met_missing", default=None)
+
+
+def _note_missing() -> str:
+    flag = _MET_MISSING.get()
+    if flag is not None:
+        flag[0] = True
+    return MISSING_TEXT
+
+
 def _plain(value: Any) -> Any:
     # numpy scalars print as np.float64(...) in some contexts; show the bare number.
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
@@ -48,21 +63,21 @@ def _plain(value: Any) -> Any:
 
 def _finalize(value: Any) -> Any:
     if isinstance(value, jinja2.Undefined) or is_absent(value):
-        return MISSING_TEXT
+        return _note_missing()
     return _plain(value)
 
 
 def pct(value: Any, digits: int = 1) -> str:
     """A fraction as a percentage: ``0.123 | pct`` -> ``12.3%``."""
     if _is_missing(value):
-        return MISSING_TEXT
+        return _note_missing()
     return f"{float(_plain(value)) * 100:.{int(digits)}f}%"
 
 
 def num(value: Any, digits: int = 3) -> str:
     """A number with ``digits`` significant digits: ``0.000123456 | num`` -> ``0.000123``."""
     if _is_missing(value):
-        return MISSING_TEXT
+        return _note_missing()
     value = _plain(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
@@ -133,12 +148,20 @@ class Template:
     template: jinja2.Template
     names: tuple[NameUse, ...]
 
-    def render(self, context: Mapping[str, Any]) -> tuple[str, tuple[EvidenceRef, ...]]:
-        """The rendered text (whitespace collapsed) and the refs that ``cite`` recorded."""
+    def render(self, context: Mapping[str, Any]) -> tuple[str, tuple[EvidenceRef, ...]] | None:
+        """The rendered text (whitespace collapsed) and the refs that ``cite`` recorded; None when the
+        sentence would print a missing value (it is then not produced)."""
         collected: list[EvidenceRef] = []
         # Every root exists, even when the namespace lacks it, so a missing root reads as missing data.
         roots = {name: None for name in ROOT_NAMES}
-        text = self.template.render({**roots, **context, "cite": _make_cite(collected)})
+        met_missing = [False]
+        token = _MET_MISSING.set(met_missing)
+        try:
+            text = self.template.render({**roots, **context, "cite": _make_cite(collected)})
+        finally:
+            _MET_MISSING.reset(token)
+        if met_missing[0]:
+            return None
         return " ".join(text.split()), tuple(collected)
 
 

@@ -13,13 +13,13 @@ from typing import BinaryIO, Mapping
 
 from mnv4_postmortem.analyzer.ingest.merge import load_run
 from mnv4_postmortem.analyzer.model import Run
-
-STDIN_ARGUMENT = "-"
+from mnv4_postmortem.analyzer.run_argument import STDIN_ARGUMENT, is_stdin
 
 
 def load_input(path: Path | str, *, stdin: BinaryIO | None = None, tb_aliases: Mapping[str, str] | None = None) -> Run:
-    """``load_run(path)``, or for ``-`` the excerpt on ``stdin`` (read from memory; nothing is written)."""
-    if str(path) == STDIN_ARGUMENT:
+    """``load_run(path)``, or for the bare string ``-`` the excerpt on ``stdin`` (read from memory; nothing
+    is written). ``Path("-")`` is the folder named ``-``."""
+    if is_stdin(path):
         from mnv4_postmortem.analyzer.ingest.excerpt import load_excerpt, read_stdin
         from mnv4_postmortem.analyzer.model import IngestError
 
@@ -29,4 +29,4 @@ def load_input(path: Path | str, *, stdin: BinaryIO | None = None, tb_aliases: M
     return load_run(path, tb_aliases=tb_aliases)
 
 
-__all__ = ["load_input", "load_run"]
+__all__ = ["STDIN_ARGUMENT", "is_stdin", "load_input", "load_run"]

@@ -19,6 +19,8 @@ from typing import Any, Mapping
 import yaml
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
+from mnv4_postmortem.analyzer.ingest.config_sanity import impossible_values
+from mnv4_postmortem.analyzer.ingest.decode import decode_bytes, detect, head_text
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef, TrainConfig
 from mnv4_postmortem.analyzer.timm.defaults import defaults_for
@@ -56,7 +58,8 @@ def parse_args_yaml(path: Path, display_path: str | None = None) -> ArgsYaml:
     """Read a timm args.yaml. Raises :class:`IngestError` (naming file and line) when unusable."""
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
-    mapping, issues = _load_mapping(path, shown)
+    mapping, issues, line_of = _load_mapping(path, shown)
+    issues += impossible_values(mapping, line_of, shown)
     return ArgsYaml(shown, mapping, tuple(issues))
 
 
@@ -68,7 +71,7 @@ def parse_wandb_config(path: Path, display_path: str | None = None) -> ArgsYaml:
     """
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
-    mapping, issues = _load_mapping(path, shown)
+    mapping, issues, line_of = _load_mapping(path, shown)
     args: dict[str, Any] = {}
     for key, entry in mapping.items():
         if key in _WANDB_META_KEYS:
@@ -78,6 +81,7 @@ def parse_wandb_config(path: Path, display_path: str | None = None) -> ArgsYaml:
         else:
             args[key] = entry
             issues.append(IngestIssue(SourceRef(shown), f"{key!r} is not a wandb entry with a 'value'; kept as is"))
+    issues += impossible_values(args, line_of, shown)
     return ArgsYaml(shown, args, tuple(issues))
 
 
@@ -105,8 +109,9 @@ def build_config(
 # Loading
 
 
-def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIssue]]:
-    text = _read_text(path, shown)
+def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIssue], dict[str, int]]:
+    """The top-level mapping, the issues met, and the line of each top-level key."""
+    text, decoding = _read_text(path, shown)
     loader = _BASE_LOADER(text)
     try:
         root = loader.get_single_node()
@@ -118,15 +123,16 @@ def _load_mapping(path: Path, shown: str) -> tuple[dict[str, Any], list[IngestIs
         if "&" in text and "*" in text:  # an alias needs an anchor: without both there is none
             _check_alias_expansion(root, shown)
         loader.flatten_mapping(root)  # resolve ``<<: *base`` merge keys as safe_load would
-        issues = _duplicate_key_issues(root, shown)
+        issues = decoding + _duplicate_key_issues(root, shown)
         mapping = _construct_pairs(loader, root, shown, issues)
+        line_of = {str(key.value): key.start_mark.line + 1 for key, _ in root.value if isinstance(key, yaml.ScalarNode)}
     except yaml.YAMLError as exc:
         raise IngestError(f"YAML error: {_describe_yaml_error(exc)}", _yaml_error_ref(exc, shown, text)) from None
     finally:
         loader.dispose()
     if root.value and not mapping:
         raise IngestError(f"no readable arguments; first problem: {issues[-1].message}", issues[-1].source)
-    return mapping, issues
+    return mapping, issues, line_of
 
 
 def _construct_pairs(loader: Any, root: yaml.MappingNode, shown: str, issues: list[IngestIssue]) -> dict[str, Any]:
@@ -152,19 +158,23 @@ def _construct_pairs(loader: Any, root: yaml.MappingNode, shown: str, issues: li
     return mapping
 
 
-def _read_text(path: Path, shown: str) -> str:
+def _read_text(path: Path, shown: str) -> tuple[str, list[IngestIssue]]:
+    """The file's text in whatever encoding it announces (see ``decode.py``), and how it was decoded."""
     with open_input(path, shown) as handle:
         raw = handle.read(MAX_YAML_BYTES + 1)
     if len(raw) > MAX_YAML_BYTES:
         raise IngestError(f"file is over the {MAX_YAML_BYTES}-byte limit for an args file", SourceRef(shown))
-    nul = raw.find(b"\x00")
+    if detect(raw).is_utf8:   # UTF-16 text is full of NUL bytes; its NUL characters are checked below
+        nul = raw.find(b"\x00")
+        if nul >= 0:
+            raise IngestError(f"binary content (NUL byte at byte {nul})",
+                              SourceRef(shown, line=raw.count(b"\n", 0, nul) + 1, offset=nul))
+    text, issues = decode_bytes(raw, shown)
+    nul = text.find("\x00")
     if nul >= 0:
-        raise IngestError(f"binary content (NUL byte at byte {nul})", SourceRef(shown, line=raw.count(b"\n", 0, nul) + 1, offset=nul))
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise IngestError(f"not UTF-8 text (bad byte at byte {exc.start})", SourceRef(shown, line=line, offset=exc.start)) from None
+        line = text.count("\n", 0, nul) + 1
+        raise IngestError(f"binary content (NUL character at character {nul})", SourceRef(shown, line=line))
+    return text, issues
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -311,7 +321,7 @@ class _ArgsYamlFormat:
     def sniff(self, name: str, head: bytes) -> str | None:
         if not _is_yaml_name(name) or _is_wandb(head):
             return None
-        text = b"\n" + head
+        text = b"\n" + head_text(head).encode("utf-8")   # a BOM or UTF-16 must not hide the keys
         return self.family if sum(key in text for key in _ARGS_KEYS) >= 3 else None
 
     def parse(self, path: Path, shown: str) -> Contribution:

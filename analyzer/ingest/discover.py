@@ -110,10 +110,27 @@ def _classify_files(root: Path, paths: list[Path], issues: list[IngestIssue]) ->
         claimed = formats.sniff(path.name, head)
         if claimed is None:
             found.append(FoundFile(path, rel, "other"))
+            if path.name in TIMM_OUTPUT_NAMES:
+                issues.append(_unrecognised(rel, path.name, head))
         else:
             fmt, family = claimed
             found.append(FoundFile(path, rel, fmt.kind, family, fmt.name))
     return Discovery(root, tuple(found), tuple(issues))
+
+
+# timm's own output names: a file so named that no format claims by its content is said so, never
+# dropped silently (a hand-edited args.yaml with two keys, a summary.csv saved by another tool).
+TIMM_OUTPUT_NAMES = {
+    "args.yaml": "timm's args.yaml (at least 3 of model, batch_size, epochs, opt as top-level keys)",
+    "summary.csv": "timm's summary.csv (a header line starting with epoch and naming train_loss)",
+}
+
+
+def _unrecognised(rel: str, name: str, head: bytes) -> IngestIssue:
+    if not head:
+        return IngestIssue(SourceRef(rel), f"{name} not read: empty file")
+    return IngestIssue(SourceRef(rel, line=1),
+                       f"{name} not read: its first {len(head)} bytes do not look like {TIMM_OUTPUT_NAMES[name]}")
 
 
 def _rel(path: Path, root: Path) -> str:

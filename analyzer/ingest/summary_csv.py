@@ -24,13 +24,14 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping, NamedTuple
 
 import pandas as pd
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
+from mnv4_postmortem.analyzer.ingest.decode import head_text, utf8_stream
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import (
     EPOCH_COLUMNS,
@@ -96,11 +97,8 @@ def sniff_summary_csv(head: bytes) -> bool:
     Content-based: the first line is CSV whose first cell is ``epoch`` and which has a
     ``train_loss`` column, whatever the file is called.
     """
-    first_line = head.split(b"\n", 1)[0]
-    try:
-        text = first_line.decode("utf-8").lstrip(_UTF8_BOM).strip()
-    except UnicodeDecodeError:
-        return False
+    # decoded as the parser will read it (BOM, UTF-16, a Latin-1 byte): see decode.py
+    text = head_text(head).split("\n", 1)[0].lstrip(_UTF8_BOM).strip()
     if "\x00" in text:
         return False
     try:
@@ -132,10 +130,7 @@ def headerless_columns(text: str) -> tuple[str, ...] | None:
 
 def sniff_headerless_summary(head: bytes) -> bool:
     """True when every complete non-blank line of ``head`` is a headerless summary row (and there is one)."""
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    text = head_text(head)
     lines = text.split("\n")
     if len(head) >= 64 * 1024:
         lines = lines[:-1]   # the last one may be cut
@@ -148,7 +143,14 @@ def parse_summary_csv(path: Path, display_path: str | None = None) -> SummaryCsv
     path = Path(path)
     shown = display_path if display_path is not None else str(path)
     with open_input(path, shown) as handle:
-        return _Parser(shown).run(handle)
+        # any encoding in, UTF-8 out, reported; a header line with a non-UTF-8 byte is read as Latin-1
+        decoded = utf8_stream(handle, shown, MAX_LINE_BYTES + 1, fallback_if=_is_header_text)
+        parsed = _Parser(shown).run(decoded.stream)
+    return replace(parsed, issues=(*decoded.issues(), *parsed.issues)) if decoded.issues() else parsed
+
+
+def _is_header_text(text: str) -> bool:
+    return text.lstrip(_UTF8_BOM).split(",", 1)[0].strip() == "epoch"
 
 
 def parse_summary_stream(stream: BinaryIO, shown: str) -> SummaryCsv:
@@ -622,10 +624,15 @@ def _as_float(value: object) -> float:
 def summary_contribution(csv_file: SummaryCsv) -> Contribution:
     """timm's own per-epoch record: every column, every epoch, with its line."""
     frame = csv_file.frame
+    # An empty or unreadable cell is a missing value, not a reported NaN: it gets no point, so nothing
+    # downstream can call it a divergence. A NaN counts from the first nan/inf written in its column on.
+    first_written_nan = {str(e.data.get("column")): e.epoch for e in csv_file.events
+                         if e.kind == "nonfinite" and e.epoch is not None}
     points = [
-        (column, int(epoch), _as_float(value), SourceRef(csv_file.path, line=int(csv_file.lines.get(epoch, 0)) or None))
+        (column, int(epoch), number, SourceRef(csv_file.path, line=int(csv_file.lines.get(epoch, 0)) or None))
         for column in frame.columns
         for epoch, value in frame[column].items()
+        if not math.isnan(number := _as_float(value)) or first_written_nan.get(str(column), math.inf) <= int(epoch)
     ]
     epochs = frame.index
     span = (int(epochs.min()), int(epochs.max())) if len(epochs) else None

@@ -26,9 +26,12 @@ Scalars come in two encodings and both are read:
   file, so the plugin is remembered per tag for the rest of that file. Tensors of other plugins
   (histograms, text, hparams, ...) are skipped, as are images, audio, graphs and run metadata.
 
-Bad input (see :func:`read_event_file`): every record before a corrupt or truncated one is kept,
-and an :class:`IngestIssue` names the file, the record index and the byte offset where the bad
-record starts; reading stops there because nothing after a broken length field can be trusted.
+Bad input (see :func:`read_event_file`): a corrupt record is skipped and every good record before
+and after it is kept; an :class:`IngestIssue` names the file, the record index and the byte offset
+where the bad record starts. A bad payload (data CRC, or a record protobuf rejects, such as a tag
+that is not UTF-8) leaves the framing intact; after a broken length field the reader resynchronizes
+on the next offset holding a whole record with valid CRCs (both CRCs must match, so a false start
+has a chance of about 2**-64). Only a truncated file stops the reading.
 A file whose very first record is bad is not an event file: :func:`read_event_file` raises
 :class:`IngestError`, which :func:`read_tensorboard` turns into an error-level issue. A length
 field is checked against the bytes left in the file before anything is sliced, so a hostile
@@ -261,11 +264,13 @@ _TENSOR_DTYPES: dict[int, tuple[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class _BadRecord:
-    """The record at byte ``offset`` (record number ``index``) is unusable; reading stops there."""
+    """The record at byte ``offset`` (record number ``index``) is unusable. ``final``: nothing after it
+    could be framed (a truncated file, or no record boundary found after a broken length)."""
 
     reason: str
     index: int
     offset: int
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -325,36 +330,53 @@ def _tensor_scalar(value: Any, plugin_of_tag: dict[str, str]) -> float | None:
     return float(repeated[0])
 
 
-def _scan_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[_Scalars, _BadRecord | None]:
-    """All scalars of an event file held in ``buf``, and its first bad record (None if none).
+def _scan_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[_Scalars, list[_BadRecord]]:
+    """All scalars of an event file held in ``buf``, and its bad records in file order.
 
     Three passes, because a Python loop that touches protobuf objects costs microseconds per
     record: (1) walk the TFRecord framing and check the CRCs; (2) decode, for all records at
     once with numpy, the one Event layout that plain ``add_scalar`` calls write; (3) parse every
-    other record with protobuf. Rows come back in record order; when a record is bad, only the
-    rows of the records before it are kept.
+    other record with protobuf. Rows come back in record order. A bad record is skipped and the
+    records after it are kept: a bad payload (CRC, or not an Event: a non-UTF-8 tag) leaves the
+    framing intact, and after a broken length the walk resynchronizes on the next valid header.
     """
-    starts, ends, failure = _frame_records(buf, check_crc)
-    starts_array = np.array(starts, dtype=np.int64)
-    ends_array = np.array(ends, dtype=np.int64)
+    frames = _frame_records(buf, check_crc)
+    starts_array = np.array(frames.starts, dtype=np.int64)
+    ends_array = np.array(frames.ends, dtype=np.int64)
+    numbers = np.array(frames.numbers, dtype=np.int64)
     plain = _plain_scalars(buf, starts_array, ends_array) if _USE_PLAIN_DECODER else None
-    claimed = plain.matched if plain is not None else np.zeros(len(starts), dtype=bool)
+    claimed = plain.matched if plain is not None else np.zeros(len(frames.starts), dtype=bool)
     rest = np.flatnonzero(~claimed).tolist()
-    other, parse_failure = _protobuf_scalars(buf, starts, ends, rest)
-    if parse_failure is not None:  # always before the framing failure: it is one of its records
-        failure = parse_failure
+    other, parse_failures = _protobuf_scalars(buf, frames.starts, frames.ends, rest)
     merged = _merge(plain, other)
-    if failure is not None:
-        merged = merged.take(merged.records < failure.index)
-    return merged, failure
+    # positions in the framed list -> record numbers in the file (bad regions take a number too)
+    merged = _Scalars(merged.tags, merged.steps, merged.wall_times, merged.values, numbers[merged.records])
+    bad = frames.bad + [
+        _BadRecord(f.reason, int(numbers[f.index]), f.offset) for f in parse_failures
+    ]
+    return merged, sorted(bad, key=lambda b: b.offset)
 
 
-def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[list[int], list[int], _BadRecord | None]:
-    """Pass 1: the payload ``[start, end)`` of every good record, and the first bad one.
+@dataclass(frozen=True, slots=True, eq=False)
+class _Framing:
+    """Pass 1 result: the payload ``[start, end)`` and file record number of every framed record with a
+    good CRC, and the bad records met."""
+
+    starts: list[int]
+    ends: list[int]
+    numbers: list[int]
+    bad: list[_BadRecord]
+
+
+def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> _Framing:
+    """Pass 1: walk the framing.
 
     The walk itself is sequential (each length says where the next record starts) and checks
     each length's CRC before trusting it; the payload CRCs are then checked for all records at
-    once, which keeps the per-record Python work to one C call.
+    once, which keeps the per-record Python work to one C call. A record whose payload CRC does
+    not match is dropped alone (its length was verified, so the next record is where it says).
+    A length whose CRC does not match says nothing about where the next record is: the walk looks
+    for the next offset holding a valid header and payload (:func:`_resync`).
     """
     size = len(buf)
     view = memoryview(buf)
@@ -363,11 +385,13 @@ def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[list[int], 
     good_headers: set[tuple[int, int]] = set()
     starts: list[int] = []
     ends: list[int] = []
-    failure = None
+    numbers: list[int] = []
+    bad: list[_BadRecord] = []
+    number = 0
     pos = 0
     while pos < size:
         if size - pos < _HEADER_SIZE:
-            failure = _BadRecord(f"truncated record header ({size - pos} of {_HEADER_SIZE} bytes)", len(starts), pos)
+            bad.append(_BadRecord(f"truncated record header ({size - pos} of {_HEADER_SIZE} bytes)", number, pos, True))
             break
         header = unpack_header(buf, pos)
         # Most records share a few lengths, so a (length, CRC) pair already verified is verified
@@ -375,8 +399,15 @@ def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[list[int], 
         if check_crc and header not in good_headers:
             c = crc(view[pos:pos + 8])
             if (((c >> 15) | (c << 17)) + _MASK_DELTA) & _U32 != header[1]:
-                failure = _BadRecord("length CRC mismatch", len(starts), pos)
-                break
+                resumed = _resync(buf, pos + 1) if number else None
+                if resumed is None:
+                    bad.append(_BadRecord("length CRC mismatch; no valid record after it", number, pos, True))
+                    break
+                bad.append(_BadRecord(f"length CRC mismatch; {resumed - pos} bytes skipped, "
+                                      f"reading resumed at byte {resumed}", number, pos))
+                number += 1
+                pos = resumed
+                continue
             if len(good_headers) < _MAX_REMEMBERED_HEADERS:
                 good_headers.add(header)
         start = pos + _HEADER_SIZE
@@ -385,29 +416,73 @@ def _frame_records(buf: bytes | mmap.mmap, check_crc: bool) -> tuple[list[int], 
         if end + _FOOTER.size > size:
             left = max(size - start - _FOOTER.size, 0)
             reason = f"truncated record: length field says {header[0]} bytes, {left} left"
-            failure = _BadRecord(reason, len(starts), pos)
-            break
+            # A truncated file has no whole record after this; a forged or corrupted length does.
+            resumed = _resync(buf, pos + 1) if number else None
+            if resumed is None:
+                bad.append(_BadRecord(reason, number, pos, True))
+                break
+            bad.append(_BadRecord(f"{reason}; {resumed - pos} bytes skipped, reading resumed at byte {resumed}",
+                                  number, pos))
+            number += 1
+            pos = resumed
+            continue
         starts.append(start)
         ends.append(end)
+        numbers.append(number)
+        number += 1
         pos = end + _FOOTER.size
     if check_crc and starts:
-        first_bad = _first_payload_crc_mismatch(buf, view, starts, ends)
-        if first_bad is not None:
-            failure = _BadRecord("data CRC mismatch", first_bad, starts[first_bad] - _HEADER_SIZE)
-            del starts[first_bad:], ends[first_bad:]
-    return starts, ends, failure
+        mismatched = _payload_crc_mismatches(buf, view, starts, ends)
+        if mismatched.size:
+            bad.extend(_BadRecord("data CRC mismatch; record skipped", numbers[i], starts[i] - _HEADER_SIZE)
+                       for i in mismatched.tolist())
+            keep = np.ones(len(starts), dtype=bool)
+            keep[mismatched] = False
+            starts = [a for a, k in zip(starts, keep.tolist()) if k]
+            ends = [b for b, k in zip(ends, keep.tolist()) if k]
+            numbers = [n for n, k in zip(numbers, keep.tolist()) if k]
+    return _Framing(starts, ends, numbers, bad)
 
 
-def _first_payload_crc_mismatch(
+_RESYNC_CHUNK = 1 << 20
+
+
+def _resync(buf: bytes | mmap.mmap, after: int) -> int | None:
+    """The first offset at or after ``after`` where a whole record with valid length and payload CRCs
+    starts, or None. Candidates are screened with numpy (a record of an event file is shorter than
+    4 GiB, so the length's high four bytes are zero, and it fits in what is left); only those get
+    their CRCs computed."""
+    data = np.frombuffer(buf, dtype=np.uint8)
+    size = len(data)
+    for chunk in range(after, size - _FRAME_OVERHEAD + 1, _RESYNC_CHUNK):
+        stop = min(chunk + _RESYNC_CHUNK, size - _FRAME_OVERHEAD + 1)
+        window = data[chunk:stop + 7]
+        high_zero = np.ones(stop - chunk, dtype=bool)
+        for k in range(4, 8):
+            high_zero &= window[k:k + stop - chunk] == 0
+        for offset in (np.flatnonzero(high_zero) + chunk).tolist():
+            if _whole_record_at(buf, offset, size):
+                return offset
+    return None
+
+
+def _whole_record_at(buf: bytes | mmap.mmap, offset: int, size: int) -> bool:
+    length, length_crc = _HEADER.unpack_from(buf, offset)
+    end = offset + _HEADER_SIZE + length
+    if end + _FOOTER.size > size or _masked_crc32c(buf[offset:offset + 8]) != length_crc:
+        return False
+    return _masked_crc32c(memoryview(buf)[offset + _HEADER_SIZE:end]) == _FOOTER.unpack_from(buf, end)[0]
+
+
+def _payload_crc_mismatches(
     buf: bytes | mmap.mmap, view: memoryview, starts: list[int], ends: list[int]
-) -> int | None:
-    """Index of the first record whose stored payload CRC does not match, or None."""
+) -> np.ndarray:
+    """Positions (in ``starts``) of the records whose stored payload CRC does not match."""
     crc = crc32c.crc32c
     computed = np.array([crc(view[a:b]) for a, b in zip(starts, ends)], dtype=np.uint64)
     masked = (((computed >> np.uint64(15)) | (computed << np.uint64(17))) + np.uint64(_MASK_DELTA)) & np.uint64(_U32)
     stored = _gather(np.frombuffer(buf, dtype=np.uint8), np.array(ends, dtype=np.int64), 4).view("<u4").ravel()
-    mismatched = np.flatnonzero(masked != stored)
-    return int(mismatched[0]) if mismatched.size else None
+    return np.flatnonzero(masked != stored)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -549,8 +624,10 @@ def _decode_tag_chunk(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray)
 
 def _protobuf_scalars(
     buf: bytes | mmap.mmap, starts: list[int], ends: list[int], indices: list[int]
-) -> tuple[_Scalars, _BadRecord | None]:
-    """Pass 3: parse the records at ``indices`` with protobuf; stops at the first that fails."""
+) -> tuple[_Scalars, list[_BadRecord]]:
+    """Pass 3: parse the records at ``indices`` with protobuf. A record that is not an Event (its CRC
+    was right, so the writer wrote it so: a tag that is not UTF-8) is skipped and reported, and
+    parsing goes on with the next: the framing does not depend on it."""
     view = memoryview(buf)
     event = event_pb2.Event()
     parse = event.ParseFromString
@@ -561,13 +638,15 @@ def _protobuf_scalars(
     wall_times: list[float] = []
     values: list[float] = []
     records: list[int] = []
-    failure = None
+    failures: list[_BadRecord] = []
     for index in indices:
         try:
             parse(view[starts[index]:ends[index]])
         except (DecodeError, RuntimeError, ValueError) as exc:
-            failure = _BadRecord(f"record is not an Event proto ({exc})", index, starts[index] - _HEADER_SIZE)
-            break
+            detail = "a string field (a tag) is not UTF-8, or " if "corrupt" in str(exc).lower() else ""
+            failures.append(_BadRecord(f"record is not an Event proto ({detail}{exc}); record skipped",
+                                       index, starts[index] - _HEADER_SIZE))
+            continue
         if not has_field("summary"):
             continue
         step = event.step
@@ -576,7 +655,10 @@ def _protobuf_scalars(
             if value.HasField("simple_value"):
                 number = value.simple_value
             elif value.HasField("tensor"):
-                number = _tensor_scalar(value, plugin_of_tag)
+                try:
+                    number = _tensor_scalar(value, plugin_of_tag)
+                except (struct.error, ValueError, OverflowError):   # a malformed tensor is not a scalar
+                    number = None
                 if number is None:
                     continue
             else:  # image, histogram, audio: not scalars
@@ -593,7 +675,7 @@ def _protobuf_scalars(
         np.array(values, dtype=np.float64),
         np.array(records, dtype=np.int64),
     )
-    return scalars, failure
+    return scalars, failures
 
 
 def _merge(plain: _PlainScalars | None, other: _Scalars) -> _Scalars:
@@ -623,8 +705,10 @@ def read_event_file(
     written: no aliasing, no percent scaling), ``file`` (``display_path`` or ``path``) and
     ``record`` (int64, 0-based record index in the file; record 0 is the version header).
 
-    - A corrupt or truncated record: the records before it are returned, plus one warning issue
-      with the record index and the byte offset where the bad record starts.
+    - A corrupt record: skipped, with a warning issue giving its record index and the byte offset
+      where it starts; the records before and after it are kept (see :func:`_scan_records`). A
+      truncated file keeps every whole record. Past :data:`MAX_RECORD_ISSUES` bad records, one
+      more issue counts the rest.
     - An empty (0-byte) file: no rows and one warning issue.
     - The very first record bad (random bytes, a text file, a truncated header): not an event
       file, so :class:`IngestError`; also for a file that cannot be opened.
@@ -642,31 +726,43 @@ def read_event_file(
                 return _Scalars.empty().frame(shown), [issue]
             # mmap: the OS pages the file in; a huge event file (images) costs no heap copy.
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                scalars, failure = _scan_mapped(mapped, check_crc)
+                scalars, bad = _scan_mapped(mapped, check_crc)
     except OSError as exc:
         raise IngestError(f"cannot read event file: {exc.strerror or exc}", SourceRef(shown)) from exc
     except ValueError as exc:  # mmap of something that is not a regular file
         raise IngestError(f"cannot map event file: {exc}", SourceRef(shown)) from exc
-    if failure is None:
-        return scalars.frame(shown), []
-    if failure.index == 0:
+    if bad and bad[0].index == 0:
         raise IngestError(
-            f"not a TensorBoard event file: first record unusable ({failure.reason})",
+            f"not a TensorBoard event file: first record unusable ({bad[0].reason})",
             SourceRef(shown, record=0, offset=0),
         )
-    issue = IngestIssue(
-        SourceRef(shown, record=failure.index, offset=failure.offset),
-        f"{failure.reason}; kept the {failure.index} records before byte {failure.offset}, "
-        "skipped the rest of the file",
-    )
-    return scalars.frame(shown), [issue]
+    return scalars.frame(shown), _bad_record_issues(shown, bad, scalars.records) if bad else []
 
 
-def _scan_mapped(mapped: mmap.mmap, check_crc: bool) -> tuple[_Scalars, _BadRecord | None]:
+MAX_RECORD_ISSUES = 10   # one issue per bad record up to this many; a fuzzed file can have thousands
+
+
+def _bad_record_issues(shown: str, bad: list[_BadRecord], records: np.ndarray) -> list[IngestIssue]:
+    issues = []
+    for record in bad[:MAX_RECORD_ISSUES]:
+        tail = (f"; kept the scalars of the records before byte {record.offset}, nothing after it could be read"
+                if record.final else "")
+        issues.append(IngestIssue(SourceRef(shown, record=record.index, offset=record.offset), record.reason + tail))
+    if len(bad) > MAX_RECORD_ISSUES:
+        rest = bad[MAX_RECORD_ISSUES:]
+        issues.append(IngestIssue(
+            SourceRef(shown, record=rest[0].index, offset=rest[0].offset),
+            f"{len(rest)} more bad records skipped (records {rest[0].index}..{rest[-1].index}); "
+            f"{len(np.unique(records))} records with scalars kept",
+        ))
+    return issues
+
+
+def _scan_mapped(mapped: mmap.mmap, check_crc: bool) -> tuple[_Scalars, list[_BadRecord]]:
     # The first header is always verified: it is what tells an event file from anything else.
     if not sniff_event_file(mapped[:_HEADER_SIZE]):
         reason = "file too short for a record header" if len(mapped) < _HEADER_SIZE else "length CRC mismatch"
-        return _Scalars.empty(), _BadRecord(reason, 0, 0)
+        return _Scalars.empty(), [_BadRecord(reason, 0, 0, True)]
     return _scan_records(mapped, check_crc)
 
 

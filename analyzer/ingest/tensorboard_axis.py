@@ -52,23 +52,55 @@ MAX_EPOCH = 10**7      # an epoch number past this (or below 0) from a global-st
 
 @dataclass(frozen=True, slots=True)
 class _Axis:
-    """How the steps of the per-step and epoch-level tags map to epochs."""
+    """How the steps of the per-step and epoch-level tags map to epochs.
+
+    Three ways, one per what the file tells (see :func:`epoch_axis`):
+
+    - ``boundaries``: the global steps that close epochs (an eval point or an ``epoch`` tag point
+      per epoch, on the global step) and the epoch each closes. A per-step point at step ``s``
+      belongs to the first epoch whose boundary is at or after ``s`` (``inclusive``: the loop
+      logged the epoch's last train step and then validated at that same step) or after ``s``
+      (not ``inclusive``: validation was logged at the next step, the first of the next epoch).
+      An epoch-level point belongs to the first boundary at or after it. Steps past the last
+      boundary (a run stopped mid-epoch) continue at ``steps_per_epoch`` per epoch.
+    - ``steps_per_epoch`` alone: epoch-level tags are on epoch indices, per-step tags at that
+      many steps per epoch from their first step.
+    - neither: steps are not mapped to epochs.
+    """
 
     per_step: frozenset[str]               # metrics logged per step
     global_epochs: bool                    # epoch-level tags are on the global step too
-    steps_per_epoch: float | None = None   # when epochs of steps are known from a ratio
-    epoch_of_step: pd.Series | None = None  # from an ``epoch`` tag: step -> epoch (sorted by step)
+    steps_per_epoch: float | None = None   # when epochs of steps are known from a ratio or a spacing
+    boundaries: np.ndarray | None = None   # int64 global steps closing epochs, ascending
+    boundary_epochs: np.ndarray | None = None  # the epoch each boundary closes, ascending
+    inclusive: bool = True                 # a per-step point at a boundary step is in the epoch it closes
     how: str = ""                          # the sentence inspect shows
 
     def epochs_of(self, steps: np.ndarray) -> np.ndarray:
-        """The epoch of each global step (float, NaN when unknown)."""
-        if self.epoch_of_step is not None:
-            keys = self.epoch_of_step.index.to_numpy()
-            at = np.clip(np.searchsorted(keys, steps, side="right") - 1, 0, len(keys) - 1)
-            return self.epoch_of_step.to_numpy(dtype=float)[at]
+        """The epoch of each per-step point's global step (float, NaN when unknown)."""
+        steps = np.asarray(steps, dtype=float)
+        if self.boundaries is not None and len(self.boundaries):
+            side = "left" if self.inclusive else "right"
+            return self._from_boundaries(steps, side, past_offset=1.0 if self.inclusive else 0.0, closing=False)
         if self.steps_per_epoch:
             return np.floor(steps / self.steps_per_epoch)
         return np.full(len(steps), math.nan)
+
+    def epochs_of_points(self, steps: np.ndarray) -> np.ndarray:
+        """The epoch of each epoch-level point (an eval value) on the global step: the epoch it closes."""
+        return self._from_boundaries(np.asarray(steps, dtype=float), "left", past_offset=0.0, closing=True)
+
+    def _from_boundaries(self, steps: np.ndarray, side: str, past_offset: float, closing: bool) -> np.ndarray:
+        bounds, epochs = self.boundaries, self.boundary_epochs
+        assert bounds is not None and epochs is not None
+        at = np.searchsorted(bounds, steps, side=side)
+        inside = at < len(bounds)
+        out = np.empty(len(steps), dtype=float)
+        out[inside] = epochs[at[inside]]
+        past = (steps[~inside] - bounds[-1] - past_offset) / (self.steps_per_epoch or 1.0)
+        # past the last boundary: a point that closes an epoch closes the one it ends in; a step starts in one
+        out[~inside] = epochs[-1] + (np.ceil(past) if closing else 1 + np.floor(past))
+        return out
 
 
 def scalars_contribution(tb: TensorBoardScalars) -> Contribution:
@@ -76,7 +108,7 @@ def scalars_contribution(tb: TensorBoardScalars) -> Contribution:
     files establish (``resolve``)."""
     def resolve(context: EpochContext) -> Contribution:
         frame = tb.frame
-        is_epoch_tag = frame["tag"].str.lower().isin(EPOCH_TAGS) if not frame.empty else None
+        is_epoch_tag = _is_epoch_tag(frame) if not frame.empty else None
         axis = _classify(frame, context.n_epochs)
         # the epoch counter itself is the clock, not a metric
         epochs, steps = _split(frame if is_epoch_tag is None else frame[~is_epoch_tag], axis, context.n_epochs)
@@ -90,10 +122,21 @@ def scalars_contribution(tb: TensorBoardScalars) -> Contribution:
 # ------------------------------------------------------------------------------------------ classification
 
 
-def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
+def epoch_axis(frame: pd.DataFrame, n_epochs_hint: int = 0) -> _Axis:
+    """How the global steps of a run's combined TensorBoard scalars (``TensorBoardScalars.frame``)
+    map to epochs: the one place that decides it, for every layout a training loop writes.
+
+    Layouts (each covered by ``tests/test_tensorboard_epochs.py`` with files from a real
+    ``SummaryWriter``): eval logged at the epoch's last train step, at the next step (the first of
+    the next epoch), at the epoch's end counted 1-based; an ``epoch`` tag logged with each eval, at
+    each epoch's start, at every step, or none; eval on epoch indices while train tags are per
+    step; a restarted run (a second file overwriting steps). The principle: validation closes an
+    epoch, so its points are the epochs' boundaries; whether a train step *at* a boundary step
+    belongs to the epoch the boundary closes is read from the order the loop wrote them in.
+    """
     if frame.empty:
         return _Axis(frozenset(), False)
-    is_epoch_tag = frame["tag"].str.lower().isin(EPOCH_TAGS)
+    is_epoch_tag = _is_epoch_tag(frame)
     epoch_tag, frame = frame[is_epoch_tag], frame[~is_epoch_tag]
     if frame.empty:
         return _Axis(frozenset(), False)
@@ -101,8 +144,9 @@ def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
     counts, max_step = stats["nunique"], stats["max"]
     values = epoch_tag["value"].to_numpy(dtype=float)
     epoch_tag = epoch_tag[np.isfinite(values) & (values >= 0) & (values <= MAX_EPOCH)]
-    if len(epoch_tag):
-        return _by_epoch_tag(frame, epoch_tag, counts)
+    tag_axis = _by_epoch_tag(frame, epoch_tag, counts, max_step) if len(epoch_tag) else None
+    if tag_axis is not None:
+        return tag_axis
     evals = [m for m in counts.index if str(m).startswith("eval_")]
     if evals:
         reference = int(counts[evals].max())
@@ -114,7 +158,8 @@ def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
     if reference:
         per_step = frozenset(m for m in counts.index if counts[m] > POINTS_PER_EPOCH_LIMIT * reference + 1)
     else:
-        per_step = frozenset(m for m in counts.index if not _named_epoch(frame, m))
+        named_epoch = _metrics_named_epoch(frame)
+        per_step = frozenset(m for m in counts.index if m not in named_epoch)
     if not per_step:
         return _Axis(per_step, False)   # every tag once an epoch: steps are epoch indices
     names = _tags(frame, per_step)
@@ -122,12 +167,13 @@ def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
     step_reach = int(max_step[list(per_step)].max())
     if epoch_level and int(max_step[epoch_level].max()) * 2 >= step_reach:
         densest = max(epoch_level, key=lambda m: counts[m])
-        steps = np.unique(frame.loc[frame["metric"] == densest, "step"].to_numpy())
-        spacing = float(np.median(np.diff(steps))) if steps.size > 1 else float(steps[0] or 0)
-        if spacing >= 1:
-            how = (f"per-step tags {names} on the global step; epoch-level tags at the global step of each epoch "
-                   f"({spacing:g} steps per epoch from the spacing of {_tags(frame, [densest])}): epoch = step / {spacing:g} - 1")
-            return _Axis(per_step, True, steps_per_epoch=spacing, how=how)
+        closing = frame[frame["metric"] == densest]
+        axis = _closed_by_points(frame, per_step, closing, epochs=None)
+        if axis is not None:
+            how = (f"per-step tags {names} on the global step; epoch-level tags at the global step of each epoch's "
+                   f"end ({axis.steps_per_epoch:g} steps per epoch from the spacing of {_tags(frame, [densest])}; "
+                   f"a train step at an eval step is {'in the epoch it ends' if axis.inclusive else 'the next epoch'})")
+            return _with_how(axis, how)
     if reference:
         first = int(frame.loc[frame["metric"].isin(per_step), "step"].min())
         ratio = (step_reach - first + 1) / reference
@@ -139,19 +185,104 @@ def _classify(frame: pd.DataFrame, n_epochs_hint: int) -> _Axis:
     return _Axis(per_step, False, how=how)
 
 
-def _by_epoch_tag(frame: pd.DataFrame, epoch_tag: pd.DataFrame, counts: pd.Series) -> _Axis:
-    table = epoch_tag.sort_values("step").drop_duplicates("step", keep="last").set_index("step")["value"].round()
-    n_epochs = max(int(table.nunique()), 1)
+# The name the rest of the module used; kept for callers outside it.
+_classify = epoch_axis
+
+
+def _with_how(axis: _Axis, how: str) -> _Axis:
+    return _Axis(axis.per_step, axis.global_epochs, axis.steps_per_epoch, axis.boundaries,
+                 axis.boundary_epochs, axis.inclusive, how)
+
+
+def _by_epoch_tag(frame: pd.DataFrame, epoch_tag: pd.DataFrame, counts: pd.Series, max_step: pd.Series) -> _Axis | None:
+    """The axis an ``epoch`` tag gives, or None when its steps are epoch indices (they do not reach
+    the per-step tags' global steps) and so say nothing about the steps."""
+    table = epoch_tag.sort_values(["step", "wall_time"]).drop_duplicates("step", keep="last")
+    marks = table["value"].round().to_numpy(dtype=np.int64)
+    n_epochs = max(len(np.unique(marks)), 1)
     tag = str(epoch_tag["tag"].iloc[0])
     per_step = frozenset(m for m in counts.index if counts[m] > POINTS_PER_EPOCH_LIMIT * n_epochs + 1)
-    how = (f"global steps mapped to epochs by the {tag} tag ({n_epochs} epochs)"
+    if not per_step:
+        return _Axis(per_step, False, how=f"the {tag} tag counts {n_epochs} epochs; every tag once an epoch")
+    if int(table["step"].max()) * 2 < int(max_step[list(per_step)].max()):
+        return None
+    if int(table["step"].iloc[0]) <= int(frame.loc[frame["metric"].isin(per_step), "step"].min()):
+        # The counter is written as each epoch starts (Lightning: with every logged step): epoch e runs
+        # from its first mark to the next epoch's first mark, exclusive.
+        # The last epoch has no end mark: it runs to the end (a boundary past every step).
+        changed = np.concatenate([[True], marks[1:] != marks[:-1]])
+        starts, started = table["step"].to_numpy(dtype=np.int64)[changed], marks[changed]
+        bounds = np.append(starts[1:], np.iinfo(np.int64).max)
+        spacing = float(np.median(np.diff(starts))) if starts.size > 1 else None
+        axis = _boundaries_axis(per_step, bounds, started, inclusive=False, spacing=spacing)
+        kind = "at each epoch's start"
+    else:
+        # Written when an epoch ends (with its validation): each mark closes the epoch it names.
+        axis = _closed_by_points(frame, per_step, table, epochs=marks)
+        kind = "at each epoch's end"
+    if axis is None:
+        return None
+    how = (f"global steps mapped to epochs by the {tag} tag, logged {kind} ({n_epochs} epochs)"
            + (f"; per-step tags {_tags(frame, per_step)}" if per_step else ""))
-    return _Axis(per_step, True, epoch_of_step=table, how=how)
+    return _with_how(axis, how)
 
 
-def _named_epoch(frame: pd.DataFrame, metric: str) -> bool:
-    tags = frame.loc[frame["metric"] == metric, "tag"].unique()
-    return any("epoch" in str(tag).lower() for tag in tags)
+def _closed_by_points(frame: pd.DataFrame, per_step: frozenset[str], closing: pd.DataFrame,
+                      epochs: np.ndarray | None) -> _Axis | None:
+    """The axis whose boundaries are the steps of ``closing`` (one point per epoch, written when the
+    epoch ends). ``epochs``: the epoch each closes (an ``epoch`` tag's values); None: from the spacing,
+    ``round(step / spacing) - 1``, so a skipped validation or a run resumed mid-way keeps its numbers."""
+    closing = closing.sort_values(["step", "wall_time"]).drop_duplicates("step", keep="last")
+    steps = closing["step"].to_numpy(dtype=np.int64)
+    per_step_rows = frame[frame["metric"].isin(per_step)]
+    first_step = int(per_step_rows["step"].min())
+    spacing = float(np.median(np.diff(steps))) if steps.size > 1 else float(steps[0] - first_step + 1)
+    if not spacing >= 1:
+        return None
+    if epochs is None:
+        epochs = np.maximum(np.round(steps / spacing) - 1, 0).astype(np.int64)
+    inclusive = _train_written_first(per_step_rows, closing)
+    return _boundaries_axis(per_step, steps, np.asarray(epochs, dtype=np.int64), inclusive, spacing)
+
+
+def _boundaries_axis(per_step: frozenset[str], bounds: np.ndarray, epochs: np.ndarray, inclusive: bool,
+                     spacing: float | None) -> _Axis:
+    """Boundaries made strictly increasing in epoch: a pre-training validation at step 0 and the later one
+    of epoch 0 close the same epoch, and the later, which is the epoch's end, is kept; a counter that goes
+    back (a restart's overlap, already resolved by the latest write) closes nothing."""
+    keep = np.concatenate([epochs[1:] > epochs[:-1], [True]])
+    keep &= epochs >= np.maximum.accumulate(epochs)
+    return _Axis(per_step, True, steps_per_epoch=spacing if spacing and spacing >= 1 else None,
+                 boundaries=bounds[keep], boundary_epochs=epochs[keep], inclusive=inclusive)
+
+
+def _train_written_first(per_step_rows: pd.DataFrame, closing: pd.DataFrame) -> bool:
+    """Whether, at the steps where both exist, the loop wrote its train points before the closing
+    (eval or epoch) point: then a train step at a boundary step is the last of the epoch it closes.
+    Write order is the record order inside one file and the wall time across files; a tie or no
+    shared step says inclusive (the last-train-step layout is the common one)."""
+    shared = per_step_rows[per_step_rows["step"].isin(closing["step"])]
+    if shared.empty:
+        return True
+    first_train = shared.sort_values(["wall_time", "record"]).drop_duplicates("step", keep="first").set_index("step")
+    close = closing.set_index("step").reindex(first_train.index)
+    same_file = (first_train["file"] == close["file"]).to_numpy()
+    before = np.where(same_file, first_train["record"].to_numpy() < close["record"].to_numpy(),
+                      first_train["wall_time"].to_numpy() <= close["wall_time"].to_numpy())
+    return int(before.sum()) * 2 >= len(before)
+
+
+def _is_epoch_tag(frame: pd.DataFrame) -> pd.Series:
+    """Rows of the epoch counter; names are compared once per distinct tag, not once per row."""
+    tags = frame["tag"]
+    return tags.isin([t for t in tags.unique() if str(t).lower() in EPOCH_TAGS])
+
+
+def _metrics_named_epoch(frame: pd.DataFrame) -> set[str]:
+    """Metrics with a tag whose name says epoch (``train_loss_epoch``), from the distinct tags: one pass
+    over the rows whatever the number of tags (a per-metric filter of the frame was quadratic)."""
+    named = [t for t in frame["tag"].unique() if "epoch" in str(t).lower()]
+    return set(frame.loc[frame["tag"].isin(named), "metric"].astype(str).unique()) if named else set()
 
 
 def _tags(frame: pd.DataFrame, metrics) -> str:
@@ -179,10 +310,8 @@ def _split(frame: pd.DataFrame, axis: _Axis, n_epochs_hint: int) -> tuple[tuple[
 def _epoch_level_values(metric: str, group: pd.DataFrame, axis: _Axis, n_epochs_hint: int) -> EpochValues:
     group = group.sort_values(["step", "wall_time"]).drop_duplicates("step", keep="last")
     steps = group["step"].to_numpy()
-    if axis.epoch_of_step is not None:
-        epochs = axis.epochs_of(steps)
-    elif axis.global_epochs and axis.steps_per_epoch:
-        epochs = np.maximum(np.round(steps / axis.steps_per_epoch) - 1, 0)
+    if axis.boundaries is not None:
+        epochs = axis.epochs_of_points(steps)
     else:
         # epoch indices; 1..N are epochs 0..N-1 when no other file says which epochs there are
         offset = 1 if steps.min() >= 1 and n_epochs_hint == 0 and not (steps == 0).any() else 0
@@ -190,14 +319,14 @@ def _epoch_level_values(metric: str, group: pd.DataFrame, axis: _Axis, n_epochs_
     latest: dict[int, tuple[str, int, float, SourceRef]] = {}
     for epoch, value, file, record in zip(epochs.tolist(), group["value"].tolist(),
                                           group["file"].tolist(), group["record"].tolist()):
-        if math.isfinite(epoch) and (axis.epoch_of_step is None and not axis.global_epochs or 0 <= epoch <= MAX_EPOCH):
+        if math.isfinite(epoch) and (axis.boundaries is None or 0 <= epoch <= MAX_EPOCH):
             # a later point of the same epoch (a second validation) wins, as a later write of one step does
             latest[int(epoch)] = (metric, int(epoch), float(value), SourceRef(str(file), record=int(record)))
     return EpochValues(list(latest.values()))
 
 
 def _step_rows(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
-    """One row per global step that has a per-step train_loss or lr."""
+    """One row per global step that has a per-step train_loss (or, with no per-step loss, an lr)."""
     columns: dict[str, pd.Series] = {}
     sources: list[pd.DataFrame] = []
     for metric in STEP_FRAME_METRICS:
@@ -212,16 +341,23 @@ def _step_rows(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
     if not columns:
         return None
     table = pd.DataFrame(columns).sort_index()
+    if "train_loss" in columns:
+        # Rows are the steps whose loss was written: a step with only an LR (its loss record lost, or not
+        # logged that step) would read as a NaN loss, and a NaN loss is a divergence.
+        table = table.loc[np.sort(columns["train_loss"].index.unique().to_numpy())]
     where = pd.concat(sources)
     where = where[~where.index.duplicated(keep="first")].reindex(table.index)
     step = table.index.to_numpy(dtype=np.int64)
     epoch = axis.epochs_of(step.astype(float))
     epoch[(epoch < 0) | (epoch > MAX_EPOCH)] = math.nan
     per_epoch = axis.steps_per_epoch
-    if axis.epoch_of_step is not None:
+    if axis.boundaries is not None:
+        # position inside the epoch from its first logged step; its length from the boundaries' spacing
+        # (the logged steps of an epoch may be fewer), else from what was logged
         first_of_epoch = pd.Series(step).groupby(epoch).transform("min").to_numpy(dtype=float)
         idx = step - first_of_epoch
-        per_epoch_column = pd.Series(step).groupby(epoch).transform("count").to_numpy(dtype=float)
+        per_epoch_column = (np.full(len(step), float(round(per_epoch))) if per_epoch
+                            else pd.Series(step).groupby(epoch).transform("count").to_numpy(dtype=float))
     elif per_epoch:
         idx = step - epoch * per_epoch
         per_epoch_column = np.full(len(step), float(round(per_epoch)))

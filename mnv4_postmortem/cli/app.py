@@ -28,6 +28,21 @@ def _quiet_exit_on_closed_pipe() -> None:
     raise SystemExit(exit_codes.OK)
 
 
+class _RunArgument(click.ParamType):
+    """A run folder or file as a ``Path``; the bare ``-`` (stdin) stays the string ``"-"``, because
+    ``Path("./-")`` and ``Path("-")`` are equal and ``./-`` must read the folder named ``-``."""
+
+    name = "run"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) or value != "-":
+            return Path(value)
+        return value
+
+
+RUN_ARGUMENT = _RunArgument()
+
+
 def emit(text: str) -> None:
     """Write data to stdout. `... | head` closing the pipe is not an error (exit 0, no traceback)."""
     try:

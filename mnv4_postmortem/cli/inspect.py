@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from mnv4_postmortem.cli.app import FORMATS, emit, session, stdout_console, tb_alias_options
+from mnv4_postmortem.cli.app import FORMATS, RUN_ARGUMENT, emit, session, stdout_console, tb_alias_options
 
 
 @click.command("inspect")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=RUN_ARGUMENT)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format.")
 @tb_alias_options
 def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:

@@ -9,11 +9,12 @@ import click
 
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, emit, fail, rules_option, session, tb_alias_options
+from mnv4_postmortem.analyzer.run_argument import is_stdin
+from mnv4_postmortem.cli.app import RUN_ARGUMENT, SEVERITIES, emit, fail, rules_option, session, tb_alias_options
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=RUN_ARGUMENT)
 @click.option("--format", "fmt", type=click.Choice(formats("report")), default="text", show_default=True,
               help="text for the terminal, json for tools, html for a self-contained page, md for a GitHub issue.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -62,7 +63,7 @@ def _warn(message: str) -> None:
 def default_html_path(run_dir: Path) -> Path:
     """``./<run-name>.postmortem.html`` in the current folder; if that folder is the run itself (or inside
     it), the run's parent instead, so nothing is ever written into a run directory by default."""
-    if str(run_dir) == "-":  # an excerpt pasted on stdin
+    if is_stdin(run_dir):  # an excerpt pasted on stdin
         return Path("stdin.postmortem.html")
     run = run_dir.resolve()
     name = (run.stem if run.is_file() else run.name) or "run"
