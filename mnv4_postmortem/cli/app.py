@@ -29,7 +29,11 @@ def _quiet_exit_on_closed_pipe() -> None:
 
 
 def emit(text: str) -> None:
-    """Write data to stdout. `... | head` closing the pipe is not an error (exit 0, no traceback)."""
+    """Write data to stdout, every control character escaped (render/terminal.py: data never drives the
+    terminal). `... | head` closing the pipe is not an error (exit 0, no traceback)."""
+    from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+
+    text = terminal_safe(text)
     try:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
@@ -45,8 +49,15 @@ def stderr_console() -> Console:
     return Console(file=sys.stderr, soft_wrap=True, highlight=False)
 
 
+def echo_err(message: str) -> None:
+    """A status line on stderr; it may quote data (a file name), so it is escaped like stdout."""
+    from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+
+    click.echo(terminal_safe(str(message)), err=True)
+
+
 def fail(message: str, code: int = exit_codes.UNUSABLE) -> NoReturn:
-    click.echo(f"mnv4-postmortem: error: {message}", err=True)
+    echo_err(f"mnv4-postmortem: error: {message}")
     sys.exit(code)
 
 
@@ -61,7 +72,7 @@ def load_rule_pack(paths: tuple[Path, ...] | list[Path] = (), *, builtin: bool =
 
     pack = load_pack(list(paths), builtin=builtin, known_names=is_known_name)
     for notice in pack.notices:
-        click.echo(f"mnv4-postmortem: note: {notice}", err=True)
+        echo_err(f"mnv4-postmortem: note: {notice}")
     return pack
 
 

@@ -23,10 +23,11 @@ def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_alias
     """
     from mnv4_postmortem.analyzer.ingest import load_input
     from mnv4_postmortem.analyzer.render.inspect_view import describe, render_text
+    from mnv4_postmortem.analyzer.render.terminal import safe_tree
 
     run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     view = describe(run)
     if fmt == "json":
         emit(json.dumps(view, indent=2))
     else:
-        render_text(view, stdout_console())
+        render_text(safe_tree(view), stdout_console())

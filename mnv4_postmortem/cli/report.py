@@ -10,7 +10,8 @@ import click
 
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, load_rule_pack, tb_alias_options
+from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, echo_err, emit, fail, load_rule_pack, tb_alias_options
 
 
 @click.command("report")
@@ -56,7 +57,7 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
         diagnosis = with_batch_grid(diagnosis, _batch_grid(run_dir, verification_dir, batch_grid))
     if str(run_dir) != "-":
         diagnosis = replace(diagnosis, verification=find_verification(run_dir, verification_dir))
-    _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
+    _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output, fmt)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
 
@@ -96,12 +97,14 @@ def _batch_grid(run_dir: Path, verification_dir: Path | None, given: Path | None
         fail(f"cannot read {given}: {exc.strerror or exc}")
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _emit(text: str, output: Path | None, fmt: str) -> None:
     if output is None:
         emit(text)
         return
+    # text, md and json files end up in terminals too (cat, less -R, a pasted issue): same escaping as stdout.
+    # HTML escapes its own text (a browser draws no terminal sequences).
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_text(text if fmt == "html" else terminal_safe(text), encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
-    click.echo(f"wrote {output.resolve()}", err=True)
+    echo_err(f"wrote {output.resolve()}")

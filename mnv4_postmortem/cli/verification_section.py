@@ -11,7 +11,7 @@ import click
 def find_verification(run_dir: Path, given: Path | None):
     """The verification for this run: ``--verification DIR``, else the default out folder's, else None."""
     from mnv4_postmortem.analyzer.verification import VerificationError, default_verification_path, load_verification
-    from mnv4_postmortem.cli.app import fail
+    from mnv4_postmortem.cli.app import echo_err, fail
 
     path = given if given is not None else default_verification_path(run_dir)
     if given is None and not path.is_file():
@@ -21,5 +21,5 @@ def find_verification(run_dir: Path, given: Path | None):
     except VerificationError as exc:
         if given is not None:
             fail(str(exc))
-        click.echo(f"mnv4-postmortem: warning: {exc}; no Verification section", err=True)
+        echo_err(f"mnv4-postmortem: warning: {exc}; no Verification section")
         return None
