@@ -34,6 +34,7 @@ class BatchSetupError(RuntimeError):
 
 
 POOL_START_SECONDS = 120  # a worker that has not answered by then is not coming
+DASK_CONNECT_TIMEOUT = "10s"  # distributed's own default is 30 s; a scheduler that far away is a usage problem
 
 
 def run_local(paths: Iterable[str], task: RunTask, jobs: int,
@@ -107,7 +108,7 @@ def run_dask(paths: Iterable[str], task: RunTask, address: str) -> Iterator[RunR
         raise RuntimeError("--dask-scheduler needs dask.distributed: pip install 'mnv4-postmortem[dask]'") from exc
 
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
         raise BatchSetupError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     with client:  # the default client while the batch runs (as_completed looks it up)
