@@ -121,6 +121,12 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
     if opts.seeds < 1:
         raise ReproduceError("--seeds must be at least 1")
     out = check_out_dir(run_dir, opts.out or default_out_dir(run_dir))
+    if opts.out is None:
+        from mnv4_postmortem.analyzer.output_location import default_output_folder
+
+        note = default_output_folder(run_dir).note()
+        if note:
+            console.print(f"[yellow]note:[/] {escape(note)}")
     run = load_run(Path(run_dir))
     pack = load_pack()
     report = analyze(run, pack)

@@ -11,6 +11,7 @@ import click
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
 from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+from mnv4_postmortem.analyzer.verification import default_out_dir
 from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, echo_err, emit, fail, load_rule_pack, tb_alias_options
 
 
@@ -52,7 +53,7 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     diagnosis = diagnose(run, pack)
     if fmt == "html" and output is None:
-        output = default_html_path(run_dir)
+        output = default_html_path(run_dir, notice=echo_err)
     if fmt == "html":
         diagnosis = with_batch_grid(diagnosis, _batch_grid(run_dir, verification_dir, batch_grid))
     if str(run_dir) != "-":
@@ -69,18 +70,21 @@ def with_batch_grid(diagnosis, png: bytes | None):
     return replace(diagnosis, report_facts=replace(diagnosis.report_facts, batch_grid=png))
 
 
-def default_html_path(run_dir: Path) -> Path:
-    """``./<run-name>.postmortem.html`` in the current folder; if that folder is the run itself (or inside
-    it), the run's parent instead, so nothing is ever written into a run directory by default."""
+def default_html_path(run_dir: Path, notice=None) -> Path:
+    """``./<run-name>.postmortem.html`` in the current folder, unless that folder is inside a run directory:
+    then beside the outermost one (analyzer/output_location.py; ``notice`` is told where and why)."""
+    from mnv4_postmortem.analyzer.output_location import default_output_folder
+
+    location = default_output_folder(run_dir)
+    if notice is not None and location.note():
+        notice(f"mnv4-postmortem: note: {location.note()}")
     if str(run_dir) == "-":  # an excerpt pasted on stdin
-        return Path("stdin.postmortem.html")
-    run = run_dir.resolve()
-    name = (run.stem if run.is_file() else run.name) or "run"
-    here = Path.cwd().resolve()
-    inside = here == run or run in here.parents
-    folder = (run.parent if run.is_dir() else run.parent.parent) if inside else here
-    target = folder / f"{name}.postmortem.html"
-    return target if folder != here else Path(target.name)
+        name = "stdin"
+    else:
+        run = run_dir.resolve()
+        name = (run.stem if run.is_file() else run.name) or "run"
+    target = location.folder / f"{name}.postmortem.html"
+    return target if location.folder != Path.cwd().resolve() else Path(target.name)
 
 
 def _batch_grid(run_dir: Path, verification_dir: Path | None, given: Path | None) -> bytes | None:
@@ -88,7 +92,7 @@ def _batch_grid(run_dir: Path, verification_dir: Path | None, given: Path | None
     else reproduce's default out folder for this run)."""
     if given is None:
         folder = verification_dir if verification_dir is not None else (
-            None if str(run_dir) == "-" else Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name)
+            None if str(run_dir) == "-" else default_out_dir(run_dir))
         default = folder / "batch_grid.png" if folder is not None else None
         given = default if default is not None and default.is_file() else None
     try:
