@@ -55,10 +55,10 @@ class Verification:
 
 
 def default_out_dir(run_dir: Path) -> Path:
-    """``./mnv4-postmortem-repro/<run-name>/``, moved out of any run directory (analyzer/output_location.py)."""
-    from mnv4_postmortem.analyzer.output_location import default_output_folder
+    """The reproduction folder's default (its owner is analyzer/reproduction.py)."""
+    from mnv4_postmortem.analyzer.reproduction import ReproFolder
 
-    return default_output_folder(run_dir).folder / DEFAULT_OUT_ROOT / Path(run_dir).resolve().name
+    return ReproFolder.default_for(run_dir).root
 
 
 def default_verification_path(run_dir: Path) -> Path:

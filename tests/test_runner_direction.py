@@ -7,23 +7,27 @@ from __future__ import annotations
 import pytest
 
 from conftest import FIXTURE_RUNS
-from mnv4_postmortem.analyzer.engine.loader import load_pack, load_rules
-from mnv4_postmortem.analyzer.ingest import load_run
-from mnv4_postmortem.analyzer.pipeline import diagnose
+from mnv4_postmortem.analyzer.engine.loader import load_rules
+from mnv4_postmortem.analyzer.session import Analyzer
 from mnv4_postmortem.runner.spec import build_spec
 from mnv4_postmortem.runner.targets import Target, hold_to_direction, select_targets
 
 
 @pytest.fixture(scope="module")
-def pack():
-    return load_pack()
+def analyzer():
+    return Analyzer()
 
 
-def _held(pack, run_name: str, cause: str) -> tuple[Target, dict]:
-    run = load_run(FIXTURE_RUNS / run_name)
-    [target] = select_targets(run, diagnose(run, pack), pack, [cause])
+@pytest.fixture(scope="module")
+def pack(analyzer):
+    return analyzer.pack
+
+
+def _held(analyzer, run_name: str, cause: str) -> tuple[Target, dict]:
+    run = analyzer.load(FIXTURE_RUNS / run_name)
+    [target] = select_targets(run, analyzer.diagnose(run), analyzer, [cause])
     original = dict(build_spec(run, data="proxy").original_args)
-    return hold_to_direction(target, original, pack.treatments), original
+    return hold_to_direction(target, original, analyzer.pack.treatments), original
 
 
 def test_the_catalog_declares_the_directions(pack):
@@ -32,27 +36,27 @@ def test_the_catalog_declares_the_directions(pack):
     assert pack.treatments["warmup-too-long"] == {"warmup_epochs": "lower"}
 
 
-def test_lr_too_low_at_a_high_lr_raises_the_lr(pack):
-    target, original = _held(pack, "v1_lr_high", "lr-too-low")  # SGD at lr 1.0
+def test_lr_too_low_at_a_high_lr_raises_the_lr(analyzer):
+    target, original = _held(analyzer, "v1_lr_high", "lr-too-low")  # SGD at lr 1.0
     assert target.patch["lr"] > original["lr"]
     assert "higher, as lr-too-low asserts" in target.direction and not target.untestable
 
 
-def test_lr_too_high_at_a_tiny_lr_lowers_the_lr(pack):
-    target, original = _held(pack, "convnext_shapes_adamw_lr1e-7_v1", "lr-too-high")
+def test_lr_too_high_at_a_tiny_lr_lowers_the_lr(analyzer):
+    target, original = _held(analyzer, "convnext_shapes_adamw_lr1e-7_v1", "lr-too-high")
     assert target.patch["lr"] < original["lr"]
     assert "lower, as lr-too-high asserts" in target.direction
 
 
-def test_a_fired_finding_whose_fix_already_agrees_is_kept(pack):
-    target, original = _held(pack, "v1_lr_high", "lr-too-high")
-    run = load_run(FIXTURE_RUNS / "v1_lr_high")
-    fired = {f.cause: f for f in diagnose(run, pack).findings}["lr-too-high"]
+def test_a_fired_finding_whose_fix_already_agrees_is_kept(analyzer):
+    target, original = _held(analyzer, "v1_lr_high", "lr-too-high")
+    run = analyzer.load(FIXTURE_RUNS / "v1_lr_high")
+    fired = {f.cause: f for f in analyzer.diagnose(run).findings}["lr-too-high"]
     assert target.patch["lr"] == fired.fix.args["lr"] < original["lr"]
 
 
-def test_warmup_too_long_without_warmup_is_untestable(pack):
-    target, original = _held(pack, "v1_lr_high", "warmup-too-long")
+def test_warmup_too_long_without_warmup_is_untestable(analyzer):
+    target, original = _held(analyzer, "v1_lr_high", "warmup-too-long")
     assert not original.get("warmup_epochs")
     assert target.untestable and "warmup_epochs should go lower" in target.untestable
 
