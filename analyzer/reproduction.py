@@ -39,8 +39,11 @@ class ReproFolder:
 
     @classmethod
     def default_for(cls, run_dir: Path | str) -> ReproFolder:
-        """``./mnv4-postmortem-repro/<run-name>/`` (relative to the current folder, as reproduce writes it)."""
-        return cls(DEFAULT_OUT_ROOT / Path(run_dir).resolve().name)
+        """``./mnv4-postmortem-repro/<run-name>/``, the current folder moved out of any run directory it is
+        inside (analyzer/output_location.py), so the runner never writes into one and report reads it back."""
+        from mnv4_postmortem.analyzer.output_location import default_output_folder
+
+        return cls(default_output_folder(run_dir).folder / DEFAULT_OUT_ROOT / Path(run_dir).resolve().name)
 
     @property
     def verification(self) -> Path:

@@ -55,7 +55,10 @@ class Verification:
 
 
 def default_out_dir(run_dir: Path) -> Path:
-    return DEFAULT_OUT_ROOT / Path(run_dir).resolve().name
+    """The reproduction folder's default (its owner is analyzer/reproduction.py)."""
+    from mnv4_postmortem.analyzer.reproduction import ReproFolder
+
+    return ReproFolder.default_for(run_dir).root
 
 
 def default_verification_path(run_dir: Path) -> Path:

@@ -38,6 +38,7 @@ not with the batch noise) to where it stops falling, taken conservatively as a d
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import sys
 from dataclasses import asdict, dataclass
@@ -113,9 +114,18 @@ def run_range_test(
             inputs, targets = batch_data[0], batch_data[1]
             return batch_fn(inputs, targets) if batch_fn is not None else (inputs, targets)
 
+    import functools
+    from unittest import mock
+
+    import torch_lr_finder.lr_finder as upstream
+    from tqdm.autonotebook import tqdm
+
     started = time.perf_counter()
-    # The package prints to stdout; stdout is for data here.
-    with contextlib.redirect_stdout(sys.stderr):
+    # The package prints its own hints ("See the graph with lr_finder.plot()", "Stopping early...") and a
+    # tqdm bar: neither is ours to show (stdout is for data; our plot and stopped_early say the same), so
+    # the prints are captured and dropped and the bar is created disabled.
+    with contextlib.redirect_stdout(io.StringIO()), \
+            mock.patch.object(upstream, "tqdm", functools.partial(tqdm, disable=True)):
         finder = LRFinder(model, optimizer, recording, device=device)
         finder.range_test(_Batches(loader), start_lr=start_lr, end_lr=end_lr, num_iter=steps, step_mode="exp",
                           smooth_f=SMOOTH_F, diverge_th=DIVERGE_TH)

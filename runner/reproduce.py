@@ -29,7 +29,7 @@ from rich.table import Table
 
 from mnv4_postmortem.runner import scaling, verify
 from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, entry_json
-from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, select_targets
+from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, hold_to_direction, select_targets
 
 from mnv4_postmortem.analyzer.reproduction import BATCH_GRID_FILE as BATCH_GRID, VERIFICATION_FILE, ReproFolder
 from mnv4_postmortem.analyzer.session import Analyzer
@@ -52,7 +52,7 @@ class Options:
     max_samples: int | None = None
     val_samples: int | None = None
     img_size: int | None = None
-    seeds: int = 2
+    seeds: int = verify.DEFAULT_SEEDS
     device: str = "auto"
     out: Path | None = None
     train_script: Path | None = None
@@ -129,6 +129,12 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
     if opts.seeds < 1:
         raise ReproduceError("--seeds must be at least 1")
     out = check_out_dir(run_dir, opts.out or default_out_dir(run_dir))
+    if opts.out is None:
+        from mnv4_postmortem.analyzer.output_location import default_output_folder
+
+        note = default_output_folder(run_dir).note()
+        if note:
+            console.print(f"[yellow]note:[/] {escape(note)}")
     analyzer = opts.session()
     run = analyzer.load(Path(run_dir))
     report = analyzer.diagnose(run)
@@ -150,6 +156,7 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
             console.print("--dry-run: the LR range test that would choose the lr-* treatment's LR is not run")
     else:
         targets = with_finder_lr(run, targets, data, resolve_device(opts.device), console, opts.init_checkpoint)
+    targets = [hold_to_direction(t, spec.original_args, analyzer.pack.treatments) for t in targets]
     skipped = skipped_targets(targets, spec)
     for t_id, why in skipped.items():
         console.print(f"[yellow]{escape(t_id)}: skipped: {escape(why)}[/]")
@@ -211,7 +218,9 @@ def skipped_targets(targets: Sequence[Target], spec: TrainSpec) -> dict[str, str
     """Findings this reproduction cannot test, and why (no fix; or the weights they are about are missing)."""
     skipped: dict[str, str] = {}
     for t in targets:
-        if not t.patch:
+        if t.untestable:
+            skipped[t.id] = t.untestable
+        elif not t.patch:
             skipped[t.id] = "its rule proposes no fix to test"
         elif t.cause in NEEDS_ORIGINAL_INIT and spec.init.kind == "random" and spec.init.note:
             skipped[t.id] = ("it is about the pretrained weights at another input size, and those weights cannot be "
@@ -351,8 +360,11 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
             suffix = "" if metric == "eval_top1" else "_model"
             pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1" + suffix],
                                          tr["final_top1" + suffix], c["correct" + suffix], tr["correct" + suffix]))
-        verdict = verify.decide(pairs)
-        if len(pairs) < len(state.seeds) and verdict.verdict != "inconclusive":
+        verdict = verify.decide(pairs, target_metric(t.cause))
+        if not pairs and interrupted:
+            verdict = verify.Verdict("inconclusive", _finished_arms_text(state, control_key, treatment_key),
+                                     "run the remaining seeds")
+        elif len(pairs) < len(state.seeds) and verdict.verdict != "inconclusive":
             # a partial run (Ctrl-C) decides nothing: say what the finished seeds suggest
             verdict = verify.Verdict("inconclusive", f"only {len(pairs)}/{len(state.seeds)} seeds finished "
                                      f"(the finished ones point to '{verdict.verdict}': {verdict.reason})",
@@ -360,7 +372,7 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
         findings.append({
             "finding": t.id, "cause": t.cause, "rule_id": t.rule_id, "title": t.title,
             "metric": target_metric(t.cause),
-            "fired_on_run": t.fired, "note": t.note, "patch": _jsonable(t.patch),
+            "fired_on_run": t.fired, "note": t.note, "patch": _jsonable(t.patch), "direction": t.direction,
             "fix_command": command_for(spec, t.patch),
             "verdict": verdict.verdict, "reason": verdict.reason, "settle": verdict.settle, "checks": verdict.checks,
             "effect": verdict.effect.to_json() if verdict.effect else None,
@@ -385,6 +397,15 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
         # reproduce --show-batch: the input batch as the network sees it (runner/show_batch.py)
         "batch_grid": str(state.out / BATCH_GRID) if (state.out / BATCH_GRID).is_file() else None,
     }
+
+
+def _finished_arms_text(state: _State, control_key: str, treatment_key: str) -> str:
+    """After Ctrl-C with no seed's pair complete: which arms did finish (their runs are kept)."""
+    done = [f"{key} (seed {seed})" for key in dict.fromkeys((control_key, treatment_key)) for seed in state.seeds
+            if (key, seed) in state.results]
+    if not done:
+        return "interrupted before any arm finished"
+    return f"interrupted before any seed had both arms; finished: {', '.join(done)}"
 
 
 def target_metric(cause: str) -> str:
@@ -455,6 +476,8 @@ def print_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPl
         fired = "fired on the run" if t.fired else "did not fire on the run: a hypothesis"
         console.print(f"[bold]{t.id}[/] ({fired}): control {escape('[' + control + ']')} vs treatment "
                       f"{escape('[' + treatment + ']')} with {escape(patch)}")
+        if t.direction:
+            console.print(f"    direction: {escape(t.direction)}")
         if control == treatment:
             console.print("    the fix changes nothing in this recipe: the treatment is the control (difference 0 by construction)")
         plan = next(p for p in plans if p.key == treatment)

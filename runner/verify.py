@@ -15,18 +15,26 @@ Statistics, and why these (the metric: final eval top-1, treatment minus control
   both arms of a seed, 2000 resamples, percentile interval of the mean over seeds). It covers the
   finite validation set, i.e. the measurement, given these trained models; not seed variation.
 
-Which one decides: with K >= 3 seeds, the paired t interval. With K = 2, the t interval has one
-degree of freedom and says little, so the bootstrap interval decides, and only when both seeds agree
-in sign (seed-to-seed variation is then covered by sign agreement, not by an interval). Both
-intervals are always reported, with the one that decided named (``decided_by``). With K = 1 nothing
-is confirmed or refuted on the effect alone.
+Which one decides: both. "Confirmed" needs the seed-level criterion (the paired t interval over seeds
+excludes 0) AND the sample-level one (the bootstrap interval excludes 0) at every K >= 2. The bootstrap
+alone ignores seed-to-seed variance, so with it deciding at K = 2 a verdict flipped with the seed count
+(confirmed at 2 seeds, inconclusive at 3, confirmed at 4 on one over-regularization run). Requiring both at
+K = 2 makes the t interval (one degree of freedom, 12.7 standard errors wide) a wall for any effect whose
+two seeds differ by more than ~15% of it (the seed case's lr-too-high, +59 and +38 points, would not pass),
+so the CLI default is 3 seeds (``DEFAULT_SEEDS``; t(0.975, 2) = 4.3): 1.5x the training time of 2 seeds.
+With K = 1 nothing is confirmed on the effect alone.
+
+The proxy data can be too easy for a strong model: when both arms of every seed reach the ceiling
+(``CEILING_TOP1``) the arms cannot be told apart, and the verdict says so (inconclusive) instead of
+reading a 0-point difference as "the fix does not help".
 
 Verdicts:
 
 * **confirmed**: the finding fires in the control arm for every seed, fires in no treatment arm, every
-  seed improves, and the deciding interval excludes 0 (lower bound > 0);
-* **refuted**: the control does not reproduce the finding (no seed fires), or the fix does not remove
-  it (every treatment seed still fires), or the fix does not help (every seed's difference <= 0);
+  seed improves, and both 95% intervals (seed-level t, sample-level bootstrap) exclude 0;
+* **refuted**: the fix does not help (every seed's difference <= 0), or the control does not reproduce
+  the finding (no seed fires), or the fix does not remove it (every treatment seed still fires); every
+  reason that holds is named, the fix's own effect first;
 * **inconclusive**: anything else (mixed seeds, an interval that spans 0, one seed), with what would
   settle it.
 """
@@ -46,6 +54,10 @@ BOOTSTRAP_SAMPLES = 2000
 T_TEST = "paired Student t interval over seeds (treatment - control, df = K - 1)"
 BOOTSTRAP_TEST = "paired bootstrap over eval samples, stratified by seed (2000 resamples; measurement noise)"
 MIN_SEEDS_FOR_T = 3
+DEFAULT_SEEDS = 3  # see the module docstring: the seed-level interval needs df >= 2 to confirm real effects
+# A proxy arm at or above this top-1 has nothing left to gain: two arms both there are not separated by it.
+CEILING_TOP1 = 98.0
+REPORTED_METRIC = "eval_top1"
 
 __all__ = ["SeedPair", "Effect", "Verdict", "paired_t", "paired_bootstrap", "decide", "SCHEMA", "SCHEMA_VERSION"]
 
@@ -74,29 +86,39 @@ class Effect:
     test: str = T_TEST
     bootstrap: str = BOOTSTRAP_TEST
     level: float = CI_LEVEL
+    metric: str = REPORTED_METRIC   # eval_top1 (reported: the EMA's when evaluated) or eval_top1_model (raw)
 
     @property
     def decided_by(self) -> str:
-        """``t`` with K >= 3 seeds, ``bootstrap`` with K = 2 (plus sign agreement), ``none`` with one seed."""
-        if len(self.diffs) >= MIN_SEEDS_FOR_T:
-            return "t"
-        return "bootstrap" if len(self.diffs) == 2 and self.bootstrap_ci is not None else "none"
+        """``t+bootstrap`` with K >= 2 seeds (both must exclude 0; without eval samples, ``t``), ``none`` with one."""
+        if len(self.diffs) < 2 or self.ci is None:
+            return "none"
+        return "t+bootstrap" if self.bootstrap_ci is not None else "t"
 
     @property
     def deciding_ci(self) -> tuple[float, float] | None:
-        return {"t": self.ci, "bootstrap": self.bootstrap_ci}.get(self.decided_by)
+        """Of the intervals that must both exclude 0, the one whose lower bound is nearer 0 (or below it)."""
+        if self.decided_by == "none":
+            return None
+        if self.decided_by == "t":
+            return self.ci
+        return min(self.ci, self.bootstrap_ci, key=lambda ci: ci[0])
+
+    def metric_text(self) -> str:
+        what = "final eval top-1 (reported)" if self.metric == REPORTED_METRIC else "final eval top-1 of the raw model"
+        return f"{what}, treatment - control, points"
 
     def to_json(self) -> dict[str, Any]:
         deciding = self.deciding_ci
-        return {"metric": "final eval top-1 (reported), treatment - control, points",
+        return {"metric": self.metric_text(),
                 "mean_diff": _r(self.mean), "diffs": [_r(d) for d in self.diffs],
                 "ci": [_r(x) for x in self.ci] if self.ci else None, "ci_level": self.level, "test": self.test,
                 "bootstrap_ci": [_r(x) for x in self.bootstrap_ci] if self.bootstrap_ci else None,
                 "bootstrap": self.bootstrap, "decided_by": self.decided_by,
                 "deciding_ci": [_r(x) for x in deciding] if deciding else None,
-                "deciding_test": {"t": self.test, "bootstrap": self.bootstrap + " (2 seeds; confirming also needs "
-                                  "every seed to improve)"}.get(
-                    self.decided_by, "none (one seed)")}
+                "deciding_test": {"t": self.test, "t+bootstrap": f"both: {self.test}; and {self.bootstrap} "
+                                  "(confirming needs each to exclude 0; the interval shown is the one with the lower "
+                                  "bound nearer 0)"}.get(self.decided_by, "none (one seed)")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +165,12 @@ def paired_bootstrap(pairs: Sequence[SeedPair], level: float = CI_LEVEL, samples
     return float(low), float(high)
 
 
-def decide(pairs: Sequence[SeedPair]) -> Verdict:
+def decide(pairs: Sequence[SeedPair], metric: str = REPORTED_METRIC) -> Verdict:
     """The verdict for one finding from its control/treatment pairs (one per seed)."""
     if not pairs:
-        return Verdict("inconclusive", "no arm finished", "run it to the end (it was interrupted)")
+        return Verdict("inconclusive", "no seed has both arms finished", "run it to the end (it was interrupted)")
     diffs = tuple(p.diff for p in pairs)
-    effect = Effect(float(np.mean(diffs)), diffs, paired_t(diffs), paired_bootstrap(pairs))
+    effect = Effect(float(np.mean(diffs)), diffs, paired_t(diffs), paired_bootstrap(pairs), metric=metric)
     k = len(pairs)
     fired_c = sum(p.control_fired for p in pairs)
     fired_t = sum(p.treatment_fired for p in pairs)
@@ -157,25 +179,45 @@ def decide(pairs: Sequence[SeedPair]) -> Verdict:
         "removed": f"{k - fired_t}/{k} treatment seeds are free of it",
         "improves": _improvement_text(effect),
     }
+    saturated = all(min(p.control_top1, p.treatment_top1) >= CEILING_TOP1 for p in pairs)
+    if saturated:
+        checks["separable"] = f"no: both arms reach >= {CEILING_TOP1:g}% top-1 in every seed"
+    # Every reason that refutes is given, the fix's own effect first: it tests the cause's claim directly.
+    refuting = []
+    if all(d <= 0 for d in diffs) and not saturated:
+        refuting.append(f"the fix does not help: the target metric does not improve in any seed ({_diffs_text(diffs)})")
     if fired_c == 0:
-        return Verdict("refuted", "the control arm does not reproduce the finding (it fires in no seed)", "", effect, checks)
+        refuting.append("the control arm does not reproduce the finding (it fires in no seed)")
     if fired_t == k:
-        return Verdict("refuted", "the fix does not remove the finding (it still fires in every treatment seed)", "",
+        refuting.append("the fix does not remove the finding (it still fires in every treatment seed)")
+    if refuting:
+        return Verdict("refuted", "; and ".join(refuting), "", effect, checks)
+    if saturated:
+        return Verdict("inconclusive", f"the proxy could not separate the arms: both reach >= {CEILING_TOP1:g}% top-1 in "
+                       "every seed", "a harder task (real data with --data-dir, or a smaller --max-samples budget)",
                        effect, checks)
-    if all(d <= 0 for d in diffs):
-        return Verdict("refuted", "the fix does not help: the target metric does not improve in any seed", "",
-                       effect, checks)
-    deciding = effect.deciding_ci
-    if fired_c == k and fired_t == 0 and all(d > 0 for d in diffs) and deciding is not None and deciding[0] > 0:
+    if fired_c == k and fired_t == 0 and all(d > 0 for d in diffs) and _both_exclude_zero(effect):
         return Verdict("confirmed", "the finding fires in every control seed and in no treatment seed, every seed "
-                       f"improves, and the improvement's 95% interval excludes 0 ({_decided_text(effect)})", "",
+                       f"improves, and the improvement's 95% intervals exclude 0 ({_decided_text(effect)})", "",
                        effect, checks)
     return Verdict("inconclusive", _mixed_reason(fired_c, fired_t, k, effect), _settle(k, effect, fired_c, fired_t),
                    effect, checks)
 
 
+def _both_exclude_zero(effect: Effect) -> bool:
+    """Seed-level (paired t) and, when eval samples were recorded, sample-level (bootstrap) intervals."""
+    if effect.decided_by == "none":
+        return False
+    intervals = [effect.ci] + ([effect.bootstrap_ci] if effect.decided_by == "t+bootstrap" else [])
+    return all(ci[0] > 0 for ci in intervals)
+
+
+def _diffs_text(diffs: Sequence[float]) -> str:
+    return "per-seed differences " + ", ".join(f"{d:+.2f}" for d in diffs) + " points"
+
+
 def _decided_text(effect: Effect) -> str:
-    return {"t": "paired t over seeds", "bootstrap": "2 seeds: paired bootstrap over eval samples"}.get(
+    return {"t": "paired t over seeds", "t+bootstrap": "paired t over seeds and paired bootstrap over eval samples"}.get(
         effect.decided_by, "one seed")
 
 
@@ -192,12 +234,12 @@ def _mixed_reason(fired_c: int, fired_t: int, k: int, effect: Effect) -> str:
         parts.append(f"the control reproduces the finding in {fired_c}/{k} seeds")
     if fired_t > 0:
         parts.append(f"the treatment still shows it in {fired_t}/{k} seeds")
-    deciding = effect.deciding_ci
-    if deciding is None:
+    if effect.decided_by == "none":
         parts.append("one seed gives no interval")
-    elif deciding[0] <= 0:
-        parts.append(f"the improvement's 95% interval [{deciding[0]:+.2f}, {deciding[1]:+.2f}] includes 0 "
-                     f"({_decided_text(effect)})")
+    else:
+        for name, ci in (("seed-level (paired t)", effect.ci), ("sample-level (bootstrap)", effect.bootstrap_ci)):
+            if ci is not None and ci[0] <= 0:
+                parts.append(f"the {name} 95% interval [{ci[0]:+.2f}, {ci[1]:+.2f}] includes 0")
     if any(d <= 0 for d in effect.diffs) and any(d > 0 for d in effect.diffs):
         parts.append("the seeds disagree in sign")
     return "; ".join(parts) or "mixed results"

@@ -124,3 +124,22 @@ def test_lr_find_command_end_to_end_on_a_real_run(tmp_path):
     assert doc["schema"] == "mnv4-postmortem/lr-find" and doc["run_lr"] == pytest.approx(1e-3)
     assert len(doc["lrs"]) == len(doc["loss"]) > 0 and doc["lrs"] == sorted(doc["lrs"])
     assert doc["ratio_run_to_suggestion"] == pytest.approx(doc["run_lr"] / doc["suggestion"]["lr"])
+
+
+def test_range_test_prints_nothing_of_the_upstream_package(capfd):
+    # issue 17: lr-find leaked torch-lr-finder's "See the graph with ..." line and its tqdm bar
+    torch = pytest.importorskip("torch")
+    timm = pytest.importorskip("timm")
+    from torch.utils.data import DataLoader
+
+    from mnv4_postmortem.runner.proxy import ProxyDataset
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", num_classes=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loader = DataLoader(ProxyDataset(4, 16, 20 * 4), batch_size=4, shuffle=True, drop_last=True)
+    capfd.readouterr()
+    test = lf.run_range_test(model, optimizer, loader, torch.nn.CrossEntropyLoss(), steps=20, start_lr=1e-6, end_lr=1.0)
+    out, err = capfd.readouterr()
+    assert len(test.lrs) >= 1
+    assert "See the graph" not in out + err and "it/s" not in err and "%|" not in err

@@ -6,6 +6,10 @@ of the registry exactly as ingest asks it (name and first bytes), so a new forma
 change. TensorBoard writes one sub-folder per run (``runs/Mar31_16-30-58_host/``), so a folder whose only
 output is event files is a run of its own. Below a run folder nothing more is searched: ingest reads
 the whole folder, nested event files included.
+
+Nothing found is dropped without a word: a folder that cannot be listed (permissions, I/O error) is
+returned as a run, because it may hold one, and its analysis row then carries the error; a log-named file
+that cannot be read (permissions, a dangling symlink) makes its folder a run for the same reason.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ def find_runs(roots: Iterable[Path]) -> list[Path]:
 
 def _walk(root: Path) -> Iterator[Path]:
     seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    unreadable: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=lambda exc: unreadable.append(exc.filename)):
+        yield from (Path(p) for p in unreadable if p is not None)
+        unreadable.clear()
         try:
             st = os.stat(folder)
         except OSError:
@@ -47,6 +54,7 @@ def _walk(root: Path) -> Iterator[Path]:
         if is_run_folder(Path(folder), files):
             dirs[:] = []  # ingest reads everything below a run folder
             yield Path(folder)
+    yield from (Path(p) for p in unreadable if p is not None)
 
 
 def is_run_folder(folder: Path, files: Iterable[str]) -> bool:
@@ -61,5 +69,7 @@ def _claimed(path: Path) -> bool:
             return False
         with open(path, "rb") as handle:
             return formats.sniff(path.name, handle.read(SNIFF_BYTES)) is not None
-    except OSError:
+    except IsADirectoryError:
         return False
+    except OSError:
+        return True  # cannot tell: listed as a run, whose row says why it could not be read

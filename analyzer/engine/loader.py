@@ -21,6 +21,9 @@ from mnv4_postmortem.analyzer.engine.schema import CAUSES, KEBAB, KnownNames, Ru
 BUILTIN_PACKAGE = "mnv4_postmortem.rules"
 CAUSES_FILE = "causes.yaml"
 TEST_SUFFIX = ".test.yaml"
+# What a cause asserts about a setting, as the way its treatment must move it ("lr-too-low" -> lr: higher).
+# The verifier holds every treatment to it (runner/targets.py).
+DIRECTIONS = ("lower", "higher")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,8 @@ class RulePack:
     errors: tuple[RuleError, ...] = ()
     causes: Mapping[str, str] = field(default_factory=lambda: dict(CAUSES))
     notices: tuple[str, ...] = ()  # what the user should know but is not an error (a shipped rule overridden)
+    # cause -> {setting: "lower" | "higher"}: the direction a treatment of that cause moves each setting
+    treatments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def get(self, rule_id: str) -> Rule | None:
         """The rule with this id or alias."""
@@ -100,11 +105,13 @@ def _walk_traversable(root: Any, prefix: str) -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{child.name}", child
 
 
-def _parse_causes(source: _Source, catalog: dict[str, str]) -> list[RuleError]:
+def _parse_causes(source: _Source, catalog: dict[str, str],
+                  treatments: dict[str, dict[str, str]] | None = None) -> list[RuleError]:
     text, error = _read_text(source.display, source.read)
     if error:
         return [error]
     errors: list[RuleError] = []
+    treatments = {} if treatments is None else treatments
 
     def fail(node: Node | None, fld: str | None, message: str) -> None:
         where = yn.loc(node) if node is not None else None
@@ -126,11 +133,13 @@ def _parse_causes(source: _Source, catalog: dict[str, str]) -> list[RuleError]:
             continue
         entry: dict[str, tuple[Node, Any]] = {}
         for key, key_node, value_node, _ in yn.pairs(item):
-            if key not in ("id", "description"):
-                fail(key_node, f"[{i}].{key}", "unknown field (allowed: id, description)")
+            if key not in ("id", "description", "treatment"):
+                fail(key_node, f"[{i}].{key}", "unknown field (allowed: id, description, treatment)")
             entry[key] = (value_node, yn.construct(value_node))
         cause_node, cause = entry.get("id", (item, None))
-        description = entry.get("description", (item, ""))[1]
+        # A cause already in the catalog may be named without a description, to add metadata (treatment).
+        default = catalog.get(cause, "") if isinstance(cause, str) else ""
+        description = entry.get("description", (item, default))[1]
         if not isinstance(cause, str) or not KEBAB.match(cause):
             fail(cause_node, f"[{i}].id", "a cause id is a kebab-case string")
         elif not isinstance(description, str) or not description.strip():
@@ -139,7 +148,21 @@ def _parse_causes(source: _Source, catalog: dict[str, str]) -> list[RuleError]:
             fail(cause_node, f"[{i}].id", f"cause '{cause}' is already declared")
         else:
             catalog[cause] = description
+            if "treatment" in entry:
+                errors.extend(_parse_treatment(source, i, cause, *entry["treatment"], treatments))
     return errors
+
+
+def _parse_treatment(source: _Source, i: int, cause: str, node: Node, value: Any,
+                     treatments: dict[str, dict[str, str]]) -> list[RuleError]:
+    """``treatment: {lr: higher}``: each setting a fix of this cause moves, and which way."""
+    where = yn.loc(node)
+    if not isinstance(value, dict) or not value or not all(
+            isinstance(k, str) and v in DIRECTIONS for k, v in value.items()):
+        return [RuleError(source.display, where and where.line, where and where.col, f"[{i}].treatment",
+                          f"a mapping of setting -> {' | '.join(DIRECTIONS)}")]
+    treatments[cause] = dict(value)
+    return []
 
 
 def _load_sources(
@@ -152,8 +175,9 @@ def _load_sources(
     roots: tuple[str, ...],
 ) -> RulePack:
     catalog = dict(CAUSES if causes is None else causes)
+    treatments: dict[str, dict[str, str]] = {}
     for source in cause_sources:
-        errors.extend(_parse_causes(source, catalog))
+        errors.extend(_parse_causes(source, catalog, treatments))
     known = as_name_check(known_names)
     rules: list[Rule] = []
     claimed: dict[str, str] = {}  # id or alias -> "file:line" of the rule that claimed it
@@ -184,7 +208,7 @@ def _load_sources(
         for name in (rule.id, *rule.aliases):
             claimed[name] = f"{source.display}:{line}"
         rules.append(rule)
-    return RulePack(rules=tuple(rules), errors=tuple(errors), causes=catalog)
+    return RulePack(rules=tuple(rules), errors=tuple(errors), causes=catalog, treatments=treatments)
 
 
 def load_rules(
@@ -259,7 +283,7 @@ def _overlay(shipped: RulePack, user: RulePack) -> RulePack:
             notices.append(f"rule '{rule.id}' from {override.path} replaces the shipped rule ({rule.path})")
     causes = {**dict(shipped.causes), **dict(user.causes)}
     return RulePack(rules=tuple(kept) + user.rules, errors=shipped.errors + user.errors, causes=causes,
-                    notices=tuple(notices))
+                    notices=tuple(notices), treatments={**dict(shipped.treatments), **dict(user.treatments)})
 
 
 def find_test_files(paths: Sequence[Path | str]) -> list[Path]:

@@ -14,7 +14,8 @@ def render(summary, *, verbose: bool = False) -> str:
     lines = [
         "## mnv4-postmortem batch",
         "",
-        f"{counts['runs']} runs: {counts['flagged']} flagged, {counts['healthy']} healthy, {counts['unreadable']} unreadable.",
+        f"{counts['runs']} runs: {counts['flagged']} flagged, {counts['healthy']} healthy, {counts['unreadable']} unreadable."
+        + (" Interrupted (Ctrl-C): these are the runs that finished." if getattr(summary, "interrupted", False) else ""),
         "",
         "| run | model | epochs | best top-1 | final top-1 | top cause | severity | confidence |",
         "|---|---|---:|---:|---:|---|---|---:|",

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mnv4_postmortem.analyzer.model import Run
@@ -94,13 +95,13 @@ def describe(run: Run) -> dict[str, Any]:
 
 
 def render_text(view: dict[str, Any], console: Console) -> None:
-    console.print(f"[bold]Run[/bold] {view['run']}")
+    console.print(f"[bold]Run[/bold] {escape(str(view['run']))}")
     ep = view["epochs"]
     span = f"epochs {ep['first']}..{ep['last']} ({ep['count']})" if ep["count"] else "no epoch-level data"
     sched = f", {ep['scheduled']} scheduled" if ep["scheduled"] else ""
     if view.get("trainer"):
-        console.print(f"trainer: {view['trainer']}", markup=False)
-    console.print(f"timm version (guessed): {view['timm_version'] or 'unknown'}; {span}{sched}; {view['steps']['count']} logged steps")
+        console.print(f"trainer: {escape(str(view['trainer']))}")
+    console.print(f"timm version (guessed): {escape(str(view['timm_version'] or 'unknown'))}; {span}{sched}; {view['steps']['count']} logged steps")
 
     table = Table(title="Sources", show_lines=False, expand=False)
     for col in ("file", "kind", "format", "epochs", "metrics"):
@@ -110,7 +111,8 @@ def render_text(view: dict[str, Any], console: Console) -> None:
         family = s["family"] or ""
         if s["timm_version"]:
             family = f"{family} (timm {s['timm_version']})"
-        table.add_row(s["path"], s["kind"], family, epochs, ", ".join(s["metrics"]))
+        # cells are rich markup: a file named "[red]x" must print as itself
+        table.add_row(*(escape(str(v)) for v in (s["path"], s["kind"], family, epochs, ", ".join(s["metrics"]))))
     console.print(table)
     for s in view["sources"]:
         for note in s.get("notes") or ():
@@ -121,7 +123,7 @@ def render_text(view: dict[str, Any], console: Console) -> None:
     config.add_column("value", overflow="fold")
     config.add_column("from", overflow="fold")
     for label, entry in view["config"].items():
-        config.add_row(label, _fmt(entry["value"]), entry["source"])
+        config.add_row(escape(label), escape(_fmt(entry["value"])), escape(str(entry["source"])))
     console.print(config)
 
     if view["events"]:

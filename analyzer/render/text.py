@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.findings import Finding, Severity
 from mnv4_postmortem.analyzer.render.verification import render_verification_text
+from mnv4_postmortem.analyzer.render.terminal import terminal_safe
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -22,6 +23,12 @@ SEVERITY_STYLE = {
     Severity.INFO: "cyan",
 }
 MAX_WARNINGS_SHOWN = 5
+
+
+def escape(text: str) -> str:
+    """Data shown through rich: control characters made visible first (render/terminal.py; rich would
+    drop some silently and pass ESC through), then rich markup escaped."""
+    return markup_escape(terminal_safe(str(text)))
 
 
 def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:

@@ -12,13 +12,20 @@ from typing import Any, Mapping, Sequence
 
 from jinja2 import Environment, select_autoescape
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 
 from mnv4_postmortem.analyzer.verification import Verification
+from mnv4_postmortem.analyzer.render.terminal import terminal_safe
 
 __all__ = ["render_verification_text", "verification_json", "render_verification_html"]
 
 VERDICT_STYLE = {"confirmed": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
+
+
+def escape(text: str) -> str:
+    """Data shown through rich: control characters made visible first (render/terminal.py; rich would
+    drop some silently and pass ESC through), then rich markup escaped."""
+    return markup_escape(terminal_safe(str(text)))
 
 
 def _seeds(arm: Mapping[str, Any]) -> list[Mapping[str, Any]]:

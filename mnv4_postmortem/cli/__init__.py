@@ -37,19 +37,22 @@ _register()
 def main() -> None:
     """Entry point: bad input gets a message and an exit code, never a traceback."""
     from mnv4_postmortem.analyzer.model import IngestError
-    from mnv4_postmortem.cli.app import debug_enabled
+    from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+    from mnv4_postmortem.cli.app import debug_enabled, echo_err
 
     try:
         cli.main(standalone_mode=False)
         sys.stdout.flush()  # surface a closed pipe here, not at interpreter exit
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # Ctrl-C where a command keeps nothing: the shell's convention (128 + SIGINT), never "unusable input"
         click.echo("Aborted.", err=True)
-        sys.exit(exit_codes.UNUSABLE)
+        sys.exit(exit_codes.INTERRUPTED)
     except click.ClickException as exc:
+        exc.message = terminal_safe(exc.message)  # it may quote a path or value
         exc.show()
         sys.exit(exit_codes.UNUSABLE)
     except IngestError as exc:
-        click.echo(f"mnv4-postmortem: error: {exc}", err=True)
+        echo_err(f"mnv4-postmortem: error: {exc}")
         sys.exit(exit_codes.UNUSABLE)
     except SystemExit:
         raise
@@ -61,5 +64,5 @@ def main() -> None:
     except Exception as exc:  # a bug of ours: say so plainly instead of dumping a traceback
         if debug_enabled():
             raise
-        click.echo(f"mnv4-postmortem: internal error: {type(exc).__name__}: {exc} (set MNV4_DEBUG=1 for details)", err=True)
+        echo_err(f"mnv4-postmortem: internal error: {type(exc).__name__}: {exc} (set MNV4_DEBUG=1 for details)")
         sys.exit(exit_codes.INTERNAL)

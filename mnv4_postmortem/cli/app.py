@@ -44,7 +44,11 @@ RUN_ARGUMENT = _RunArgument()
 
 
 def emit(text: str) -> None:
-    """Write data to stdout. `... | head` closing the pipe is not an error (exit 0, no traceback)."""
+    """Write data to stdout, every control character escaped (render/terminal.py: data never drives the
+    terminal). `... | head` closing the pipe is not an error (exit 0, no traceback)."""
+    from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+
+    text = terminal_safe(text)
     try:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
@@ -60,8 +64,15 @@ def stderr_console() -> Console:
     return Console(file=sys.stderr, soft_wrap=True, highlight=False)
 
 
+def echo_err(message: str) -> None:
+    """A status line on stderr; it may quote data (a file name), so it is escaped like stdout."""
+    from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+
+    click.echo(terminal_safe(str(message)), err=True)
+
+
 def fail(message: str, code: int = exit_codes.UNUSABLE) -> NoReturn:
-    click.echo(f"mnv4-postmortem: error: {message}", err=True)
+    echo_err(f"mnv4-postmortem: error: {message}")
     sys.exit(code)
 
 
@@ -78,7 +89,7 @@ def session(rule_paths: tuple[Path, ...] | list[Path] = (), *, builtin: bool = T
     options = AnalyzerOptions.of(rule_paths, builtin=builtin, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     analyzer = Analyzer(options)
     for notice in analyzer.pack.notices if with_rules else ():
-        click.echo(f"mnv4-postmortem: note: {notice}", err=True)
+        echo_err(f"mnv4-postmortem: note: {notice}")
     return analyzer
 
 

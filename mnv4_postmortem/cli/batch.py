@@ -8,7 +8,7 @@ import click
 
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, emit, rules_option, session, stderr_console, tb_alias_options
+from mnv4_postmortem.cli.app import SEVERITIES, echo_err, emit, fail, rules_option, session, stderr_console, tb_alias_options
 
 
 
@@ -31,11 +31,16 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
                   tb_alias: tuple[str, ...] = (), tb_aliases_file: Path | None = None) -> None:
     """Diagnose every run found under ROOTS, recursively. A run is a folder with any timm output
     (summary.csv, args.yaml, a console log, TensorBoard event files, also in nested TensorBoard run
-    folders). A broken run is listed with its error and never stops the batch; progress goes to stderr."""
+    folders). A broken run is listed with its error and never stops the batch; progress goes to stderr.
+
+    \b
+    Exit codes: 0 done, 1 a run at or above --fail-on, 2 usage error (e.g. an unreachable --dask-scheduler),
+    130 interrupted (Ctrl-C): the runs that finished are written as a complete set (rows and index)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mnv4_postmortem.analyzer.batch.discover import find_runs
-    from mnv4_postmortem.analyzer.batch.execute import default_jobs, run_dask, run_local
+    from mnv4_postmortem.analyzer.batch.execute import BatchSetupError, default_jobs, run_dask, run_local
+    from mnv4_postmortem.analyzer.render.terminal import one_line
     from mnv4_postmortem.analyzer.batch.outputs import REPORTS_FOLDER, BatchOutputs
     from mnv4_postmortem.analyzer.batch.rows import RunTask
     from mnv4_postmortem.analyzer.findings import Severity
@@ -45,17 +50,18 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
     found = find_runs(roots)
     _refuse_run_dirs_as_out(out_dir, found)
     run_dirs = [str(p) for p in found]
+    threshold = Severity.parse(fail_on) if fail_on else None
+    # Outputs go to a staging folder inside --out and are swapped in at the end (see batch/outputs.py).
+    outputs = BatchOutputs(out_dir) if out_dir is not None else None
     task = RunTask(
         analyzer=analyzer.options,
-        report_dir=str(out_dir / REPORTS_FOLDER) if out_dir is not None and not no_run_reports else None,
+        report_dir=str(outputs.reports_dir) if outputs is not None and not no_run_reports else None,
         roots=tuple(str(r) for r in roots),
         line_format=fmt if fmt in formats("batch") else None,
     )
-    threshold = Severity.parse(fail_on) if fail_on else None
-    outputs = BatchOutputs(out_dir) if out_dir is not None else None
     jobs = min(jobs or default_jobs(), max(1, len(run_dirs)))  # no idle workers for a small batch
-    stream = run_dask(run_dirs, task, dask_address) if dask_address else run_local(run_dirs, task, jobs)
-    rows, failing = [], 0
+    stream = run_dask(run_dirs, task, dask_address) if dask_address else run_local(run_dirs, task, jobs, echo_err)
+    rows, failing, interrupted = [], 0, False
     progress = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[last]}"), console=stderr_console(), transient=False)
     try:
@@ -63,26 +69,36 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
             bar = progress.add_task("runs", total=len(run_dirs), last="")
             for row in stream:
                 rows.append(row)
-                progress.update(bar, advance=1, last=row.name[-50:])
+                progress.update(bar, advance=1, last=one_line(row.name[-50:]))
                 if outputs is not None:
                     outputs.add(row)
                 if threshold is not None and any(Severity.parse(f["severity"]) >= threshold for f in row.findings):
                     failing += 1
                 if row.line is not None:
                     emit(row.line)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BatchSetupError as exc:
         if outputs is not None:
-            outputs.finish(rows)
-    finally:
+            outputs.abandon()
+        fail(str(exc))
+    except BaseException:
         if outputs is not None:
-            outputs.close()
+            outputs.abandon()
+        raise
+    if outputs is not None:
+        outputs.finish(rows, interrupted=interrupted)
     if fmt == "md":
         from mnv4_postmortem.analyzer.batch.outputs import summarize
         from mnv4_postmortem.analyzer.render import renderer
 
-        emit(renderer("batch-summary", "md")(summarize(rows)))
+        emit(renderer("batch-summary", "md")(summarize(rows, interrupted)))
     unusable = sum(1 for r in rows if r.error)
     where = f"; wrote {out_dir / 'index.html'}" if out_dir is not None else ""
-    click.echo(f"{len(rows)} run(s), {unusable} unusable, {failing} at or above --fail-on{where}", err=True)
+    done = f"interrupted: {len(rows)} of {len(run_dirs)}" if interrupted else f"{len(rows)}"
+    echo_err(f"{done} run(s), {unusable} unusable, {failing} at or above --fail-on{where}")
+    if interrupted:
+        raise SystemExit(exit_codes.INTERRUPTED)
     if failing:
         raise SystemExit(exit_codes.FINDINGS)
 

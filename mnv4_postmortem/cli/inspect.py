@@ -22,6 +22,7 @@ def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_alias
     Exit code 0 when the run was read, 2 when nothing usable was found.
     """
     from mnv4_postmortem.analyzer.render.inspect_view import describe, render_text
+    from mnv4_postmortem.analyzer.render.terminal import safe_tree
 
     analyzer = session(tb_alias=tb_alias, tb_aliases_file=tb_aliases_file, with_rules=False)
     run = analyzer.load(run_dir, stdin=sys.stdin.buffer)
@@ -29,4 +30,4 @@ def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_alias
     if fmt == "json":
         emit(json.dumps(view, indent=2))
     else:
-        render_text(view, stdout_console())
+        render_text(safe_tree(view), stdout_console())

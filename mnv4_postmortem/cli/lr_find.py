@@ -39,7 +39,7 @@ def lr_find_command(run_dir: Path, data_dir: Path | None, proxy: bool, steps: in
     optimizer. Prints the suggested LR and range (and which rule chose them), the run's LR against
     them, and writes the loss-vs-LR plot (PNG and SVG) with the run's LR marked.
     """
-    from mnv4_postmortem.cli.app import emit, fail, session
+    from mnv4_postmortem.cli.app import echo_err, emit, fail, session
 
     if start_lr >= end_lr:
         fail("--start-lr must be below --end-lr")
@@ -63,7 +63,7 @@ def lr_find_command(run_dir: Path, data_dir: Path | None, proxy: bool, steps: in
     except ReproduceError as exc:
         fail(str(exc))
     run = session(tb_alias=tb_alias, tb_aliases_file=tb_aliases_file, with_rules=False).load(run_dir)
-    click.echo(f"LR range test on {run_dir}: {steps} batches, lr {start_lr:g} -> {end_lr:g} (exponential)", err=True)
+    echo_err(f"LR range test on {run_dir}: {steps} batches, lr {start_lr:g} -> {end_lr:g} (exponential)")
     result = lf.lr_find_for_run(run, data="proxy" if proxy else str(data_dir), steps=steps, start_lr=start_lr,
                                 end_lr=end_lr, device=resolve_device(device), init_checkpoint=init_checkpoint)
     title = f"LR range test: {result.run_name} ({result.opt}, batch {result.batch}, {result.data})"

@@ -9,8 +9,9 @@ import click
 
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
+from mnv4_postmortem.analyzer.render.terminal import terminal_safe
 from mnv4_postmortem.analyzer.run_argument import is_stdin
-from mnv4_postmortem.cli.app import RUN_ARGUMENT, SEVERITIES, emit, fail, rules_option, session, tb_alias_options
+from mnv4_postmortem.cli.app import RUN_ARGUMENT, SEVERITIES, echo_err, emit, fail, rules_option, session, tb_alias_options
 
 
 @click.command("report")
@@ -50,36 +51,41 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     except AttachmentError as exc:
         fail(str(exc))
     if fmt == "html" and output is None:
-        output = default_html_path(run_dir)
-    _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
+        output = default_html_path(run_dir, notice=echo_err)
+    _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output, fmt)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
 
 
 def _warn(message: str) -> None:
-    click.echo(f"mnv4-postmortem: warning: {message}", err=True)
+    echo_err(f"mnv4-postmortem: warning: {message}")
 
 
-def default_html_path(run_dir: Path) -> Path:
-    """``./<run-name>.postmortem.html`` in the current folder; if that folder is the run itself (or inside
-    it), the run's parent instead, so nothing is ever written into a run directory by default."""
+def default_html_path(run_dir: Path, notice=None) -> Path:
+    """``./<run-name>.postmortem.html`` in the current folder, unless that folder is inside a run directory:
+    then beside the outermost one (analyzer/output_location.py; ``notice`` is told where and why)."""
+    from mnv4_postmortem.analyzer.output_location import default_output_folder
+
+    location = default_output_folder(run_dir)
+    if notice is not None and location.note():
+        notice(f"mnv4-postmortem: note: {location.note()}")
     if is_stdin(run_dir):  # an excerpt pasted on stdin
-        return Path("stdin.postmortem.html")
-    run = run_dir.resolve()
-    name = (run.stem if run.is_file() else run.name) or "run"
-    here = Path.cwd().resolve()
-    inside = here == run or run in here.parents
-    folder = (run.parent if run.is_dir() else run.parent.parent) if inside else here
-    target = folder / f"{name}.postmortem.html"
-    return target if folder != here else Path(target.name)
+        name = "stdin"
+    else:
+        run = run_dir.resolve()
+        name = (run.stem if run.is_file() else run.name) or "run"
+    target = location.folder / f"{name}.postmortem.html"
+    return target if location.folder != Path.cwd().resolve() else Path(target.name)
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _emit(text: str, output: Path | None, fmt: str) -> None:
     if output is None:
         emit(text)
         return
+    # text, md and json files end up in terminals too (cat, less -R, a pasted issue): same escaping as stdout.
+    # HTML escapes its own text (a browser draws no terminal sequences).
     try:
-        output.write_text(text, encoding="utf-8")
+        output.write_text(text if fmt == "html" else terminal_safe(text), encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror or exc}")
-    click.echo(f"wrote {output.resolve()}", err=True)
+    echo_err(f"wrote {output.resolve()}")

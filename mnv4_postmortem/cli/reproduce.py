@@ -26,9 +26,9 @@ INSTALL_HINT = ('the reproduce command needs the [runner] extra (torch, timm): p
 @click.option("--proxy", is_flag=True, help="Use the procedural proxy dataset (no downloads) at the run's size and class count.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per arm (default: the run's, at most 8).")
 @click.option("--max-samples", type=click.IntRange(min=8), help="Training samples per arm (default 128).")
-@click.option("--val-samples", type=click.IntRange(min=8), help="Validation samples (default 160).")
+@click.option("--val-samples", type=click.IntRange(min=8), help="Validation samples (default 300).")
 @click.option("--img-size", type=click.IntRange(min=8), help="Replace the run's input size (default: kept).")
-@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per arm (default 2; 1 per rung with --ablate).")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per arm (default 3; 1 per rung with --ablate).")
 @click.option("--device", type=click.Choice(("auto", "cpu", "cuda", "mps")), default="auto", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default ./mnv4-postmortem-repro/<run-name>/; never inside RUN_DIR).")
@@ -73,8 +73,9 @@ def reproduce_command(run_dir: Path, findings: tuple[str, ...], all_findings: bo
     if missing and (not dry_run or show_batch):  # a dry run only plans, and planning needs no torch
         fail(f"{INSTALL_HINT}; missing here: {', '.join(missing)}")
     from mnv4_postmortem.runner.reproduce import Options, ReproduceError, reproduce
+    from mnv4_postmortem.runner.verify import DEFAULT_SEEDS
 
-    seeds = seeds or (1 if ablate else 2)
+    seeds = seeds or (1 if ablate else DEFAULT_SEEDS)
     opts = Options(findings=findings, all_findings=all_findings, data_dir=data_dir, proxy=proxy, epochs=epochs,
                    max_samples=max_samples, val_samples=val_samples, img_size=img_size, seeds=seeds, device=device,
                    out=out, train_script=train_script, launcher=launcher, dry_run=dry_run,

@@ -8,7 +8,7 @@ import click
 
 from mnv4_postmortem.analyzer.render import RulePage, formats, renderer
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import emit, load_rule_pack, session, tb_alias_options
+from mnv4_postmortem.cli.app import echo_err, emit, load_rule_pack, session, tb_alias_options
 
 
 @click.group("rules")
@@ -25,7 +25,7 @@ def list_command(rule_paths: tuple[Path, ...], fmt: str) -> None:
     pack = load_rule_pack(rule_paths)
     emit(renderer("rules", fmt)(pack, verbose=False))
     for error in pack.errors:
-        click.echo(f"rule error: {error}", err=True)
+        echo_err(f"rule error: {error}")
 
 
 @rules_group.command("show")
@@ -46,8 +46,8 @@ def validate_command(paths: tuple[Path, ...]) -> None:
     """Check rule files: schema, expressions, templates and names. Exit 1 on any error."""
     pack = load_rule_pack(paths, builtin=False)
     for error in pack.errors:
-        click.echo(str(error))
-    click.echo(f"{len(pack.rules)} rule(s) valid, {len(pack.errors)} error(s)", err=True)
+        emit(str(error))
+    echo_err(f"{len(pack.rules)} rule(s) valid, {len(pack.errors)} error(s)")
     if pack.errors:
         raise SystemExit(exit_codes.FINDINGS)
 
@@ -68,9 +68,9 @@ def test_command(rule_paths: tuple[Path, ...], verbose: bool, tb_alias: tuple[st
     failed = [r for r in results if not r.ok]
     for result in results:
         if verbose or not result.ok:
-            click.echo(f"{result.outcome.upper():6} {result.rule_id} :: {result.case} {('- ' + result.message) if result.message else ''}")
+            emit(f"{result.outcome.upper():6} {result.rule_id} :: {result.case} {('- ' + result.message) if result.message else ''}")
     for error in pack.errors:
-        click.echo(f"ERROR  {error}")
+        emit(f"ERROR  {error}")
     passed = sum(1 for r in results if r.outcome == "pass")
     click.echo(f"{passed} passed, {len(failed) + len(pack.errors)} failed")
     if failed or pack.errors:
