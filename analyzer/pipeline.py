@@ -21,7 +21,7 @@ from mnv4_postmortem.analyzer.features.namespace import build_namespace
 from mnv4_postmortem.analyzer.findings import Finding, Fix, make_ranking
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.analyzer.report_facts import build_report_facts
-from mnv4_postmortem.analyzer.timm.command_line import render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import train_command
 from mnv4_postmortem.analyzer.timm.defaults import command_defaults
 
 __all__ = ["diagnose", "namespace"]
@@ -75,7 +75,6 @@ def _command_meta(run: Run) -> Mapping[str, Any]:
 
 def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> tuple[tuple[Finding, ...], list[str]]:
     """Each ranked finding's fix gets its train.py command line; a fix whose line cannot be printed keeps its args."""
-    meta = _command_meta(run)
     out: list[Finding] = []
     errors: list[str] = []
     for finding in findings:
@@ -83,7 +82,7 @@ def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> t
             out.append(finding)
             continue
         try:
-            command = render_train_command(meta["args"], finding.fix.args, meta["defaults"])
+            command = train_command(run.config, finding.fix.args)
         except Exception as exc:  # noqa: BLE001 - keep the fix even when the command cannot be printed
             errors.append(_command_error(pack, finding, exc))
             out.append(finding)
@@ -96,9 +95,8 @@ def _combined_command(fix: Fix | None, run: Run) -> Fix | None:
     """The combined fix with its train.py line, rendered like every finding's (same args, same era)."""
     if fix is None:
         return None
-    meta = _command_meta(run)
     try:
-        return replace(fix, command=render_train_command(meta["args"], fix.args, meta["defaults"]))
+        return replace(fix, command=train_command(run.config, fix.args))
     except Exception:  # noqa: BLE001 - the merged args stay useful without their command line
         return fix
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from mnv4_postmortem.analyzer.model import as_number
+from mnv4_postmortem.runner.spec import default
 
 __all__ = ["Component", "Rung", "LadderPlan", "plan_ladder", "components_of", "FLAT_GAIN", "first_stall_rung"]
 
@@ -126,7 +127,7 @@ def _with_rank(c: Component, rank: Mapping[str, int]) -> Component:
 def _ema(args: Mapping[str, Any]) -> Component | None:
     if not args.get("model_ema"):
         return None
-    decay = args.get("model_ema_decay") or 0.9998
+    decay = args.get("model_ema_decay") or default("model_ema_decay")
     warmup = bool(args.get("model_ema_warmup"))
     label = f"EMA (decay {decay:g}, {'with' if warmup else 'without'} warmup)"
     restore = {k: args.get(k) for k in EMA_KEYS}

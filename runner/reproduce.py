@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mnv4_postmortem.runner import scaling, verify
-from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, entry_json
+from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, default, entry_json
 from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, select_targets
 
 from mnv4_postmortem.analyzer.reproduction import BATCH_GRID_FILE as BATCH_GRID, VERIFICATION_FILE, ReproFolder
@@ -244,7 +244,8 @@ def _ema_plan(spec: TrainSpec, arm: ArmSpec) -> scaling.EmaPlan | None:
     original = {**spec.original_args, **arm.patch}
     if not arm.ema_on or not original.get("model_ema"):
         return None
-    return scaling.scale_ema(float(original.get("model_ema_decay") or 0.9998), bool(original.get("model_ema_warmup")),
+    decay = original.get("model_ema_decay") or default("model_ema_decay", spec.timm_version)
+    return scaling.scale_ema(float(decay), bool(original.get("model_ema_warmup")),
                              spec.ema_version, spec.budget.original_updates, spec.budget.updates)
 
 
