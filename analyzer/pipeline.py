@@ -26,14 +26,6 @@ from mnv4_postmortem.analyzer.timm.defaults import command_defaults
 
 __all__ = ["diagnose", "namespace"]
 
-# Facts shown beside the findings (renderers display them; nothing here is a diagnosis).
-FACT_FIELDS = (
-    "lr", "lr_source", "global_batch", "updates_per_epoch", "updates_run", "epochs_run", "epochs_scheduled",
-    "run_input_size", "pretrained_input_size", "input_size_ratio", "uses_pretrained", "num_classes",
-    "ema_init_share_final",
-)
-
-
 def diagnose(run: Run, pack: RulePack) -> Diagnosis:
     """Everything a renderer shows about ``run`` under the rules of ``pack``."""
     run, detection, derived = _stages(run)
@@ -48,7 +40,6 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         differential=ranking.differential,
         considered=ranking.considered,
         segments=_segments_json(detection),
-        facts={name: getattr(derived, name, None) for name in FACT_FIELDS},
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=tuple(rule_errors),
         combined_fix=_combined_command(ranking.combined_fix, run),
