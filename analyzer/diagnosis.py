@@ -3,7 +3,7 @@
 :func:`mnv4_postmortem.analyzer.pipeline.diagnose` builds it; renderers (``render/``) only read it.
 It holds the run summary, the change-point segments, the ranked findings, the differential, the
 rules that were considered but did not fire, the ingest warnings, the rule errors and the schema
-version of the JSON document. Segments and facts are plain JSON-ready dicts so that renderers never
+version of the JSON document. Segments are plain JSON-ready dicts so that renderers never
 import the detection or rule stages; ``run`` is the normalized run itself, for renderers that draw
 its curves or tables.
 """
@@ -58,7 +58,6 @@ class Diagnosis:
     differential: tuple[str, ...]                 # why each alternative ranks lower
     considered: tuple[Considered, ...]            # rules suspected but not fired
     segments: Mapping[str, list[dict[str, Any]]]  # per metric, JSON-ready
-    facts: Mapping[str, Any]                      # derived quantities worth showing (lr, EMA horizon, ...)
     warnings: tuple[str, ...]                     # ingest issues, rendered
     rule_errors: tuple[str, ...]                  # broken rule files / rules that failed to evaluate
     combined_fix: "Fix | None" = None             # the top cause's fix merged with every latent cause's (with its command)

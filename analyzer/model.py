@@ -139,6 +139,37 @@ class SourceInfo:
     notes: tuple[str, ...] = ()          # what the format decided while reading: units, keys kept as is
 
 
+# Where a resolved recipe value came from: timm printed it (log), args.yaml set it (args), timm's default
+# filled it (default), or it was computed / read off the curves (inferred).
+RECIPE_KINDS = ("log", "args", "default", "inferred")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """One recipe value as timm used it, with where it came from and how sure that is."""
+
+    value: Any
+    source: str               # human-readable: "the log's 'Scheduled epochs' line (train.log:12)", "args.yaml lr"
+    kind: str                 # one of RECIPE_KINDS
+    confidence: float = 1.0   # 1.0 when stated; an inference's own confidence otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """The run's resolved recipe (``analyzer/timm/recipe.py`` owns it): each value with its source.
+
+    ``updates_by_epoch`` maps epoch -> optimizer updates (key -1 for a single hinted value).
+    """
+
+    lr: Resolved | None = None
+    global_batch: Resolved | None = None
+    world_size: Resolved | None = None
+    epochs_scheduled: Resolved | None = None
+    updates_per_epoch: Resolved | None = None
+    updates_by_epoch: Mapping[int, int] = field(default_factory=dict)
+    num_classes: Resolved | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     """timm's arguments as the run used them.
@@ -163,6 +194,7 @@ class TrainConfig:
     effective_sources: Mapping[str, str] = field(default_factory=dict)
     source: SourceRef | None = None
     timm_version: "TimmVersion | None" = None
+    recipe: Recipe = field(default_factory=Recipe)  # the resolved recipe, typed (timm/recipe.py fills it)
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value timm really used: ``effective`` first, then the (defaulted) args."""
@@ -256,6 +288,11 @@ class Run:
     # The trainer that wrote the run when it is not timm's train.py (``timm/trainers.py`` key: "deit",
     # "lightning", "hf_trainer", ...); None for timm's own formats.
     trainer: str | None = None
+
+    @property
+    def recipe(self) -> Recipe:
+        """The resolved recipe (one owner: ``timm/recipe.py``, stored on the config it was resolved from)."""
+        return self.config.recipe
 
     @property
     def n_epochs(self) -> int:

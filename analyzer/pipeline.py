@@ -21,19 +21,11 @@ from mnv4_postmortem.analyzer.features.namespace import build_namespace
 from mnv4_postmortem.analyzer.findings import Finding, Fix, make_ranking
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.analyzer.report_facts import build_report_facts
-from mnv4_postmortem.analyzer.timm.command_line import render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import train_command
 from mnv4_postmortem.analyzer.timm.defaults import command_defaults
 from mnv4_postmortem.analyzer.timm.trainers import fix_command
 
 __all__ = ["diagnose", "namespace"]
-
-# Facts shown beside the findings (renderers display them; nothing here is a diagnosis).
-FACT_FIELDS = (
-    "lr", "lr_source", "global_batch", "updates_per_epoch", "updates_run", "epochs_run", "epochs_scheduled",
-    "run_input_size", "pretrained_input_size", "input_size_ratio", "uses_pretrained", "num_classes",
-    "ema_init_share_final",
-)
-
 
 def diagnose(run: Run, pack: RulePack) -> Diagnosis:
     """Everything a renderer shows about ``run`` under the rules of ``pack``."""
@@ -49,7 +41,6 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         differential=ranking.differential,
         considered=ranking.considered,
         segments=_segments_json(detection),
-        facts={name: getattr(derived, name, None) for name in FACT_FIELDS},
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=tuple(rule_errors),
         combined_fix=_combined_command(ranking.combined_fix, run),
@@ -75,17 +66,17 @@ def _command_meta(run: Run) -> Mapping[str, Any]:
             "trainer": getattr(run, "trainer", None)}
 
 
-def _render_command(meta: Mapping[str, Any], patch: Mapping[str, Any]) -> str | None:
+def _render_command(run: Run, patch: Mapping[str, Any]) -> str | None:
     """timm's train.py line for timm's runs; another trainer's own command line (its flag spelling) where it
     has a known CLI; else None: the fix is stated as its settings alone (``Fix.args``)."""
-    if meta.get("trainer") is not None:
-        return fix_command(meta["trainer"], patch)
-    return render_train_command(meta["args"], patch, meta["defaults"])
+    trainer = getattr(run, "trainer", None)
+    if trainer is not None:
+        return fix_command(trainer, patch)
+    return train_command(run.config, patch)
 
 
 def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> tuple[tuple[Finding, ...], list[str]]:
     """Each ranked finding's fix gets its train.py command line; a fix whose line cannot be printed keeps its args."""
-    meta = _command_meta(run)
     out: list[Finding] = []
     errors: list[str] = []
     for finding in findings:
@@ -93,7 +84,7 @@ def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> t
             out.append(finding)
             continue
         try:
-            command = _render_command(meta, finding.fix.args)
+            command = _render_command(run, finding.fix.args)
         except Exception as exc:  # noqa: BLE001 - keep the fix even when the command cannot be printed
             errors.append(_command_error(pack, finding, exc))
             out.append(finding)
@@ -106,9 +97,8 @@ def _combined_command(fix: Fix | None, run: Run) -> Fix | None:
     """The combined fix with its train.py line, rendered like every finding's (same args, same era)."""
     if fix is None:
         return None
-    meta = _command_meta(run)
     try:
-        return replace(fix, command=_render_command(meta, fix.args))
+        return replace(fix, command=_render_command(run, fix.args))
     except Exception:  # noqa: BLE001 - the merged args stay useful without their command line
         return fix
 

@@ -17,12 +17,11 @@ from mnv4_postmortem.analyzer.detect import Detection
 from mnv4_postmortem.analyzer.timm.schedule import configured_lr
 from mnv4_postmortem.analyzer.detect.metrics import chance_value
 from mnv4_postmortem.analyzer.engine.loader import RulePack
-from mnv4_postmortem.analyzer.timm.command_line import render_train_command
+from mnv4_postmortem.analyzer.timm.command_line import train_command
 from mnv4_postmortem.analyzer.engine.provenance import config_keys_cited, pack_version
 from mnv4_postmortem.analyzer.findings import Finding
 from mnv4_postmortem.analyzer.ingest.config_rows import ConfigRow, config_rows
 from mnv4_postmortem.analyzer.ingest.cited_lines import Excerpt, read_excerpt
-from mnv4_postmortem.analyzer.timm.defaults import command_defaults
 from mnv4_postmortem.analyzer.timm.version import era_of
 from mnv4_postmortem.analyzer.model import Run
 
@@ -72,7 +71,7 @@ def _base_command(run: Run) -> str | None:
     if not run.config.args or getattr(run, "trainer", None) is not None:  # another trainer: no train.py line
         return None
     try:
-        return render_train_command(dict(run.config.args), {}, command_defaults(run.timm_version))
+        return train_command(run.config)
     except Exception:  # noqa: BLE001 - a report without the diff is better than no report
         return None
 

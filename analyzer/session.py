@@ -142,6 +142,14 @@ class Analyzer:
         return run_rule_tests(self.pack, find_test_files(roots), diagnose=self.namespace,
                               load_run=lambda p: ingest_run(p, tb_aliases=self.tb_aliases), make_run=synthetic_run)
 
+    def target_metric(self, cause: str) -> str:
+        """The metric a fix for ``cause`` should move (causes.yaml's ``metric``)."""
+        return self.pack.info(cause).metric
+
+    def causes_toggled_by(self, component: str) -> tuple[str, ...]:
+        """The causes an ablation rung for ``component`` (ema, lr, regularization) tests (causes.yaml's ``ablation``)."""
+        return self.pack.causes_toggled_by(component)
+
     def fix_as_if_fired(self, run: Run, name: str) -> Hypothesis:
         """The fix the rule for ``name`` (a cause or a rule id) proposes on ``run``, as if it had fired."""
         from mnv4_postmortem.analyzer.engine.hypothesis import forced_fix, rule_for

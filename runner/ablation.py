@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from mnv4_postmortem.analyzer.model import as_number
+from mnv4_postmortem.runner.spec import default
 
 __all__ = ["Component", "Rung", "LadderPlan", "plan_ladder", "components_of", "FLAT_GAIN", "first_stall_rung"]
 
@@ -83,17 +84,28 @@ class LadderPlan:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+# The recipe components a ladder can switch off and on (the causes each tests are causes.yaml's ``ablation``).
+COMPONENT_KEYS = ("ema", "lr", "regularization")
+
+
 def components_of(
     args: Mapping[str, Any],
     lr_cap: float | None,
     finding_causes: Sequence[str],
     considered_causes: Sequence[str] = (),
+    toggles: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Component]:
     """The suspicious components of a recipe (switched on in ``args``), with their suspicion rank.
 
     ``finding_causes``: the fired findings' causes, most likely first; ``considered_causes``: the
-    differential's (considered, ranked lower or not fired).
+    differential's (considered, ranked lower or not fired). ``toggles``: component -> the causes its rung
+    tests; by default the rule pack's causes.yaml (``ablation:``), the one owner of that knowledge.
     """
+    if toggles is None:
+        from mnv4_postmortem.analyzer.session import Analyzer
+
+        analyzer = Analyzer()
+        toggles = {key: analyzer.causes_toggled_by(key) for key in COMPONENT_KEYS}
     rank: dict[str, int] = {}
     n = len(finding_causes)
     for i, cause in enumerate(finding_causes):
@@ -101,36 +113,32 @@ def components_of(
     for cause in considered_causes:
         rank.setdefault(cause, 1)
     out: list[Component] = []
-    ema = _ema(args)
-    if ema is not None:
-        out.append(_with_rank(ema, rank))
-    lr = _lr(args, lr_cap)
-    if lr is not None:
-        out.append(_with_rank(lr, rank))
-    reg = _regularization(args)
-    if reg is not None:
-        out.append(_with_rank(reg, rank))
+    for component in (_ema(args), _lr(args, lr_cap), _regularization(args)):
+        if component is not None:
+            out.append(_with_rank(component, rank, tuple(toggles.get(component.key, ()))))
     return out
 
 
-def _with_rank(c: Component, rank: Mapping[str, int]) -> Component:
-    suspicion = rank.get(c.cause, 0)
+def _with_rank(c: Component, rank: Mapping[str, int], causes: tuple[str, ...]) -> Component:
+    """The component under the most suspicious cause its rung tests."""
+    cause = max(causes, key=lambda name: rank.get(name, 0)) if causes else c.key
+    suspicion = rank.get(cause, 0)
     why = list(c.why)
     if suspicion >= 2:
-        why.insert(0, f"finding {c.cause}")
+        why.insert(0, f"finding {cause}")
     elif suspicion == 1:
-        why.insert(0, f"differential {c.cause}")
-    return Component(c.key, c.cause, c.label, c.restore, c.off, tuple(why), suspicion)
+        why.insert(0, f"differential {cause}")
+    return Component(c.key, cause, c.label, c.restore, c.off, tuple(why), suspicion)
 
 
 def _ema(args: Mapping[str, Any]) -> Component | None:
     if not args.get("model_ema"):
         return None
-    decay = args.get("model_ema_decay") or 0.9998
+    decay = args.get("model_ema_decay") or default("model_ema_decay")
     warmup = bool(args.get("model_ema_warmup"))
     label = f"EMA (decay {decay:g}, {'with' if warmup else 'without'} warmup)"
     restore = {k: args.get(k) for k in EMA_KEYS}
-    return Component("ema", "ema-lag", label, restore, {"model_ema": False}, ("non-default model_ema",), 0)
+    return Component("ema", "", label, restore, {"model_ema": False}, ("non-default model_ema",), 0)
 
 
 def _lr(args: Mapping[str, Any], cap: float | None) -> Component | None:
@@ -138,7 +146,7 @@ def _lr(args: Mapping[str, Any], cap: float | None) -> Component | None:
     if lr is None or cap is None or lr <= cap:
         return None
     label = f"lr {lr:g} (cap {cap:.3g}: {lr / cap:.3g}x typical)"
-    return Component("lr", "lr-too-high", label, {"lr": lr}, {"lr": cap}, (f"lr {lr:g} above the typical {cap:.3g}",), 0)
+    return Component("lr", "", label, {"lr": lr}, {"lr": cap}, (f"lr {lr:g} above the typical {cap:.3g}",), 0)
 
 
 def _regularization(args: Mapping[str, Any]) -> Component | None:
@@ -148,7 +156,7 @@ def _regularization(args: Mapping[str, Any]) -> Component | None:
     non_default = [f"non-default {k} {v:g}" for k, v in on.items() if v != REGULARIZATION_DEFAULTS.get(k)]
     label = "regularization (" + ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in on.items()) + ")"
     off = {k: OFF[k] for k in on}
-    return Component("regularization", "over-regularization", label, on, off, tuple(non_default), 0)
+    return Component("regularization", "", label, on, off, tuple(non_default), 0)
 
 
 def plan_ladder(

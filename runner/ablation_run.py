@@ -49,7 +49,9 @@ def ladder_for(run, spec, *, one_at_a_time: bool = False, max_rungs: int | None 
     global_batch = int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1)
     cap = lr_reference(original.get("opt"), global_batch)
     fired, considered = causes_of(run, analyzer)
-    components = ablation.components_of(original, cap, fired, considered)
+    analyzer = analyzer or Analyzer()
+    toggles = {key: analyzer.causes_toggled_by(key) for key in ablation.COMPONENT_KEYS}
+    components = ablation.components_of(original, cap, fired, considered, toggles)
     return ablation.plan_ladder(components, one_at_a_time=one_at_a_time, max_rungs=max_rungs, lr_cap=cap)
 
 

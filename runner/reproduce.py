@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mnv4_postmortem.runner import scaling, verify
-from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, entry_json
+from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, default, entry_json
 from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, hold_to_direction, select_targets
 
 from mnv4_postmortem.analyzer.reproduction import BATCH_GRID_FILE as BATCH_GRID, VERIFICATION_FILE, ReproFolder
@@ -253,7 +253,8 @@ def _ema_plan(spec: TrainSpec, arm: ArmSpec) -> scaling.EmaPlan | None:
     original = {**spec.original_args, **arm.patch}
     if not arm.ema_on or not original.get("model_ema"):
         return None
-    return scaling.scale_ema(float(original.get("model_ema_decay") or 0.9998), bool(original.get("model_ema_warmup")),
+    decay = original.get("model_ema_decay") or default("model_ema_decay", spec.timm_version)
+    return scaling.scale_ema(float(decay), bool(original.get("model_ema_warmup")),
                              spec.ema_version, spec.budget.original_updates, spec.budget.updates)
 
 
@@ -356,7 +357,7 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
             c, tr = state.results.get((control_key, seed)), state.results.get((treatment_key, seed))
             if c is None or tr is None:
                 continue
-            metric = target_metric(t.cause)
+            metric = target_metric(t.cause, state.opts.session())
             suffix = "" if metric == "eval_top1" else "_model"
             pairs.append(verify.SeedPair(seed, t.cause in c["fired"], t.cause in tr["fired"], c["final_top1" + suffix],
                                          tr["final_top1" + suffix], c["correct" + suffix], tr["correct" + suffix]))
@@ -371,7 +372,7 @@ def build_document(state: _State, complete: bool, interrupted: bool) -> dict[str
                                      "run the remaining seeds", verdict.effect, verdict.checks)
         findings.append({
             "finding": t.id, "cause": t.cause, "rule_id": t.rule_id, "title": t.title,
-            "metric": target_metric(t.cause),
+            "metric": target_metric(t.cause, state.opts.session()),
             "fired_on_run": t.fired, "note": t.note, "patch": _jsonable(t.patch), "direction": t.direction,
             "fix_command": command_for(spec, t.patch),
             "verdict": verdict.verdict, "reason": verdict.reason, "settle": verdict.settle, "checks": verdict.checks,
@@ -408,15 +409,10 @@ def _finished_arms_text(state: _State, control_key: str, treatment_key: str) -> 
     return f"interrupted before any seed had both arms; finished: {', '.join(done)}"
 
 
-def target_metric(cause: str) -> str:
-    """The final eval top-1 of the model a finding is about.
-
-    ema-lag is about what timm reports (the EMA's eval, summary.csv's eval_top1). Every other cause is
-    about how the raw model trains (LR, regularization, warmup, divergence), so its fix is judged on the
-    raw model's own Test: top-1 (eval_top1_model); with an EMA in the recipe the reported eval would
-    mix in the EMA's lag, a separate cause. Without an EMA pass the two are the same number.
-    """
-    return "eval_top1" if cause == "ema-lag" else "eval_top1_model"
+def target_metric(cause: str, analyzer: Analyzer | None = None) -> str:
+    """The final eval top-1 of the model a finding is about: the cause's ``metric`` in the rule pack's
+    causes.yaml (ema-lag: what timm reports, eval_top1; the others: the raw model's own eval_top1_model)."""
+    return (analyzer or Analyzer()).target_metric(cause)
 
 
 def _arm_json(state: _State, key: str, role: str) -> dict[str, Any]:

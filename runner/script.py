@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, defaults_for, render_train_command
+from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, train_command
 
 __all__ = ["run_train_script", "script_command", "materialize_proxy"]
 
@@ -31,7 +31,7 @@ _OWN = ("output", "experiment", "seed", "data_dir", "data", "resume", "device", 
 def script_command(script: Path, spec: TrainSpec, arm: ArmSpec, seed: int, out_dir: Path, data_dir: Path,
                    device: str = "cpu") -> list[str]:
     args = {k: v for k, v in arm.args.items() if k not in _OWN}
-    rendered = render_train_command(args, {}, defaults_for(spec.timm_version), program="")
+    rendered = train_command(args, timm_version=spec.timm_version, program="")
     words = shlex.split(rendered)
     words += ["--batch-size", str(arm.args["batch_size"]), "--epochs", str(arm.args["epochs"]),
               "--num-classes", str(arm.args["num_classes"]),

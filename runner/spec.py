@@ -21,14 +21,14 @@ from typing import Any, Literal, Mapping
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.ema import ema_version_for
 from mnv4_postmortem.analyzer.model import Run
-from mnv4_postmortem.analyzer.timm.command_line import render_train_command
-from mnv4_postmortem.analyzer.timm.defaults import command_defaults, defaults_for
+from mnv4_postmortem.analyzer.timm.command_line import render_train_command, train_command
+from mnv4_postmortem.analyzer.timm.defaults import default, defaults_for
 from mnv4_postmortem.analyzer.timm.version import era_of
 from mnv4_postmortem.runner import scaling
 
 __all__ = [
     "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch", "canonical",
-    "command_for", "defaults_for", "with_budget", "render_train_command", "EMA_KEYS",
+    "command_for", "defaults_for", "default", "with_budget", "render_train_command", "train_command", "EMA_KEYS",
 ]
 
 Status = Literal["kept", "scaled", "replaced"]
@@ -371,7 +371,7 @@ def _scale_ema(entries: list[SpecEntry], args: dict[str, Any], original: Mapping
                run: Run | None, version: str | None = None) -> float:
     if not original.get("model_ema"):
         return 1.0
-    decay = float(original.get("model_ema_decay") or 0.9998)
+    decay = float(original.get("model_ema_decay") or default("model_ema_decay", run.timm_version if run else None))
     warmup = bool(original.get("model_ema_warmup"))
     if version is None:
         version = ema_version_for(run, warmup)[0] if run is not None else "v3"
@@ -455,4 +455,4 @@ def with_budget(spec: TrainSpec, **changes: Any) -> TrainSpec:
 
 def command_for(spec: TrainSpec, patch: Mapping[str, Any] | None = None) -> str:
     """The original recipe (plus patch) as a train.py command line, in the run's era."""
-    return render_train_command(dict(spec.original_args), dict(patch or {}), command_defaults(spec.timm_version))
+    return train_command(spec.original_args, patch, timm_version=spec.timm_version)

@@ -178,3 +178,82 @@ def test_every_project_import_resolves_including_function_local_ones():
                         except ImportError:
                             unresolved.append(f"{path.relative_to(REPO)}:{node.lineno} {node.module}.{alias.name}")
     assert not unresolved, unresolved
+
+
+# ----------------------------------------------------------------------------- issue 16: one front door
+
+def runtime_imports(path: Path) -> set[str]:
+    """The project modules ``path`` imports when it runs (anywhere, functions included), leaving out
+    ``if TYPE_CHECKING:`` blocks: a type-only name is no data flow."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            node.body = []
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module or "")
+    return {n for n in names if n.startswith("mnv4_postmortem")}
+
+
+A = "mnv4_postmortem.analyzer."
+
+# The runner is a client of the analyzer: the session, the result types and analyzer/timm's public names.
+RUNNER_MAY_IMPORT = tuple(A + m for m in ("session", "reproduction", "diagnosis", "findings", "model",
+                                           "verification", "timm"))
+# Named debts, so that they cannot grow: timm's EMA rules (features/ema.py), the derived recipe quantities
+# (features/derived.py) and the LR reference (features/namespace.py) are still read from features/.
+RUNNER_DEBTS = {
+    "spec.py": (A + "features.derived", A + "features.ema"),
+    "scaling.py": (A + "features.ema",),
+    "ablation_run.py": (A + "features.namespace",),
+}
+
+
+def _within(module: str, allowed: tuple[str, ...]) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+def test_the_runner_reaches_the_analyzer_only_through_the_session_result_types_and_timm():
+    for path in sorted((REPO / "runner").rglob("*.py")):
+        allowed = RUNNER_MAY_IMPORT + RUNNER_DEBTS.get(path.name, ())
+        for module in runtime_imports(path):
+            if module.startswith(A) or module == A.rstrip("."):
+                assert _within(module, allowed), f"{path.relative_to(REPO)} imports {module}"
+
+
+# Every command reads runs and rules through the session: no command composes ingest + pipeline + rule
+# loading itself (each did, slightly differently, before issue 16).
+SESSION_OWNS = tuple(A + m for m in ("pipeline", "ingest.merge", "ingest.excerpt", "engine.loader", "engine.evaluate",
+                                      "engine.expr", "engine.testing", "engine.hypothesis"))
+
+
+def test_commands_and_batch_workers_go_through_the_session():
+    paths = list((REPO / "mnv4_postmortem" / "cli").rglob("*.py")) + list((REPO / "analyzer" / "batch").rglob("*.py"))
+    for path in paths:
+        for module in runtime_imports(path):
+            assert not _within(module, SESSION_OWNS), f"{path.relative_to(REPO)} imports {module}"
+            # `from mnv4_postmortem.analyzer.ingest import load_run` is the session's job too
+            assert module != A + "ingest" or path.name == "app.py", f"{path.relative_to(REPO)} imports {module}"
+    for path in (REPO / "analyzer" / "batch").rglob("*.py"):
+        for module in runtime_imports(path):
+            assert not _within(module, (A + "detect", A + "engine", A + "features.derived", A + "features.namespace")), \
+                f"{path.relative_to(REPO)} imports {module}"
+
+
+def test_the_session_renders_nothing_and_renderers_never_import_batch():
+    for module in runtime_imports(REPO / "analyzer" / "session.py"):
+        assert not _within(module, (A + "render", "mnv4_postmortem.runner", "mnv4_postmortem.cli")), module
+    for module in runtime_imports(REPO / "analyzer" / "reproduction.py"):
+        assert _within(module, (A + "verification",)), module
+    for path in (REPO / "analyzer" / "render").rglob("*.py"):
+        for module in runtime_imports(path):
+            assert not _within(module, (A + "batch",)), f"{path.relative_to(REPO)} imports {module}"
+
+
+def test_a_forced_rule_is_the_engines_business():
+    """Only the engine compiles expressions; the runner asks the session for a hypothesis's fix."""
+    for path in (REPO / "runner").rglob("*.py"):
+        assert "compile_expr" not in path.read_text(encoding="utf-8"), path.relative_to(REPO)

@@ -206,3 +206,50 @@ def test_dry_run_plans_without_torch(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "--dry-run" in proc.stderr and "kept" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------ typed recipe
+
+
+def test_the_config_table_lists_train_py_settings_not_the_recipe_bookkeeping():
+    """The HTML config table showed updates_by_epoch {0: 31, ...}, epochs_scheduled_source and
+    updates_per_epoch_source as if they were train.py arguments; they live in the typed Recipe now."""
+    from mnv4_postmortem.analyzer.session import Analyzer
+
+    diagnosis = Analyzer().analyze(SEED)
+    keys = {row.key for row in diagnosis.report_facts.config_rows}
+    assert "lr" in keys and "model_ema_decay" in keys
+    bookkeeping = {"updates_by_epoch", "epochs_scheduled_source", "updates_per_epoch_source", "num_classes_confidence"}
+    assert not keys & bookkeeping
+    recipe = diagnosis.run.recipe
+    assert recipe.updates_per_epoch.value == 31 and recipe.updates_per_epoch.kind == "log"
+    assert set(recipe.updates_by_epoch.values()) == {31}
+    assert recipe.epochs_scheduled.value == 12 and recipe.epochs_scheduled.kind in ("log", "args")
+    assert recipe.lr.kind == "args" and recipe.lr.value == 0.001
+    from mnv4_postmortem.analyzer.render import renderer
+
+    page = renderer("report", "html")(diagnosis)
+    assert "updates_by_epoch" not in page and "epochs_scheduled_source" not in page
+
+
+# ------------------------------------------------------------------------------------------ cause metadata
+
+
+def test_what_a_fix_should_move_and_what_a_rung_toggles_come_from_causes_yaml(tmp_path):
+    from mnv4_postmortem.analyzer.engine.schema import CAUSES
+    from mnv4_postmortem.analyzer.session import Analyzer, AnalyzerOptions
+
+    shipped = Analyzer()
+    assert shipped.target_metric("ema-lag") == "eval_top1"            # what timm reports (the EMA's eval)
+    assert shipped.target_metric("lr-too-low") == "eval_top1_model"   # the raw model's own top-1
+    assert shipped.causes_toggled_by("ema") == ("ema-lag",)
+    # a team's own causes.yaml changes both, with no code change
+    (tmp_path / "causes.yaml").write_text(
+        f"- id: lr-too-low\n  description: {CAUSES['lr-too-low']}\n  metric: eval_top1\n  ablation: lr\n", encoding="utf-8")
+    custom = Analyzer(AnalyzerOptions.of([tmp_path]))
+    assert not custom.pack.errors
+    assert custom.target_metric("lr-too-low") == "eval_top1" and "lr-too-low" in custom.causes_toggled_by("lr")
+    (tmp_path / "causes.yaml").write_text(
+        f"- id: lr-too-low\n  description: {CAUSES['lr-too-low']}\n  metric: top1\n", encoding="utf-8")
+    broken = Analyzer(AnalyzerOptions.of([tmp_path]))
+    assert any("metric must be one of" in str(e) for e in broken.pack.errors)

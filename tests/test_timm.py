@@ -79,7 +79,7 @@ def test_resolve_recipe_computes_lr_global_batch_and_schedule_once() -> None:
               "opt": "sgd", "epochs": 20, "sched": "cosine", "cooldown_epochs": 0}
     config = resolve_recipe(TrainConfig(values=values, effective={"world_size": 2}))
     assert config.effective["global_batch"] == 256 and config.effective["lr"] == pytest.approx(0.1)
-    assert config.effective["epochs_scheduled"] == 20 and config.effective["epochs_scheduled_source"] == "args.yaml"
+    assert config.effective["epochs_scheduled"] == 20 and config.recipe.epochs_scheduled.kind == "args"
     assert "world size 2" in config.effective_sources["global_batch"]
 
 

@@ -52,6 +52,8 @@ def test_train_loss_is_the_last_resort_and_resolve_recipe_stores_the_confidence(
     c, source, confidence = num_classes_from_curves(facts)
     assert c == 1000 and "train_loss" in source and confidence == 0.6
     config = resolve_recipe(TrainConfig(values={}), facts)
-    assert config.effective["num_classes"] == 1000 and config.effective["num_classes_confidence"] == 0.6
+    assert config.effective["num_classes"] == 1000
+    assert config.recipe.num_classes.value == 1000 and config.recipe.num_classes.kind == "inferred"
+    assert config.recipe.num_classes.confidence == 0.6
     assert "confidence 0.60" in config.effective_sources["num_classes"]
     assert num_classes_from_curves(RecipeFacts()) is None

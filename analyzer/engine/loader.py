@@ -26,6 +26,21 @@ TEST_SUFFIX = ".test.yaml"
 DIRECTIONS = ("lower", "higher")
 
 
+# What a cause says about testing it (causes.yaml): the metric its fix should move, and the recipe
+# component an ablation rung toggles for it. A cause that declares no metric is about how the raw model
+# trains, so its fix is judged on the raw model's own top-1.
+CAUSE_METRICS = ("eval_top1", "eval_top1_model")
+DEFAULT_CAUSE_METRIC = "eval_top1_model"
+ABLATION_COMPONENTS = ("ema", "lr", "regularization")
+CAUSE_FIELDS = ("id", "description", "metric", "ablation", "treatment")
+
+
+@dataclass(frozen=True, slots=True)
+class CauseInfo:
+    metric: str = DEFAULT_CAUSE_METRIC   # the metric a fix for this cause should move
+    ablation: str | None = None          # the ablation component that toggles this cause (ABLATION_COMPONENTS)
+
+
 @dataclass(frozen=True, slots=True)
 class RulePack:
     rules: tuple[Rule, ...]
@@ -34,6 +49,15 @@ class RulePack:
     notices: tuple[str, ...] = ()  # what the user should know but is not an error (a shipped rule overridden)
     # cause -> {setting: "lower" | "higher"}: the direction a treatment of that cause moves each setting
     treatments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    cause_info: Mapping[str, CauseInfo] = field(default_factory=dict)  # causes.yaml's metric / ablation per cause
+
+    def info(self, cause: str) -> CauseInfo:
+        """What the catalog says about testing ``cause`` (the defaults when it says nothing)."""
+        return self.cause_info.get(cause, CauseInfo())
+
+    def causes_toggled_by(self, component: str) -> tuple[str, ...]:
+        """The causes an ablation rung for ``component`` tests."""
+        return tuple(c for c, i in self.cause_info.items() if i.ablation == component)
 
     def get(self, rule_id: str) -> Rule | None:
         """The rule with this id or alias."""
@@ -105,7 +129,7 @@ def _walk_traversable(root: Any, prefix: str) -> Iterator[tuple[str, Any]]:
             yield f"{prefix}{child.name}", child
 
 
-def _parse_causes(source: _Source, catalog: dict[str, str],
+def _parse_causes(source: _Source, catalog: dict[str, str], info: dict[str, CauseInfo] | None = None,
                   treatments: dict[str, dict[str, str]] | None = None) -> list[RuleError]:
     text, error = _read_text(source.display, source.read)
     if error:
@@ -133,8 +157,8 @@ def _parse_causes(source: _Source, catalog: dict[str, str],
             continue
         entry: dict[str, tuple[Node, Any]] = {}
         for key, key_node, value_node, _ in yn.pairs(item):
-            if key not in ("id", "description", "treatment"):
-                fail(key_node, f"[{i}].{key}", "unknown field (allowed: id, description, treatment)")
+            if key not in CAUSE_FIELDS:
+                fail(key_node, f"[{i}].{key}", f"unknown field (allowed: {', '.join(CAUSE_FIELDS)})")
             entry[key] = (value_node, yn.construct(value_node))
         cause_node, cause = entry.get("id", (item, None))
         # A cause already in the catalog may be named without a description, to add metadata (treatment).
@@ -148,8 +172,11 @@ def _parse_causes(source: _Source, catalog: dict[str, str],
             fail(cause_node, f"[{i}].id", f"cause '{cause}' is already declared")
         else:
             catalog[cause] = description
-            if "treatment" in entry:
+            if "treatment" in entry and treatments is not None:
                 errors.extend(_parse_treatment(source, i, cause, *entry["treatment"], treatments))
+            parsed = _cause_info(entry, i, fail)
+            if parsed is not None and info is not None:
+                info[cause] = parsed
     return errors
 
 
@@ -165,6 +192,21 @@ def _parse_treatment(source: _Source, i: int, cause: str, node: Node, value: Any
     return []
 
 
+def _cause_info(entry: Mapping[str, tuple[Node, Any]], i: int, fail: Any) -> CauseInfo | None:
+    """The optional testing metadata of one causes.yaml entry; None when it declares none or is invalid."""
+    if "metric" not in entry and "ablation" not in entry:
+        return None
+    metric_node, metric = entry.get("metric", (None, DEFAULT_CAUSE_METRIC))
+    ablation_node, ablation = entry.get("ablation", (None, None))
+    if metric not in CAUSE_METRICS:
+        fail(metric_node, f"[{i}].metric", f"metric must be one of {', '.join(CAUSE_METRICS)}")
+        return None
+    if ablation is not None and ablation not in ABLATION_COMPONENTS:
+        fail(ablation_node, f"[{i}].ablation", f"ablation must be one of {', '.join(ABLATION_COMPONENTS)}")
+        return None
+    return CauseInfo(metric, ablation)
+
+
 def _load_sources(
     rule_sources: Iterable[_Source],
     cause_sources: Iterable[_Source],
@@ -176,8 +218,9 @@ def _load_sources(
 ) -> RulePack:
     catalog = dict(CAUSES if causes is None else causes)
     treatments: dict[str, dict[str, str]] = {}
+    info: dict[str, CauseInfo] = {}
     for source in cause_sources:
-        errors.extend(_parse_causes(source, catalog, treatments))
+        errors.extend(_parse_causes(source, catalog, info, treatments))
     known = as_name_check(known_names)
     rules: list[Rule] = []
     claimed: dict[str, str] = {}  # id or alias -> "file:line" of the rule that claimed it
@@ -208,7 +251,7 @@ def _load_sources(
         for name in (rule.id, *rule.aliases):
             claimed[name] = f"{source.display}:{line}"
         rules.append(rule)
-    return RulePack(rules=tuple(rules), errors=tuple(errors), causes=catalog, treatments=treatments)
+    return RulePack(rules=tuple(rules), errors=tuple(errors), causes=catalog, treatments=treatments, cause_info=info)
 
 
 def load_rules(
@@ -282,8 +325,10 @@ def _overlay(shipped: RulePack, user: RulePack) -> RulePack:
         else:
             notices.append(f"rule '{rule.id}' from {override.path} replaces the shipped rule ({rule.path})")
     causes = {**dict(shipped.causes), **dict(user.causes)}
+    info = {**dict(shipped.cause_info), **dict(user.cause_info)}
     return RulePack(rules=tuple(kept) + user.rules, errors=shipped.errors + user.errors, causes=causes,
-                    notices=tuple(notices), treatments={**dict(shipped.treatments), **dict(user.treatments)})
+                    notices=tuple(notices), treatments={**dict(shipped.treatments), **dict(user.treatments)},
+                    cause_info=info)
 
 
 def find_test_files(paths: Sequence[Path | str]) -> list[Path]:
@@ -299,6 +344,7 @@ def find_test_files(paths: Sequence[Path | str]) -> list[Path]:
 
 
 __all__ = [
+    "CauseInfo",
     "RulePack",
     "builtin_rules_root",
     "find_test_files",

@@ -384,14 +384,14 @@ def _learning_rate(config: TrainConfig) -> tuple[float | None, str]:
 # ----------------------------------------------------------------------------- updates and epochs
 
 def _updates_per_epoch(run: Run) -> tuple[dict[int, int], str, int | None]:
-    """Updates per epoch as the ingest resolved them (timm.recipe.updates_per_epoch): by epoch (key -1
-    for one hinted value), the kind of source, and the typical value."""
-    effective = run.config.effective
-    typical = as_count(effective.get("updates_per_epoch"), minimum=1)
-    by_epoch = effective.get("updates_by_epoch")
-    kind = effective.get("updates_per_epoch_source")
-    if typical is None or not isinstance(by_epoch, Mapping) or not isinstance(kind, str):
+    """Updates per epoch as the ingest resolved them (the Recipe's): by epoch (key -1 for one hinted
+    value), the kind of source ("log" or "dataset hint"), and the typical value."""
+    resolved = run.recipe.updates_per_epoch
+    typical = as_count(resolved.value, minimum=1) if resolved is not None else None
+    by_epoch = run.recipe.updates_by_epoch
+    if typical is None or not by_epoch:
         return {}, "unknown", None
+    kind = "log" if resolved.kind == "log" else "dataset hint"
     return {int(e): int(n) for e, n in by_epoch.items()}, kind, typical
 
 
@@ -452,8 +452,10 @@ def _epochs_scheduled(run: Run) -> tuple[int | None, str]:
     scheduled = as_count(run.epochs_scheduled, minimum=1)
     if scheduled is None:
         return None, "unknown"
-    kind = run.config.effective.get("epochs_scheduled_source")
-    return scheduled, kind if isinstance(kind, str) else "unknown"
+    resolved = run.recipe.epochs_scheduled
+    if resolved is None:
+        return scheduled, "unknown"
+    return scheduled, "log" if resolved.kind == "log" else "args.yaml"
 
 
 # ----------------------------------------------------------------------------- EMA

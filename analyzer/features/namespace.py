@@ -503,8 +503,8 @@ def _num_classes_confidence(run: Run) -> float | None:
     """1.0 when num_classes was stated (log or args.yaml); the inference's own confidence when inferred."""
     if not run.config.get("num_classes"):
         return None
-    inferred = run.config.effective.get("num_classes_confidence")
-    return float(inferred) if isinstance(inferred, (int, float)) else 1.0
+    resolved = run.recipe.num_classes
+    return float(resolved.confidence) if resolved is not None else 1.0
 
 
 def build_namespace(run: Run, detection: Detection, derived: Derived) -> Namespace:

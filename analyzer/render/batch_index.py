@@ -3,9 +3,10 @@ top cause, the "what differs" table). Data comes from the BatchSummary; nothing 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from mnv4_postmortem.analyzer.batch.rows import RunRow
+if TYPE_CHECKING:  # renderers never import batch at run time: a row is only read here
+    from mnv4_postmortem.analyzer.batch.rows import RunRow
 from mnv4_postmortem.analyzer.render.environment import template_environment
 from mnv4_postmortem.analyzer.render.plots import overlays_svg
 from mnv4_postmortem.analyzer.render.versions import footer_versions

@@ -78,11 +78,7 @@ def model_vs_ema_svg(epochs: pd.DataFrame, chance: Mapping[str, float], findings
     if "eval_top1_model" in chance:
         _chance(ax, chance["eval_top1_model"])
     _shade_findings(ax, findings)
-    ax.set_xlabel("epoch", fontsize=8)
-    ax.set_ylabel("eval top-1 (%)", fontsize=8)
-    _legend(ax)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
+    return _finish(fig, ax, "epoch", "eval top-1 (%)")
 
 
 def lr_svg(logged: tuple | None, configured: Sequence[float] | None, steps: pd.DataFrame | None) -> str | None:
@@ -102,11 +98,7 @@ def lr_svg(logged: tuple | None, configured: Sequence[float] | None, steps: pd.D
         ax.plot(np.arange(len(configured) + 1), [*configured, configured[-1]], lw=1.2, ls="--", color="tab:orange",
                 drawstyle="steps-post", label="configured (sched, warmup, lr)")
     # linear, as TensorBoard and W&B draw schedules: warm-up and decay shapes read directly
-    ax.set_xlabel("epoch", fontsize=8)
-    ax.set_ylabel("learning rate", fontsize=8)
-    _legend(ax)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
+    return _finish(fig, ax, "epoch", "learning rate")
 
 
 def step_loss_svg(steps: pd.DataFrame | None) -> str | None:
@@ -123,11 +115,7 @@ def step_loss_svg(steps: pd.DataFrame | None) -> str | None:
     finite = y[np.isfinite(y) & (y > 0)]
     if len(finite) and finite.max() / finite.min() > 100:
         ax.set_yscale("log")
-    ax.set_xlabel("optimizer update", fontsize=8)
-    ax.set_ylabel("loss", fontsize=8)
-    _legend(ax)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
+    return _finish(fig, ax, "optimizer update", "loss")
 
 
 def grad_norm_svg(step_scalars: pd.DataFrame | None) -> str | None:
@@ -144,11 +132,7 @@ def grad_norm_svg(step_scalars: pd.DataFrame | None) -> str | None:
         series = series[series > 0]
         ax.plot(series.index, series.to_numpy(), lw=1.6 if column == "grad_norm" else 0.8, label=str(column))
     ax.set_yscale("log")
-    ax.set_xlabel("optimizer update", fontsize=8)
-    ax.set_ylabel("gradient L2 norm", fontsize=8)
-    _legend(ax)
-    ax.grid(alpha=0.3)
-    return _svg(fig)
+    return _finish(fig, ax, "optimizer update", "gradient L2 norm")
 
 
 def thin_min_max(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +150,15 @@ def thin_min_max(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, 
         keep.extend(sorted({lo, hi}))
     keep_arr = np.asarray(keep)
     return x[keep_arr], y[keep_arr]
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str) -> str:
+    """One plot's axis labels, legend and grid, as every single-panel plot draws them; the SVG text."""
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
 
 
 def _legend(ax) -> None:

@@ -138,14 +138,21 @@ def render_train_command(
     return " ".join([program, *words])
 
 
-def train_command(config: TrainConfig, patch: Mapping[str, Any] | None = None, *, program: str = PROGRAM) -> str:
-    """The ``train.py`` command that repeats ``config``'s run with ``patch`` applied.
+def train_command(config: TrainConfig | Mapping[str, Any], patch: Mapping[str, Any] | None = None, *,
+                  timm_version: Any = None, program: str = PROGRAM) -> str:
+    """The ``train.py`` command that repeats ``config``'s run with ``patch`` applied: the one builder of
+    command lines (fixes, the run's own line, the runner's arms and --train-script).
 
     Options equal to timm's defaults are left out, using the defaults of the same timm era the config
-    was filled from (``config.timm_version``), so the command and the config never disagree on a default.
-    ``patch`` maps args.yaml keys to new values; ``None``/``False`` removes a flag.
+    was filled from (``config.timm_version``; for a plain args mapping, ``timm_version``), so the command
+    and the config never disagree on a default. ``patch`` maps args.yaml keys to new values;
+    ``None``/``False`` removes a flag.
     """
-    return render_train_command(config.args, patch or {}, command_defaults(config.timm_version), program=program)
+    if isinstance(config, TrainConfig):
+        args, timm_version = config.args, config.timm_version
+    else:
+        args = config
+    return render_train_command(dict(args), dict(patch or {}), command_defaults(timm_version), program=program)
 
 
 __all__ = ["PROGRAM", "effective_args", "render_train_command", "train_command"]

@@ -13,7 +13,10 @@ and stored with their source in ``TrainConfig.effective`` / ``effective_sources`
 - ``updates_per_epoch``: optimizer updates per epoch: the ``N`` of the log's ``Train: e [i/N]`` lines
   (per epoch, and the most common value), else a dataset-size hint the ingest found.
 - ``num_classes``: when the config has none, read off a run stuck at chance level (top-1/top-5 at 100/C and
-  500/C), or off a loss plateau within 1 % of ln C for a common C; stored with ``num_classes_confidence``.
+  500/C), or off a loss plateau within 1 % of ln C for a common C; the Recipe keeps the inference's confidence.
+
+Each value lands in the run's typed :class:`~mnv4_postmortem.analyzer.model.Recipe` with its source, kind
+(log, args, default, inferred) and confidence.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mnv4_postmortem.analyzer.model import TrainConfig, as_count, as_number
+from mnv4_postmortem.analyzer.model import Recipe, Resolved, TrainConfig, as_count, as_number
 from mnv4_postmortem.analyzer.timm.defaults import default
 
 __all__ = [
@@ -104,37 +107,59 @@ class UpdatesPerEpoch:
 
 
 def resolve_recipe(config: TrainConfig, facts: RecipeFacts | None = None) -> TrainConfig:
-    """``config`` with the recipe's derived values in ``effective`` (with their sources).
+    """``config`` with its typed :class:`Recipe` (each value with its source, kind and confidence).
 
-    Values already in ``effective`` (read from the log: timm's own LR line, world size, num_classes)
-    are kept; only what is missing is computed.
+    The resolved values also stay readable through ``config.get`` (``effective``) for the rule namespace;
+    the bookkeeping (kinds of source, per-epoch update counts, confidences) lives only in the Recipe, so
+    nothing that is not a train.py setting reaches the config table. Values already in ``effective``
+    (read from the log: timm's own LR line, world size, num_classes) are kept; only what is missing is computed.
     """
     facts = facts or RecipeFacts()
     effective, sources = dict(config.effective), dict(config.effective_sources)
+    parts: dict[str, Any] = {}
     world = as_count(effective.get("world_size"), minimum=1) or 1
+    if "world_size" in effective:
+        parts["world_size"] = Resolved(world, sources.get("world_size", "the log"), "log")
     if effective.get("lr") is None:
         lr, how = resolve_lr(config, world)
         if lr is not None:
             effective["lr"], sources["lr"] = lr, how
+            parts["lr"] = Resolved(lr, how, _lr_kind(config))
+    else:
+        parts["lr"] = Resolved(effective["lr"], sources.get("lr", "the log"), "log")
     if "global_batch" not in effective:
         batch = global_batch(config, world)
         if batch is not None:
             effective["global_batch"], sources["global_batch"] = batch
+            parts["global_batch"] = Resolved(batch[0], batch[1], "inferred")
+    else:
+        parts["global_batch"] = Resolved(effective["global_batch"], sources.get("global_batch", "the log"), "log")
     scheduled = schedule_length(config, facts.scheduled_epochs, facts.scheduled_ref)
     if scheduled is not None:
-        effective["epochs_scheduled"], sources["epochs_scheduled"], effective["epochs_scheduled_source"] = scheduled
+        effective["epochs_scheduled"], sources["epochs_scheduled"], kind = scheduled
+        parts["epochs_scheduled"] = Resolved(scheduled[0], scheduled[1], "log" if kind == "log" else "args")
     updates = updates_per_epoch(config, facts.step_epoch, facts.step_per_epoch)
     if updates is not None:
         effective["updates_per_epoch"], sources["updates_per_epoch"] = updates.typical, updates.how
-        effective["updates_per_epoch_source"] = updates.kind
-        effective["updates_by_epoch"] = dict(updates.by_epoch)
+        parts["updates_per_epoch"] = Resolved(updates.typical, updates.how, "log" if updates.kind == "log" else "inferred")
+        parts["updates_by_epoch"] = dict(updates.by_epoch)
     if not config.get("num_classes"):
         inferred = num_classes_from_curves(facts)
         if inferred is not None:
             classes, how, confidence = inferred
-            effective["num_classes"], effective["num_classes_confidence"] = classes, confidence
+            effective["num_classes"] = classes
             sources["num_classes"] = f"{how} (confidence {confidence:.2f})"
-    return replace(config, effective=effective, effective_sources=sources)
+            parts["num_classes"] = Resolved(classes, how, "inferred", confidence)
+    elif config.get("num_classes") is not None:
+        stated = "log" if "num_classes" in config.effective else ("default" if "num_classes" in config.defaulted else "args")
+        parts["num_classes"] = Resolved(config.get("num_classes"), sources.get("num_classes", stated), stated)
+    return replace(config, effective=effective, effective_sources=sources, recipe=Recipe(**parts))
+
+
+def _lr_kind(config: TrainConfig) -> str:
+    if as_number(config.values.get("lr")) is None:
+        return "inferred"  # lr_base x batch ratio
+    return "default" if "lr" in config.defaulted else "args"
 
 
 def global_batch(config: TrainConfig, world_size: int = 1) -> tuple[int, str] | None:
