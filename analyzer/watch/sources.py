@@ -116,7 +116,13 @@ class LiveConsoleLog:
         return len(self.frozen), test.size, epoch, train.size > 0, len(self.parser.events)
 
     def best_metric_seen(self) -> bool:
-        return bool(self.parser.best)
+        """timm's ``*** Best metric`` line after the last Train line (a resumed run prints it at the end
+        of every segment; only one with no training after it ends the run)."""
+        if not self.parser.best:
+            return False
+        train = self.parser.rows["train"]
+        last_train = int(train.arrays["line"][train.size - 1]) if train.size else 0
+        return self.parser.best[-1][0] > last_train
 
     def contributions(self) -> list[Contribution]:
         if not self.lines_fed:
@@ -149,12 +155,25 @@ def _finished_copy(parser: Any, n_lines: int) -> Any:
                                   for k, v in value.items()})
     rows = {}
     for kind, growing in parser.rows.items():
+        size = _complete_test_rows(growing) if kind == "test" else growing.size
         copied = _Growing(tuple(growing.arrays))
-        copied.arrays = {k: np.array(a[:growing.size]) for k, a in growing.arrays.items()}
-        copied.size = growing.size
+        copied.arrays = {k: np.array(a[:size]) for k, a in growing.arrays.items()}
+        copied.size = size
         rows[kind] = copied
     clone.rows = rows
     return clone.finish(n_lines, False)
+
+
+def _complete_test_rows(test: Any) -> int:
+    """Test rows up to the last complete validation block: a block still being printed (its last line
+    ``[idx/last]`` has idx < last) would give the running average of part of the val set."""
+    size = test.size
+    idx, last = test.arrays["idx"], test.arrays["last"]
+    if size and idx[size - 1] < last[size - 1]:
+        done = np.flatnonzero(idx[:size] >= last[:size])
+        # rows after the last finished block belong to the block in progress
+        return int(done[-1]) + 1 if done.size else 0
+    return size
 
 
 # --------------------------------------------------------------------------------------------- summary.csv
