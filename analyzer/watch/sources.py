@@ -4,16 +4,18 @@ Each file the format registry claims (``ingest.formats.sniff``) gets a live read
 the bytes appended since the last poll (:mod:`analyzer.watch.tail`):
 
 - console log: the console-log parser is kept alive and fed whole lines as they arrive; a snapshot of
-  it (its rows copied, so feeding can go on) is the log's Contribution;
+  it (its rows copied, so feeding can go on; a validation block still being printed left out) is the
+  log's Contribution;
 - TensorBoard event file: complete TFRecord records only (a record half written is read again at the
   next poll), decoded with TensorBoard's own protobuf classes, then combined as ``report`` does;
 - summary.csv: its complete lines are kept in memory and re-read from memory when rows arrive (the
   file is read once; a 1,000-epoch summary.csv is ~100 KB);
 - args.yaml: small and written once, so read again whenever its size or mtime changes.
 
-Files are followed by identity (device, inode): a log the user renames keeps its reader, a file
-truncated or replaced under the same path starts a new reader and the old one's records are kept
-(frozen), so a restart never loses what was read. Nothing is ever written into the run directory.
+Files are followed by identity (device, inode): a log the user renames keeps its reader; a log
+truncated or replaced under the same path is read on as a continuation (``LiveConsoleLog``), and a copy
+of a followed log (``copytruncate``) is recognised by its first bytes and not read twice, so a restart
+or a rotation neither loses nor doubles a record. Nothing is ever written into the run directory.
 """
 
 from __future__ import annotations
@@ -54,19 +56,27 @@ class LiveSource(Protocol):
         """What the reader has seen that a diagnosis depends on (epochs, first updates); compared between polls."""
 
     def contributions(self) -> list[Contribution]:
-        """What was read so far, as the merge takes it (frozen earlier files first)."""
+        """What was read so far, as the merge takes it."""
 
 
 # --------------------------------------------------------------------------------------------- console log
 
 
 class LiveConsoleLog:
+    """A console log, parsed as it grows by one live parser.
+
+    A truncated or replaced file is read on by the same parser, as a continuation of one stream: after
+    ``logrotate copytruncate`` the writer goes on where it was (an eval block can straddle the cut), and
+    a run restarted with ``>`` prints timm's start-up lines, which the parser already treats as a new
+    segment. Line numbers then count on from the earlier contents (said once, as an issue).
+    """
+
     def __init__(self, path: Path, rel: str):
         self.path, self.rel = path, rel
         self.tail = Tail(path)
-        self.frozen: list[Contribution] = []     # earlier contents of this path (truncated / replaced)
         self.parser = self._new_parser()
         self.lines_fed = 0
+        self.restarts = 0
         self._cached: Contribution | None = None
         self.first_bytes = b""      # the start of the file as first read (to recognise a copy of it)
 
@@ -82,7 +92,11 @@ class LiveConsoleLog:
         while (chunk := self.tail.read()) is not None:
             got = True
             if chunk.restarted:
-                self._freeze()
+                self.restarts += 1
+                if self.restarts == 1:
+                    self.parser.issue("the file was truncated or replaced while it was followed; its new contents "
+                                      f"are read as a continuation (line numbers after line {self.lines_fed} count on)",
+                                      self.lines_fed + 1)
             self._feed(chunk)
             if not chunk.more:
                 break
@@ -99,21 +113,16 @@ class LiveConsoleLog:
         data = chunk.data
         if chunk.offset == 0 and data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
-        if not self.frozen and len(self.first_bytes) < 4096 and chunk.offset == len(self.first_bytes):
+        if not self.restarts and len(self.first_bytes) < 4096 and chunk.offset == len(self.first_bytes):
             self.first_bytes += data[:4096 - len(self.first_bytes)]
         self.parser.feed(_Block(data, 0, len(data), chunk.offset))
         self.lines_fed += data.count(b"\n")
-
-    def _freeze(self) -> None:
-        if self.lines_fed:
-            self.frozen.append(self._snapshot(f"{self.rel} (before it was truncated or replaced)"))
-        self.parser, self.lines_fed = self._new_parser(), 0
 
     def progress(self) -> tuple[Any, ...]:
         rows = self.parser.rows
         train, test = rows["train"], rows["test"]
         epoch = int(train.arrays["epoch"][train.size - 1]) if train.size else -1
-        return len(self.frozen), test.size, epoch, train.size > 0, len(self.parser.events)
+        return _complete_test_rows(test), epoch, train.size > 0, len(self.parser.events)
 
     def best_metric_seen(self) -> bool:
         """timm's ``*** Best metric`` line after the last Train line (a resumed run prints it at the end
@@ -126,17 +135,12 @@ class LiveConsoleLog:
 
     def contributions(self) -> list[Contribution]:
         if not self.lines_fed:
-            return list(reversed(self.frozen))
+            return []
         if self._cached is None:
-            self._cached = self._snapshot(self.rel)
-        # newest first: where a restarted log repeats epochs, the latest values win the merge
-        return [self._cached, *reversed(self.frozen)]
+            from mnv4_postmortem.analyzer.ingest.console_log.format import log_contribution
 
-    def _snapshot(self, shown: str) -> Contribution:
-        from mnv4_postmortem.analyzer.ingest.console_log.format import log_contribution
-
-        log = _finished_copy(self.parser, self.lines_fed)
-        return log_contribution(log, shown)
+            self._cached = log_contribution(_finished_copy(self.parser, self.lines_fed), self.rel)
+        return [self._cached]
 
 
 def _finished_copy(parser: Any, n_lines: int) -> Any:
@@ -469,7 +473,7 @@ class LiveRunDir:
 
     def _is_copy_of_followed(self, path: Path, head: bytes, rel: str) -> bool:
         """``logrotate copytruncate`` copies a followed log to a new file and truncates the original: the
-        copy starts with the bytes already read (kept as a frozen part), so it is not read twice."""
+        copy starts with the bytes already read, so it is not read twice."""
         for source in self.sources.values():
             first = source.first_bytes if isinstance(source, LiveConsoleLog) else b""
             size = min(len(first), len(head))
