@@ -93,7 +93,8 @@ def follow(root: Path, pack: RulePack, options: WatchOptions, emit: Callable[[st
         if options.until_done and progress == diagnosed and (
                 ended or (options.idle is not None and idle >= options.idle)):
             reason = "timm printed its *** Best metric line" if ended else f"no new data for {options.idle:g} s"
-            _out(emit, options, {"time": now_text(), "event": "done", "message": reason})
+            _out(emit, options, {"time": now_text(), "event": "done", "message": reason, "diagnoses": diagnoses,
+                                 "diagnose_cpu_s": round(live.cpu_seconds, 3)})
             _final_report(live, live_dir, options, emit)
             return WatchResult(0, reason, diagnoses, live.cpu_seconds)
         wait = interval
