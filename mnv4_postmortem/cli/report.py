@@ -44,12 +44,14 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     from mnv4_postmortem.analyzer.ingest import load_input
     from mnv4_postmortem.analyzer.pipeline import diagnose
     from mnv4_postmortem.analyzer.render import renderer
+    from mnv4_postmortem.analyzer.watch.timeline import finding_timeline
 
     from mnv4_postmortem.cli.verification_section import find_verification
 
     pack = load_rule_pack(rule_paths)
     run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
     diagnosis = diagnose(run, pack)
+    diagnosis = replace(diagnosis, timeline=finding_timeline(run, pack, diagnosis.findings))
     if fmt == "html" and output is None:
         output = default_html_path(run_dir)
     if fmt == "html":
