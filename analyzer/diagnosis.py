@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mnv4_postmortem.analyzer.verification import Verification
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
-# rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
+# rules suspected but not fired. The JSON Schema is render/schema/report-1.2.schema.json.
 SCHEMA_VERSION = "1.2"
 
 
