@@ -229,7 +229,7 @@ def test_recipe_only_rules_are_predictions(tmp_path, pack):
 # ------------------------------------------------------------------------------------------------ CLI
 
 
-def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mnv4_postmortem", "watch", *args], capture_output=True,
                           text=True, timeout=timeout)
 
@@ -269,7 +269,7 @@ def test_cli_waits_for_the_directory(tmp_path):
         first = json.loads(process.stdout.readline())     # printed before anything exists
         for _ in replay(RUNS / "v09_ema_lag", run, 20):
             pass
-        out, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=600)
     finally:
         process.kill()
     events = [first] + [json.loads(line) for line in out.splitlines()]
