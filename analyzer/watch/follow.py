@@ -59,6 +59,7 @@ def follow(root: Path, pack: RulePack, options: WatchOptions, emit: Callable[[st
            warn: Callable[[str], None]) -> WatchResult:
     live_dir = LiveRunDir(root, tb_aliases=options.tb_aliases)
     live = LiveDiagnosis(pack, options.confirm)
+    live.warm_up()
     waiter = _Waiter(root, options.use_watchfiles)
     hook_level = options.fail_on if options.fail_on is not None else Severity.WARNING
     interval, diagnosed, diagnoses = options.interval, None, 0

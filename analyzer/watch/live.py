@@ -62,6 +62,14 @@ class LiveDiagnosis:
     def __post_init__(self) -> None:
         self.tracker = Tracker(self.confirm)
 
+    def warm_up(self) -> None:
+        """Run the pipeline once on an empty recipe: its first call pays one-time costs (lazy imports)
+        that must not count as the cost of a diagnosis when pacing the next one."""
+        from mnv4_postmortem.analyzer.ingest.synthetic import synthetic_run
+        from mnv4_postmortem.analyzer.pipeline import diagnose
+
+        diagnose(synthetic_run({"num_classes": 10}, {"train_loss": [2.3, 2.2, 2.1], "eval_top1": [10, 11, 12]}), self.pack)
+
     def update(self, run: Run, *, live: bool = True) -> list[Change]:
         from mnv4_postmortem.analyzer.features.derived import derive
         from mnv4_postmortem.analyzer.pipeline import diagnose
