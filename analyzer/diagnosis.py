@@ -10,7 +10,7 @@ its curves or tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from mnv4_postmortem.analyzer.findings import Fix, Considered, Finding
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from mnv4_postmortem.analyzer.verification import Verification
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
-# rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
-SCHEMA_VERSION = "1.1"
+# rules suspected but not fired. The JSON Schema is render/schema/report-1.2.schema.json.
+SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,8 @@ class Diagnosis:
     schema_version: str = SCHEMA_VERSION
     report_facts: "ReportFacts | None" = None     # excerpts, config table, schedules, versions (rich renderers)
     verification: "Verification | None" = None    # a `reproduce` result attached by the caller (report --verification)
+    # rule_id -> when the finding was first visible (analyzer.watch.timeline.Visibility), attached by ``report``
+    timeline: Mapping[str, Any] = field(default_factory=dict)
 
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

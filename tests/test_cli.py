@@ -56,11 +56,13 @@ def test_report_json_schema_for_the_seed_case():
     result = invoke("report", str(SEED), "--format", "json")
     assert result.exit_code == 0
     data = report_json(result.output)
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "1.2"
     assert {"schema_version", "run", "findings", "segments", "considered"} <= set(data)
     top = data["findings"][0]
     assert set(top) == {"rule_id", "cause", "severity", "confidence", "title", "evidence", "epochs", "fix",
-                        "role", "latent", "facts"}
+                        "role", "latent", "facts", "visible_from_epoch", "predictable_before_training"}
+    # schema 1.2: the EMA share at the scheduled end is known from the recipe and the first updates
+    assert top["predictable_before_training"] is True and 0 <= top["visible_from_epoch"] <= 11
     assert top["role"] == "cause" and top["latent"] is False and "ema_catch_up_epoch" in top["facts"]
     assert top["cause"] == "ema-lag" and top["severity"] == "error"
     assert 0.0 <= top["confidence"] <= 1.0

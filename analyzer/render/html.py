@@ -43,7 +43,7 @@ def render(report: Diagnosis, *, verbose: bool = False) -> str:
         data=report_dict(report),
         considered=report.considered,
         facts=facts,
-        cards=[_card(i, f, anchors, facts, cited_by) for i, f in enumerate(report.findings, 1)],
+        cards=[_card(i, f, anchors, facts, cited_by, report.timeline) for i, f in enumerate(report.findings, 1)],
         plots=_plots(report),
         config=_config_view(facts, cited_by),
         events=_events(run),
@@ -78,7 +78,8 @@ def _plots(report: Diagnosis) -> list[dict[str, Any]]:
     return [{"id": pid, "title": title, "caption": caption, "svg": svg} for pid, title, caption, svg in plots if svg]
 
 
-def _card(rank: int, finding, anchors: dict[Citation, str], facts, cited_by) -> dict[str, Any]:
+def _card(rank: int, finding, anchors: dict[Citation, str], facts, cited_by, timeline=None) -> dict[str, Any]:
+    timeline = timeline or {}
     fix = finding.fix
     return {
         "rank": rank,
@@ -90,6 +91,7 @@ def _card(rank: int, finding, anchors: dict[Citation, str], facts, cited_by) -> 
             "diff": command_diff(facts.base_command if facts else None, fix.command),
         },
         "cites": (facts.cited_config.get(finding.rule_id, ()) if facts else ()),
+        "visibility": timeline[finding.rule_id].describe() if finding.rule_id in timeline else "",
     }
 
 

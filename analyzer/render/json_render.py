@@ -1,6 +1,6 @@
-"""JSON output of ``report``: a stable, documented document (``schema_version`` 1.1).
+"""JSON output of ``report``: a stable, documented document (``schema_version`` 1.2).
 
-The JSON Schema of the document ships beside this module (``schema/report-1.1.schema.json``).
+The JSON Schema of the document ships beside this module (``schema/report-1.2.schema.json``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.findings import Considered, Fix, _jsonable, to_json_dict
 from mnv4_postmortem.analyzer.render.verification import verification_json
 
-SCHEMA_RESOURCE = "schema/report-1.1.schema.json"
+SCHEMA_RESOURCE = "schema/report-1.2.schema.json"
 
 
 def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
     return _finite({
         "schema_version": diagnosis.schema_version,
         "run": diagnosis.summary.as_dict(),
-        "findings": [to_json_dict(f) for f in diagnosis.findings],
+        "findings": [{**to_json_dict(f), **_visibility(diagnosis, f.rule_id)} for f in diagnosis.findings],
         "differential": list(diagnosis.differential),
         "combined_fix": _fix(diagnosis.combined_fix),
         "considered": [_considered(c) for c in diagnosis.considered],
@@ -29,6 +29,14 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "rule_errors": list(diagnosis.rule_errors),
         **({"verification": verification_json(diagnosis.verification)} if diagnosis.verification else {}),
     })
+
+
+def _visibility(diagnosis: Diagnosis, rule_id: str) -> dict[str, Any]:
+    """Schema 1.2's optional finding fields, when the caller attached a timeline (``report`` does)."""
+    seen = diagnosis.timeline.get(rule_id)
+    if seen is None:
+        return {}
+    return {"visible_from_epoch": seen.visible_from_epoch, "predictable_before_training": seen.predictable_before_training}
 
 
 def _fix(fix: Fix | None) -> dict[str, Any] | None:

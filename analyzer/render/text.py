@@ -37,8 +37,10 @@ def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
     if not diagnosis.findings:
         console.print("[green]No problem found[/green]: no rule fired.")
     for rank, finding in enumerate(diagnosis.findings, 1):
+        seen = diagnosis.timeline.get(finding.rule_id)
         _finding(rank, finding, console,
-                 detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR or finding.latent)
+                 detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR or finding.latent,
+                 visibility=seen.describe() if seen is not None else "")
     _combined_fix(diagnosis, console)
     if diagnosis.differential:
         console.print("\n[bold]Differential[/bold] (alternatives considered, and why they rank lower)")
@@ -84,7 +86,7 @@ def _warnings(diagnosis: Diagnosis, console: Console, verbose: bool) -> None:
         console.print("  [dim]... (use --verbose, or `mnv4-postmortem inspect`, for all)[/dim]")
 
 
-def _finding(rank: int, finding: Finding, console: Console, *, detailed: bool) -> None:
+def _finding(rank: int, finding: Finding, console: Console, *, detailed: bool, visibility: str = "") -> None:
     style = SEVERITY_STYLE.get(finding.severity, "")
     epochs = f" epochs {finding.epochs[0]}-{finding.epochs[1]}" if finding.epochs else ""
     console.print(
@@ -95,6 +97,8 @@ def _finding(rank: int, finding: Finding, console: Console, *, detailed: bool) -
     console.print(f"   {escape(finding.title)}")
     if not detailed:
         return
+    if visibility:
+        console.print(f"   [dim]{escape(visibility)}[/dim]")
     for evidence in finding.evidence:
         # Templates cite their sources inline (cite()); the structured refs are in the JSON.
         console.print(f"   - {escape(evidence.text)}")

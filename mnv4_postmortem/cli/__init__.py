@@ -26,8 +26,10 @@ def _register() -> None:
     from mnv4_postmortem.cli.report import report_command
     from mnv4_postmortem.cli.reproduce import reproduce_command
     from mnv4_postmortem.cli.rules import rules_group
+    from mnv4_postmortem.cli.watch import watch_command
 
-    for command in (report_command, inspect_command, batch_command, rules_group, reproduce_command, lr_find_command):
+    for command in (report_command, inspect_command, batch_command, rules_group, reproduce_command, lr_find_command,
+                    watch_command):
         cli.add_command(command)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -42,6 +43,7 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     """
     from mnv4_postmortem.analyzer.findings import Severity
     from mnv4_postmortem.analyzer.render import renderer
+    from mnv4_postmortem.analyzer.watch.timeline import finding_timeline
     from mnv4_postmortem.analyzer.reproduction import AttachmentError
 
     analyzer = session(rule_paths, tb_alias=tb_alias, tb_aliases_file=tb_aliases_file)
@@ -50,6 +52,8 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
                                      batch_grid=batch_grid, warn=_warn)
     except AttachmentError as exc:
         fail(str(exc))
+    # when each finding was first visible: the run's prefixes replayed through the same pipeline
+    diagnosis = replace(diagnosis, timeline=finding_timeline(diagnosis.run, analyzer.pack, diagnosis.findings))
     if fmt == "html" and output is None:
         output = default_html_path(run_dir, notice=echo_err)
     _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output, fmt)
