@@ -16,7 +16,7 @@ DERIVED_FIELDS = frozenset(
     "init_source num_classes chance_top1 chance_top5 regularization dataset_size_hint dataset_size_source".split()
 )
 
-ROOTS = ("config", "derived", "series", "events")
+ROOTS = ("config", "derived", "series", "events", "symptoms")
 
 
 def is_known_name(path: str) -> bool:
@@ -26,6 +26,9 @@ def is_known_name(path: str) -> bool:
         return False
     if len(parts) == 1:
         return True
+    if parts[0] == "symptoms":
+        # symptoms.<id>.<attr>: a symptom rule's id (checked when the pack is assembled) and its fields
+        return len(parts) <= 2 or parts[2] in SYMPTOM_ATTRIBUTES
     if parts[0] == "config":
         return len(parts) == 2  # any timm argument name (unknown ones are MISSING); config values have no attributes
     if parts[0] == "series":
@@ -44,6 +47,7 @@ DERIVED_EXTRAS = frozenset({
     "lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes",
     "train_loss_floor", "config_present", "num_classes_confidence", "ema_half_share_updates", "timm_at_least", "log_present",
 })
+SYMPTOM_ATTRIBUTES = frozenset({"strength", "epochs", "first_epoch", "last_epoch", "severity", "title"})
 EVENT_ATTRIBUTES = frozenset(
     "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
     "ema_gap schedule issues gradients".split()
