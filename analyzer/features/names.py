@@ -41,11 +41,11 @@ def is_known_name(path: str) -> bool:
 SERIES_ATTRIBUTES = frozenset(
     "present n first last min max first_epoch last_epoch argmin_epoch argmax_epoch segments first_segment last_segment "
     "stall leading_stall chance nonfinite explosion spikes at mean_between change_between rel_drop_between fraction_below "
-    "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name".split()
+    "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name noise".split()
 )
 DERIVED_EXTRAS = frozenset({
     "lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes",
-    "train_loss_floor", "config_present", "num_classes_confidence", "ema_half_share_updates", "timm_at_least", "log_present",
+    "train_loss_floor", "config_present", "accuracy_units", "num_classes_confidence", "ema_half_share_updates", "timm_at_least", "log_present",
 })
 SYMPTOM_ATTRIBUTES = frozenset({"strength", "epochs", "first_epoch", "last_epoch", "severity", "title"})
 EVENT_ATTRIBUTES = frozenset(
