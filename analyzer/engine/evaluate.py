@@ -304,6 +304,10 @@ def evaluate_scored(rule: Rule, evaluator: RuleEvaluator, template_context: Mapp
     except _RuleFailed:
         return None
     bar = float(rule.bar if rule.bar is not None else 1.0)
+    if rule.symptoms and not score.explained:
+        # A cause defined by what it explains is not named when none of it is seen (config alone is a
+        # latent cause's business, with its own rule).
+        return _considered(ctx)
     if score.total < bar or (rule.for_epochs is not None and (epochs is None or epochs[1] - epochs[0] + 1 < rule.for_epochs)):
         if not score.explained:
             return _considered(ctx)
@@ -313,8 +317,11 @@ def evaluate_scored(rule: Rule, evaluator: RuleEvaluator, template_context: Mapp
         return Considered(rule.id, rule.cause, rule.title, reason)
     ruled_out = ctx.render(rule.ruled_out, "ruled_out") if rule.ruled_out is not None else None
     strong = [s for s in score.explained if s.severity >= Severity.WARNING]
+    # A cause is as severe as the worst symptom it explains (a warning-level cause that holds a run at the
+    # prior is an error for that run).
+    severity = max([rule.severity] + [s.severity for s in score.explained])
     return Finding(
-        rule_id=rule.id, cause=rule.cause, severity=rule.severity, confidence=_confidence_of(score.total, bar),
+        rule_id=rule.id, cause=rule.cause, severity=severity, confidence=_confidence_of(score.total, bar),
         title=rule.title, evidence=_evidence(ctx) + score.lines, epochs=epochs, fix=_fix(ctx, pipeline_meta),
         specificity=rule.specificity, explains=rule.explains, ruled_out=ruled_out[0] if ruled_out else None,
         role=rule.role, facts=_facts(ctx), symptoms=tuple(s.id for s in score.explained),
