@@ -191,8 +191,11 @@ def _tier(finding: Finding) -> int:
 
 
 def _explained_by(candidate: Finding, others: Iterable[Finding]) -> bool:
+    # Between two scored causes, an explainer whose evidence totals less does not demote the one it names:
+    # ranking goes by the strength of the evidence, not by which rule claims the other.
     return any(
         other is not candidate and other.cause != candidate.cause and candidate.cause in other.explains
+        and not (other.score is not None and candidate.score is not None and other.score < candidate.score)
         for other in others
     )
 
