@@ -69,7 +69,8 @@ class Diagnosis:
         Renderers say "No problem found" exactly then (issue 13: no strong symptom goes unreported)."""
         from mnv4_postmortem.analyzer.findings import Severity
 
-        return any(f.severity >= Severity.WARNING for f in self.findings) or bool(self.unexplained)
+        return (any(f.severity >= Severity.WARNING for f in self.findings) or bool(self.unexplained)
+                or any(s.severity >= Severity.WARNING for s in self.symptoms))
 
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

@@ -181,9 +181,10 @@ ROLE_ORDER = ("cause", "latent", "consequence")
 
 
 def _base_key(finding: Finding) -> tuple:
-    # Severity, then how much of the observed symptom set it explains (summed strength), then specificity.
-    return (-int(finding.severity), -round(finding.strength, 6), -finding.specificity, -finding.confidence,
-            finding.rule_id)
+    # Severity, then how much of the observed symptom set it explains (summed strength), then the strength of
+    # its evidence (a scored cause's total; a when-only rule has none), then specificity.
+    return (-int(finding.severity), -round(finding.strength, 6), -round(finding.score or 0.0, 6), -finding.specificity,
+            -finding.confidence, finding.rule_id)
 
 
 def _tier(finding: Finding) -> int:
@@ -191,11 +192,11 @@ def _tier(finding: Finding) -> int:
 
 
 def _explained_by(candidate: Finding, others: Iterable[Finding]) -> bool:
-    # Between two scored causes, an explainer whose evidence totals less does not demote the one it names:
+    # Between two scored causes, an explainer whose evidence totals no more does not demote the one it names:
     # ranking goes by the strength of the evidence, not by which rule claims the other.
     return any(
         other is not candidate and other.cause != candidate.cause and candidate.cause in other.explains
-        and not (other.score is not None and candidate.score is not None and other.score < candidate.score)
+        and not (other.score is not None and candidate.score is not None and other.score <= candidate.score)
         for other in others
     )
 
@@ -412,6 +413,8 @@ def to_json_dict(finding: Finding) -> dict[str, Any]:
         "role": finding.role,
         "latent": finding.latent,
         "facts": _jsonable(dict(finding.facts)),
+        "symptoms": list(finding.symptoms),
+        "score": None if finding.score is None else round(float(finding.score), 3),
         "fix": (
             {"args": _jsonable(dict(finding.fix.args)), "command": finding.fix.command,
              "note": finding.fix.note or None, "safety": finding.fix.safety}

@@ -280,5 +280,5 @@ def outcomes(label: Label, analyze: Callable[[Run], Diagnosis], variants=VARIANT
                 yield Outcome(label.run, variant, label.expected, "-", None, "does not apply to this run")
                 continue
             diagnosis = analyze(made)
-            diagnosed = top_cause(diagnosis.findings)
+            diagnosed = top_cause(diagnosis.findings, diagnosis.unexplained)
             yield Outcome(label.run, variant, label.expected, diagnosed, diagnosed in acceptable(label, variant))

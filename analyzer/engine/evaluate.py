@@ -399,7 +399,8 @@ def evaluate(
     # Symptoms first: they read the curves alone, and the causes read them (``symptoms.<id>``).
     symptoms = [s for s in (evaluate_symptom(r, evaluator, template_context, warnings) for r in rules if r.is_symptom) if s]
     fired = {s.id: s for s in symptoms}
-    names = dict(namespace, symptoms={s.id: _symptom_record(s) for s in symptoms})
+    # ``symptoms.<id>`` with the id's dashes as underscores (an expression name cannot hold a dash).
+    names = dict(namespace, symptoms={s.id.replace("-", "_"): _symptom_record(s) for s in symptoms})
     evaluator = RuleEvaluator(names)
     template_context = dict(names)
     for rule in rules:

@@ -240,8 +240,10 @@ class SeriesView:
         self.gain = self.change_between(self.first_epoch, self.last_epoch)
         self._refs = run.epoch_refs[name] if name in run.epoch_refs.columns else None
         self.leading_flat = self._leading_flat(detection)
-        # The series' own point noise (robust, from first differences): margins of symptoms scale with it.
-        self.noise = _value(diff_noise(finite.to_numpy(dtype="float64"))) if len(finite) >= 3 else MISSING
+        # The series' own point noise (robust, from first differences) over its second half, where the level a
+        # symptom judges has settled (the first epochs' transients are trend, not noise); margins scale with it.
+        settled = finite.iloc[len(finite) // 2:] if len(finite) >= 6 else finite
+        self.noise = _value(diff_noise(settled.to_numpy(dtype="float64"))) if len(settled) >= 3 else MISSING
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
