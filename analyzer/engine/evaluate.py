@@ -257,7 +257,8 @@ def _score(ctx: _Context, fired: Mapping[str, Symptom]) -> _Score:
     A signal that cannot be evaluated, or reads missing data, counts neither way."""
     rule = ctx.rule
     explained = tuple(fired[s] for s in rule.symptoms if s in fired)
-    total = sum(s.strength for s in explained)
+    # Info-level symptoms make a cause eligible but add nothing: only what the report calls a problem weighs.
+    total = sum(s.strength for s in explained if s.severity >= Severity.WARNING)
     lines = [Evidence(f"explains the symptom: {s.title} (strength {s.strength:.2f}"
                       + (f", epochs {s.epochs[0]}-{s.epochs[1]}" if s.epochs else "") + ")",
                       tuple(r for e in s.evidence for r in e.refs)) for s in explained]
