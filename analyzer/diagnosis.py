@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from mnv4_postmortem.analyzer.findings import Fix, Considered, Finding
+from mnv4_postmortem.analyzer.findings import Fix, Considered, Finding, Symptom, UnexplainedSymptom
 from mnv4_postmortem.analyzer.model import Run
 
 if TYPE_CHECKING:
@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from mnv4_postmortem.analyzer.verification import Verification
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
-# rules suspected but not fired. The JSON Schema is render/schema/report-1.2.schema.json.
+# rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
+# 1.2 (issue 18): each finding's optional visible_from / predictable. 1.2 (issue 13): "unexplained_symptoms" (symptoms at warning+ that no finding explains, with candidate causes
+# and what would tell them apart), "symptoms" (every symptom that fired), each finding's "symptoms" and "score",
+# and "units" (the accuracy unit inferred per series). Schema: render/schema/report-1.2.schema.json.
 SCHEMA_VERSION = "1.2"
 
 
@@ -66,6 +69,17 @@ class Diagnosis:
     verification: "Verification | None" = None    # a `reproduce` result attached by the caller (report --verification)
     # rule_id -> when the finding was first visible (analyzer.watch.timeline.Visibility), attached by ``report``
     timeline: Mapping[str, Any] = field(default_factory=dict)
+    symptoms: tuple[Symptom, ...] = ()            # every symptom rule that fired (what the curves show)
+    unexplained: tuple[UnexplainedSymptom, ...] = ()  # symptoms at warning+ that no finding explains
+
+    @property
+    def problem_found(self) -> bool:
+        """False only when nothing at warning or above was found: no such finding and no such symptom.
+        Renderers say "No problem found" exactly then (issue 13: no strong symptom goes unreported)."""
+        from mnv4_postmortem.analyzer.findings import Severity
+
+        return (any(f.severity >= Severity.WARNING for f in self.findings) or bool(self.unexplained)
+                or any(s.severity >= Severity.WARNING for s in self.symptoms))
 
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

@@ -108,6 +108,15 @@ class Finding:
     role: str = "cause"  # "cause" | "latent" | "consequence" (the rule's role; see module docstring)
     # Structured values for renderers, evaluated from the rule's ``facts`` (e.g. ``ema_catch_up_epoch``).
     facts: Mapping[str, Any] = field(default_factory=dict)
+    # The symptoms-first layer (issue 13). ``symptoms``: ids of the fired symptoms this finding explains;
+    # ``strength``: the summed strength of those at warning or above; ``score``: a scored cause's total
+    # (symptoms + signals), None for a rule that fires on its ``when`` alone; ``own_symptom``: whether it
+    # stands on a symptom of its own (a config smell does not; a ``when``-only rule reads the curves itself).
+    symptoms: tuple[str, ...] = ()
+    strength: float = 0.0
+    score: float | None = None
+    own_symptom: bool = True
+    against: tuple[str, ...] = ()  # the signals that counted against it (for the differential)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "facts", MappingProxyType(dict(self.facts)))
@@ -115,6 +124,32 @@ class Finding:
     @property
     def latent(self) -> bool:
         return self.role == "latent"
+
+
+@dataclass(frozen=True, slots=True)
+class Symptom:
+    """What the curves show, whatever the cause: a symptom rule that fired (issue 13).
+
+    ``strength`` is how far past its margin (1 = at the margin, scaled by the series' own noise);
+    ``candidates`` are the causes that could explain it and ``tell_apart`` what would tell them apart.
+    """
+
+    id: str
+    title: str
+    severity: Severity
+    strength: float
+    epochs: tuple[int, int] | None = None
+    evidence: tuple[Evidence, ...] = ()
+    candidates: tuple[str, ...] = ()
+    tell_apart: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnexplainedSymptom:
+    """A symptom at warning or above that no reported cause explains: shown with its candidates."""
+
+    symptom: Symptom
+    candidates: tuple[str, ...]  # the candidate causes, minus those whose rule fired and does not claim it
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +170,7 @@ class Ranking:
     differential: tuple[str, ...] = ()       # one sentence per alternative cause
     considered: tuple[Considered, ...] = ()  # rules suspected but not fired (and not fired by another id)
     combined_fix: Fix | None = None          # the top cause's fix merged with every latent cause's fix
+    unexplained: tuple[UnexplainedSymptom, ...] = ()  # symptoms at warning+ that no reported cause explains
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,7 +181,10 @@ ROLE_ORDER = ("cause", "latent", "consequence")
 
 
 def _base_key(finding: Finding) -> tuple:
-    return (-int(finding.severity), -finding.specificity, -finding.confidence, finding.rule_id)
+    # Severity, then how much of the observed symptom set it explains (summed strength), then the strength of
+    # its evidence (a scored cause's total; a when-only rule has none), then specificity.
+    return (-int(finding.severity), -round(finding.strength, 6), -round(finding.score or 0.0, 6), -finding.specificity,
+            -finding.confidence, finding.rule_id)
 
 
 def _tier(finding: Finding) -> int:
@@ -153,8 +192,11 @@ def _tier(finding: Finding) -> int:
 
 
 def _explained_by(candidate: Finding, others: Iterable[Finding]) -> bool:
+    # Between two scored causes, an explainer whose evidence totals no more does not demote the one it names:
+    # ranking goes by the strength of the evidence, not by which rule claims the other.
     return any(
         other is not candidate and other.cause != candidate.cause and candidate.cause in other.explains
+        and not (other.score is not None and candidate.score is not None and other.score <= candidate.score)
         for other in others
     )
 
@@ -177,8 +219,14 @@ def rank(findings: Iterable[Finding]) -> list[Finding]:
     ranked: list[Finding] = []
     for tier in range(len(ROLE_ORDER)):
         members = [f for f in findings if _tier(f) == tier]
-        # Only a visible cause explains symptoms; latent ones and consequences are ordered plainly.
-        ranked.extend(_rank_causes(members) if tier == 0 else sorted(members, key=_base_key))
+        if tier == 0:
+            # A cause with no symptom of its own (a config smell) never outranks one that explains a strong
+            # symptom, whatever its severity: the symptom is what the user sees, the smell only a suspicion.
+            ranked.extend(_rank_causes([f for f in members if f.own_symptom]))
+            ranked.extend(_rank_causes([f for f in members if not f.own_symptom]))
+        else:
+            # Only a visible cause explains symptoms; latent ones and consequences are ordered plainly.
+            ranked.extend(sorted(members, key=_base_key))
     return ranked
 
 
@@ -192,6 +240,15 @@ def _why_lower(alt: Finding, ranked_above: Sequence[Finding], top: Finding) -> s
                 f"{top.cause} is fixed, so the combined fix changes both")
     if alt.role == "consequence" and top.role != "consequence":
         return f"a consequence, not a cause: it follows from {top.cause} and ranks below every cause"
+    if not alt.own_symptom and top.own_symptom:
+        shown = ", ".join(top.symptoms) or "the symptoms seen"
+        return (f"no symptom of its own (a config suspicion), so it ranks below {top.cause}, which explains "
+                f"{shown}")
+    missed = [s for s in top.symptoms if s not in alt.symptoms]
+    if alt.against:
+        return f"counts against it: {'; '.join(alt.against)}"
+    if missed and alt.score is not None:
+        return f"does not explain {', '.join(missed)}, which {top.cause} explains"
     explainer = next((f for f in ranked_above if alt.cause in f.explains and f.role == "cause"), None)
     if explainer is not None:
         alone = " alone" if explainer is top else ""
@@ -261,11 +318,28 @@ def combined_fix(
     return Fix(args=args, command=command, note=f"fixes {causes} together", safety=safety)
 
 
-def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] = ()) -> Ranking:
+def unexplained(ranked: Sequence[Finding], symptoms: Sequence[Symptom]) -> tuple[UnexplainedSymptom, ...]:
+    """Every symptom at warning or above that no reported finding explains, with its candidate causes
+    (those whose rule did not fire: a fired cause that does not claim the symptom is no candidate for it)."""
+    explained = {s for f in ranked for s in f.symptoms}
+    fired_causes = {f.cause for f in ranked}
+    out = []
+    for symptom in symptoms:
+        if symptom.severity < Severity.WARNING or symptom.id in explained:
+            continue
+        candidates = tuple(c for c in symptom.candidates if c not in fired_causes) or symptom.candidates
+        out.append(UnexplainedSymptom(symptom, candidates))
+    return tuple(out)
+
+
+def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] = (),
+                 symptoms: Sequence[Symptom] = ()) -> Ranking:
     """Rank findings and explain the alternatives.
 
     A latent finding whose cause also fired visibly is dropped: the cause is then plain to see, not latent.
     The combined fix carries args only; the pipeline renders its command line with the run's own.
+    Symptoms at warning or above that no finding explains are listed as unexplained (issue 13: no strong
+    symptom goes unreported).
     """
     findings = list(findings)
     visible = {f.cause for f in findings if not f.latent}
@@ -273,7 +347,7 @@ def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] =
     fired = {f.rule_id for f in ranked}
     not_fired = [c for c in considered if c.rule_id not in fired]
     return Ranking(findings=tuple(ranked), differential=differential(ranked, not_fired), considered=tuple(not_fired),
-                   combined_fix=combined_fix(ranked))
+                   combined_fix=combined_fix(ranked), unexplained=unexplained(ranked, symptoms))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,6 +385,21 @@ def evidence_json(evidence: Evidence) -> dict[str, Any]:
     return {"text": evidence.text, "refs": [ref_json(r) for r in evidence.refs]}
 
 
+def symptom_json(item: UnexplainedSymptom) -> dict[str, Any]:
+    """The JSON shape of an unexplained symptom (schema 1.2)."""
+    symptom = item.symptom
+    return {
+        "symptom_id": symptom.id,
+        "title": symptom.title,
+        "severity": symptom.severity.label,
+        "strength": round(float(symptom.strength), 3),
+        "epochs": [int(symptom.epochs[0]), int(symptom.epochs[1])] if symptom.epochs else None,
+        "evidence": [evidence_json(e) for e in symptom.evidence],
+        "candidates": list(item.candidates),
+        "tell_apart": symptom.tell_apart or None,
+    }
+
+
 def to_json_dict(finding: Finding) -> dict[str, Any]:
     """The stable JSON shape of one finding (keys and types are part of the output contract)."""
     return {
@@ -324,6 +413,8 @@ def to_json_dict(finding: Finding) -> dict[str, Any]:
         "role": finding.role,
         "latent": finding.latent,
         "facts": _jsonable(dict(finding.facts)),
+        "symptoms": list(finding.symptoms),
+        "score": None if finding.score is None else round(float(finding.score), 3),
         "fix": (
             {"args": _jsonable(dict(finding.fix.args)), "command": finding.fix.command,
              "note": finding.fix.note or None, "safety": finding.fix.safety}
@@ -342,6 +433,8 @@ __all__ = [
     "ROLE_ORDER",
     "Ranking",
     "Severity",
+    "Symptom",
+    "UnexplainedSymptom",
     "combined_fix",
     "differential",
     "evidence_json",
@@ -349,4 +442,6 @@ __all__ = [
     "rank",
     "ref_json",
     "to_json_dict",
+    "unexplained",
+    "symptom_json",
 ]

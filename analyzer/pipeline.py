@@ -31,7 +31,7 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
     """Everything a renderer shows about ``run`` under the rules of ``pack``."""
     run, detection, derived = _stages(run)
     evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
-    ranking = make_ranking(evaluation.findings, evaluation.considered)
+    ranking = make_ranking(evaluation.findings, evaluation.considered, evaluation.symptoms)
     findings, command_errors = _with_commands(ranking.findings, run, pack)
     rule_errors = [str(e) for e in pack.errors] + [str(w) for w in evaluation.warnings] + command_errors
     return Diagnosis(
@@ -44,6 +44,8 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=tuple(rule_errors),
         combined_fix=_combined_command(ranking.combined_fix, run),
+        symptoms=evaluation.symptoms,
+        unexplained=ranking.unexplained,
         report_facts=build_report_facts(run, detection, findings, pack),
     )
 

@@ -42,9 +42,10 @@ def main() -> int:
         if not label.path.is_dir():
             skipped += 1
             continue
-        findings = analyze(load_run(label.path), pack).findings
-        diagnosed = top_cause(findings)
-        wrong = problems(label, findings)
+        report = analyze(load_run(label.path), pack)
+        findings = report.findings
+        diagnosed = top_cause(findings, report.unexplained)
+        wrong = problems(label, findings, report.unexplained)
         failures += bool(wrong)
         confusion[(label.expected, label.expected if diagnosed in label.top else diagnosed)] += 1
         for finding in findings:

@@ -55,17 +55,23 @@ def load_labels(path: Path = LABELS_FILE) -> list[Label]:
     return labels
 
 
-def top_cause(findings: tuple[Finding, ...]) -> str:
-    """The diagnosis in one word: the first finding's cause, or healthy when nothing is at warning or above."""
+UNEXPLAINED = "unexplained"
+
+
+def top_cause(findings: tuple[Finding, ...], unexplained: tuple = ()) -> str:
+    """The diagnosis in one word: the first finding's cause; else ``unexplained`` when a symptom at warning or
+    above is reported without a cause; else healthy (nothing at warning or above)."""
     serious = [f for f in findings if f.severity >= Severity.WARNING]
-    return findings[0].cause if serious else HEALTHY
+    if serious:
+        return findings[0].cause
+    return UNEXPLAINED if unexplained else HEALTHY
 
 
-def problems(label: Label, findings: tuple[Finding, ...]) -> list[str]:
+def problems(label: Label, findings: tuple[Finding, ...], unexplained: tuple = ()) -> list[str]:
     """Why this diagnosis does not meet its label (empty when it does). A healthy label is met only when
     nothing is at warning or above (``top_cause`` is then ``healthy``)."""
     found = []
-    top = top_cause(findings)
+    top = top_cause(findings, unexplained)
     if top not in label.top:
         found.append(f"top cause {top}, expected one of {list(label.top)}")
     causes = {f.cause for f in findings}

@@ -133,7 +133,7 @@ def test_json_shape_is_exact():
                                               {"file": "events.out.tfevents.1", "record": 7, "epochs": None}]},
             {"text": "flat", "refs": []},
         ],
-        "epochs": [0, 11], "role": "cause", "latent": False, "facts": {},
+        "epochs": [0, 11], "role": "cause", "latent": False, "facts": {}, "symptoms": [], "score": None,
         "fix": {"args": {"model_ema_warmup": True, "model_ema_decay": 0.97396, "lr": None},
                 "command": "python train.py --model-ema-warmup", "note": "n", "safety": "recipe-change"},
     }

@@ -29,7 +29,7 @@ def test_labelled_run_gets_an_acceptable_diagnosis(label, pack):
     if not label.path.is_dir():
         pytest.skip(f"{label.path} is not available")
     report = analyze(load_run(label.path), pack)
-    found = problems(label, report.findings)
+    found = problems(label, report.findings, report.unexplained)
     order = [f"{f.cause}({f.severity.label}, {f.confidence:.2f})" for f in report.findings]
     assert not found, f"{label.run}: {'; '.join(found)}; findings: {order}"
 

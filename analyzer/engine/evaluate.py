@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix
+from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix, Severity, Symptom
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from mnv4_postmortem.analyzer.engine.expr import EvalError, Expr, RuleEvaluator, get_member, is_absent, is_missing
 from mnv4_postmortem.analyzer.engine.loader import RulePack
@@ -36,6 +36,17 @@ class Evaluation:
     findings: tuple[Finding, ...]
     considered: tuple[Considered, ...]
     warnings: tuple[RuleError, ...]
+    symptoms: tuple[Symptom, ...] = ()  # every symptom rule that fired, in pack order
+
+
+# A symptom's strength is capped so that one extreme curve cannot carry a cause past any amount of evidence
+# against it: three margins past the threshold is already unmistakable.
+MAX_STRENGTH = 3.0
+# Confidence from a scored cause's total: a logistic in (score - bar), 0.5 exactly at the bar, each further
+# unit (one more symptom at its margin, or one decisive signal) multiplying the odds by e^2 (~7). Capped below
+# 1: no curve shape rules out every other explanation.
+CONFIDENCE_SLOPE = 2.0
+MAX_CONFIDENCE = 0.97
 
 
 class _RuleFailed(Exception):
@@ -201,6 +212,128 @@ def _considered(ctx: _Context) -> Considered | None:
     return Considered(rule.id, rule.cause, rule.title, reason[0] if reason else None)
 
 
+def _strength(ctx: _Context) -> float:
+    spec = ctx.rule.strength
+    if not isinstance(spec, Expr):
+        return float(spec)
+    try:
+        value = float(ctx.value(spec, "strength"))
+    except (_RuleFailed, TypeError, ValueError):
+        return 1.0  # the symptom holds; only its grade is unknown: at its margin
+    return 1.0 if math.isnan(value) else min(MAX_STRENGTH, max(0.0, value))
+
+
+def evaluate_symptom(rule: Rule, evaluator: RuleEvaluator, template_context: Mapping[str, Any],
+                     warnings: list[RuleError]) -> Symptom | None:
+    """One symptom rule on one namespace: the Symptom when it fires (strength, epochs, evidence)."""
+    ctx = _Context(rule, evaluator, template_context, warnings)
+    try:
+        if not ctx.truth(rule.when, "when"):
+            return None
+        epochs = _epochs(ctx)
+        if rule.for_epochs is not None and (epochs is None or epochs[1] - epochs[0] + 1 < rule.for_epochs):
+            return None
+    except _RuleFailed:
+        return None
+    return Symptom(id=rule.id, title=rule.title, severity=rule.severity, strength=_strength(ctx), epochs=epochs,
+                   evidence=_evidence(ctx), candidates=rule.candidates, tell_apart=rule.tell_apart)
+
+
+@dataclass(frozen=True, slots=True)
+class _Score:
+    total: float
+    explained: tuple[Symptom, ...]
+    lines: tuple[Evidence, ...]
+    against: tuple[str, ...]
+
+
+def _signal_line(ctx: _Context, index: int) -> str:
+    signal = ctx.rule.signals[index]
+    text = ctx.render(signal.text, f"signals[{index}].text") if signal.text is not None else None
+    head = "for" if signal.weight > 0 else "against"
+    body = text[0] if text else signal.why
+    return f"{head} ({signal.weight:+g}): {body}" + (f" [{signal.why}]" if text else "")
+
+
+def _score(ctx: _Context, fired: Mapping[str, Symptom]) -> _Score:
+    """Explained symptoms' strengths + the weights of the signals that hold - predicted-absent symptoms seen.
+    A signal that cannot be evaluated, or reads missing data, counts neither way."""
+    rule = ctx.rule
+    explained = tuple(fired[s] for s in rule.symptoms if s in fired)
+    # Info-level symptoms make a cause eligible but add nothing: only what the report calls a problem weighs.
+    total = sum(s.strength for s in explained if s.severity >= Severity.WARNING)
+    lines = [Evidence(f"explains the symptom: {s.title} (strength {s.strength:.2f}"
+                      + (f", epochs {s.epochs[0]}-{s.epochs[1]}" if s.epochs else "") + ")",
+                      tuple(r for e in s.evidence for r in e.refs)) for s in explained]
+    against: list[str] = []
+    for s in (fired[s] for s in rule.absent if s in fired):
+        total -= s.strength
+        line = f"against: {s.title} is seen, which {rule.cause} predicts absent"
+        lines.append(Evidence(line))
+        against.append(line.removeprefix("against: "))
+    for i, signal in enumerate(rule.signals):
+        try:
+            value = ctx.value(signal.when, f"signals[{i}].when")
+        except _RuleFailed:
+            continue
+        if is_missing(value) or not value:
+            continue
+        total += signal.weight
+        line = _signal_line(ctx, i)
+        lines.append(Evidence(line))
+        if signal.weight < 0:
+            against.append(line.split(": ", 1)[1])
+    return _Score(total, explained, tuple(lines), tuple(against))
+
+
+def _confidence_of(score: float, bar: float) -> float:
+    return min(MAX_CONFIDENCE, 1.0 / (1.0 + math.exp(-CONFIDENCE_SLOPE * (score - bar))))
+
+
+def _union(epochs: list[tuple[int, int]]) -> tuple[int, int] | None:
+    return (min(e[0] for e in epochs), max(e[1] for e in epochs)) if epochs else None
+
+
+def evaluate_scored(rule: Rule, evaluator: RuleEvaluator, template_context: Mapping[str, Any],
+                    warnings: list[RuleError], fired: Mapping[str, Symptom],
+                    pipeline_meta: Mapping[str, Any] | None = None) -> Finding | Considered | None:
+    """A scored cause: fires when ``when`` holds and its symptoms plus signals reach its bar; the confidence
+    comes from that total. Below the bar with a symptom of its own, it is considered, with what counted against."""
+    ctx = _Context(rule, evaluator, template_context, warnings)
+    try:
+        if not ctx.truth(rule.when, "when"):
+            return _considered(ctx)
+        score = _score(ctx, fired)
+        epochs = _epochs(ctx) if rule.epochs is not None else _union([s.epochs for s in score.explained if s.epochs])
+    except _RuleFailed:
+        return None
+    bar = float(rule.bar if rule.bar is not None else 1.0)
+    if rule.symptoms and not score.explained:
+        # A cause defined by what it explains is not named when none of it is seen (config alone is a
+        # latent cause's business, with its own rule).
+        return _considered(ctx)
+    if score.total < bar or (rule.for_epochs is not None and (epochs is None or epochs[1] - epochs[0] + 1 < rule.for_epochs)):
+        if not score.explained:
+            return _considered(ctx)
+        reason = f"its evidence totals {score.total:.2f}, under its bar {bar:g}"
+        if score.against:
+            reason += "; against: " + "; ".join(score.against)
+        return Considered(rule.id, rule.cause, rule.title, reason)
+    ruled_out = ctx.render(rule.ruled_out, "ruled_out") if rule.ruled_out is not None else None
+    strong = [s for s in score.explained if s.severity >= Severity.WARNING]
+    # A cause is as severe as the worst symptom it explains (a warning-level cause that holds a run at the
+    # prior is an error for that run).
+    severity = max([rule.severity] + [s.severity for s in score.explained])
+    return Finding(
+        rule_id=rule.id, cause=rule.cause, severity=severity, confidence=_confidence_of(score.total, bar),
+        title=rule.title, evidence=_evidence(ctx) + score.lines, epochs=epochs, fix=_fix(ctx, pipeline_meta),
+        specificity=rule.specificity, explains=rule.explains, ruled_out=ruled_out[0] if ruled_out else None,
+        role=rule.role, facts=_facts(ctx), symptoms=tuple(s.id for s in score.explained),
+        strength=sum(s.strength for s in strong), score=score.total, own_symptom=bool(strong),
+        against=score.against,
+    )
+
+
 def evaluate_rule(
     rule: Rule,
     evaluator: RuleEvaluator,
@@ -237,6 +370,23 @@ def evaluate_rule(
     )
 
 
+def _symptom_record(symptom: Symptom) -> dict[str, Any]:
+    first, last = symptom.epochs if symptom.epochs else (None, None)
+    return {"strength": symptom.strength, "epochs": symptom.epochs, "first_epoch": first, "last_epoch": last,
+            "severity": symptom.severity.label, "title": symptom.title}
+
+
+def _claimed(finding: Finding, rule: Rule, fired: Mapping[str, Symptom]) -> Finding:
+    """A ``when``-only cause that lists ``symptoms`` claims the fired ones (it reads the curves itself)."""
+    from dataclasses import replace
+
+    claimed = tuple(s for s in rule.symptoms if s in fired)
+    if not claimed:
+        return finding
+    strong = [fired[s] for s in claimed if fired[s].severity >= Severity.WARNING]
+    return replace(finding, symptoms=claimed, strength=sum(s.strength for s in strong))
+
+
 def evaluate(
     pack: RulePack | Iterable[Rule],
     namespace: Mapping[str, Any],
@@ -250,13 +400,27 @@ def evaluate(
     findings: list[Finding] = []
     considered: list[Considered] = []
     warnings: list[RuleError] = []
+    # Symptoms first: they read the curves alone, and the causes read them (``symptoms.<id>``).
+    symptoms = [s for s in (evaluate_symptom(r, evaluator, template_context, warnings) for r in rules if r.is_symptom) if s]
+    fired = {s.id: s for s in symptoms}
+    # ``symptoms.<id>`` with the id's dashes as underscores (an expression name cannot hold a dash).
+    names = dict(namespace, symptoms={s.id.replace("-", "_"): _symptom_record(s) for s in symptoms})
+    evaluator = RuleEvaluator(names)
+    template_context = dict(names)
     for rule in rules:
-        result = evaluate_rule(rule, evaluator, template_context, warnings, pipeline_meta)
+        if rule.is_symptom:
+            continue
+        if rule.scored:
+            result = evaluate_scored(rule, evaluator, template_context, warnings, fired, pipeline_meta)
+        else:
+            result = evaluate_rule(rule, evaluator, template_context, warnings, pipeline_meta)
+            if isinstance(result, Finding):
+                result = _claimed(result, rule, fired)
         if isinstance(result, Finding):
             findings.append(result)
         elif isinstance(result, Considered):
             considered.append(result)
-    return Evaluation(tuple(findings), tuple(considered), tuple(warnings))
+    return Evaluation(tuple(findings), tuple(considered), tuple(warnings), tuple(symptoms))
 
 
 def evaluate_rules(
@@ -269,4 +433,4 @@ def evaluate_rules(
     return list(evaluate(pack, namespace, pipeline_meta=pipeline_meta).findings)
 
 
-__all__ = ["Evaluation", "evaluate", "evaluate_rule", "evaluate_rules"]
+__all__ = ["Evaluation", "evaluate", "evaluate_rule", "evaluate_rules", "evaluate_scored", "evaluate_symptom"]

@@ -38,7 +38,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import simpleeval
 
-ROOT_NAMES: tuple[str, ...] = ("config", "derived", "series", "events")
+# ``symptoms``: the symptom rules that fired on this run (evaluated before the causes; see engine/evaluate.py).
+ROOT_NAMES: tuple[str, ...] = ("config", "derived", "series", "events", "symptoms")
 
 # Methods of builtin types a rule may not call: those that build arbitrarily large values from a
 # small literal (padding, joining, replacing) and those that would change the shared namespace.

@@ -56,7 +56,15 @@ REQUIRED_FIELDS = ("id", "title", "cause", "severity", "when", "evidence")
 OPTIONAL_FIELDS = (
     "epochs", "for", "confidence", "specificity", "explains", "explanation", "fix", "ruled_out",
     "considered", "references", "aliases", "status", "since", "role", "facts",
+    # the symptoms-first layer (issue 13): see the README's "Writing rules"
+    "kind", "strength", "candidates", "tell_apart", "symptoms", "absent", "signals", "bar",
 )
+# A symptom rule reads the curves alone and names no cause; a cause rule names the symptoms it explains.
+KINDS = ("cause", "symptom")
+SIGNAL_FIELDS = ("when", "weight", "why", "text")
+# A scored cause fires when its explained symptoms' strengths plus its signals' weights reach ``bar``;
+# the default bar is one symptom at its margin (strength 1) or one decisive signal.
+DEFAULT_BAR = 1.0
 RULE_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 FIX_FIELDS = ("args", "note", "safety")
 DEFAULT_CONFIDENCE = 0.5
@@ -173,6 +181,17 @@ class FixSpec:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Signal:
+    """One piece of config or log evidence for (weight > 0) or against (weight < 0) a cause. A signal whose
+    ``when`` is missing data counts neither way; ``why`` states the principle its weight comes from."""
+
+    when: Expr
+    weight: float
+    why: str
+    text: Template | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Rule:
     id: str
     title: str
@@ -196,12 +215,29 @@ class Rule:
     role: str = "cause"
     # Structured values the finding carries for renderers (e.g. the epoch an EMA catches up): name -> expression.
     facts: Mapping[str, Expr] = field(default_factory=dict)
+    kind: str = "cause"                      # "cause" | "symptom"
+    strength: Expr | float = 1.0             # a symptom's graded strength (1 = at its margin)
+    candidates: tuple[str, ...] = ()         # a symptom's possible causes (for an unexplained symptom)
+    tell_apart: str = ""                     # a symptom's "what would tell its candidates apart"
+    symptoms: tuple[str, ...] = ()           # a cause's explained symptoms (symptom rule ids)
+    absent: tuple[str, ...] = ()             # symptoms the cause predicts absent: each one seen counts against
+    signals: tuple[Signal, ...] = ()         # config and log evidence, for and against
+    bar: float | None = None                 # set: a scored cause (fires on symptoms + signals >= bar)
     path: str = ""
     # "field" -> (line, col) of its value, so evaluation warnings can point into the file too.
     locations: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def location(self, name: str) -> tuple[int | None, int | None]:
         return self.locations.get(name, (None, None))
+
+    @property
+    def is_symptom(self) -> bool:
+        return self.kind == "symptom"
+
+    @property
+    def scored(self) -> bool:
+        """A cause whose firing and confidence come from its symptoms and signals (not from ``when`` alone)."""
+        return self.kind == "cause" and self.bar is not None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,8 +433,10 @@ class RuleParser:
             self.rule_id = yn.construct(id_node)
         fields = self.fields(root, RULE_FIELDS)
         rule_id = self._try(lambda: self.parse_id(fields["id"][1])) if "id" in fields else None
+        is_symptom = "kind" in fields and yn.is_str(fields["kind"][1]) and yn.construct(fields["kind"][1]) == "symptom"
         for name in REQUIRED_FIELDS:
-            if name not in fields:
+            optional = (is_symptom and name == "cause") or (name == "when" and "signals" in fields)
+            if name not in fields and not optional:
                 self.error(root, name, "missing required field")
         values: dict[str, Any] = {}
         parsers: dict[str, Callable[[Node], Any]] = {
@@ -422,6 +460,14 @@ class RuleParser:
             "since": lambda n: self._since(n),
             "role": lambda n: self.choice(n, "role", ROLES),
             "facts": self.parse_facts,
+            "kind": lambda n: self.choice(n, "kind", KINDS),
+            "strength": lambda n: self.parse_number_or_expr(n, "strength"),
+            "candidates": self.parse_candidates,
+            "tell_apart": lambda n: self.string(n, "tell_apart"),
+            "symptoms": lambda n: self.parse_ids(n, "symptoms"),
+            "absent": lambda n: self.parse_ids(n, "absent"),
+            "signals": self.parse_signals,
+            "bar": lambda n: float(self.parse_number(n, "bar")),
         }
         ok = True
         for name, parse in parsers.items():
@@ -433,11 +479,12 @@ class RuleParser:
             self.error(fields["for"][1], "for", "needs an 'epochs' expression to count epochs over")
         if self.errors or rule_id in (None, _FAILED) or not ok:
             return None
-        when: Expr = values["when"]
+        # A scored cause without ``when`` is gated by nothing but its evidence total.
+        when: Expr = values["when"] if "when" in values else compile_expr("True", roots=self.roots)
         return Rule(
             id=rule_id,
             title=values["title"],
-            cause=values["cause"],
+            cause=values.get("cause", "symptom"),
             severity=values["severity"],
             when=when,
             evidence=values["evidence"],
@@ -456,6 +503,14 @@ class RuleParser:
             since=values.get("since"),
             role=values.get("role", "cause"),
             facts=MappingProxyType(values.get("facts", {})),
+            kind=values.get("kind", "cause"),
+            strength=values.get("strength", 1.0),
+            candidates=values.get("candidates", ()),
+            tell_apart=values.get("tell_apart", ""),
+            symptoms=values.get("symptoms", ()),
+            absent=values.get("absent", ()),
+            signals=values.get("signals", ()),
+            bar=values.get("bar", DEFAULT_BAR if "signals" in fields else None),
             path=self.file,
             locations=MappingProxyType(
                 {name: (yn.loc(v).line, yn.loc(v).col) for name, (_, v) in fields.items()}
@@ -466,6 +521,51 @@ class RuleParser:
         if not isinstance(node, SequenceNode):
             raise self.invalid(node, "explains", f"expected a list of causes, got {yn.kind(node)}")
         return tuple(self.parse_cause(item, f"explains[{i}]") for i, item in enumerate(node.value))
+
+    def parse_number(self, node: Node, name: str) -> float:
+        value = yn.construct(node) if isinstance(node, ScalarNode) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+            raise self.invalid(node, name, f"expected a finite number, got {yn.kind(node)}")
+        return float(value)
+
+    def parse_number_or_expr(self, node: Node, name: str) -> Expr | float:
+        value = yn.construct(node) if isinstance(node, ScalarNode) else None
+        if isinstance(value, str):
+            return self.expression(node, name)
+        return self.parse_number(node, name)
+
+    def parse_candidates(self, node: Node) -> tuple[str, ...]:
+        if not isinstance(node, SequenceNode):
+            raise self.invalid(node, "candidates", f"expected a list of causes, got {yn.kind(node)}")
+        return tuple(self.parse_cause(item, f"candidates[{i}]") for i, item in enumerate(node.value))
+
+    def parse_ids(self, node: Node, name: str) -> tuple[str, ...]:
+        ids = []
+        for value, item in self.string_list(node, name):
+            if not KEBAB.match(value):
+                raise self.invalid(item, name, f"'{value}' is not a kebab-case symptom id")
+            ids.append(value)
+        return tuple(ids)
+
+    def parse_signals(self, node: Node) -> tuple[Signal, ...]:
+        if not isinstance(node, SequenceNode):
+            raise self.invalid(node, "signals", f"expected a list of {{when, weight, why}} mappings, got {yn.kind(node)}")
+        signals = []
+        for i, item in enumerate(node.value):
+            name = f"signals[{i}]"
+            if not isinstance(item, MappingNode):
+                raise self.invalid(item, name, "expected a mapping with when, weight, why (and optional text)")
+            fields = self.fields(item, SIGNAL_FIELDS, prefix=f"{name}.")
+            for required in ("when", "weight", "why"):
+                if required not in fields:
+                    raise self.invalid(item, f"{name}.{required}", "missing required field (every weight states its principle)")
+            signals.append(Signal(
+                when=self.expression(fields["when"][1], f"{name}.when"),
+                weight=self.parse_number(fields["weight"][1], f"{name}.weight"),
+                why=self.string(fields["why"][1], f"{name}.why"),
+                text=self.template(fields["text"][1], f"{name}.text") if "text" in fields else None,
+            ))
+        return tuple(signals)
 
     def parse_facts(self, node: Node) -> dict[str, Expr]:
         if not isinstance(node, MappingNode):
@@ -512,6 +612,8 @@ __all__ = [
     "Rule",
     "RuleError",
     "RuleParser",
+    "Signal",
+    "DEFAULT_BAR",
     "as_name_check",
     "unknown_name_message",
 ]

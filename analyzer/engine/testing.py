@@ -428,9 +428,14 @@ def run_case(
         namespace, meta = _split_diagnosis(diagnose(run))
     except Exception as exc:  # noqa: BLE001 - the injected pipeline's failure is this case's error
         return result("error", f"building the run failed: {type(exc).__name__}: {exc}")
-    evaluation = evaluate(pack if case.expect.rank is not None else [rule], namespace, pipeline_meta=meta)
+    # The symptom rules always run: causes read them (issue 13's two layers).
+    symptom_rules = [r for r in pack.rules if r.is_symptom and r is not rule]
+    rules = pack if case.expect.rank is not None else symptom_rules + [rule]
+    evaluation = evaluate(rules, namespace, pipeline_meta=meta)
     warnings = [str(w) for w in evaluation.warnings if w.rule_id == rule.id]
     finding = next((f for f in evaluation.findings if f.rule_id == rule.id), None)
+    if rule.is_symptom:
+        finding = next((_as_finding(s) for s in evaluation.symptoms if s.id == rule.id), None)
     ranked = rank(evaluation.findings) if case.expect.rank is not None else None
     problems = warnings + _check(finding, case.expect, ranked)
     if case.todo is not None:
@@ -438,6 +443,12 @@ def run_case(
             return result("xfail", "; ".join(problems))
         return result("xpass", "the todo case passes now: remove its 'todo'")
     return result("fail", "; ".join(problems)) if problems else result("pass")
+
+
+def _as_finding(symptom: Any) -> Finding:
+    """A fired symptom in the shape the case checks read (epochs, evidence)."""
+    return Finding(rule_id=symptom.id, cause="symptom", severity=symptom.severity, confidence=min(1.0, symptom.strength / 3),
+                   title=symptom.title, evidence=symptom.evidence, epochs=symptom.epochs)
 
 
 def run_rule_tests(

@@ -17,7 +17,7 @@ DERIVED_FIELDS = frozenset(
     "trainer ema_evaluation".split()
 )
 
-ROOTS = ("config", "derived", "series", "events")
+ROOTS = ("config", "derived", "series", "events", "symptoms")
 
 
 def is_known_name(path: str) -> bool:
@@ -27,6 +27,9 @@ def is_known_name(path: str) -> bool:
         return False
     if len(parts) == 1:
         return True
+    if parts[0] == "symptoms":
+        # symptoms.<id>.<attr>: a symptom rule's id (checked when the pack is assembled) and its fields
+        return len(parts) <= 2 or parts[2] in SYMPTOM_ATTRIBUTES
     if parts[0] == "config":
         return len(parts) == 2  # any timm argument name (unknown ones are MISSING); config values have no attributes
     if parts[0] == "series":
@@ -39,12 +42,13 @@ def is_known_name(path: str) -> bool:
 SERIES_ATTRIBUTES = frozenset(
     "present n first last min max first_epoch last_epoch argmin_epoch argmax_epoch segments first_segment last_segment "
     "stall leading_stall chance nonfinite explosion spikes at mean_between change_between rel_drop_between fraction_below "
-    "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name".split()
+    "chance_epochs chance_fraction chance_at_end rel_drop gain leading_flat refs refs_between name noise".split()
 )
 DERIVED_EXTRAS = frozenset({
     "lr_reference", "lr_ratio", "ema_share_at", "updates_at", "first_epoch", "run_dir", "ln_classes",
-    "train_loss_floor", "config_present", "num_classes_confidence", "ema_half_share_updates", "timm_at_least", "log_present",
+    "train_loss_floor", "config_present", "accuracy_units", "num_classes_confidence", "ema_half_share_updates", "timm_at_least", "log_present",
 })
+SYMPTOM_ATTRIBUTES = frozenset({"strength", "epochs", "first_epoch", "last_epoch", "severity", "title"})
 EVENT_ATTRIBUTES = frozenset(
     "resume truncated crash oom nonfinite warning skipped_eval last_crash last_crash_ref incomplete generalization_gap "
     "ema_gap schedule issues gradients".split()

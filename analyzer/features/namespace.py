@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
+from mnv4_postmortem.analyzer.detect.metrics import diff_noise
 from mnv4_postmortem.analyzer.detect.series import STEP_PREFIX
 from mnv4_postmortem.analyzer.features.derived import Derived
 from mnv4_postmortem.analyzer.features.names import (  # the names rules may use: declared in names.py, light
@@ -239,6 +240,10 @@ class SeriesView:
         self.gain = self.change_between(self.first_epoch, self.last_epoch)
         self._refs = run.epoch_refs[name] if name in run.epoch_refs.columns else None
         self.leading_flat = self._leading_flat(detection)
+        # The series' own point noise (robust, from first differences) over its second half, where the level a
+        # symptom judges has settled (the first epochs' transients are trend, not noise); margins scale with it.
+        settled = finite.iloc[len(finite) // 2:] if len(finite) >= 6 else finite
+        self.noise = _value(diff_noise(settled.to_numpy(dtype="float64"))) if len(settled) >= 3 else MISSING
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -464,6 +469,8 @@ def derived_record(run: Run, derived: Derived) -> Any:
     extra = {
         "timm_at_least": timm_at_least,
         "log_present": any(info.kind == "console_log" for info in run.sources),
+        # how each accuracy series was read (percent or fraction of 1) and why: ingest/units.py
+        "accuracy_units": run.config.effective_sources.get("accuracy_units") or MISSING,
         "config_present": run.config.source is not None,
         "num_classes_confidence": _num_classes_confidence(run),
         "ema_half_share_updates": half_updates,

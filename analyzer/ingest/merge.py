@@ -147,6 +147,8 @@ def merge_contributions(
         )
     # One timm version for the whole run: the defaults, the checks and the fix commands all read it.
     config = _effective_config(resolved, _timm_version(resolved))
+    # Accuracy as percent or fraction of 1, per series: every later stage reads percent (ingest/units.py).
+    epochs, config = _accuracy_in_percent(epochs, config)
     # timm's recipe arithmetic (LR from lr_base, global batch, schedule length, num_classes), once.
     config = resolve_recipe(config, _recipe_facts(resolved, epochs, steps))
     return Run(
@@ -163,6 +165,21 @@ def merge_contributions(
         step_scalars=_step_scalars(resolved),
         trainer=run_trainer((c.trainer, c.format) for c in every),
     )
+
+
+def _accuracy_in_percent(epochs: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, TrainConfig]:
+    """The epoch frame in percent, and the unit decided for each accuracy series stated in the config's
+    ``effective`` (``accuracy_units``) with its reasons (``effective_sources``), for inspect and evidence."""
+    from mnv4_postmortem.analyzer.ingest.units import normalize_accuracy, units_summary
+
+    stated = config.args.get("num_classes") if isinstance(config.args, Mapping) else None
+    classes = int(stated) if isinstance(stated, (int, float)) and not isinstance(stated, bool) and stated >= 2 else None
+    epochs, decisions = normalize_accuracy(epochs, classes)
+    if not decisions:
+        return epochs, config
+    effective = dict(config.effective, accuracy_units={c: d.unit for c, d in decisions.items()})
+    sources = dict(config.effective_sources, accuracy_units=units_summary(decisions))
+    return epochs, replace(config, effective=effective, effective_sources=sources)
 
 
 def _in_order(contributions: Sequence[Contribution], fact: str) -> list[Contribution]:

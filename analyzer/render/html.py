@@ -44,6 +44,7 @@ def render(report: Diagnosis, *, verbose: bool = False) -> str:
         considered=report.considered,
         facts=facts,
         cards=[_card(i, f, anchors, facts, cited_by, report.timeline) for i, f in enumerate(report.findings, 1)],
+        unexplained=list(report.unexplained),
         plots=_plots(report),
         config=_config_view(facts, cited_by),
         events=_events(run),

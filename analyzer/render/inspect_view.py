@@ -16,6 +16,8 @@ from mnv4_postmortem.analyzer.timm.trainers import trainer
 HIGHLIGHTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model", ("model",)),
     ("num_classes", ("num_classes",)),
+    # percent or fraction of 1, per accuracy series (ingest/units.py), with why
+    ("accuracy unit", ("accuracy_units",)),
     ("input size", ("input_size", "img_size")),
     ("batch size", ("batch_size",)),
     ("global batch", ("global_batch",)),

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
-from mnv4_postmortem.analyzer.findings import Considered, Fix, _jsonable, to_json_dict
+from mnv4_postmortem.analyzer.findings import Considered, Fix, _jsonable, symptom_json, to_json_dict
 from mnv4_postmortem.analyzer.render.verification import verification_json
 
 SCHEMA_RESOURCE = "schema/report-1.2.schema.json"
@@ -24,6 +24,9 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "differential": list(diagnosis.differential),
         "combined_fix": _fix(diagnosis.combined_fix),
         "considered": [_considered(c) for c in diagnosis.considered],
+        # 1.2: symptoms at warning+ that no finding explains, and the accuracy unit read per series
+        "unexplained_symptoms": [symptom_json(u) for u in diagnosis.unexplained],
+        "accuracy_units": _jsonable(dict(diagnosis.run.config.effective.get("accuracy_units") or {})),
         "segments": diagnosis.segments,
         "warnings": list(diagnosis.warnings),
         "rule_errors": list(diagnosis.rule_errors),

@@ -35,7 +35,7 @@ def render(report, *, verbose: bool = False) -> str:
         + (f"; trainer: {md_text(info['trainer'])}" if info.get("trainer") else ""),
         "",
     ]
-    if not report.findings:
+    if not report.findings and not report.unexplained:
         out += ["No problem found: no rule fired.", ""]
     else:
         out += ["| # | severity | cause | confidence | epochs | finding |", "|---:|---|---|---:|---|---|"]
@@ -57,6 +57,16 @@ def render(report, *, verbose: bool = False) -> str:
                 out += ["", "<details><summary>fixed command</summary>", "", "```sh", _fence_safe(f.fix.command), "```",
                         "", "</details>"]
             out.append("")
+    for item in report.unexplained:
+        symptom = item.symptom
+        epochs = f", epochs {symptom.epochs[0]}–{symptom.epochs[1]}" if symptom.epochs else ""
+        out += [f"**Unexplained symptom ({symptom.severity.label})**: {md_text(symptom.title)} "
+                f"(strength {symptom.strength:.2f}{epochs})", ""]
+        out += [f"- {md_text(e.text)}" for e in symptom.evidence]
+        out += [f"- candidate causes: {md_text(', '.join(item.candidates))}"]
+        if symptom.tell_apart:
+            out += [f"- to tell them apart: {md_text(symptom.tell_apart)}"]
+        out += [""]
     if report.differential:
         out += ["<details><summary>Differential: other causes considered, and why they rank lower</summary>", ""]
         out += [f"- {md_text(line)}" for line in report.differential]

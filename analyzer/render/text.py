@@ -31,16 +31,33 @@ def escape(text: str) -> str:
     return markup_escape(terminal_safe(str(text)))
 
 
+def _unexplained(diagnosis: Diagnosis, console: Console) -> None:
+    """Symptoms at warning or above that no finding explains: what the curves show, the candidate causes and
+    what would tell them apart (issue 13: no strong symptom goes unreported)."""
+    for item in diagnosis.unexplained:
+        symptom = item.symptom
+        style = SEVERITY_STYLE.get(symptom.severity, "")
+        epochs = f", epochs {symptom.epochs[0]}-{symptom.epochs[1]}" if symptom.epochs else ""
+        console.print(f"\n[{style}]UNEXPLAINED SYMPTOM ({symptom.severity.label})[/{style}] {escape(symptom.title)}"
+                      f" (strength {symptom.strength:.2f}{epochs})")
+        for evidence in symptom.evidence:
+            console.print(f"  - {escape(evidence.text)}")
+        console.print(f"  candidate causes: {escape(', '.join(item.candidates)) or 'none known'}")
+        if symptom.tell_apart:
+            console.print(f"  to tell them apart: {escape(symptom.tell_apart)}")
+
+
 def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
     console = Console(file=io.StringIO(), soft_wrap=True, highlight=False, force_terminal=False, color_system=None)
     _header(diagnosis, console)
-    if not diagnosis.findings:
+    if not diagnosis.findings and not diagnosis.unexplained:
         console.print("[green]No problem found[/green]: no rule fired.")
     for rank, finding in enumerate(diagnosis.findings, 1):
         seen = diagnosis.timeline.get(finding.rule_id)
         _finding(rank, finding, console,
                  detailed=rank == 1 or verbose or finding.severity >= Severity.ERROR or finding.latent,
                  visibility=seen.describe() if seen is not None else "")
+    _unexplained(diagnosis, console)
     _combined_fix(diagnosis, console)
     if diagnosis.differential:
         console.print("\n[bold]Differential[/bold] (alternatives considered, and why they rank lower)")
