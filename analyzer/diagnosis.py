@@ -17,12 +17,17 @@ from mnv4_postmortem.analyzer.findings import Fix, Considered, Finding
 from mnv4_postmortem.analyzer.model import Run
 
 if TYPE_CHECKING:
+    from mnv4_postmortem.analyzer.coverage import Coverage
+    from mnv4_postmortem.analyzer.outcome import Outcome
     from mnv4_postmortem.analyzer.report_facts import ReportFacts
     from mnv4_postmortem.analyzer.verification import Verification
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
 # rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
-SCHEMA_VERSION = "1.1"
+# 1.2 (issue 19): "coverage" (series read with their spans, config facts and where from, other config,
+# which checks could run) and "outcome" (findings / no-problem-found / nothing-to-judge).
+# Schema: render/schema/report-1.2.schema.json.
+SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,10 @@ class Diagnosis:
     schema_version: str = SCHEMA_VERSION
     report_facts: "ReportFacts | None" = None     # excerpts, config table, schedules, versions (rich renderers)
     verification: "Verification | None" = None    # a `reproduce` result attached by the caller (report --verification)
+    # issue 19: what the run's files let the checks judge (coverage.py), and the outcome decided from the
+    # findings and that coverage (outcome.py). Set by pipeline.diagnose; None only for hand-built diagnoses.
+    coverage: "Coverage | None" = None
+    outcome: "Outcome | None" = None
 
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

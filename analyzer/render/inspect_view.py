@@ -53,13 +53,7 @@ def describe(run: Run) -> dict[str, Any]:
         key, value = _first_present(config, keys)
         if key is None:
             continue
-        entry: dict[str, Any] = {"key": key, "value": _jsonable(value)}
-        if key in config.effective_sources:
-            entry["source"] = config.effective_sources[key]
-        elif key in config.defaulted:
-            entry["source"] = "timm default (not in args.yaml)"
-        else:
-            entry["source"] = config.source.path if config.source else "args.yaml"
+        entry: dict[str, Any] = {"key": key, "value": _jsonable(value), "source": config.origin(key)}
         highlights[label] = entry
     epochs = run.epochs
     return {
@@ -76,6 +70,7 @@ def describe(run: Run) -> dict[str, Any]:
                 "epochs": list(s.epochs) if s.epochs else None,
                 "metrics": list(s.metrics),
                 "records": s.records,
+                "config_keys": list(s.config_keys),
             }
             for s in run.sources
         ],
@@ -106,6 +101,10 @@ def render_text(view: dict[str, Any], console: Console) -> None:
             family = f"{family} (timm {s['timm_version']})"
         table.add_row(s["path"], s["kind"], family, epochs, ", ".join(s["metrics"]))
     console.print(table)
+    for s in view["sources"]:
+        if s.get("config_keys"):  # another trainer's settings: listed, not read as timm's (timm/argument_names.py)
+            console.print(f"  {s['path']} keys (other config, not read as train.py settings): "
+                          + ", ".join(s["config_keys"]), markup=False)
 
     config = Table(title="Config highlights", show_header=True)
     config.add_column("setting")
