@@ -343,21 +343,21 @@ CHECKS: tuple[tuple[str, str, tuple[_Need, ...]], ...] = (
 
 def _needed(run: Run, series: tuple[SeriesSpan, ...], other: tuple[OtherConfig, ...]) -> str:
     """What would let the run be judged, in the user's terms (the files timm writes)."""
-    want = f"a train or eval curve over at least {MIN_POINTS} epochs: summary.csv or the console log of the run"
+    longer = f"a summary.csv or console log that covers at least {MIN_POINTS} epochs"
     epochs = [s for s in series if s.axis == "epoch" and s.present and s.name != "lr"]
     step = next(s for s in series if s.name == "step_loss")
     if epochs:
         longest = max(epochs, key=lambda s: s.points)
-        have = f"only {longest.points} epoch(s) of {longest.label} were logged"
+        have, want = f"only {longest.points} epoch(s) of {longest.label} were logged", longer
     elif step.present:
         where = f" within epoch {step.first}" if step.first is not None and step.first == step.last else ""
-        have = f"only {step.points} logged step(s){where}; the run ended before {MIN_POINTS} epochs were logged"
+        have, want = f"only {step.points} logged step(s){where}; the run ended before an epoch's values", longer
     elif any(s.kind == "console_log" for s in run.sources):
-        have = "the console log ends before any epoch's values (start-up lines only)"
-        want = f"a console log or summary.csv that covers at least {MIN_POINTS} epochs"
+        have, want = "the console log ends before any epoch's values (start-up lines only)", longer
     else:
         have = "no training curve was found"
-        want += " (or TensorBoard event files with scalars)"
+        want = (f"a train or eval curve over at least {MIN_POINTS} epochs: summary.csv or the console log of the "
+                "run (or TensorBoard event files with scalars)")
     if other:
         names = ", ".join(o.path for o in other)
         have += f"; {names} holds settings only, not timm's train.py arguments"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mnv4_postmortem.analyzer.verification import Verification
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
-# rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
+# rules suspected but not fired.
 # 1.2 (issue 19): "coverage" (series read with their spans, config facts and where from, other config,
 # which checks could run) and "outcome" (findings / no-problem-found / nothing-to-judge).
 # Schema: render/schema/report-1.2.schema.json.

@@ -28,8 +28,8 @@ OUTCOMES = (FINDINGS, NO_PROBLEM_FOUND, NOTHING_TO_JUDGE)
 @dataclass(frozen=True, slots=True)
 class Outcome:
     kind: str                 # one of OUTCOMES
-    headline: str             # the sentence a report leads with ("" for findings: the findings speak)
-    needed: str | None = None # nothing-to-judge: what would let the run be judged
+    headline: str             # the sentence a report leads with ("" for findings on judged curves)
+    needed: str | None = None # what would let the curves be judged (None when they were)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "headline": self.headline, "needed": self.needed}
@@ -40,7 +40,10 @@ def decide_outcome(findings: Sequence[Finding], coverage: Coverage) -> Outcome:
     "no problem found" only when the run could have shown one; else "nothing to judge"."""
     serious = [f for f in findings if f.severity >= Severity.WARNING]
     if serious:
-        return Outcome(FINDINGS, "")
+        # Findings from the settings alone (input size, EMA arithmetic) stand; the reader is told that the
+        # curves, which most checks need, were not there to be judged.
+        return Outcome(FINDINGS, "" if coverage.judgeable else "Curves not judged: " + (coverage.needed or ""),
+                       None if coverage.judgeable else coverage.needed)
     if coverage.judgeable:
         extra = f" ({len(findings)} informational finding(s) below)" if findings else ""
         return Outcome(NO_PROBLEM_FOUND, "No problem found: no rule fired at warning or above" + extra + "."

@@ -1,6 +1,6 @@
-"""JSON output of ``report``: a stable, documented document (``schema_version`` 1.1).
+"""JSON output of ``report``: a stable, documented document (``schema_version`` 1.2).
 
-The JSON Schema of the document ships beside this module (``schema/report-1.1.schema.json``).
+The JSON Schema of the document ships beside this module (``schema/report-1.2.schema.json``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.findings import Considered, Fix, _jsonable, to_json_dict
 from mnv4_postmortem.analyzer.render.verification import verification_json
 
-SCHEMA_RESOURCE = "schema/report-1.1.schema.json"
+SCHEMA_RESOURCE = "schema/report-1.2.schema.json"
 
 
 def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
@@ -28,6 +28,9 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "warnings": list(diagnosis.warnings),
         "rule_errors": list(diagnosis.rule_errors),
         **({"verification": verification_json(diagnosis.verification)} if diagnosis.verification else {}),
+        # issue 19: what the files let the checks judge, and the outcome decided from it (coverage.py, outcome.py)
+        **({"coverage": diagnosis.coverage.as_dict()} if diagnosis.coverage is not None else {}),
+        **({"outcome": diagnosis.outcome.as_dict()} if diagnosis.outcome is not None else {}),
     })
 
 

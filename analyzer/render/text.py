@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.findings import Finding, Severity
-from mnv4_postmortem.analyzer.outcome import NO_PROBLEM_FOUND, NOTHING_TO_JUDGE
+from mnv4_postmortem.analyzer.outcome import NO_PROBLEM_FOUND
 from mnv4_postmortem.analyzer.render.coverage_lines import blocked_lines, checks_line, config_line, other_config_lines, series_line
 from mnv4_postmortem.analyzer.render.verification import render_verification_text
 
@@ -70,8 +70,6 @@ def _coverage(diagnosis: Diagnosis, console: Console) -> None:
     console.print(f"  checks: {escape(checks_line(coverage))}")
     for line in blocked_lines(coverage):
         console.print(f"    {escape(line)}")
-    if coverage.needed and diagnosis.outcome is not None and diagnosis.outcome.kind != NOTHING_TO_JUDGE:
-        console.print(f"  to judge the curves: {escape(coverage.needed)}")  # the headline said it otherwise
 
 
 def _header(diagnosis: Diagnosis, console: Console) -> None:
