@@ -56,7 +56,7 @@ def test_report_json_schema_for_the_seed_case():
     result = invoke("report", str(SEED), "--format", "json")
     assert result.exit_code == 0
     data = report_json(result.output)
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "1.2"
     assert {"schema_version", "run", "findings", "segments", "considered"} <= set(data)
     top = data["findings"][0]
     assert set(top) == {"rule_id", "cause", "severity", "confidence", "title", "evidence", "epochs", "fix",

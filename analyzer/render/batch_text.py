@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
+from mnv4_postmortem.analyzer.outcome import NOTHING_TO_JUDGE
 
 PATH_WIDTH = 60
 
 
 def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
     top = diagnosis.findings[0] if diagnosis.findings else None
+    outcome = diagnosis.outcome
+    if top is None and outcome is not None and outcome.kind == NOTHING_TO_JUDGE:
+        # neither healthy nor failed: the run lacked the curves the checks need (analyzer/outcome.py)
+        return f"{diagnosis.summary.path:<{PATH_WIDTH}} nothing to judge: {outcome.needed}"
     summary = f"{top.severity.label:<8} {top.cause:<20} {top.title}" if top else "ok       -"
     return f"{diagnosis.summary.path:<{PATH_WIDTH}} {summary}"
 
