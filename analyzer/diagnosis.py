@@ -36,15 +36,23 @@ class RunSummary:
     model: str | None
     timm_version: str | None
     epochs: Mapping[str, Any]  # {"first", "last", "count", "scheduled"}
+    trainer: str | None = None  # the trainer family when it is not timm's train.py (timm/trainers.py)
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
+        from mnv4_postmortem.analyzer.timm.trainers import trainer
+
         model = run.config.get("model")
+        found = trainer(getattr(run, "trainer", None))
         return cls(path=str(run.run_dir), model=None if model is None else str(model),
-                   timm_version=str(run.timm_version) if run.timm_version is not None else None, epochs=run.epoch_span())
+                   timm_version=str(run.timm_version) if run.timm_version is not None else None, epochs=run.epoch_span(),
+                   trainer=found.name if found else None)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "model": self.model, "timm_version": self.timm_version, "epochs": dict(self.epochs)}
+        out = {"path": self.path, "model": self.model, "timm_version": self.timm_version, "epochs": dict(self.epochs)}
+        if self.trainer is not None:  # only for other trainers' runs: timm runs' reports stay as they were
+            out["trainer"] = self.trainer
+        return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -58,7 +58,8 @@ STEP_COLUMNS: tuple[str, ...] = (
     "data_time",
 )
 
-SourceKind = Literal["console_log", "summary_csv", "args_yaml", "tensorboard", "checkpoint", "other"]
+SourceKind = Literal["console_log", "summary_csv", "args_yaml", "tensorboard", "checkpoint", "other",
+                     "trainer_log", "trainer_config"]  # the last two: other trainers' files (ingest/formats.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,7 @@ class SourceInfo:
     metrics: tuple[str, ...] = ()        # canonical metric names this file provides
     epochs: tuple[int, int] | None = None  # first and last epoch covered (inclusive)
     records: int = 0                     # lines / rows / records that yielded data
+    notes: tuple[str, ...] = ()          # what the format decided while reading: units, keys kept as is
     # The top-level keys of a settings file that is not timm's train.py arguments ("other config", e.g. another
     # trainer's hparams.yaml): listed by inspect and the coverage statement, never read as timm settings.
     config_keys: tuple[str, ...] = ()
@@ -266,6 +268,9 @@ class Run:
     # NaN where a metric has no value at that update. Kept apart from ``steps`` so that a missing value
     # here never reads as a printed ``nan`` of a step-frame column.
     step_scalars: pd.DataFrame = field(default_factory=lambda: _empty_frame())
+    # The trainer that wrote the run when it is not timm's train.py (``timm/trainers.py`` key: "deit",
+    # "lightning", "hf_trainer", ...); None for timm's own formats.
+    trainer: str | None = None
 
     @property
     def n_epochs(self) -> int:

@@ -25,6 +25,7 @@ from mnv4_postmortem.analyzer.outcome import decide_outcome
 from mnv4_postmortem.analyzer.report_facts import build_report_facts
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from mnv4_postmortem.analyzer.timm.defaults import command_defaults
+from mnv4_postmortem.analyzer.timm.trainers import fix_command
 
 __all__ = ["diagnose", "namespace"]
 
@@ -75,7 +76,16 @@ def _stages(run: Run) -> tuple[Run, Detection, Derived]:
 
 def _command_meta(run: Run) -> Mapping[str, Any]:
     # The defaults of the era the config was filled from: a fix command and the config never disagree.
-    return {"args": dict(run.config.args), "defaults": command_defaults(run.config.timm_version)}
+    return {"args": dict(run.config.args), "defaults": command_defaults(run.config.timm_version),
+            "trainer": getattr(run, "trainer", None)}
+
+
+def _render_command(meta: Mapping[str, Any], patch: Mapping[str, Any]) -> str | None:
+    """timm's train.py line for timm's runs; another trainer's own command line (its flag spelling) where it
+    has a known CLI; else None: the fix is stated as its settings alone (``Fix.args``)."""
+    if meta.get("trainer") is not None:
+        return fix_command(meta["trainer"], patch)
+    return render_train_command(meta["args"], patch, meta["defaults"])
 
 
 def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> tuple[tuple[Finding, ...], list[str]]:
@@ -88,7 +98,7 @@ def _with_commands(findings: tuple[Finding, ...], run: Run, pack: RulePack) -> t
             out.append(finding)
             continue
         try:
-            command = render_train_command(meta["args"], finding.fix.args, meta["defaults"])
+            command = _render_command(meta, finding.fix.args)
         except Exception as exc:  # noqa: BLE001 - keep the fix even when the command cannot be printed
             errors.append(_command_error(pack, finding, exc))
             out.append(finding)
@@ -103,7 +113,7 @@ def _combined_command(fix: Fix | None, run: Run) -> Fix | None:
         return None
     meta = _command_meta(run)
     try:
-        return replace(fix, command=render_train_command(meta["args"], fix.args, meta["defaults"]))
+        return replace(fix, command=_render_command(meta, fix.args))
     except Exception:  # noqa: BLE001 - the merged args stay useful without their command line
         return fix
 

@@ -69,7 +69,7 @@ def _excerpts(run: Run, findings: Sequence[Finding]) -> tuple[tuple[Citation, Ex
 
 
 def _base_command(run: Run) -> str | None:
-    if not run.config.args:
+    if not run.config.args or getattr(run, "trainer", None) is not None:  # another trainer: no train.py line
         return None
     try:
         return render_train_command(dict(run.config.args), {}, command_defaults(run.timm_version))

@@ -1,24 +1,22 @@
 """Which folders under the given roots are runs.
 
-A run is a folder that directly holds timm output: ``summary.csv``, ``args.yaml`` (or wandb's
-``config.yaml``), a console log (any name, recognised by content like ingest does) or TensorBoard event
-files. TensorBoard writes one sub-folder per run (``runs/Mar31_16-30-58_host/``), so a folder whose only
-timm output is event files is a run of its own. Below a run folder nothing more is searched: ingest reads
+A run is a folder that directly holds a file some registered input format claims (``ingest/formats.py``:
+timm's ``summary.csv``, ``args.yaml``, console logs and event files, and the other trainers' files), asked
+of the registry exactly as ingest asks it (name and first bytes), so a new format is found here with no
+change. TensorBoard writes one sub-folder per run (``runs/Mar31_16-30-58_host/``), so a folder whose only
+output is event files is a run of its own. Below a run folder nothing more is searched: ingest reads
 the whole folder, nested event files included.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from mnv4_postmortem.analyzer.ingest.console_log import sniff_console_log
-
-NAMED_MARKERS = frozenset({"summary.csv", "args.yaml", "config.yaml"})
-LOG_SUFFIXES = (".log", ".txt", ".out", ".err")
-SNIFF_BYTES = 16 * 1024
-EVENT_FILE_MARK = "tfevents"
+from mnv4_postmortem.analyzer.ingest import formats
+from mnv4_postmortem.analyzer.ingest.discover import CHECKPOINT_SUFFIXES, SNIFF_BYTES
 
 
 def find_runs(roots: Iterable[Path]) -> list[Path]:
@@ -52,17 +50,16 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def is_run_folder(folder: Path, files: Iterable[str]) -> bool:
-    for name in files:
-        if name in NAMED_MARKERS or EVENT_FILE_MARK in name:
-            return True
-        if name.endswith(LOG_SUFFIXES) and _looks_like_console_log(folder / name):
-            return True
-    return False
+    """True when a registered format claims one of ``files`` (checkpoints are only noted by ingest, never a run)."""
+    return any(formats.owns_name(name) or (not name.endswith(CHECKPOINT_SUFFIXES) and _claimed(folder / name))
+               for name in files)
 
 
-def _looks_like_console_log(path: Path) -> bool:
+def _claimed(path: Path) -> bool:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block open() forever
+            return False
         with open(path, "rb") as handle:
-            return sniff_console_log(handle.read(SNIFF_BYTES)) is not None
+            return formats.sniff(path.name, handle.read(SNIFF_BYTES)) is not None
     except OSError:
         return False

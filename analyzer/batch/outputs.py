@@ -17,7 +17,7 @@ from mnv4_postmortem.analyzer.batch.differs import Difference, what_differs
 from mnv4_postmortem.analyzer.batch.rows import DIFF_KEYS, RunRow
 
 CSV_COLUMNS = ("name", "path", "model", "experiment", "timm_version", "epochs", "best_top1", "final_top1",
-               "top_cause", "severity", "confidence", "causes", "warnings", "error", "report",
+               "top_cause", "severity", "confidence", "causes", "warnings", "error", "report", "trainer",
                "outcome", "coverage", "needed")
 REPORTS_FOLDER = "runs"
 

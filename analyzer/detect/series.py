@@ -82,15 +82,18 @@ def epoch_series(run: Run, frame: pd.DataFrame | None = None) -> dict[str, Metri
     out: dict[str, MetricSeries] = {}
     for name in frame.columns:
         y = frame[name].to_numpy(dtype=float)
-        keep = np.isfinite(y) | np.isinf(y) | _reported_nan(frame, name, flagged)
+        keep = np.isfinite(y) | np.isinf(y) | _reported_nan(frame, name, flagged, getattr(run, "trainer", None) is None)
         if keep.any():
             out[name] = MetricSeries(name, "epoch", epochs[keep], y[keep], epochs[keep])
     return out
 
 
-def _reported_nan(frame: pd.DataFrame, name: str, flagged: Mapping[int, set[str | None]]) -> np.ndarray:
-    """Rows where a NaN in ``name`` is a printed ``nan`` rather than a missing value."""
-    siblings = [c for c in _siblings(name, frame.columns) if c != name]
+def _reported_nan(frame: pd.DataFrame, name: str, flagged: Mapping[int, set[str | None]],
+                  timm_rows: bool = True) -> np.ndarray:
+    """Rows where a NaN in ``name`` is a printed ``nan`` rather than a missing value. ``timm_rows``: the
+    run is timm's own (its epoch rows always hold train_loss beside the eval columns); another trainer's
+    sparse rows (a validation-only epoch after Lightning's last training epoch) give train_loss no siblings."""
+    siblings = [c for c in _siblings(name, frame.columns) if c != name and (timm_rows or name != "train_loss")]
     evidence = np.zeros(len(frame), dtype=bool)
     if siblings:
         evidence |= np.isfinite(frame[siblings].to_numpy(dtype=float)).any(axis=1)

@@ -26,6 +26,7 @@ from mnv4_postmortem.analyzer.timm.version import TimmVersion
 from mnv4_postmortem.analyzer.timm.recipe import SAMPLES_HINTS
 
 from mnv4_postmortem.analyzer.features.ema import EmaModel, ema_model_from
+from mnv4_postmortem.analyzer.timm.trainers import ema_evaluation
 from mnv4_postmortem.analyzer.features.input_size import input_size_px
 from mnv4_postmortem.analyzer.features.input_size import pretrained_input_size as _native_input_size
 
@@ -295,6 +296,12 @@ class Derived:
     regularization: Regularization = Regularization()
     dataset_size_hint: int | None = None
     dataset_size_source: str = "unknown"
+    # The trainer family (timm/trainers.py key; None: timm's own train.py) and which model its reported
+    # eval numbers are ("replaces": the EMA's when one is kept; "raw": the model's even with an EMA;
+    # "both": the two apart; "unknown"). ``ema`` is None unless "replaces": the EMA facts describe the
+    # evaluated model only when the EMA is what was evaluated.
+    trainer: str | None = None
+    ema_evaluation: str = "replaces"
 
 
 def derive(run: Run) -> Derived:
@@ -343,6 +350,8 @@ def derive(run: Run) -> Derived:
         chance_top1=100.0 / num_classes if num_classes else None,
         chance_top5=min(100.0, 500.0 / num_classes) if num_classes else None,
         regularization=regularization_from(config, run.timm_version),
+        trainer=getattr(run, "trainer", None),
+        ema_evaluation=ema_evaluation(getattr(run, "trainer", None)),
         dataset_size_hint=dataset_size,
         dataset_size_source=dataset_source,
     )

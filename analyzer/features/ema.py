@@ -32,6 +32,7 @@ import numpy as np
 
 from mnv4_postmortem.analyzer.model import Run, as_number
 from mnv4_postmortem.analyzer.timm.defaults import default
+from mnv4_postmortem.analyzer.timm.trainers import reports_ema_eval
 from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 EmaVersion = Literal["v1v2-constant", "v3"]
@@ -283,6 +284,10 @@ def ema_model_from(run: Run) -> EmaModel | None:
     """
     cfg = run.config
     if not cfg.flag("model_ema") or cfg.flag("model_ema_force_cpu"):
+        return None
+    if not reports_ema_eval(getattr(run, "trainer", None)):
+        # DeiT's main.py keeps an EMA but evaluates the raw model; ConvNeXt's evaluates both apart:
+        # the reported eval is not the EMA's, so no EMA fact may be read as the eval's.
         return None
     raw = cfg.get("model_ema_decay")
     # Only a missing decay takes timm's default; a junk value means the EMA cannot be described.

@@ -13,7 +13,8 @@ DERIVED_FIELDS = frozenset(
     "epochs_scheduled epochs_scheduled_source ema ema_evaluated ema_init_share_by_epoch "
     "ema_init_share_final ema_horizon_epochs ema_half_life_epochs ema_half_share_epoch run_input_size "
     "run_input_size_source pretrained_input_size input_size_source input_size_ratio uses_pretrained "
-    "init_source num_classes chance_top1 chance_top5 regularization dataset_size_hint dataset_size_source".split()
+    "init_source num_classes chance_top1 chance_top5 regularization dataset_size_hint dataset_size_source "
+    "trainer ema_evaluation".split()
 )
 
 ROOTS = ("config", "derived", "series", "events")

@@ -284,9 +284,12 @@ def _is_yaml_name(name: str) -> bool:
     return name.endswith((".yaml", ".yml"))
 
 
+_WANDB_VALUE = re.compile(rb"\n[ \t]+value:")  # wandb indents by 2 (older clients) or 4 (0.18+) spaces
+
+
 def _is_wandb(head: bytes) -> bool:
     text = b"\n" + head
-    return b"_wandb:" in text and b"\n  value:" in text
+    return b"_wandb:" in text and _WANDB_VALUE.search(text) is not None
 
 
 def _head_keys(head: bytes) -> list[str]:
@@ -317,6 +320,7 @@ class _ArgsYamlFormat:
     its keys, whether it is timm's arguments or "other config" (``timm.argument_names.classify_args``)."""
 
     name = "args_yaml"
+    names = ("args.yaml",)
     kind: SourceKind = "args_yaml"
     family = "timm args.yaml"
 
@@ -338,6 +342,7 @@ class _WandbConfigFormat:
     """wandb's config.yaml copy of the arguments (``--log-wandb``)."""
 
     name = "wandb_config"
+    names = ("config.yaml",)
     kind: SourceKind = "args_yaml"
     family = "wandb config.yaml"
 

@@ -82,3 +82,4 @@ class Contribution:
     issues: tuple[IngestIssue, ...] = ()
     payload: Any = None
     step_scalars: pd.DataFrame | None = None  # per-step metrics beyond the step frame (Run.step_scalars)
+    trainer: str | None = None      # the trainer this file shows wrote the run (timm/trainers.py key)

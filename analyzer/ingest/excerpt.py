@@ -61,6 +61,9 @@ def load_excerpt(data: bytes, shown: str = STDIN_NAME) -> Run:
     """The run an excerpt describes. Raises IngestError when nothing in it is usable."""
     text = _text(data, shown)
     lines = [_unquote(line) for line in text.split("\n")]
+    other = _other_trainer("\n".join(lines), shown)
+    if other is not None:
+        return merge_contributions(Path(shown), [other], list(other.issues))
     parts = _split(lines)
     issues: list[IngestIssue] = []
     contributions = _contributions(parts, lines, shown, issues)
@@ -71,6 +74,18 @@ def load_excerpt(data: bytes, shown: str = STDIN_NAME) -> Run:
     for contribution in contributions:
         issues.extend(contribution.issues)
     return merge_contributions(Path(shown), contributions, issues)
+
+
+def _other_trainer(text: str, shown: str) -> Contribution | None:
+    """Another trainer's excerpt (DeiT log.txt / stdout lines, mmcls logs, a trainer_state.json), when the format
+    registry says so by content and that format reads text in memory; None for timm's own lines."""
+    from mnv4_postmortem.analyzer.ingest import formats
+
+    claimed = formats.sniff(shown, text[:1 << 16].encode("utf-8", "replace"))
+    if claimed is None or not hasattr(claimed[0], "parse_text"):
+        return None
+    contribution = claimed[0].parse_text(text, shown)
+    return _relabel(contribution, "pasted excerpt: ")
 
 
 # ---------------------------------------------------------------------------------------------- cleaning

@@ -13,6 +13,11 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 from mnv4_postmortem.analyzer.ingest.args_yaml import ARGS_YAML, WANDB_CONFIG
 from mnv4_postmortem.analyzer.ingest.console_log import CONSOLE_LOG
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
+from mnv4_postmortem.analyzer.ingest.deit_log import DEIT_LOG
+from mnv4_postmortem.analyzer.ingest.hf_trainer import HF_TRAINER
+from mnv4_postmortem.analyzer.ingest.lightning_csv import LIGHTNING_CSV
+from mnv4_postmortem.analyzer.ingest.mmpretrain_log import MMPRETRAIN_LOG
+from mnv4_postmortem.analyzer.ingest.wandb_run import WANDB_RUN
 from mnv4_postmortem.analyzer.ingest.summary_csv import SUMMARY_CSV
 from mnv4_postmortem.analyzer.ingest.tensorboard import TENSORBOARD
 from mnv4_postmortem.analyzer.model import SourceKind
@@ -30,6 +35,9 @@ class Format(Protocol):
     name: str
     kind: SourceKind
 
+    # Optional ``names``: file names only this format writes (``summary.csv``); a folder holding one is a
+    # run even when the file is broken, so that batch lists it as unusable instead of skipping it.
+
     def sniff(self, name: str, head: bytes) -> str | None: ...
 
     def parse(self, path: Path, shown: str) -> Contribution: ...
@@ -44,7 +52,15 @@ class Combined(Format, Protocol):
 
 
 #: Tried in this order; the first format whose ``sniff`` answers claims the file.
-FORMATS: tuple[Format, ...] = (TENSORBOARD, SUMMARY_CSV, WANDB_CONFIG, ARGS_YAML, CONSOLE_LOG)
+FORMATS: tuple[Format, ...] = (
+    TENSORBOARD,
+    DEIT_LOG,
+    LIGHTNING_CSV,
+    HF_TRAINER,
+    WANDB_RUN,
+    MMPRETRAIN_LOG,
+    SUMMARY_CSV, WANDB_CONFIG, ARGS_YAML, CONSOLE_LOG,
+)
 
 
 
@@ -54,6 +70,11 @@ def by_name(name: str) -> Format:
         if fmt.name == name:
             return fmt
     raise KeyError(name)
+
+
+def owns_name(name: str) -> bool:
+    """True when a registered format declares ``name`` as its own file name (see :class:`Format`)."""
+    return any(name in getattr(fmt, "names", ()) for fmt in FORMATS)
 
 
 def sniff(name: str, head: bytes) -> tuple[Format, str] | None:

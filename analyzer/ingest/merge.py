@@ -35,6 +35,7 @@ from mnv4_postmortem.analyzer.model import (
     TrainConfig,
 )
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
+from mnv4_postmortem.analyzer.timm.trainers import run_trainer
 from mnv4_postmortem.analyzer.timm.version import TimmVersion, narrowest, version_from_args
 
 # Two sources "agree" when they print the same number at their own precision (the log shows 3-4 decimals).
@@ -139,7 +140,8 @@ def merge_contributions(
         where = SourceRef(str(run_dir))
         detail = "; ".join(str(i) for i in issues[:5])
         raise IngestError(
-            "nothing usable: no timm console log, summary.csv, args.yaml or TensorBoard scalars were found"
+            "nothing usable: no timm console log, summary.csv, args.yaml or TensorBoard scalars, and no other "
+            "trainer's log (DeiT log.txt, Lightning metrics.csv, HF trainer_state.json, W&B, mmpretrain) were found"
             + (f" ({detail})" if detail else ""),
             where,
         )
@@ -159,6 +161,7 @@ def merge_contributions(
         timm_version=config.timm_version,
         epochs_scheduled=config.effective.get("epochs_scheduled"),
         step_scalars=_step_scalars(resolved),
+        trainer=run_trainer((c.trainer, c.format) for c in every),
     )
 
 
@@ -211,13 +214,22 @@ def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
     earlier_columns = table.columns_of_other_formats(contribution.format)
     table.current_format = contribution.format
     for values in contribution.epochs:
+        if values.tolerance is None:  # plain puts: column by column, in bulk (a 1,000-epoch log is 10,000 points)
+            for column, points in _by_column(values.points).items():
+                if not (values.only_new_column and column in earlier_columns):
+                    table.put_many(column, points, overwrite=values.overwrite)
+            continue
         for column, epoch, value, ref in values.points:
             if values.only_new_column and column in earlier_columns:
                 continue
-            if values.tolerance is not None:
-                table.fill_or_check(column, epoch, value, ref, values.tolerance)
-            else:
-                table.put(column, epoch, value, ref, overwrite=values.overwrite)
+            table.fill_or_check(column, epoch, value, ref, values.tolerance)
+
+
+def _by_column(points) -> dict[str, list[tuple[int, float, SourceRef]]]:
+    out: dict[str, list[tuple[int, float, SourceRef]]] = {}
+    for column, epoch, value, ref in points:
+        out.setdefault(column, []).append((epoch, value, ref))
+    return out
 
 
 def _effective_config(contributions: Sequence[Contribution], version: TimmVersion | None) -> TrainConfig:
@@ -233,6 +245,10 @@ def _effective_config(contributions: Sequence[Contribution], version: TimmVersio
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
         base = TrainConfig(values={}, timm_version=version)
+    elif run_trainer((c.trainer, c.format) for c in contributions) is not None:
+        # Another trainer's settings (DeiT main.py, Lightning hparams, HF TrainingArguments, an mm config):
+        # timm train.py's defaults are not that trainer's, so none are filled in.
+        base = TrainConfig(values=dict(args), args=dict(args), source=source, timm_version=version)
     else:
         base = build_config(args, source, version)
     effective, sources = dict(base.effective), dict(base.effective_sources)
@@ -284,6 +300,23 @@ class _EpochTable:
         if overwrite or epoch not in known:
             known[epoch] = value
             self.refs.setdefault(column, {})[epoch] = ref
+
+    def put_many(self, column: str, points, *, overwrite: bool = False) -> None:
+        """:meth:`put` for many ``(epoch, value, ref)`` points of one column (same result, in source order)."""
+        known = self.values.setdefault(column, {})
+        refs = self.refs.setdefault(column, {})
+        self.writers.setdefault(column, set()).add(self.current_format)
+        if overwrite or not known:
+            known.update((epoch, value) for epoch, value, _ in points)
+            refs.update((epoch, ref) for epoch, _, ref in points)
+            if not overwrite and len(known) < len(points):  # repeated epochs: the first one stays, as put() keeps it
+                for epoch, value, ref in reversed(points):
+                    known[epoch], refs[epoch] = value, ref
+            return
+        for epoch, value, ref in points:
+            if epoch not in known:
+                known[epoch] = value
+                refs[epoch] = ref
 
     def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
                       tolerance: float = AGREEMENT_TOLERANCE) -> None:
@@ -357,6 +390,8 @@ def _timm_version(contributions: Sequence[Contribution]) -> TimmVersion | None:
         if version is not None:
             return version
     args = next((c.args for c in _in_order(contributions, "args") if c.args is not None), None)
+    if run_trainer((c.trainer, c.format) for c in contributions) is not None:
+        args = None  # another trainer's settings say nothing about a timm version
     from_args = version_from_args(args) if args is not None else None
     from_csv = [TimmVersion.parse(c.timm_version) for c in _in_order(contributions, "timm_version")]
     return narrowest([from_args, *from_csv])

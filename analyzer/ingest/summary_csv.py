@@ -639,6 +639,7 @@ def summary_contribution(csv_file: SummaryCsv) -> Contribution:
 
 class _SummaryCsvFormat:
     name = "summary_csv"
+    names = ("summary.csv",)
     kind: SourceKind = "summary_csv"
 
     def sniff(self, name: str, head: bytes) -> str | None:

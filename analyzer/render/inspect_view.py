@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.timm.trainers import trainer
 
 # Config highlights, in display order: (label, keys looked up through TrainConfig.get).
 HIGHLIGHTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -56,8 +57,10 @@ def describe(run: Run) -> dict[str, Any]:
         entry: dict[str, Any] = {"key": key, "value": _jsonable(value), "source": config.origin(key)}
         highlights[label] = entry
     epochs = run.epochs
+    found_trainer = trainer(getattr(run, "trainer", None))
     return {
         "run": str(run.run_dir),
+        "trainer": found_trainer.name if found_trainer else None,
         "timm_version": str(run.timm_version) if run.timm_version is not None else None,
         "epochs": {**run.epoch_span(), "columns": list(epochs.columns)},
         "steps": {"count": int(len(run.steps))},
@@ -70,6 +73,7 @@ def describe(run: Run) -> dict[str, Any]:
                 "epochs": list(s.epochs) if s.epochs else None,
                 "metrics": list(s.metrics),
                 "records": s.records,
+                "notes": list(getattr(s, "notes", ())),
                 "config_keys": list(s.config_keys),
             }
             for s in run.sources
@@ -89,6 +93,8 @@ def render_text(view: dict[str, Any], console: Console) -> None:
     ep = view["epochs"]
     span = f"epochs {ep['first']}..{ep['last']} ({ep['count']})" if ep["count"] else "no epoch-level data"
     sched = f", {ep['scheduled']} scheduled" if ep["scheduled"] else ""
+    if view.get("trainer"):
+        console.print(f"trainer: {view['trainer']}", markup=False)
     console.print(f"timm version (guessed): {view['timm_version'] or 'unknown'}; {span}{sched}; {view['steps']['count']} logged steps")
 
     table = Table(title="Sources", show_lines=False, expand=False)
@@ -102,6 +108,8 @@ def render_text(view: dict[str, Any], console: Console) -> None:
         table.add_row(s["path"], s["kind"], family, epochs, ", ".join(s["metrics"]))
     console.print(table)
     for s in view["sources"]:
+        for note in s.get("notes") or ():
+            console.print(f"  {s['path']}: {note}", markup=False)
         if s.get("config_keys"):  # another trainer's settings: listed, not read as timm's (timm/argument_names.py)
             console.print(f"  {s['path']} keys (other config, not read as train.py settings): "
                           + ", ".join(s["config_keys"]), markup=False)

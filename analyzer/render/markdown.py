@@ -31,7 +31,8 @@ def render(report, *, verbose: bool = False) -> str:
         f"### mnv4-postmortem: `{_code(report.run.run_dir.name or str(report.run.run_dir))}`",
         "",
         f"model {md_text(info['model'] or '?')}, timm {md_text(info['timm_version'] or '?')}, {span}"
-        + (f" of {ep['scheduled']} scheduled" if ep["scheduled"] else ""),
+        + (f" of {ep['scheduled']} scheduled" if ep["scheduled"] else "")
+        + (f"; trainer: {md_text(info['trainer'])}" if info.get("trainer") else ""),
         "",
     ]
     if report.outcome is not None and report.outcome.headline:

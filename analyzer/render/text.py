@@ -79,6 +79,8 @@ def _header(diagnosis: Diagnosis, console: Console) -> None:
     sched = f" of {ep['scheduled']} scheduled" if ep["scheduled"] else ""
     console.print(f"[bold]{escape(info.path)}[/bold]  model {escape(str(info.model or '?'))}, "
                   f"timm {escape(str(info.timm_version or '?'))}, {span}{sched}")
+    if info.trainer:
+        console.print(f"trainer: {escape(info.trainer)}")
 
 
 def _combined_fix(diagnosis: Diagnosis, console: Console) -> None:

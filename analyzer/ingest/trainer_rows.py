@@ -1,0 +1,258 @@
+"""Shared plumbing of the other trainers' formats (DeiT log.txt, Lightning, HF Trainer, W&B, mmpretrain).
+
+Each of those formats is one module with its own key table and its own knowledge of units; this module
+holds what they all do the same way, so that each format module stays a table plus a little code:
+
+- :func:`json_lines`: JSON-lines reading that keeps every good record before a bad one and names the
+  file and line of each bad one (a truncated last line is a ``truncated`` event);
+- :class:`Unit` and :func:`to_percent`: the normalized run holds accuracies in percent (``model.py``);
+  a series in fractions of 1 is scaled, and the note says which unit and on what grounds;
+- :func:`epoch_contribution`: per-epoch rows (dicts keyed by the trainer's names) into
+  :class:`EpochValues`, the unknown keys kept under their own names and listed;
+- :func:`step_frame`: the step frame's columns from per-step arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mnv4_postmortem.analyzer.ingest.contribution import EpochValues
+from mnv4_postmortem.analyzer.ingest.files import open_input
+from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestError, IngestIssue, SourceRef
+
+# A JSON-lines record longer than this is not a metrics record (one epoch's dict is < 2 kB).
+MAX_RECORD_CHARS = 1 << 20
+
+UnitKind = Literal["percent", "fraction", "infer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What a format knows about an accuracy key's unit, and why (the reason is shown in ``inspect``)."""
+
+    kind: UnitKind
+    why: str
+
+
+PERCENT_BY_TIMM = Unit("percent", "timm.utils.accuracy returns percent")
+FRACTION_BY_HF = Unit("fraction", "the `evaluate` accuracy metric that HF Trainer examples use returns a fraction of 1")
+INFER = Unit("infer", "the format does not fix it")
+
+
+def to_percent(values: Sequence[float], unit: Unit, key: str) -> tuple[list[float], str]:
+    """``values`` in percent, and the note that says how the unit was decided.
+
+    A format that implies a unit is trusted unless a value contradicts it (a "fraction" above 1 is
+    already a percentage). Otherwise a series whose every finite value is at most 1 is taken for a
+    fraction: an accuracy in percent stays at or below 1 % only for a run at chance on 100+ classes,
+    which then stays readable as a near-zero percentage either way.
+    """
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    top = max(finite) if finite else 0.0
+    if unit.kind == "percent":
+        return list(values), f"{key}: percent ({unit.why})"
+    if unit.kind == "fraction" and top <= 1.0:
+        return [v * 100.0 for v in values], f"{key}: fraction of 1, shown x100 ({unit.why})"
+    if unit.kind == "fraction":
+        return list(values), f"{key}: percent (a value of {top:g} > 1 contradicts the usual fraction; {unit.why})"
+    if finite and top <= 1.0:
+        return [v * 100.0 for v in values], f"{key}: fraction of 1, shown x100 (inferred: every value <= 1)"
+    return list(values), f"{key}: percent (inferred: values above 1)"
+
+
+# ------------------------------------------------------------------------------------------ JSON lines
+
+
+@dataclass(slots=True)
+class JsonLines:
+    """The records of a JSON-lines file, each with its 1-based line number."""
+
+    records: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    issues: list[IngestIssue] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def json_lines(path: Path, shown: str) -> JsonLines:
+    """Every JSON object line of ``path``. A line that is not one becomes an issue naming its line; an
+    unterminated last line is a ``truncated`` event. Raises IngestError only when the file cannot be read."""
+    with open_input(path, shown) as handle:
+        text = handle.read().decode("utf-8", "replace")
+    return json_lines_text(text, shown)
+
+
+def json_lines_text(text: str, shown: str) -> JsonLines:
+    out = JsonLines()
+    lines = text.split("\n")
+    loads = json.loads
+    records = out.records
+    for number, line in enumerate(lines, start=1):
+        if line[:1] == "{" and line[-1:] == "}":  # the common case: a whole record, nothing around it
+            try:
+                record = loads(line)
+            except ValueError:
+                pass
+            else:
+                if isinstance(record, dict):
+                    records.append((number, record))
+                    continue
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if len(stripped) > MAX_RECORD_CHARS:
+            out.issues.append(IngestIssue(SourceRef(shown, line=number), f"line longer than {MAX_RECORD_CHARS} characters, skipped"))
+            continue
+        try:
+            record = loads(stripped)
+        except ValueError as exc:
+            last_number = max((n for n, text_line in enumerate(lines, start=1) if text_line.strip()), default=0)
+            last = number == last_number and exc.pos >= len(stripped) - 1  # cut off: the parser hit the end
+            what = "truncated record (the file ends mid-record)" if last else f"not a JSON record ({exc.msg}, column {exc.colno})"
+            out.issues.append(IngestIssue(SourceRef(shown, line=number), f"{what}; skipped, the records before it are kept"))
+            if last:
+                out.events.append(Event("truncated", "the file ends mid-record", SourceRef(shown, line=number)))
+            continue
+        if not isinstance(record, dict):
+            out.issues.append(IngestIssue(SourceRef(shown, line=number), "a JSON value that is not an object; skipped"))
+            continue
+        out.records.append((number, record))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ epoch rows
+
+
+def as_float(value: Any) -> float | None:
+    """A number from a record (numbers and numeric strings; never booleans), or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRows:
+    """Per-epoch values as the format read them: ``{key: {epoch: (value, ref)}}`` in the trainer's names."""
+
+    values: Mapping[str, Mapping[int, tuple[float, SourceRef]]]
+
+
+def collect(rows: Iterable[tuple[int, Mapping[str, Any], SourceRef]], skip: Iterable[str] = ()) -> EpochRows:
+    """``(epoch, record, ref)`` rows into per-key series; a later row of the same epoch wins (a resume)."""
+    skipped = set(skip)
+    values: dict[str, dict[int, tuple[float, SourceRef]]] = {}
+    for epoch, record, ref in rows:
+        for key, raw in record.items():
+            if key in skipped:
+                continue
+            kind = type(raw)
+            number = float(raw) if kind is float or kind is int else as_float(raw)  # the common case, fast
+            if number is None:
+                continue
+            series = values.get(key)
+            if series is None:
+                series = values[key] = {}
+            series[epoch] = (number, ref)
+    return EpochRows(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """What :func:`epoch_contribution` made of a format's rows."""
+
+    epochs: tuple[EpochValues, ...]
+    metrics: tuple[str, ...]          # canonical columns filled
+    unknown: tuple[str, ...]          # the format's keys kept under their own names
+    notes: tuple[str, ...]            # units and unknown keys, for inspect
+    span: tuple[int, int] | None
+
+
+def epoch_contribution(
+    rows: EpochRows,
+    columns: Mapping[str, str],
+    units: Mapping[str, Unit],
+    *,
+    ignore: Iterable[str] = (),
+) -> Mapped:
+    """Map the trainer's keys to the run's columns (``columns``), accuracies through :func:`to_percent`
+    (``units``, by the trainer's key); every other numeric key is kept under its own name and listed."""
+    ignored = set(ignore)
+    points: list[tuple[str, int, float, SourceRef]] = []
+    notes: list[str] = []
+    metrics: list[str] = []
+    unknown: list[str] = []
+    for key, series in rows.values.items():
+        if key in ignored:
+            continue
+        epochs = list(series)
+        numbers = [series[e][0] for e in epochs]
+        column = columns.get(key)
+        if key in units:
+            numbers, note = to_percent(numbers, units[key], key)
+            notes.append(note)
+        if column is None:
+            column = key
+            unknown.append(key)
+        metrics.append(column)
+        points += [(column, e, v, series[e][1]) for e, v in zip(epochs, numbers)]
+    if unknown:
+        notes.append("kept under their own names (no canonical column): " + ", ".join(sorted(unknown)))
+    every = [e for series in rows.values.values() for e in series]
+    span = (min(every), max(every)) if every else None
+    return Mapped((EpochValues(points),) if points else (), tuple(dict.fromkeys(metrics)), tuple(unknown), tuple(notes), span)
+
+
+def step_frame(
+    *,
+    epoch: Sequence[float],
+    idx: Sequence[float],
+    per_epoch: Sequence[float],
+    update: Sequence[float],
+    loss: Sequence[float],
+    lr: Sequence[float] | None,
+    src_line: Sequence[int],
+    src_file: str,
+    loss_avg: Sequence[float] | None = None,
+) -> pd.DataFrame:
+    """The step frame (``model.STEP_COLUMNS`` + ``segment``, ``src_line``, ``src_file``) of a trainer's
+    per-step records; columns a trainer does not log are NaN."""
+    n = len(update)
+    nan = np.full(n, np.nan)
+    frame = pd.DataFrame({
+        "epoch": np.asarray(epoch, dtype="float64"),
+        "idx": np.asarray(idx, dtype="float64"),
+        "per_epoch": np.asarray(per_epoch, dtype="float64"),
+        "update": np.asarray(update, dtype="float64"),
+        "train_loss": np.asarray(loss, dtype="float64"),
+        "train_loss_avg": np.asarray(loss_avg, dtype="float64") if loss_avg is not None else nan,
+        "lr": np.asarray(lr, dtype="float64") if lr is not None else nan,
+        "samples_per_sec": nan,
+        "batch_time": nan,
+        "data_time": nan,
+    })
+    frame = frame[list(STEP_COLUMNS)]
+    frame["segment"] = 0
+    frame["src_line"] = np.asarray(src_line, dtype="int64")
+    frame["src_file"] = src_file
+    return frame
+
+
+def mean_by_epoch(epoch: np.ndarray, values: np.ndarray) -> dict[int, float]:
+    """The mean of a per-step series per epoch (what timm's per-epoch train_loss is: the epoch's average)."""
+    keep = np.isfinite(epoch) & np.isfinite(values)
+    if not keep.any():
+        return {}
+    frame = pd.DataFrame({"epoch": epoch[keep].astype("int64"), "v": values[keep]})
+    return {int(k): float(v) for k, v in frame.groupby("epoch")["v"].mean().items()}

@@ -1,0 +1,302 @@
+"""The other trainers' formats (issue 14): DeiT-family main.py, Lightning CSVLogger, HF Trainer, W&B run
+folders and mmpretrain, on the real public samples of ``fixtures/other_trainers`` (see its LABELS.md and each
+PROVENANCE.md) and the two runs made here; bad input per format; trainer-aware EMA facts and fix commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mnv4_postmortem.analyzer.batch.discover import find_runs
+from mnv4_postmortem.analyzer.features.derived import derive
+from mnv4_postmortem.analyzer.features.ema import ema_model_from
+from mnv4_postmortem.analyzer.ingest import formats, load_input, load_run
+from mnv4_postmortem.analyzer.ingest.deit_log import parse_namespace
+from mnv4_postmortem.analyzer.ingest.mmpretrain_log import read_config
+from mnv4_postmortem.analyzer.model import IngestError
+from mnv4_postmortem.analyzer.timm import trainers
+from mnv4_postmortem.cli import cli
+
+from tests.conftest import FIXTURE_RUNS, REPO
+
+OTHER = REPO / "fixtures" / "other_trainers"
+CASES = sorted(p.parent.relative_to(OTHER).as_posix() for p in OTHER.rglob("PROVENANCE.md"))
+MADE = ("made_here/lightning_healthy", "made_here/hf_trainer_lr_high")
+
+
+def run_of(case: str):
+    return load_run(OTHER / case)
+
+
+def notes(run) -> str:
+    return " | ".join(note for source in run.sources for note in source.notes)
+
+
+# ------------------------------------------------------------------------------------------ the registry
+
+
+def test_each_format_is_one_registry_entry():
+    names = [f.name for f in formats.FORMATS]
+    for name in ("deit_log", "lightning_csv", "hf_trainer", "wandb_run", "mmpretrain_log"):
+        assert names.count(name) == 1
+    assert all(isinstance(f, formats.Format) for f in formats.FORMATS)
+
+
+def test_batch_discovery_finds_every_sample_by_asking_the_registry():
+    found = {p.relative_to(OTHER).as_posix() for p in find_runs([OTHER])}
+    for case in CASES:  # a W&B folder's data sits in files/: that is the run folder found
+        assert case in found or f"{case}/files" in found, case
+    assert "made_here/lightning_healthy/lightning_logs/version_0" in found
+    assert "made_here/hf_trainer_lr_high" in found
+
+
+# ------------------------------------------------------------------------------------------ DeiT family
+
+
+def test_p2t_log_txt_keeps_rows_before_the_cut_line_and_names_it():
+    run = run_of("deit/p2t-issue13-eval-every-10")
+    assert run.trainer == "deit_family"
+    assert list(run.epochs.index) == list(range(49, 60))
+    assert run.epochs.loc[50, "eval_top1"] == pytest.approx(67.596001953125)
+    assert math.isnan(run.epochs.loc[51, "eval_top1"])          # evaluated every 10 epochs only
+    assert run.epochs.loc[59, "lr"] == pytest.approx(0.0009114688585212051)
+    assert any(i.source.line == 12 and "truncated" in i.message for i in run.issues)
+    assert any(e.kind == "truncated" and e.source.line == 12 for e in run.events)
+    assert "test_acc1: percent" in notes(run)
+
+
+def test_pvt_log_txt_reads_every_column():
+    run = run_of("deit/pvt-issue24-healthy")
+    assert run.epochs.loc[33, "eval_top1"] == pytest.approx(70.5680026171875)
+    assert run.epochs.loc[28, "eval_loss"] == pytest.approx(1.3505478992316)
+    assert run.epochs.loc[30, "train_loss"] == pytest.approx(3.886609091532888)
+    assert "eval_top1_ema" not in run.epochs.columns
+
+
+def test_deit_stdout_reads_the_cut_namespace_and_does_not_place_an_epochless_eval():
+    run = run_of("deit/deit-issue16-stdout-deit-s")
+    assert run.config.args["batch_size"] == 64 and run.config.args["epochs"] == 300
+    assert run.config.args["drop_path"] == 0.1
+    assert run.epochs.empty
+    assert "Acc@1 79.828" in notes(run)
+    assert "model_ema" not in run.config.values  # timm train.py's defaults are not DeiT's: none filled in
+
+
+def test_namespace_values_are_literals_never_evaluated():
+    args, problem = parse_namespace("model='deit_tiny', output_dir=PosixPath('/x'), lr=__import__('os').getcwd()")
+    assert args["model"] == "deit_tiny" and args["output_dir"] == "PosixPath('/x')"
+    assert args["lr"] == "__import__('os').getcwd()" and problem is None
+
+
+# ------------------------------------------------------------------------------------------ Lightning
+
+
+def test_lightning_metrics_csv_fraction_accuracy_and_step_frame():
+    run = run_of("lightning/hcdescamps-mnist-healthy")
+    assert run.trainer == "lightning"
+    assert run.epochs.loc[0, "eval_top1"] == pytest.approx(97.61999845504761)   # 0.9762 -> percent
+    assert "val_accuracy: fraction of 1" in notes(run)
+    assert "test_loss" in run.epochs.columns and "test_loss" in notes(run)       # unknown key kept and listed
+    assert len(run.steps) == 22 and run.steps["update"].iloc[0] == 49
+    assert run.epochs.loc[0, "train_loss"] == pytest.approx(
+        (0.634955883026123 + 0.19590148329734802 + 0.31667324900627136 + 0.08673018217086792
+         + 0.02579093538224697 + 0.0060985698364675045) / 6)
+
+
+def test_lightning_short_and_val_only_files():
+    two = run_of("lightning/andyc-glitch-two-epochs")
+    assert list(two.epochs.index) == [0, 1] and two.epochs.loc[1, "eval_loss"] == pytest.approx(0.14366206526756287)
+    grape = run_of("lightning/grape-vine-val-loss-1e12")
+    assert grape.epochs.loc[0, "eval_loss"] == pytest.approx(7930013286400.0) and len(grape.epochs) == 10
+
+
+def test_lightning_csv_and_its_tensorboard_give_the_same_run():
+    root = OTHER / "made_here" / "lightning_healthy"
+    csv, tb = load_run(root / "lightning_logs"), load_run(root / "tb_logs")
+    for column in ("train_loss", "eval_loss", "eval_top1"):
+        assert csv.epochs[column].to_numpy() == pytest.approx(tb.epochs[column].to_numpy(), rel=1e-5), column
+    assert csv.config.args["model_name"] == "test_resnet"
+
+
+def test_lightning_bad_rows_are_named_and_the_rows_before_kept(tmp_path):
+    text = (OTHER / "lightning/hcdescamps-mnist-healthy/metrics.csv").read_text().splitlines()
+    text.insert(4, "0,170,,0.5,,,9,9,9")   # a row with too many fields (hand-made bad input)
+    (tmp_path / "metrics.csv").write_text("\n".join(text)[:-12])   # and a cut last row
+    run = load_run(tmp_path)
+    assert any(i.source.line == 5 and "malformed" in i.message for i in run.issues)
+    assert any(e.kind == "truncated" for e in run.events)
+    assert run.epochs.loc[4, "eval_top1"] == pytest.approx(98.68000149726868)
+
+
+# ------------------------------------------------------------------------------------------ HF Trainer
+
+
+def test_hf_trainer_state_eval_to_epochs_and_unknown_metric_kept():
+    run = run_of("hf_trainer/irrigation-vit-healthy")
+    assert run.trainer == "hf_trainer" and run.epochs_scheduled == 3
+    assert run.epochs.loc[0, "eval_loss"] == pytest.approx(0.07742569595575333)   # the epoch's last eval (step 200)
+    assert run.epochs.loc[2, "eval_f1"] == pytest.approx(0.9853801169590642)
+    assert "eval_f1" in notes(run)
+    assert run.steps["per_epoch"].iloc[0] == 210 and len(run.steps) == 63
+    assert run.epochs.loc[0, "lr"] == pytest.approx(0.00019714285714285716)
+
+
+def test_hf_eval_accuracy_is_a_fraction_shown_in_percent():
+    run = run_of("hf_trainer/quality-lrqa-loss-at-ln4")
+    assert run.epochs.loc[0, "eval_top1"] == pytest.approx(28.04410457611084)
+    assert "eval_accuracy: fraction of 1" in notes(run)
+
+
+def test_hf_truncated_trainer_state_keeps_the_entries_before_the_cut(tmp_path):
+    text = (OTHER / "hf_trainer/irrigation-vit-healthy/trainer_state.json").read_text()
+    (tmp_path / "trainer_state.json").write_text(text[: text.index('"step": 300') + 5])
+    run = load_run(tmp_path)
+    assert any(e.kind == "truncated" for e in run.events)
+    assert any("log_history entries before it are kept" in i.message and i.source.line for i in run.issues)
+    assert run.epochs.loc[0, "eval_loss"] == pytest.approx(0.07742569595575333)
+    assert run.steps["update"].max() == 290
+
+
+def test_hf_made_here_settings_and_fix_as_settings():
+    run = run_of("made_here/hf_trainer_lr_high")
+    assert run.config.args["lr"] == 3.0 and run.config.args["epochs"] == 6
+    assert run.epochs["eval_top1"].max() <= 100.0
+    assert trainers.fix_command(run.trainer, {"lr": 0.001}) is None   # no known CLI: the fix is its settings
+
+
+# ------------------------------------------------------------------------------------------ W&B
+
+
+def test_wandb_folder_config_and_summary():
+    run = run_of("wandb/trash-classification-keras")
+    assert run.trainer == "wandb"
+    assert run.config.args["model"] == "DenseNet121" and run.config.args["epochs"] == 10
+    assert run.epochs.loc[9, "eval_top1"] == pytest.approx(86.69354915618896)
+    assert "final values only" in notes(run)
+
+
+def test_wandb_summary_only():
+    run = run_of("wandb/vitra-summary-only")
+    assert run.epochs.loc[14, "train_loss"] == pytest.approx(0.11239799857139587)
+    assert "val/mIoU" in run.epochs.columns
+
+
+def test_wandb_binary_file_alone_is_said_clearly(tmp_path):
+    (tmp_path / "run-abc.wandb").write_bytes(b":W&B\x00\x01" + bytes(range(256)))
+    with pytest.raises(IngestError) as caught:
+        load_run(tmp_path)
+    assert "binary W&B run file" in str(caught.value) and "history" in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------------ mmpretrain
+
+
+def test_mmcls_text_log_val_lines():
+    run = run_of("mmpretrain/issue923-acc-constant")
+    assert run.trainer == "mmpretrain"
+    assert list(run.epochs.index) == list(range(31, 43))               # 1-based in the file
+    assert set(run.epochs["eval_top1"]) == {8.8235}
+
+
+def test_mmcls_text_log_train_lines_and_unknown_top3():
+    run = run_of("mmpretrain/issue360-text-log")
+    assert len(run.steps) == 5 and run.steps["lr"].iloc[0] == pytest.approx(1e-3)
+    assert run.epochs.loc[9, "eval_top1"] == 20.0 and "accuracy_top-3" in run.epochs.columns
+
+
+def test_mmcls_json_log():
+    run = run_of("mmpretrain/issue449-resume-json")
+    assert run.epochs.loc[1182, "eval_top1"] == pytest.approx(61.33333) and len(run.epochs) == 12
+
+
+def test_mm_config_is_read_as_text_never_executed(tmp_path):
+    marker = tmp_path / "executed"
+    config = (f"model = dict(type='ImageClassifier', backbone=dict(type='ResNet', depth=18), head=dict(num_classes=10))\n"
+              f"optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4))\n"
+              f"train_cfg = dict(by_epoch=True, max_epochs=100)\n"
+              f"hook = open({str(marker)!r}, 'w')\n")
+    values, issues = read_config(config, "cfg.py")
+    assert values["model"]["backbone"]["depth"] == 18 and not marker.exists()
+    assert any("'hook' is not a literal" in i.message for i in issues)
+    (tmp_path / "resnet18_cifar.py").write_text(config)
+    run = load_run(tmp_path / "resnet18_cifar.py")
+    assert run.config.args == {"model": "ResNet/18", "num_classes": 10, "epochs": 100, "opt": "SGD", "lr": 0.1,
+                               "weight_decay": 1e-4} and not marker.exists()
+
+
+# ------------------------------------------------------------------------------------------ semantics
+
+
+def test_deit_keeps_an_ema_it_does_not_evaluate():
+    """DeiT's --model-ema evaluates the raw model: the EMA facts must not describe the reported eval."""
+    run = run_of("deit/pvt-issue24-healthy")
+    deit = replace(run, trainer="deit", config=replace(run.config, values={"model_ema": True, "model_ema_decay": 0.99996},
+                                                       args={"model_ema": True, "model_ema_decay": 0.99996}))
+    assert ema_model_from(deit) is None
+    assert derive(deit).ema_evaluation == "raw" and derive(deit).trainer == "deit"
+    timm_run = load_run(FIXTURE_RUNS / "v1_ema_lag")
+    assert ema_model_from(timm_run) is not None and derive(timm_run).ema_evaluation == "replaces"
+
+
+def test_main_py_family_from_arguments_and_log_keys():
+    assert trainers.main_py_family({"model_ema_eval": True, "model_ema": True}) == "convnext_ema_eval"
+    assert trainers.main_py_family({"layer_scale_init_value": 1e-6}) == "convnext"
+    assert trainers.main_py_family({"distillation_type": "none"}) == "deit"
+    assert trainers.main_py_family({}, ["test_acc1", "test_acc1_ema"]) == "convnext_ema_eval"
+    assert trainers.ema_evaluation("convnext_ema_eval") == "both"
+
+
+def test_fix_commands_in_the_trainers_own_spelling():
+    assert trainers.fix_command("deit", {"model_ema_decay": 0.999}) == \
+        "python main.py <the run's other arguments> --model-ema-decay 0.999"
+    assert trainers.fix_command("convnext", {"model_ema_decay": 0.999}) == \
+        "python main.py <the run's other arguments> --model_ema_decay 0.999"
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+@pytest.mark.parametrize("case", [*CASES, *MADE])
+def test_report_exits_zero_and_names_the_trainer(case):
+    result = CliRunner().invoke(cli, ["report", str(OTHER / case), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["run"]["trainer"]
+
+
+def test_inspect_names_trainer_units_and_kept_keys():
+    result = CliRunner().invoke(cli, ["inspect", str(OTHER / "lightning/hcdescamps-mnist-healthy")])
+    assert result.exit_code == 0
+    assert "trainer: PyTorch Lightning" in result.output and "fraction of 1" in result.output
+    assert "test_loss" in result.output
+
+
+def test_pasted_excerpts_of_other_trainers():
+    pasted = "```\n" + (OTHER / "deit/pvt-issue24-healthy/log.txt").read_text() + "```\n"
+    run = load_input("-", stdin=io.BytesIO(pasted.encode()))
+    assert run.trainer == "deit_family" and run.epochs.loc[33, "eval_top1"] == pytest.approx(70.5680026171875)
+    mm = load_input("-", stdin=io.BytesIO((OTHER / "mmpretrain/issue923-acc-constant/train.log").read_bytes()))
+    assert mm.trainer == "mmpretrain" and len(mm.epochs) == 12
+
+
+def test_batch_over_a_mixed_folder_reads_every_run_and_shows_the_trainer(tmp_path):
+    root = tmp_path / "mixed"
+    for case in ("deit/pvt-issue24-healthy", "lightning/andyc-glitch-two-epochs", "hf_trainer/irrigation-vit-healthy",
+                 "wandb/trash-classification-keras", "mmpretrain/issue449-resume-json"):
+        shutil.copytree(OTHER / case, root / case.replace("/", "_"))
+    shutil.copytree(FIXTURE_RUNS / "v1_healthy", root / "timm_v1_healthy")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["batch", str(root), "--out", str(out), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and not any(r["error"] for r in rows)
+    by_trainer = {r["trainer"] for r in rows}
+    assert {"DeiT-family main.py (DeiT, ConvNeXt, RepViT, EfficientFormer, ...)", "PyTorch Lightning (CSVLogger)",
+            "Hugging Face Trainer", "mmpretrain / mmcls", None} <= by_trainer
+    assert "Hugging Face Trainer" in (out / "index.html").read_text()
