@@ -17,14 +17,19 @@ from mnv4_postmortem.analyzer.findings import Fix, Considered, Finding, Symptom,
 from mnv4_postmortem.analyzer.model import Run
 
 if TYPE_CHECKING:
+    from mnv4_postmortem.analyzer.coverage import Coverage
+    from mnv4_postmortem.analyzer.outcome import Outcome
     from mnv4_postmortem.analyzer.report_facts import ReportFacts
     from mnv4_postmortem.analyzer.verification import Verification
 
 # 1.1: evidence items are {"text", "refs"}; fixes carry "note" and "safety"; "considered" lists the
-# rules suspected but not fired. The JSON Schema is render/schema/report-1.1.schema.json.
-# 1.2 (issue 18): each finding's optional visible_from / predictable. 1.2 (issue 13): "unexplained_symptoms" (symptoms at warning+ that no finding explains, with candidate causes
+# rules suspected but not fired.
+# 1.2 (issue 13): "unexplained_symptoms" (symptoms at warning+ that no finding explains, with candidate causes
 # and what would tell them apart), "symptoms" (every symptom that fired), each finding's "symptoms" and "score",
-# and "units" (the accuracy unit inferred per series). Schema: render/schema/report-1.2.schema.json.
+# and "units" (the accuracy unit inferred per series). 1.2 (issue 18): each finding's optional visible_from /
+# predictable. 1.2 (issue 19): "coverage" (series read with their spans, config facts and where from, other
+# config, which checks could run) and "outcome" (findings / no-problem-found / nothing-to-judge).
+# Schema: render/schema/report-1.2.schema.json.
 SCHEMA_VERSION = "1.2"
 
 
@@ -80,6 +85,10 @@ class Diagnosis:
 
         return (any(f.severity >= Severity.WARNING for f in self.findings) or bool(self.unexplained)
                 or any(s.severity >= Severity.WARNING for s in self.symptoms))
+    # issue 19: what the run's files let the checks judge (coverage.py), and the outcome decided from the
+    # findings and that coverage (outcome.py). Set by pipeline.diagnose; None only for hand-built diagnoses.
+    coverage: "Coverage | None" = None
+    outcome: "Outcome | None" = None
 
 
 __all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]

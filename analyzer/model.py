@@ -137,6 +137,9 @@ class SourceInfo:
     epochs: tuple[int, int] | None = None  # first and last epoch covered (inclusive)
     records: int = 0                     # lines / rows / records that yielded data
     notes: tuple[str, ...] = ()          # what the format decided while reading: units, keys kept as is
+    # The top-level keys of a settings file that is not timm's train.py arguments ("other config", e.g. another
+    # trainer's hparams.yaml): listed by inspect and the coverage statement, never read as timm settings.
+    config_keys: tuple[str, ...] = ()
 
 
 # Where a resolved recipe value came from: timm printed it (log), args.yaml set it (args), timm's default
@@ -202,6 +205,18 @@ class TrainConfig:
             return self.effective[name]
         value = self.values.get(name, default)
         return default if value is None else value
+
+    def origin(self, name: str) -> str | None:
+        """Where the value :meth:`get` returns came from (a file, ``file:line``, or "timm default (not in
+        args.yaml)"); None when the run does not know it. The one answer inspect and the coverage give."""
+        if name in self.effective and self.effective[name] is not None:
+            return self.effective_sources.get(name, "derived at run time")
+        value = self.values.get(name)
+        if value is None or value == "":
+            return None
+        if name in self.defaulted:
+            return "timm default (not in args.yaml)"
+        return self.source.path if self.source else "args.yaml"
 
     def number(
         self, name: str, default: float | None = None, *, minimum: float | None = None, maximum: float | None = None,

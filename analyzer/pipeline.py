@@ -13,6 +13,7 @@ import math
 from dataclasses import replace
 from typing import Any, Mapping
 
+from mnv4_postmortem.analyzer.coverage import coverage_of
 from mnv4_postmortem.analyzer.detect import Detection, detect
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis, RunSummary
 from mnv4_postmortem.analyzer.engine import RulePack, RuleError, evaluate
@@ -20,6 +21,7 @@ from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace
 from mnv4_postmortem.analyzer.findings import Finding, Fix, make_ranking
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.outcome import decide_outcome
 from mnv4_postmortem.analyzer.report_facts import build_report_facts
 from mnv4_postmortem.analyzer.timm.command_line import train_command
 from mnv4_postmortem.analyzer.timm.defaults import command_defaults
@@ -30,6 +32,7 @@ __all__ = ["diagnose", "namespace"]
 def diagnose(run: Run, pack: RulePack) -> Diagnosis:
     """Everything a renderer shows about ``run`` under the rules of ``pack``."""
     run, detection, derived = _stages(run)
+    coverage = coverage_of(run)  # what the files let the checks judge: computed once, shown by every renderer
     evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
     ranking = make_ranking(evaluation.findings, evaluation.considered, evaluation.symptoms)
     findings, command_errors = _with_commands(ranking.findings, run, pack)
@@ -47,6 +50,8 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         symptoms=evaluation.symptoms,
         unexplained=ranking.unexplained,
         report_facts=build_report_facts(run, detection, findings, pack),
+        coverage=coverage,
+        outcome=decide_outcome(findings, coverage, ranking.unexplained),
     )
 
 

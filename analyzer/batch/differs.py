@@ -58,7 +58,8 @@ class Difference:
 
 def what_differs(rows: Iterable[RunRow]) -> list[Difference]:
     """The best few separating conditions per cause, strongest first within each cause."""
-    rows = [r for r in rows if r.error is None]
+    # A run with nothing to judge says nothing about any cause (missing evidence counts neither for nor against).
+    rows = [r for r in rows if r.error is None and not r.nothing_to_judge]
     causes = sorted({c for r in rows for c in r.causes()})
     out: list[Difference] = []
     for cause in causes:

@@ -29,7 +29,8 @@ from mnv4_postmortem.analyzer.render.csv_cells import csv_cell
 from mnv4_postmortem.analyzer.render.terminal import terminal_safe
 
 CSV_COLUMNS = ("name", "path", "model", "experiment", "timm_version", "epochs", "best_top1", "final_top1",
-               "top_cause", "severity", "confidence", "causes", "warnings", "error", "report", "trainer")
+               "top_cause", "severity", "confidence", "causes", "warnings", "error", "report", "trainer",
+               "outcome", "coverage", "needed")
 REPORTS_FOLDER = "runs"
 OUTPUT_FILES = ("index.html", "summary.md", "runs.csv", "runs.jsonl")
 STAGING_PREFIX = ".mnv4-batch-"

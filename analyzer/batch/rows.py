@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from mnv4_postmortem.analyzer.outcome import NOTHING_TO_JUDGE
 from mnv4_postmortem.analyzer.session import Analyzer, AnalyzerOptions
 
 # Settings compared between flagged and healthy runs ("what differs"). The recipe knobs the rules reason
@@ -56,6 +57,9 @@ class RunRow:
     findings: list[dict[str, Any]] = field(default_factory=list)
     warnings: int = 0
     error: str | None = None
+    outcome: str | None = None          # findings / no-problem-found / nothing-to-judge (analyzer/outcome.py)
+    coverage: str | None = None         # the coverage statement in one line (series spans, checks that could run)
+    needed: str | None = None           # what would let the curves be judged (None when they were)
     report: str | None = None           # report file name inside the batch's runs/ folder
     line: str | None = None             # the run's stdout line, rendered by the worker (RunTask.line_format)
     config: dict[str, Any] = field(default_factory=dict)
@@ -64,8 +68,14 @@ class RunRow:
 
     @property
     def healthy(self) -> bool:
-        """No finding at warning or above, and readable."""
-        return self.error is None and not any(f["severity"] != "info" for f in self.findings)
+        """No finding at warning or above, readable, and with the data to show a problem (not "nothing to judge")."""
+        return (self.error is None and not self.nothing_to_judge
+                and not any(f["severity"] != "info" for f in self.findings))
+
+    @property
+    def nothing_to_judge(self) -> bool:
+        """Read, but without the curves the checks need: neither healthy nor flagged (analyzer/outcome.py)."""
+        return self.error is None and self.outcome == NOTHING_TO_JUDGE
 
     def causes(self) -> set[str]:
         return {f["cause"] for f in self.findings if f["severity"] != "info"}
@@ -141,6 +151,12 @@ def _fill(row: RunRow, report) -> None:
         row.top_cause, row.severity, row.title = top.cause, top.severity.label, top.title
         row.confidence = round(float(top.confidence), 3)
     row.warnings = len(report.warnings)
+    if report.outcome is not None:
+        row.outcome, row.needed = report.outcome.kind, report.outcome.needed
+    if report.coverage is not None:
+        from mnv4_postmortem.analyzer.render.coverage_lines import one_line
+
+        row.coverage = one_line(report.coverage)
     row.config = {key: _scalar(run.config.get(key)) for key in DIFF_KEYS if run.config.get(key) is not None}
     row.config.update(_ema_settings(run))
 

@@ -23,7 +23,8 @@ from mnv4_postmortem.analyzer.ingest.config_sanity import impossible_values
 from mnv4_postmortem.analyzer.ingest.decode import decode_bytes, detect, head_text
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef, TrainConfig
-from mnv4_postmortem.analyzer.timm.defaults import defaults_for
+from mnv4_postmortem.analyzer.timm.argument_names import ArgsVerdict, classify_args
+from mnv4_postmortem.analyzer.timm.defaults import ARGUMENT_NAMES, defaults_for
 from mnv4_postmortem.analyzer.timm.version import TimmVersion, version_from_args
 
 __all__ = [
@@ -284,7 +285,9 @@ def _yaml_error_ref(exc: yaml.YAMLError, shown: str, text: str) -> SourceRef:
 # --------------------------------------------------------------------------------------------
 # The registered formats (see ``formats.py``)
 
-_ARGS_KEYS = (b"\nmodel:", b"\nbatch_size:", b"\nepochs:", b"\nopt:")
+# A top-level ``key:`` at the start of a line: enough of YAML to sniff which names a settings file holds.
+_TOP_LEVEL_KEY = re.compile(rb"^([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*:", re.MULTILINE)
+OTHER_CONFIG_FAMILY = "other config (not timm train.py arguments)"
 
 
 def _is_yaml_name(name: str) -> bool:
@@ -299,6 +302,11 @@ def _is_wandb(head: bytes) -> bool:
     return b"_wandb:" in text and _WANDB_VALUE.search(text) is not None
 
 
+def _head_keys(head: bytes) -> list[str]:
+    text = head_text(head).encode("utf-8")  # a BOM or UTF-16 must not hide the keys (ingest/decode.py)
+    return [m.group(1).decode("ascii", "replace") for m in _TOP_LEVEL_KEY.finditer(text)]
+
+
 def args_contribution(args: ArgsYaml, family: str, format_name: str = "args_yaml") -> Contribution:
     """An args file (or an excerpt's arguments) as the run's configuration."""
     return Contribution(
@@ -310,8 +318,17 @@ def args_contribution(args: ArgsYaml, family: str, format_name: str = "args_yaml
     )
 
 
+def other_config_contribution(args: ArgsYaml, verdict: ArgsVerdict, format_name: str = "args_yaml") -> Contribution:
+    """A settings file that is not timm's arguments (timm/argument_names.py): its keys are listed, none is
+    read as a train.py setting, so no timm default is filled in on its account."""
+    info = SourceInfo(args.path, "other", f"{OTHER_CONFIG_FAMILY}: {verdict.reason()}", None, (), None,
+                      len(args.args), config_keys=tuple(str(k) for k in args.args))
+    return Contribution(format=format_name, sources=(info,), issues=args.issues)
+
+
 class _ArgsYamlFormat:
-    """timm's args.yaml (sorted keys: model, batch_size, epochs, opt ...)."""
+    """timm's args.yaml, and any YAML settings file that names a train.py argument: the parse decides, on all
+    its keys, whether it is timm's arguments or "other config" (``timm.argument_names.classify_args``)."""
 
     name = "args_yaml"
     names = ("args.yaml",)
@@ -321,11 +338,15 @@ class _ArgsYamlFormat:
     def sniff(self, name: str, head: bytes) -> str | None:
         if not _is_yaml_name(name) or _is_wandb(head):
             return None
-        text = b"\n" + head_text(head).encode("utf-8")   # a BOM or UTF-16 must not hide the keys
-        return self.family if sum(key in text for key in _ARGS_KEYS) >= 3 else None
+        keys = _head_keys(head)
+        if not any(key in ARGUMENT_NAMES for key in keys):
+            return None  # a YAML file about something else (a dataset list, a CI config): not ours
+        return self.family if classify_args(keys).timm else OTHER_CONFIG_FAMILY
 
     def parse(self, path: Path, shown: str) -> Contribution:
-        return args_contribution(parse_args_yaml(path, shown), self.family)
+        args = parse_args_yaml(path, shown)
+        verdict = classify_args(args.args)
+        return args_contribution(args, self.family) if verdict.timm else other_config_contribution(args, verdict)
 
 
 class _WandbConfigFormat:
@@ -340,7 +361,10 @@ class _WandbConfigFormat:
         return self.family if _is_yaml_name(name) and _is_wandb(head) else None
 
     def parse(self, path: Path, shown: str) -> Contribution:
-        return args_contribution(parse_wandb_config(path, shown), self.family, self.name)
+        args = parse_wandb_config(path, shown)
+        verdict = classify_args(args.args)  # wandb keeps any project's config, not only timm's arguments
+        return (args_contribution(args, self.family, self.name) if verdict.timm
+                else other_config_contribution(args, verdict, self.name))
 
 
 ARGS_YAML = _ArgsYamlFormat()

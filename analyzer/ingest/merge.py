@@ -136,7 +136,7 @@ def merge_contributions(
     epochs, refs = table.frames()
     steps = _step_frame(_in_order(resolved, "steps"))
     has_args = any(c.args is not None for c in resolved)
-    if epochs.empty and steps.empty and not has_args:
+    if epochs.empty and steps.empty and not has_args and not _read_cleanly(resolved, issues):
         where = SourceRef(str(run_dir))
         detail = "; ".join(str(i) for i in issues[:5])
         raise IngestError(
@@ -180,6 +180,14 @@ def _accuracy_in_percent(epochs: pd.DataFrame, config: TrainConfig) -> tuple[pd.
     effective = dict(config.effective, accuracy_units={c: d.unit for c, d in decisions.items()})
     sources = dict(config.effective_sources, accuracy_units=units_summary(decisions))
     return epochs, replace(config, effective=effective, effective_sources=sources)
+
+
+def _read_cleanly(contributions: Sequence[Contribution], issues: Sequence[IngestIssue]) -> bool:
+    """Whether some file was recognised and read without a complaint (a log header, an event file holding only
+    a graph, another trainer's settings): then the run was read, and has nothing to judge (coverage.py),
+    which is not the same as unusable input. A file any issue names does not count."""
+    named = {issue.source.path for issue in issues}
+    return any(info.path not in named for c in contributions for info in c.sources)
 
 
 def _in_order(contributions: Sequence[Contribution], fact: str) -> list[Contribution]:

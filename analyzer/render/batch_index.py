@@ -36,7 +36,8 @@ def counts(rows: Sequence[RunRow]) -> dict[str, int]:
         "runs": len(rows),
         "unreadable": sum(1 for r in rows if r.error),
         "healthy": sum(1 for r in rows if r.healthy),
-        "flagged": sum(1 for r in rows if r.error is None and not r.healthy),
+        "flagged": sum(1 for r in rows if r.error is None and not r.healthy and not r.nothing_to_judge),
+        "nothing_to_judge": sum(1 for r in rows if r.nothing_to_judge),  # neither healthy nor flagged
     }
 
 

@@ -57,13 +57,7 @@ def describe(run: Run) -> dict[str, Any]:
         key, value = _first_present(config, keys)
         if key is None:
             continue
-        entry: dict[str, Any] = {"key": key, "value": _jsonable(value)}
-        if key in config.effective_sources:
-            entry["source"] = config.effective_sources[key]
-        elif key in config.defaulted:
-            entry["source"] = "timm default (not in args.yaml)"
-        else:
-            entry["source"] = config.source.path if config.source else "args.yaml"
+        entry: dict[str, Any] = {"key": key, "value": _jsonable(value), "source": config.origin(key)}
         highlights[label] = entry
     epochs = run.epochs
     found_trainer = trainer(getattr(run, "trainer", None))
@@ -83,6 +77,7 @@ def describe(run: Run) -> dict[str, Any]:
                 "metrics": list(s.metrics),
                 "records": s.records,
                 "notes": list(getattr(s, "notes", ())),
+                "config_keys": list(s.config_keys),
             }
             for s in run.sources
         ],
@@ -119,6 +114,9 @@ def render_text(view: dict[str, Any], console: Console) -> None:
     for s in view["sources"]:
         for note in s.get("notes") or ():
             console.print(f"  {s['path']}: {note}", markup=False)
+        if s.get("config_keys"):  # another trainer's settings: listed, not read as timm's (timm/argument_names.py)
+            console.print(f"  {s['path']} keys (other config, not read as train.py settings): "
+                          + ", ".join(s["config_keys"]), markup=False)
 
     config = Table(title="Config highlights", show_header=True)
     config.add_column("setting")

@@ -31,6 +31,9 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         "warnings": list(diagnosis.warnings),
         "rule_errors": list(diagnosis.rule_errors),
         **({"verification": verification_json(diagnosis.verification)} if diagnosis.verification else {}),
+        # issue 19: what the files let the checks judge, and the outcome decided from it (coverage.py, outcome.py)
+        **({"coverage": diagnosis.coverage.as_dict()} if diagnosis.coverage is not None else {}),
+        **({"outcome": diagnosis.outcome.as_dict()} if diagnosis.outcome is not None else {}),
     })
 
 

@@ -35,9 +35,10 @@ def render(report, *, verbose: bool = False) -> str:
         + (f"; trainer: {md_text(info['trainer'])}" if info.get("trainer") else ""),
         "",
     ]
-    if not report.findings and not report.unexplained:
-        out += ["No problem found: no rule fired.", ""]
-    else:
+    if report.outcome is not None and report.outcome.headline:
+        word, _, rest = report.outcome.headline.partition(":")
+        out += [f"**{md_text(word)}**:{md_text(rest)}", ""]
+    if report.findings:
         out += ["| # | severity | cause | confidence | epochs | finding |", "|---:|---|---|---:|---|---|"]
         for rank, f in enumerate(report.findings, 1):
             epochs = f"{f.epochs[0]}–{f.epochs[1]}" if f.epochs else ""
@@ -78,6 +79,7 @@ def render(report, *, verbose: bool = False) -> str:
         if len(shown) < len(report.warnings):
             out.append(f"- … {len(report.warnings) - len(shown)} more (`mnv4-postmortem inspect` lists all)")
         out += ["", "</details>", ""]
+    out += _coverage(report)
     versions = [f"schema {report.schema_version}"]
     if facts is not None:
         versions += [f"rule pack {facts.rule_pack_version}", f"timm era {facts.timm_era}"]
@@ -85,6 +87,22 @@ def render(report, *, verbose: bool = False) -> str:
 
     out.append(f"<sub>mnv4-postmortem {__version__} · " + " · ".join(md_text(v) for v in versions) + "</sub>")
     return "\n".join(out) + "\n"
+
+
+def _coverage(report) -> list[str]:
+    """The coverage statement (coverage.py), folded: a one-line summary, the details inside."""
+    from mnv4_postmortem.analyzer.render.coverage_lines import (
+        blocked_lines, checks_line, config_line, other_config_lines, series_line,
+    )
+
+    coverage = report.coverage
+    if coverage is None:
+        return []
+    out = [f"<details><summary>Coverage: {md_text(checks_line(coverage))}</summary>", "",
+           f"- series: {md_text(series_line(coverage))}", f"- config: {md_text(config_line(coverage))}"]
+    out += [f"- other config: {md_text(line)}" for line in other_config_lines(coverage)]
+    out += [f"- {md_text(line)}" for line in blocked_lines(coverage)]
+    return out + ["", "</details>", ""]
 
 
 def flag_diff_lines(base: str | None, fixed: str | None) -> list[str]:

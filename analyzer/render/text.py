@@ -13,6 +13,8 @@ from rich.markup import escape as markup_escape
 
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis
 from mnv4_postmortem.analyzer.findings import Finding, Severity
+from mnv4_postmortem.analyzer.outcome import NO_PROBLEM_FOUND
+from mnv4_postmortem.analyzer.render.coverage_lines import blocked_lines, checks_line, config_line, other_config_lines, series_line
 from mnv4_postmortem.analyzer.render.verification import render_verification_text
 from mnv4_postmortem.analyzer.render.terminal import terminal_safe
 
@@ -50,8 +52,7 @@ def _unexplained(diagnosis: Diagnosis, console: Console) -> None:
 def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
     console = Console(file=io.StringIO(), soft_wrap=True, highlight=False, force_terminal=False, color_system=None)
     _header(diagnosis, console)
-    if not diagnosis.findings and not diagnosis.unexplained:
-        console.print("[green]No problem found[/green]: no rule fired.")
+    _outcome(diagnosis, console)
     for rank, finding in enumerate(diagnosis.findings, 1):
         seen = diagnosis.timeline.get(finding.rule_id)
         _finding(rank, finding, console,
@@ -68,7 +69,33 @@ def render(diagnosis: Diagnosis, *, verbose: bool = False) -> str:
         console.print(f"[red]rule error:[/red] {escape(line)}")
     if diagnosis.verification is not None:
         render_verification_text(diagnosis.verification, console)
+    _coverage(diagnosis, console)
     return console.file.getvalue()
+
+
+def _outcome(diagnosis: Diagnosis, console: Console) -> None:
+    """The headline when no finding is at warning or above: "No problem found" or "Nothing to judge"."""
+    outcome = diagnosis.outcome
+    if outcome is None or not outcome.headline:
+        return
+    word, _, rest = outcome.headline.partition(":")
+    style = "green" if outcome.kind == NO_PROBLEM_FOUND else "bold yellow"
+    console.print(f"[{style}]{escape(word)}[/{style}]:{escape(rest)}")
+
+
+def _coverage(diagnosis: Diagnosis, console: Console) -> None:
+    """What the run's files let the checks judge (coverage.py), after everything else."""
+    coverage = diagnosis.coverage
+    if coverage is None:
+        return
+    console.print("\n[bold]Coverage[/bold] (what the files let the checks judge)")
+    console.print(f"  series: {escape(series_line(coverage))}")
+    console.print(f"  config: {escape(config_line(coverage))}")
+    for line in other_config_lines(coverage):
+        console.print(f"  other config: {escape(line)}")
+    console.print(f"  checks: {escape(checks_line(coverage))}")
+    for line in blocked_lines(coverage):
+        console.print(f"    {escape(line)}")
 
 
 def _header(diagnosis: Diagnosis, console: Console) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from mnv4_postmortem.analyzer.timm.version import ERAS, TimmVersion, era_of
 
-__all__ = ["COMMAND_NOISE_DEFAULTS", "ERAS", "TIMM_DEFAULTS", "command_defaults", "default", "defaults_for"]
+__all__ = ["ARGUMENT_NAMES", "COMMAND_NOISE_DEFAULTS", "ERAS", "TIMM_DEFAULTS", "command_defaults", "default", "defaults_for"]
 
 
 class _Absent:
@@ -149,6 +149,11 @@ COMMAND_NOISE_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "seed": 42, "pin_mem": False, "no_prefetcher": False, "eval_metric": "top1", "recovery_interval": 0,
     "local_rank": 0, "dist_bn": "reduce", "remode": "pixel", "resplit": False, "split_bn": False,
 })
+
+
+# Every train.py argument name these tables know (any era): what tells timm's args.yaml from another trainer's
+# settings file (timm/argument_names.py).
+ARGUMENT_NAMES: frozenset[str] = frozenset(_TABLE) | frozenset(COMMAND_NOISE_DEFAULTS)
 
 
 def command_defaults(version: TimmVersion | str | None) -> dict[str, Any]:

@@ -25,16 +25,23 @@ from mnv4_postmortem.cli.app import SEVERITIES, echo_err, emit, fail, rules_opti
               help="Analyse on an existing Dask cluster (e.g. tcp://host:8786) instead of local processes.")
 @rules_option
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None, help="Exit 1 when any run has a finding at or above this severity.")
+@click.option("--fail-on-nothing-to-judge", is_flag=True,
+              help="Exit 4 when any run had nothing to judge (read, but no train or eval curve over a few epochs) "
+                   "and no run fails --fail-on. Default: such runs are listed as their own class and do not "
+                   "change the exit status.")
 @tb_alias_options
 def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_run_reports: bool, jobs: int | None,
                   dask_address: str | None, rule_paths: tuple[Path, ...], fail_on: str | None,
-                  tb_alias: tuple[str, ...] = (), tb_aliases_file: Path | None = None) -> None:
+                  fail_on_nothing_to_judge: bool = False, tb_alias: tuple[str, ...] = (),
+                  tb_aliases_file: Path | None = None) -> None:
     """Diagnose every run found under ROOTS, recursively. A run is a folder with any timm output
     (summary.csv, args.yaml, a console log, TensorBoard event files, also in nested TensorBoard run
     folders). A broken run is listed with its error and never stops the batch; progress goes to stderr.
+    A run with nothing to judge (read, but no curve to judge) is its own class, neither healthy nor flagged.
 
     \b
     Exit codes: 0 done, 1 a run at or above --fail-on, 2 usage error (e.g. an unreachable --dask-scheduler),
+    4 --fail-on-nothing-to-judge and a run had nothing to judge (1 wins over 4),
     130 interrupted (Ctrl-C): the runs that finished are written as a complete set (rows and index)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -94,13 +101,16 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
 
         emit(renderer("batch-summary", "md")(summarize(rows, interrupted)))
     unusable = sum(1 for r in rows if r.error)
+    unjudged = sum(1 for r in rows if r.nothing_to_judge)
     where = f"; wrote {out_dir / 'index.html'}" if out_dir is not None else ""
     done = f"interrupted: {len(rows)} of {len(run_dirs)}" if interrupted else f"{len(rows)}"
-    echo_err(f"{done} run(s), {unusable} unusable, {failing} at or above --fail-on{where}")
+    echo_err(f"{done} run(s), {unusable} unusable, {unjudged} nothing to judge, {failing} at or above --fail-on{where}")
     if interrupted:
         raise SystemExit(exit_codes.INTERRUPTED)
     if failing:
         raise SystemExit(exit_codes.FINDINGS)
+    if fail_on_nothing_to_judge and unjudged:
+        raise SystemExit(exit_codes.NOTHING_TO_JUDGE)
 
 
 def _refuse_run_dirs_as_out(out_dir: Path | None, runs: list[Path]) -> None:

@@ -39,9 +39,11 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
 
     \b
     Exit codes: 0 done (nothing at or above --fail-on), 1 a finding at or above --fail-on,
-    2 unusable input or usage error, 3 internal error.
+    2 unusable input or usage error, 3 internal error, 4 nothing to judge (the run was read but holds no
+    train or eval curve over a few epochs; the report says what would be needed).
     """
     from mnv4_postmortem.analyzer.findings import Severity
+    from mnv4_postmortem.analyzer.outcome import NOTHING_TO_JUDGE
     from mnv4_postmortem.analyzer.render import renderer
     from mnv4_postmortem.analyzer.watch.timeline import finding_timeline
     from mnv4_postmortem.analyzer.reproduction import AttachmentError
@@ -59,6 +61,8 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output, fmt)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
+    if diagnosis.outcome is not None and diagnosis.outcome.kind == NOTHING_TO_JUDGE:
+        raise SystemExit(exit_codes.NOTHING_TO_JUDGE)  # read, but "no problem found" would mean nothing
 
 
 def _warn(message: str) -> None:
