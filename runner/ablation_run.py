@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from mnv4_postmortem.analyzer.reproduction import ReproFolder
+from mnv4_postmortem.analyzer.session import Analyzer
 from mnv4_postmortem.runner import ablation
 from mnv4_postmortem.runner.ablation import LadderPlan
 
@@ -31,24 +33,22 @@ PLOT_BASE = "ablation_top1"
 __all__ = ["run_ablation", "ABLATION_FILE", "ladder_for"]
 
 
-def causes_of(run) -> tuple[list[str], list[str]]:
+def causes_of(run, analyzer: Analyzer | None = None) -> tuple[list[str], list[str]]:
     """The fired findings' causes (most likely first) and the differential's (considered) causes."""
-    from mnv4_postmortem.analyzer.engine import load_pack
-    from mnv4_postmortem.analyzer.pipeline import diagnose
-
-    diagnosis = diagnose(run, load_pack())
+    diagnosis = (analyzer or Analyzer()).diagnose(run)
     fired = list(dict.fromkeys(f.cause for f in diagnosis.findings))
     considered = [c.cause for c in diagnosis.considered if c.cause not in fired]
     return fired, list(dict.fromkeys(considered))
 
 
-def ladder_for(run, spec, *, one_at_a_time: bool = False, max_rungs: int | None = None) -> LadderPlan:
+def ladder_for(run, spec, *, one_at_a_time: bool = False, max_rungs: int | None = None,
+               analyzer: Analyzer | None = None) -> LadderPlan:
     from mnv4_postmortem.analyzer.features.namespace import lr_reference
 
     original = dict(spec.original_args)
     global_batch = int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1)
     cap = lr_reference(original.get("opt"), global_batch)
-    fired, considered = causes_of(run)
+    fired, considered = causes_of(run, analyzer)
     components = ablation.components_of(original, cap, fired, considered)
     return ablation.plan_ladder(components, one_at_a_time=one_at_a_time, max_rungs=max_rungs, lr_cap=cap)
 
@@ -56,7 +56,6 @@ def ladder_for(run, spec, *, one_at_a_time: bool = False, max_rungs: int | None 
 def run_ablation(run_dir: Path, opts: Any, console: Console, *, one_at_a_time: bool = False,
                  max_rungs: int | None = None, spec: Any = None) -> int:
     """The whole ladder; ``spec`` replaces the one built from the run (tests pass a tiny model's)."""
-    from mnv4_postmortem.analyzer.ingest import load_run
     from mnv4_postmortem.runner.reproduce import (
         ReproduceError, analyze_arm, check_out_dir, default_out_dir, print_spec, resolve_device,
     )
@@ -64,14 +63,15 @@ def run_ablation(run_dir: Path, opts: Any, console: Console, *, one_at_a_time: b
 
     if opts.proxy == (opts.data_dir is not None):
         raise ReproduceError("give exactly one of --proxy or --data-dir DIR")
-    out = check_out_dir(run_dir, opts.out or default_out_dir(run_dir)) / "ablation"
-    run = load_run(Path(run_dir))
+    out = ReproFolder(check_out_dir(run_dir, opts.out or default_out_dir(run_dir))).ablation
+    analyzer = opts.session()
+    run = analyzer.load(Path(run_dir))
     data = "proxy" if opts.proxy else str(opts.data_dir)
     if spec is None:
         spec = build_spec(run, data=data, epochs=opts.epochs, max_samples=opts.max_samples,
                           val_samples=opts.val_samples, img_size=opts.img_size, init_checkpoint=opts.init_checkpoint)
     print_spec(spec, console)
-    plan = ladder_for(run, spec, one_at_a_time=one_at_a_time, max_rungs=max_rungs)
+    plan = ladder_for(run, spec, one_at_a_time=one_at_a_time, max_rungs=max_rungs, analyzer=analyzer)
     if len(plan.rungs) < 2:
         raise ReproduceError("no advanced component is switched on in this recipe: the ladder has nothing to add back")
     arms = [spec.arm(f"rung{r.index}", "control" if r.index == 0 else "treatment", r.patch) for r in plan.rungs]
@@ -97,7 +97,7 @@ def run_ablation(run_dir: Path, opts: Any, console: Console, *, one_at_a_time: b
                 trained = run_job(spec, [arms[i] for i in members], seed, dirs, device, opts.train_script,
                                   getattr(opts, "tensorboard", True))
                 for i, d, result in zip(members, dirs, trained):
-                    results[(i, seed)] = analyze_arm(d, result)
+                    results[(i, seed)] = analyze_arm(d, result, analyzer)
                 _write(out, plan, arms, seeds, results, spec, started, complete=False)
     except KeyboardInterrupt:
         interrupted = True

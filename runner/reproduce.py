@@ -31,9 +31,9 @@ from mnv4_postmortem.runner import scaling, verify
 from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, entry_json
 from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, select_targets
 
-from mnv4_postmortem.analyzer.verification import DEFAULT_OUT_ROOT, FILE_NAME as VERIFICATION_FILE, default_out_dir
-
-BATCH_GRID = "batch_grid.png"  # reproduce --show-batch writes it in the out folder (runner/show_batch.py)
+from mnv4_postmortem.analyzer.reproduction import BATCH_GRID_FILE as BATCH_GRID, VERIFICATION_FILE, ReproFolder
+from mnv4_postmortem.analyzer.session import Analyzer
+from mnv4_postmortem.analyzer.verification import DEFAULT_OUT_ROOT
 
 __all__ = ["Options", "reproduce", "default_out_dir", "ReproduceError", "VERIFICATION_FILE", "DEFAULT_OUT_ROOT"]
 
@@ -67,6 +67,13 @@ class Options:
     tensorboard: bool = True
     # Replace train.py args in the original and the scaled recipe alike (tests: a tiny model). Not a CLI option.
     arg_overrides: Mapping[str, Any] = field(default_factory=dict)
+    # The analyzer session (--rules, --tb-alias) that reads the run and every arm; None: the shipped rules.
+    analyzer: Any = None
+
+    def session(self) -> Analyzer:
+        if self.analyzer is None:
+            self.analyzer = Analyzer()
+        return self.analyzer
 
 
 @dataclass
@@ -87,6 +94,11 @@ class Job:
     @property
     def name(self) -> str:
         return "+".join(a.key for a in self.arms) + f"/seed{self.seed}"
+
+
+def default_out_dir(run_dir: Path) -> Path:
+    """``./mnv4-postmortem-repro/<run-name>/`` (the reproduction folder's layout has one owner)."""
+    return ReproFolder.default_for(run_dir).root
 
 
 def resolve_device(device: str) -> str:
@@ -112,20 +124,16 @@ def check_out_dir(run_dir: Path, out: Path) -> Path:
 
 
 def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
-    from mnv4_postmortem.analyzer.engine import load_pack
-    from mnv4_postmortem.analyzer.pipeline import diagnose as analyze
-    from mnv4_postmortem.analyzer.ingest import load_run
-
     if opts.proxy == (opts.data_dir is not None):
         raise ReproduceError("give exactly one of --proxy or --data-dir DIR")
     if opts.seeds < 1:
         raise ReproduceError("--seeds must be at least 1")
     out = check_out_dir(run_dir, opts.out or default_out_dir(run_dir))
-    run = load_run(Path(run_dir))
-    pack = load_pack()
-    report = analyze(run, pack)
+    analyzer = opts.session()
+    run = analyzer.load(Path(run_dir))
+    report = analyzer.diagnose(run)
     try:
-        targets = select_targets(run, report, pack, opts.findings, opts.all_findings)
+        targets = select_targets(run, report, analyzer, opts.findings, opts.all_findings)
     except TargetError as exc:
         raise ReproduceError(str(exc)) from None
     data = "proxy" if opts.proxy else str(opts.data_dir)
@@ -135,9 +143,13 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
         spec = replace(spec, args={**spec.args, **opts.arg_overrides},
                        original_args={**spec.original_args, **opts.arg_overrides})
     print_spec(spec, console)
-    from mnv4_postmortem.runner.lr_find import with_finder_lr
+    from mnv4_postmortem.runner.lr_find import LR_CAUSES, with_finder_lr
 
-    targets = with_finder_lr(run, targets, data, resolve_device(opts.device), console, opts.init_checkpoint)
+    if opts.dry_run:  # planning is torch-free: the LR range test trains, so a dry run names it and runs nothing
+        if any(t.cause in LR_CAUSES and "lr" not in (t.patch or {}) for t in targets):
+            console.print("--dry-run: the LR range test that would choose the lr-* treatment's LR is not run")
+    else:
+        targets = with_finder_lr(run, targets, data, resolve_device(opts.device), console, opts.init_checkpoint)
     skipped = skipped_targets(targets, spec)
     for t_id, why in skipped.items():
         console.print(f"[yellow]{escape(t_id)}: skipped: {escape(why)}[/]")
@@ -263,12 +275,13 @@ class _State:
     done_jobs: set[str] = field(default_factory=set)
 
     def arm_dir(self, key: str, seed: int) -> Path:
-        return self.out / "arms" / key / f"seed{seed}"
+        return ReproFolder(self.out).arms / key / f"seed{seed}"
 
     def record(self, job: Job, results: Sequence[Any]) -> None:
         """Analyze each finished arm folder and keep what the verdict needs; rewrite the partial JSON."""
         for plan, result in zip(job.arms, results):
-            self.results[(plan.key, job.seed)] = analyze_arm(self.arm_dir(plan.key, job.seed), result)
+            self.results[(plan.key, job.seed)] = analyze_arm(self.arm_dir(plan.key, job.seed), result,
+                                                             self.opts.session())
         self.done_jobs.add(job.name)
         write_verification(self.out, self.document(complete=False, interrupted=False))
 
@@ -279,14 +292,12 @@ class _State:
         return build_document(self, complete, interrupted)
 
 
-def analyze_arm(folder: Path, result: Any) -> dict[str, Any]:
-    """Run the analyzer on one arm's folder (its ordinary parsers) and keep the facts a verdict needs."""
-    from mnv4_postmortem.analyzer.engine import load_pack
-    from mnv4_postmortem.analyzer.pipeline import diagnose as analyze
-    from mnv4_postmortem.analyzer.ingest import load_run
-
-    run = load_run(folder)
-    report = analyze(run, load_pack())
+def analyze_arm(folder: Path, result: Any, analyzer: Analyzer | None = None) -> dict[str, Any]:
+    """Run the analyzer on one arm's folder (its ordinary parsers, the session's rules) and keep the facts a
+    verdict needs."""
+    analyzer = analyzer or Analyzer()
+    run = analyzer.load(folder)
+    report = analyzer.diagnose(run)
     top1 = run.series("eval_top1").dropna()
     model_top1 = run.series("eval_top1_model").dropna()
     correct: list[int] = []

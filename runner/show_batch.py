@@ -236,14 +236,14 @@ def render_pairs(
 
 def show_batch_for_run(run_dir: Path, opts: Any) -> BatchGrid:
     """``reproduce --show-batch``: the grid for the run's scaled spec, written to ``<out>/batch_grid.png``."""
-    from mnv4_postmortem.analyzer.ingest import load_run
-    from mnv4_postmortem.runner.reproduce import BATCH_GRID, ReproduceError, check_out_dir, default_out_dir
+    from mnv4_postmortem.analyzer.reproduction import ReproFolder
+    from mnv4_postmortem.runner.reproduce import ReproduceError, check_out_dir, default_out_dir
     from mnv4_postmortem.runner.spec import build_spec
 
     if opts.proxy == (opts.data_dir is not None):
         raise ReproduceError("give exactly one of --proxy or --data-dir DIR")
-    out = check_out_dir(run_dir, opts.out or default_out_dir(run_dir))
-    run = load_run(Path(run_dir))
+    folder = ReproFolder(check_out_dir(run_dir, opts.out or default_out_dir(run_dir)))
+    run = opts.session().load(Path(run_dir))
     spec = build_spec(run, data="proxy" if opts.proxy else str(opts.data_dir), img_size=opts.img_size,
                       init_checkpoint=opts.init_checkpoint)
-    return show_batch_for_spec(spec, spec.args, out / BATCH_GRID)
+    return show_batch_for_spec(spec, spec.args, folder.batch_grid)

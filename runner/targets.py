@@ -8,16 +8,13 @@ owner (the rule) defines what "the fix" is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from mnv4_postmortem.analyzer.engine.evaluate import evaluate_rule
-from mnv4_postmortem.analyzer.engine.expr import RuleEvaluator, compile_expr
-from mnv4_postmortem.analyzer.engine.loader import RulePack
 from mnv4_postmortem.analyzer.diagnosis import Diagnosis as Report
 from mnv4_postmortem.analyzer.findings import Finding, Severity
 from mnv4_postmortem.analyzer.model import Run
-from mnv4_postmortem.analyzer.pipeline import namespace as namespace_for
+from mnv4_postmortem.analyzer.session import Analyzer, UnknownHypothesis
 
 __all__ = ["Target", "select_targets", "TargetError"]
 
@@ -38,10 +35,11 @@ class Target:
     note: str = ""
 
 
-def select_targets(run: Run, report: Report, pack: RulePack, wanted: Sequence[str] = (), all_findings: bool = False) -> list[Target]:
+def select_targets(run: Run, report: Report, analyzer: Analyzer, wanted: Sequence[str] = (),
+                   all_findings: bool = False) -> list[Target]:
     """--finding IDs (fired or not), --all (warning and above), else the top finding."""
     if wanted:
-        return [_target_for(run, report, pack, name) for name in dict.fromkeys(wanted)]
+        return [_target_for(run, report, analyzer, name) for name in dict.fromkeys(wanted)]
     findings = list(report.findings)
     if all_findings:
         findings = [f for f in findings if f.severity >= Severity.parse("warning")]
@@ -60,31 +58,17 @@ def _from_finding(f: Finding) -> Target:
                   f.severity.label, f.fix.note if f.fix else "")
 
 
-def _target_for(run: Run, report: Report, pack: RulePack, name: str) -> Target:
+def _target_for(run: Run, report: Report, analyzer: Analyzer, name: str) -> Target:
     for f in report.findings:
         if name in (f.rule_id, f.cause):
             return _from_finding(f)
-    rules = [r for r in pack.rules if name in (r.id, r.cause)]
-    if not rules:
-        causes = ", ".join(sorted(set(pack.causes) | {r.cause for r in pack.rules}))
-        raise TargetError(f"--finding {name!r}: no such cause or rule (causes: {causes})")
-    rule = next((r for r in rules if r.fix is not None), rules[0])
-    patch = _fix_as_if_fired(run, rule)
-    return Target(rule.cause if name == rule.cause else name, rule.cause, rule.id, rule.title, False, patch,
-                  rule.severity.label, "hypothesis: this cause did not fire on the run")
-
-
-def _fix_as_if_fired(run: Run, rule) -> Mapping[str, Any] | None:
-    """The rule's fix evaluated on the run with its condition forced true."""
-    if rule.fix is None:
-        return None
-    forced = replace(rule, when=compile_expr("True"), epochs=None, for_epochs=None)
-    namespace, meta = namespace_for(run)
-    warnings: list = []
-    result = evaluate_rule(forced, RuleEvaluator(namespace), dict(namespace), warnings, meta)
-    if isinstance(result, Finding) and result.fix is not None:
-        return dict(result.fix.args)
-    return None
+    try:
+        hypothesis = analyzer.fix_as_if_fired(run, name)  # the engine forces the rule; the rule owns the fix
+    except UnknownHypothesis as exc:
+        raise TargetError(f"--finding {name!r}: no such cause or rule (causes: {', '.join(exc.causes)})") from None
+    return Target(hypothesis.cause if name == hypothesis.cause else name, hypothesis.cause, hypothesis.rule_id,
+                  hypothesis.title, False, hypothesis.patch, hypothesis.severity,
+                  "hypothesis: this cause did not fire on the run")
 
 
 def fired_causes(report: Report) -> set[str]:

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from mnv4_postmortem.analyzer.session import Analyzer, AnalyzerOptions
+
 # Settings compared between flagged and healthy runs ("what differs"). The recipe knobs the rules reason
 # about: EMA, LR and schedule, input size, regularization, pretrained weights, batch.
 DIFF_KEYS: tuple[str, ...] = (
@@ -30,7 +32,7 @@ CURVE_POINTS = 120  # eval top-1 points kept per run for the overlays (evenly sp
 class RunTask:
     """What every worker needs besides the run path (picklable; the same for all runs of a batch)."""
 
-    rule_paths: tuple[str, ...] = ()
+    analyzer: AnalyzerOptions = AnalyzerOptions()  # the session each worker diagnoses with (--rules, --tb-alias)
     report_dir: str | None = None       # write runs' HTML reports here (None: index only)
     line_format: str | None = None      # a "batch" renderer (text, json): the row's line for stdout
     roots: tuple[str, ...] = ()         # for short display names relative to the root they were found under
@@ -75,28 +77,24 @@ class RunRow:
         return out
 
 
-_PACKS: dict[tuple[str, ...], Any] = {}
+_SESSIONS: dict[AnalyzerOptions, Analyzer] = {}
 
 
-def _pack(rule_paths: tuple[str, ...]):
-    """The rule pack, loaded once per worker process (workers analyse many runs each)."""
-    if rule_paths not in _PACKS:
-        from mnv4_postmortem.analyzer.engine.loader import load_pack
-        from mnv4_postmortem.analyzer.features.names import is_known_name
-
-        _PACKS[rule_paths] = load_pack([Path(p) for p in rule_paths], known_names=is_known_name)
-    return _PACKS[rule_paths]
+def _session(options: AnalyzerOptions) -> Analyzer:
+    """The session, built once per worker process (workers analyse many runs each; the pack loads once)."""
+    if options not in _SESSIONS:
+        _SESSIONS[options] = Analyzer(options)
+    return _SESSIONS[options]
 
 
 def analyze_path(path: str, task: RunTask) -> RunRow:
     """Diagnose one run. Never raises: a broken run becomes a row with ``error`` set."""
     row = RunRow(path=path, name=display_name(path, task.roots))
     try:
-        from mnv4_postmortem.analyzer.ingest import load_run
-        from mnv4_postmortem.analyzer.pipeline import diagnose
         from mnv4_postmortem.analyzer.render import renderer
 
-        diagnosis = diagnose(load_run(Path(path)), _pack(task.rule_paths))
+        # analyze, not diagnose: the run's page carries its reproduction's verification like `report`'s
+        diagnosis = _session(task.analyzer).analyze(Path(path))
         _fill(row, diagnosis)
         if task.report_dir is not None:
             row.report = _write_report(diagnosis, Path(task.report_dir), path)

@@ -54,15 +54,28 @@ def debug_enabled() -> bool:
     return os.environ.get("MNV4_DEBUG", "") not in ("", "0")
 
 
-def load_rule_pack(paths: tuple[Path, ...] | list[Path] = (), *, builtin: bool = True):
-    """The shipped rules plus ``--rules`` paths; what the loader notices (an override) goes to stderr."""
-    from mnv4_postmortem.analyzer.engine.loader import load_pack
-    from mnv4_postmortem.analyzer.features.names import is_known_name
+def session(rule_paths: tuple[Path, ...] | list[Path] = (), *, builtin: bool = True, tb_alias: tuple[str, ...] = (),
+            tb_aliases_file: Path | None = None, with_rules: bool = True):
+    """The command's ``Analyzer`` session, its rule pack loaded once (``with_rules``: now, so what the
+    loader notices, an override, goes to stderr before any output)."""
+    from mnv4_postmortem.analyzer.session import Analyzer, AnalyzerOptions
 
-    pack = load_pack(list(paths), builtin=builtin, known_names=is_known_name)
-    for notice in pack.notices:
+    options = AnalyzerOptions.of(rule_paths, builtin=builtin, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    analyzer = Analyzer(options)
+    for notice in analyzer.pack.notices if with_rules else ():
         click.echo(f"mnv4-postmortem: note: {notice}", err=True)
-    return pack
+    return analyzer
+
+
+def load_rule_pack(paths: tuple[Path, ...] | list[Path] = (), *, builtin: bool = True):
+    """The shipped rules plus ``--rules`` paths (the session's pack)."""
+    return session(paths, builtin=builtin).pack
+
+
+def rules_option(func):
+    """--rules PATH (repeatable): extra rule files or folders, for every command that diagnoses runs."""
+    return click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+                        help="Extra rule file or folder, added to the shipped rules (repeatable).")(func)
 
 
 def tb_alias_options(func):

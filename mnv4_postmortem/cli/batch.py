@@ -8,7 +8,7 @@ import click
 
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, emit, load_rule_pack, stderr_console
+from mnv4_postmortem.cli.app import SEVERITIES, emit, rules_option, session, stderr_console, tb_alias_options
 
 
 
@@ -23,10 +23,12 @@ from mnv4_postmortem.cli.app import SEVERITIES, emit, load_rule_pack, stderr_con
               help="Worker processes (default: the number of cores).")
 @click.option("--dask-scheduler", "dask_address", metavar="ADDRESS",
               help="Analyse on an existing Dask cluster (e.g. tcp://host:8786) instead of local processes.")
-@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path))
+@rules_option
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None, help="Exit 1 when any run has a finding at or above this severity.")
+@tb_alias_options
 def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_run_reports: bool, jobs: int | None,
-                  dask_address: str | None, rule_paths: tuple[Path, ...], fail_on: str | None) -> None:
+                  dask_address: str | None, rule_paths: tuple[Path, ...], fail_on: str | None,
+                  tb_alias: tuple[str, ...] = (), tb_aliases_file: Path | None = None) -> None:
     """Diagnose every run found under ROOTS, recursively. A run is a folder with any timm output
     (summary.csv, args.yaml, a console log, TensorBoard event files, also in nested TensorBoard run
     folders). A broken run is listed with its error and never stops the batch; progress goes to stderr."""
@@ -38,12 +40,13 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
     from mnv4_postmortem.analyzer.batch.rows import RunTask
     from mnv4_postmortem.analyzer.findings import Severity
 
-    load_rule_pack(rule_paths)  # once here, so overrides and broken rule files are reported once
+    # once here, so overrides and broken rule files are reported once; the workers rebuild it from its options
+    analyzer = session(rule_paths, tb_alias=tb_alias, tb_aliases_file=tb_aliases_file)
     found = find_runs(roots)
     _refuse_run_dirs_as_out(out_dir, found)
     run_dirs = [str(p) for p in found]
     task = RunTask(
-        rule_paths=tuple(str(p) for p in rule_paths),
+        analyzer=analyzer.options,
         report_dir=str(out_dir / REPORTS_FOLDER) if out_dir is not None and not no_run_reports else None,
         roots=tuple(str(r) for r in roots),
         line_format=fmt if fmt in formats("batch") else None,

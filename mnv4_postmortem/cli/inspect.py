@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mnv4_postmortem.cli.app import FORMATS, collect_aliases, emit, stdout_console, tb_alias_options
+from mnv4_postmortem.cli.app import FORMATS, emit, session, stdout_console, tb_alias_options
 
 
 @click.command("inspect")
@@ -21,10 +21,10 @@ def inspect_command(run_dir: Path, fmt: str, tb_alias: tuple[str, ...], tb_alias
 
     Exit code 0 when the run was read, 2 when nothing usable was found.
     """
-    from mnv4_postmortem.analyzer.ingest import load_input
     from mnv4_postmortem.analyzer.render.inspect_view import describe, render_text
 
-    run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
+    analyzer = session(tb_alias=tb_alias, tb_aliases_file=tb_aliases_file, with_rules=False)
+    run = analyzer.load(run_dir, stdin=sys.stdin.buffer)
     view = describe(run)
     if fmt == "json":
         emit(json.dumps(view, indent=2))

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mnv4_postmortem.cli import exit_codes
+from mnv4_postmortem.cli.app import tb_alias_options
 
 INSTALL_HINT = ('lr-find needs the [runner] extra (torch, timm): pip install "mnv4-postmortem[runner]" '
                 '(from a checkout: pip install -e ".[runner]")')
@@ -29,14 +30,16 @@ INSTALL_HINT = ('lr-find needs the [runner] extra (torch, timm): pip install "mn
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default ./mnv4-postmortem-repro/<run-name>/lr-find/; never inside RUN_DIR).")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@tb_alias_options
 def lr_find_command(run_dir: Path, data_dir: Path | None, proxy: bool, steps: int, start_lr: float, end_lr: float,
-                    device: str, init_checkpoint: Path | None, out: Path | None, fmt: str) -> None:
+                    device: str, init_checkpoint: Path | None, out: Path | None, fmt: str,
+                    tb_alias: tuple[str, ...] = (), tb_aliases_file: Path | None = None) -> None:
     """LR range test: sweep the LR exponentially from --start-lr to --end-lr over --steps batches of the
     run's model, optimizer, loss and batch, record and smooth the loss, then restore the model and
     optimizer. Prints the suggested LR and range (and which rule chose them), the run's LR against
     them, and writes the loss-vs-LR plot (PNG and SVG) with the run's LR marked.
     """
-    from mnv4_postmortem.cli.app import emit, fail
+    from mnv4_postmortem.cli.app import emit, fail, session
 
     if start_lr >= end_lr:
         fail("--start-lr must be below --end-lr")
@@ -51,15 +54,15 @@ def lr_find_command(run_dir: Path, data_dir: Path | None, proxy: bool, steps: in
     missing = missing_requirements() + ([] if importlib.util.find_spec("torch_lr_finder") else ["torch-lr-finder"])
     if missing:
         fail(f"{INSTALL_HINT}; missing here: {', '.join(missing)}")
-    from mnv4_postmortem.analyzer.ingest import load_run
+    from mnv4_postmortem.analyzer.reproduction import ReproFolder
     from mnv4_postmortem.runner import lr_find as lf
-    from mnv4_postmortem.runner.reproduce import ReproduceError, check_out_dir, default_out_dir, resolve_device
+    from mnv4_postmortem.runner.reproduce import ReproduceError, check_out_dir, resolve_device
 
     try:
-        folder = check_out_dir(run_dir, out or default_out_dir(run_dir) / "lr-find")
+        folder = check_out_dir(run_dir, out or ReproFolder.default_for(run_dir).lr_find)
     except ReproduceError as exc:
         fail(str(exc))
-    run = load_run(run_dir)
+    run = session(tb_alias=tb_alias, tb_aliases_file=tb_aliases_file, with_rules=False).load(run_dir)
     click.echo(f"LR range test on {run_dir}: {steps} batches, lr {start_lr:g} -> {end_lr:g} (exponential)", err=True)
     result = lf.lr_find_for_run(run, data="proxy" if proxy else str(data_dir), steps=steps, start_lr=start_lr,
                                 end_lr=end_lr, device=resolve_device(device), init_checkpoint=init_checkpoint)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from mnv4_postmortem.analyzer.render import formats
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, load_rule_pack, tb_alias_options
+from mnv4_postmortem.cli.app import SEVERITIES, emit, fail, rules_option, session, tb_alias_options
 
 
 @click.command("report")
@@ -20,8 +19,7 @@ from mnv4_postmortem.cli.app import SEVERITIES, collect_aliases, emit, fail, loa
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file instead of stdout. html is always written to a file: "
                    "./<run-name>.postmortem.html unless -o says where (never inside the run directory unless -o says so).")
-@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Extra rule file or folder, added to the shipped rules (repeatable).")
+@rules_option
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding at or above this severity exists (for CI).")
 @click.option("-v", "--verbose", is_flag=True, help="Show evidence for every finding and every ingest warning.")
@@ -41,31 +39,24 @@ def report_command(run_dir: Path, fmt: str, output: Path | None, rule_paths: tup
     2 unusable input or usage error, 3 internal error.
     """
     from mnv4_postmortem.analyzer.findings import Severity
-    from mnv4_postmortem.analyzer.ingest import load_input
-    from mnv4_postmortem.analyzer.pipeline import diagnose
     from mnv4_postmortem.analyzer.render import renderer
+    from mnv4_postmortem.analyzer.reproduction import AttachmentError
 
-    from mnv4_postmortem.cli.verification_section import find_verification
-
-    pack = load_rule_pack(rule_paths)
-    run = load_input(run_dir, stdin=sys.stdin.buffer, tb_aliases=collect_aliases(tb_alias, tb_aliases_file))
-    diagnosis = diagnose(run, pack)
+    analyzer = session(rule_paths, tb_alias=tb_alias, tb_aliases_file=tb_aliases_file)
+    try:
+        diagnosis = analyzer.analyze(run_dir, stdin=sys.stdin.buffer, verification=verification_dir,
+                                     batch_grid=batch_grid, warn=_warn)
+    except AttachmentError as exc:
+        fail(str(exc))
     if fmt == "html" and output is None:
         output = default_html_path(run_dir)
-    if fmt == "html":
-        diagnosis = with_batch_grid(diagnosis, _batch_grid(run_dir, verification_dir, batch_grid))
-    if str(run_dir) != "-":
-        diagnosis = replace(diagnosis, verification=find_verification(run_dir, verification_dir))
     _emit(renderer("report", fmt)(diagnosis, verbose=verbose), output)
     if fail_on and any(f.severity >= Severity.parse(fail_on) for f in diagnosis.findings):
         raise SystemExit(exit_codes.FINDINGS)
 
 
-def with_batch_grid(diagnosis, png: bytes | None):
-    """Attach a ``reproduce --show-batch`` PNG to the diagnosis's report facts, for the HTML renderer."""
-    if png is None or diagnosis.report_facts is None:
-        return diagnosis
-    return replace(diagnosis, report_facts=replace(diagnosis.report_facts, batch_grid=png))
+def _warn(message: str) -> None:
+    click.echo(f"mnv4-postmortem: warning: {message}", err=True)
 
 
 def default_html_path(run_dir: Path) -> Path:
@@ -80,20 +71,6 @@ def default_html_path(run_dir: Path) -> Path:
     folder = (run.parent if run.is_dir() else run.parent.parent) if inside else here
     target = folder / f"{name}.postmortem.html"
     return target if folder != here else Path(target.name)
-
-
-def _batch_grid(run_dir: Path, verification_dir: Path | None, given: Path | None) -> bytes | None:
-    """The --show-batch PNG: the one given, else batch_grid.png in the verification folder (--verification,
-    else reproduce's default out folder for this run)."""
-    if given is None:
-        folder = verification_dir if verification_dir is not None else (
-            None if str(run_dir) == "-" else Path("mnv4-postmortem-repro") / Path(run_dir).resolve().name)
-        default = folder / "batch_grid.png" if folder is not None else None
-        given = default if default is not None and default.is_file() else None
-    try:
-        return given.read_bytes() if given is not None else None
-    except OSError as exc:
-        fail(f"cannot read {given}: {exc.strerror or exc}")
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mnv4_postmortem.cli import exit_codes
+from mnv4_postmortem.cli.app import rules_option, tb_alias_options
 
 INSTALL_HINT = ('the reproduce command needs the [runner] extra (torch, timm): pip install "mnv4-postmortem[runner]" '
                 '(from a checkout: pip install -e ".[runner]")')
@@ -46,12 +47,15 @@ INSTALL_HINT = ('the reproduce command needs the [runner] extra (torch, timm): p
 @click.option("--max-rungs", type=click.IntRange(min=1), help="--ablate: at most this many rungs (the most suspicious components kept).")
 @click.option("--show-batch", is_flag=True,
               help="Write batch_grid.png: one training batch at the run's input size beside the same images at the pretrained size.")
+@rules_option
+@tb_alias_options
 def reproduce_command(run_dir: Path, findings: tuple[str, ...], all_findings: bool, data_dir: Path | None, proxy: bool,
                       epochs: int | None, max_samples: int | None, val_samples: int | None, img_size: int | None,
                       seeds: int | None, device: str, out: Path | None, train_script: Path | None,
                       init_checkpoint: Path | None, launcher: str, slurm_partition: str | None, gpus_per_job: int,
                       timeout_min: int, dry_run: bool, ablate: bool = False, one_at_a_time: bool = False,
-                      max_rungs: int | None = None, show_batch: bool = False) -> None:
+                      max_rungs: int | None = None, show_batch: bool = False, rule_paths: tuple[Path, ...] = (),
+                      tb_alias: tuple[str, ...] = (), tb_aliases_file: Path | None = None) -> None:
     """Re-run RUN_DIR's recipe at small scale, as run and with each finding's fix, and say whether the
     diagnosis holds (confirmed / refuted / inconclusive), with the numbers.
 
@@ -59,14 +63,14 @@ def reproduce_command(run_dir: Path, findings: tuple[str, ...], all_findings: bo
     Exit codes: 0 done, 2 usage error / unusable run / [runner] extra missing, 130 interrupted
     (finished arms kept, partial verification.json written).
     """
-    from mnv4_postmortem.cli.app import fail
+    from mnv4_postmortem.cli.app import fail, session
 
     try:
         from mnv4_postmortem.runner import missing_requirements
     except ImportError:  # the runner package itself is not installed
         fail(INSTALL_HINT)
     missing = missing_requirements()
-    if missing:
+    if missing and (not dry_run or show_batch):  # a dry run only plans, and planning needs no torch
         fail(f"{INSTALL_HINT}; missing here: {', '.join(missing)}")
     from mnv4_postmortem.runner.reproduce import Options, ReproduceError, reproduce
 
@@ -75,7 +79,8 @@ def reproduce_command(run_dir: Path, findings: tuple[str, ...], all_findings: bo
                    max_samples=max_samples, val_samples=val_samples, img_size=img_size, seeds=seeds, device=device,
                    out=out, train_script=train_script, launcher=launcher, dry_run=dry_run,
                    init_checkpoint=init_checkpoint, slurm_partition=slurm_partition, gpus_per_job=gpus_per_job,
-                   timeout_min=timeout_min)
+                   timeout_min=timeout_min,
+                   analyzer=session(rule_paths, tb_alias=tb_alias, tb_aliases_file=tb_aliases_file))
     if (one_at_a_time or max_rungs) and not ablate:
         fail("--one-at-a-time and --max-rungs go with --ablate")
     try:

@@ -8,7 +8,7 @@ import click
 
 from mnv4_postmortem.analyzer.render import RulePage, formats, renderer
 from mnv4_postmortem.cli import exit_codes
-from mnv4_postmortem.cli.app import emit, load_rule_pack
+from mnv4_postmortem.cli.app import emit, load_rule_pack, session, tb_alias_options
 
 
 @click.group("rules")
@@ -56,16 +56,15 @@ def validate_command(paths: tuple[Path, ...]) -> None:
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Test these rule files/folders instead of the shipped pack.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every case, not only failures.")
-def test_command(rule_paths: tuple[Path, ...], verbose: bool) -> None:
+@tb_alias_options
+def test_command(rule_paths: tuple[Path, ...], verbose: bool, tb_alias: tuple[str, ...], tb_aliases_file: Path | None) -> None:
     """Run every rule's must-fire / must-not-fire examples (its .test.yaml). Exit 1 on any failure."""
-    from mnv4_postmortem.analyzer.engine import builtin_rules_root, find_test_files, run_rule_tests
-    from mnv4_postmortem.analyzer.ingest import load_run
-    from mnv4_postmortem.analyzer.ingest.synthetic import synthetic_run
-    from mnv4_postmortem.analyzer.pipeline import namespace
+    from mnv4_postmortem.analyzer.engine import builtin_rules_root
 
-    pack = load_rule_pack(rule_paths, builtin=not rule_paths)
+    analyzer = session(rule_paths, builtin=not rule_paths, tb_alias=tb_alias, tb_aliases_file=tb_aliases_file)
+    pack = analyzer.pack
     roots = list(rule_paths) if rule_paths else [Path(str(builtin_rules_root()))]
-    results = run_rule_tests(pack, find_test_files(roots), diagnose=namespace, load_run=load_run, make_run=synthetic_run)
+    results = analyzer.run_rule_tests(roots)
     failed = [r for r in results if not r.ok]
     for result in results:
         if verbose or not result.ok:
