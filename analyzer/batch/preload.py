@@ -16,8 +16,11 @@ def warm() -> None:
     from mnv4_postmortem.analyzer.batch import rows
     from mnv4_postmortem.analyzer.features.input_size import pretrained_input_size
     from mnv4_postmortem.analyzer.render import renderer_module
+    from mnv4_postmortem.analyzer.session import AnalyzerOptions
 
-    rows._pack(())  # the shipped rules (what every batch without --rules uses), cached per process
+    # The default session (shipped rules, what every batch without --rules uses), with its pack loaded
+    # now: rows._session caches it per process, so the forked workers inherit it ready.
+    rows._session(AnalyzerOptions()).pack
     pretrained_input_size("resnet50")  # reads the table once
     for name in ("text", "json"):
         renderer_module("batch", name)
