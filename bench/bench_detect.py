@@ -103,9 +103,13 @@ def timings(repeat: int) -> None:
 
 def compare_methods(seeds: int) -> None:
     import ruptures as rpt
+    from ruptures.base import BaseCost
     from ruptures.metrics import precision_recall
 
     from mnv4_postmortem.analyzer.detect import metrics, segments
+
+    class LinearTrend(segments.CostLinearTrend, BaseCost):
+        """The analyzer's cost as a ruptures cost (ruptures' searches take only BaseCost subclasses)."""
 
     def ours(x, y):
         return [s.end for s in segment_series(x, y, "signal")]
@@ -124,11 +128,11 @@ def compare_methods(seeds: int) -> None:
         return [int(b) for b in rpt.KernelCPD(kernel="linear", min_size=3).fit(y).predict(pen=pen_l2)]
 
     def binseg(signal, pen):
-        cost = segments.CostLinearTrend()
+        cost = LinearTrend()
         return rpt.Binseg(custom_cost=cost, min_size=3, jump=1).fit(signal).predict(pen=pen)
 
     def pelt_exact(signal, pen):
-        cost = segments.CostLinearTrend()
+        cost = LinearTrend()
         return rpt.Pelt(custom_cost=cost, min_size=3, jump=1).fit(signal).predict(pen=pen)
 
     methods = {

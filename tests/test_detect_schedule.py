@@ -109,3 +109,17 @@ def test_fixture_cosine_runs_with_one_warmup_epoch():
 def test_zero_lr_throughout_is_constant():
     schedule = schedule_of([0.0] * 10)
     assert (schedule.shape, schedule.peak_lr, schedule.warmup_epochs) == ("constant", 0.0, 0.0)
+
+
+def test_vectorised_cosine_fits_equal_one_lstsq_per_candidate():
+    """_fit_cosine scores all candidate cosines in one closed-form pass; it must equal lstsq per candidate."""
+    from mnv4_postmortem.analyzer.detect import schedule as schedule_mod
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        n = int(rng.integers(3, 200))
+        t = np.sort(rng.uniform(0, 100, n))
+        v = 0.5 * (1 + np.cos(math.pi * np.clip(t / rng.uniform(20, 200), 0, 1))) + rng.normal(0, 0.02, n)
+        bases = np.vstack([np.ones(n), t, 0.5 * (1 + np.cos(math.pi * np.clip(t / 50.0, 0, 1)))])
+        one_by_one = [schedule_mod._rms_of_linear_fit(b, v) for b in bases]
+        assert schedule_mod._rms_of_linear_fits(bases, v) == pytest.approx(one_by_one, rel=1e-9, abs=1e-12)

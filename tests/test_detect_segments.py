@@ -12,7 +12,8 @@ from ruptures.metrics import precision_recall
 
 from _detect_synth import piecewise_signal
 from mnv4_postmortem.analyzer.detect import Segment, segment_series
-from mnv4_postmortem.analyzer.detect.segments import CostLinearTrend
+from mnv4_postmortem.analyzer.detect import segments as segments_mod
+from mnv4_postmortem.analyzer.detect.segments import MIN_SIZE, CostLinearTrend
 
 SEEDS = range(8)
 
@@ -198,3 +199,41 @@ def test_any_input_gives_tiling_segments(values):
         assert s.x_first <= s.x_last
         assert s.label in {"improving", "plateau", "degrading", "collapsed", "oscillating"}
     assert position == n_finite
+
+
+def _ruptures_pelt(signal: np.ndarray, penalty: float, jump: int) -> list[int]:
+    rpt = pytest.importorskip("ruptures")
+    from ruptures.base import BaseCost
+
+    class LinearTrend(CostLinearTrend, BaseCost):
+        pass
+
+    return [int(e) for e in rpt.Pelt(custom_cost=LinearTrend(), min_size=MIN_SIZE, jump=jump).fit(signal).predict(pen=penalty)]
+
+
+@pytest.mark.parametrize("jump", [3, 4, 7])
+@pytest.mark.parametrize("seed", range(6))
+def test_pelt_finds_ruptures_breakpoints(seed: int, jump: int):
+    """The search (segments._pelt) against ruptures' Pelt, the reference implementation, on the same cost."""
+    x, y, _ = piecewise_signal(seed, 40 * jump, 4, "linear")
+    signal = np.column_stack([y, x])
+    cost = CostLinearTrend().fit(signal)
+    penalty = segments_mod.PENALTY_C * np.var(np.diff(y)) * math.log(y.size)
+    assert segments_mod._pelt(cost, y.size, penalty, jump) == _ruptures_pelt(signal, penalty, jump)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pelt_exact_grid_is_never_worse_than_ruptures(seed: int):
+    """At jump 1 and 2, ruptures' pruning step pairs starts with the wrong candidates where a start has no
+    partition yet (starts 1 and 2 before MIN_SIZE), so it can prune the optimum; ours is the exact minimum."""
+    x, y, _ = piecewise_signal(seed, 70, 3, "linear")
+    signal = np.column_stack([y, x])
+    cost = CostLinearTrend().fit(signal)
+    penalty = segments_mod.PENALTY_C * np.var(np.diff(y)) * math.log(y.size)
+
+    def total(ends: list[int]) -> float:
+        return sum(cost.error(a, b) + penalty for a, b in zip([0, *ends[:-1]], ends))
+
+    for jump in (1, 2):
+        ours, theirs = segments_mod._pelt(cost, y.size, penalty, jump), _ruptures_pelt(signal, penalty, jump)
+        assert total(ours) <= total(theirs) + 1e-9 * abs(total(theirs))

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from mnv4_postmortem.analyzer.features import input_size as input_size_mod
 from mnv4_postmortem.analyzer.features.derived import (
     DERIVED_FIELD_DOCS,
     REGULARIZATION_FIELD_DOCS,
@@ -26,16 +25,6 @@ from mnv4_postmortem.analyzer.ingest.merge import step_counts
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 FIXTURE_RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
-
-
-@pytest.fixture(autouse=True)
-def _table_only(monkeypatch: pytest.MonkeyPatch):
-    """Native sizes come from the built-in table even where timm happens to be installed."""
-    monkeypatch.setitem(__import__("sys").modules, "timm", None)
-    monkeypatch.setitem(__import__("sys").modules, "timm.models", None)
-    input_size_mod._timm_input_size.cache_clear()
-    yield
-    input_size_mod._timm_input_size.cache_clear()
 
 
 def make_steps(per_epoch: dict[int, int], last_idx: dict[int, int] | None = None) -> pd.DataFrame:
@@ -220,7 +209,7 @@ def test_no_ema_numbers_without_ema_or_with_cpu_ema() -> None:
 def test_56px_run_of_a_224px_model_has_ratio_one_quarter() -> None:
     d = derive(make_run({"model": "mobilenetv4_conv_small", "img_size": 56}))
     assert (d.run_input_size, d.pretrained_input_size, d.input_size_ratio) == (56, 224, 0.25)
-    assert d.run_input_size_source == "args.yaml img_size" and d.input_size_source == "table"
+    assert d.run_input_size_source == "args.yaml img_size" and d.input_size_source == "timm"
 
 
 def test_input_size_from_the_log_beats_args() -> None:

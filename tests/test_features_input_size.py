@@ -1,53 +1,20 @@
-"""Native input sizes: the built-in table (timm absent) and the timm path (a stand-in timm module)."""
+"""Native input sizes: timm's registry as the shipped table holds it, and the estimate from the name for the rest."""
 
 from __future__ import annotations
 
-import sys
-import types
+import re
 
 import pytest
 from mnv4_postmortem.analyzer.features import input_size as mod
 from mnv4_postmortem.analyzer.features.input_size import (
     NATIVE_INPUT_SIZES,
     input_size_px,
+    pretrained_config,
     pretrained_input_size,
     resolution_from_tag,
     table_input_size,
+    timm_table_version,
 )
-
-
-@pytest.fixture
-def no_timm(monkeypatch: pytest.MonkeyPatch):
-    """Make `import timm.models` fail, as in the core environment, whatever is installed."""
-    monkeypatch.setitem(sys.modules, "timm", None)
-    monkeypatch.setitem(sys.modules, "timm.models", None)
-    mod._timm_input_size.cache_clear()
-    yield
-    mod._timm_input_size.cache_clear()
-
-
-@pytest.fixture
-def fake_timm(monkeypatch: pytest.MonkeyPatch):
-    """A stand-in `timm.models` whose get_pretrained_cfg knows two names and raises for one."""
-
-    class Cfg:
-        def __init__(self, size: tuple[int, int, int]):
-            self.input_size = size
-
-    def get_pretrained_cfg(name: str):
-        if name == "broken_model":
-            raise RuntimeError("Invalid pretrained tag")
-        return {"resnet50": Cfg((3, 288, 288)), "my_model": Cfg((3, 160, 160))}.get(name)
-
-    timm = types.ModuleType("timm")
-    models = types.ModuleType("timm.models")
-    models.get_pretrained_cfg = get_pretrained_cfg  # type: ignore[attr-defined]
-    timm.models = models  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "timm", timm)
-    monkeypatch.setitem(sys.modules, "timm.models", models)
-    mod._timm_input_size.cache_clear()
-    yield
-    mod._timm_input_size.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -61,8 +28,9 @@ def fake_timm(monkeypatch: pytest.MonkeyPatch):
         ("mobilenetv4_conv_aa_large", 448),
     ],
 )
-def test_mobilenetv4_default_tag_sizes(no_timm, model: str, size: int) -> None:
-    assert pretrained_input_size(model) == (size, "table")
+def test_mobilenetv4_default_tag_sizes(model: str, size: int) -> None:
+    assert pretrained_input_size(model) == (size, "timm")
+    assert table_input_size(model) == size  # the estimate agrees where it has an entry
 
 
 def test_every_mobilenetv4_entry_point_is_in_the_table() -> None:
@@ -86,7 +54,7 @@ def test_every_mobilenetv4_entry_point_is_in_the_table() -> None:
         ("efficientnet_b3.ra2_in1k", 288),  # no resolution in the tag: the arch's default
     ],
 )
-def test_tags_and_hub_names(no_timm, model: str, size: int) -> None:
+def test_tags_and_hub_names(model: str, size: int) -> None:
     assert table_input_size(model) == size
 
 
@@ -102,7 +70,7 @@ def test_tags_and_hub_names(no_timm, model: str, size: int) -> None:
         ("levit_256", 224), ("inception_v3", 299), ("mobilevit_s", 256),
     ],
 )
-def test_common_models(no_timm, model: str, size: int) -> None:
+def test_common_models(model: str, size: int) -> None:
     assert table_input_size(model) == size
 
 
@@ -111,7 +79,7 @@ def test_family_match_prefers_the_most_specific_pattern() -> None:
     assert mod._family_size("resnet9000") == 224
 
 
-def test_unknown_and_hostile_names(no_timm) -> None:
+def test_unknown_and_hostile_names() -> None:
     assert pretrained_input_size("totally_custom_net") == (None, "unknown")
     for bad in (None, 42, ["resnet50"], "", "   "):
         assert pretrained_input_size(bad) == (None, "unknown")
@@ -138,11 +106,21 @@ def test_input_size_px(value, px) -> None:
     assert input_size_px(value) == px
 
 
-def test_installed_timm_wins_over_the_table(fake_timm) -> None:
-    assert pretrained_input_size("resnet50") == (288, "timm")
-    assert pretrained_input_size("my_model") == (160, "timm")
+def test_timm_table_answers_tags_hub_names_and_deprecated_names() -> None:
+    cfg = pretrained_config("hf-hub:timm/mobilenetv4_conv_medium.e500_r224_in1k")
+    assert cfg is not None and cfg.input_size == (3, 224, 224) and cfg.has_weights
+    assert pretrained_config("mobilenetv4_conv_medium").name == "mobilenetv4_conv_medium"  # its default tag
+    old = pretrained_config("tf_efficientnet_b7_ns")  # a pre-0.9 name timm maps to a tagged model
+    assert old is not None and old.name == "tf_efficientnet_b7.ns_jft_in1k" and old.input_size[-1] == 600
 
 
-def test_timm_errors_fall_back_to_the_table(fake_timm) -> None:
-    assert pretrained_input_size("broken_model") == (None, "unknown")
-    assert pretrained_input_size("mobilenetv4_conv_medium") == (256, "table")  # timm returned None
+def test_a_model_missing_from_the_table_is_an_estimate() -> None:
+    # a wrong tag of a known architecture: timm's get_pretrained_cfg refuses it, the name still says 224 px
+    assert pretrained_config("resnet50.no_such_tag") is None
+    assert pretrained_input_size("resnet50.no_such_tag") == (224, "estimate")
+    assert pretrained_input_size("my_resnet_384") == (384, "estimate")  # a size suffix in a custom name
+    assert pretrained_input_size("totally_custom_net") == (None, "unknown")
+
+
+def test_the_table_records_its_timm_version() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", timm_table_version())

@@ -18,8 +18,10 @@ from mnv4_postmortem.analyzer.batch.rows import RunRow, RunTask, analyze_path, d
 IN_FLIGHT_PER_WORKER = 4
 # Imported once in the fork server, so every worker starts with the pipeline loaded (fork is cheap,
 # and forking from the server, not from the CLI process, avoids forking rich's progress thread).
+# batch.preload also loads the shipped rule pack and the pretrained-config table there, so no worker
+# pays them on its first run.
 PRELOAD = ("mnv4_postmortem.analyzer.pipeline", "mnv4_postmortem.analyzer.ingest", "mnv4_postmortem.analyzer.render.html",
-           "mnv4_postmortem.analyzer.batch.rows")
+           "mnv4_postmortem.analyzer.batch.rows", "mnv4_postmortem.analyzer.batch.preload")
 
 
 def default_jobs() -> int:

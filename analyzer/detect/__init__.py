@@ -1,6 +1,6 @@
 """Detection stage: statistics over a normalized ``Run``, before any rule interprets them.
 
-``detect(run)`` returns a ``Detection``: change-point segments per metric (``segments.py``: ruptures PELT
+``detect(run)`` returns a ``Detection``: change-point segments per metric (``segments.py``: PELT, checked against ruptures,
 with a piecewise-linear cost and a BIC penalty from the data), pattern facts (``patterns.py``: exact
 stalls, chance level, non-finite values, spikes, explosions, generalization gap, EMA gap, incomplete run)
 and the LR schedule compared with the config (``schedule.py``). ``series.py`` decides which NaNs are

@@ -206,13 +206,29 @@ def _fit_exponential(t: np.ndarray, v: np.ndarray) -> float:
 def _fit_cosine(t: np.ndarray, v: np.ndarray, first_epoch: float) -> float:
     """Best half-cosine (free floor and amplitude) over start points and lengths (module docstring)."""
     span = max(float(t[-1] - t[0]), 1.0)
-    best = math.inf
+    bases = []
     for start in {float(first_epoch), float(t[0])}:
         reach = max(float(t[-1]) - start, 1.0)
-        for length in np.geomspace(0.5 * reach, 8.0 * reach + span, 80):
-            phase = np.clip((t - start) / length, 0.0, 1.0)
-            best = min(best, _rms_of_linear_fit(0.5 * (1.0 + np.cos(math.pi * phase)), v))
-    return best
+        lengths = np.geomspace(0.5 * reach, 8.0 * reach + span, 80)
+        phase = np.clip((t[None, :] - start) / lengths[:, None], 0.0, 1.0)
+        bases.append(0.5 * (1.0 + np.cos(math.pi * phase)))
+    return float(np.min(_rms_of_linear_fits(np.concatenate(bases), v)))
+
+
+def _rms_of_linear_fits(bases: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``_rms_of_linear_fit`` for every row of ``bases`` at once: the closed-form least-squares line
+    (residual sum of squares ``Svv - Sbv^2 / Sbb``), one array operation instead of a ``lstsq`` per
+    candidate (160 per schedule). A row without spread is fitted by the mean alone, as lstsq does."""
+    centred_v = v - v.mean()
+    centred = bases - bases.mean(axis=1, keepdims=True)
+    s_bb = np.einsum("ij,ij->i", centred, centred)
+    s_bv = centred @ centred_v
+    s_vv = float(centred_v @ centred_v)
+    # lstsq drops a basis whose spread is below its rank cutoff (eps * n * largest singular value)
+    flat = s_bb <= (np.finfo(float).eps * v.size) ** 2 * (s_bb.max(initial=0.0) + v.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rss = np.where(flat, s_vv, s_vv - s_bv * s_bv / np.where(flat, 1.0, s_bb))
+    return np.sqrt(np.maximum(rss, 0.0) / v.size)
 
 
 # ----------------------------------------------------------------------------------------------------------

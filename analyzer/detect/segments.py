@@ -1,6 +1,8 @@
 """Change-point segmentation of one metric series into labelled regimes.
 
-Model and search (``ruptures``: a cost times a search, as ruptures composes them):
+Model and search (a cost times a search, as ruptures composes them; the search is ``_pelt`` here, checked
+against ``ruptures.Pelt`` in the tests, because importing ruptures imports scipy: over a second and ~70 MB
+of start-up for every ``report``):
 
 * **Cost: piecewise linear** (``CostLinearTrend``), the least-squares error of a straight line fitted to
   each segment against its x. Training curves are trends, not steps: on an exponential loss decay with
@@ -9,7 +11,7 @@ Model and search (``ruptures``: a cost times a search, as ruptures composes them
   precision is 0.06-0.12 against 0.97-1.00 (``bench/bench_detect.py --compare-methods``). On
   piecewise-constant signals both score 1.00. The error comes from prefix sums, O(1) per segment, unlike
   ruptures' own ``"linear"`` cost, which calls ``lstsq`` for every candidate.
-* **Search: PELT** (``rpt.Pelt``), the exact minimiser of cost + penalty x breakpoints. Its Python loop
+* **Search: PELT** (``_pelt``; ruptures' ``Pelt``), the exact minimiser of cost + penalty x breakpoints. Its Python loop
   costs O(n^2) without real change points (0.2-0.5 s at 600 points), so the search runs on a grid of
   ``SEARCH_GRID`` candidate positions (``jump = ceil(n / SEARCH_GRID)``; exact up to 80 points) and each
   breakpoint is then polished at full resolution: moved to its best position between its neighbours,
@@ -59,8 +61,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import ruptures as rpt
-from ruptures.base import BaseCost
 
 from mnv4_postmortem.analyzer.detect import metrics
 
@@ -137,8 +137,10 @@ class Segment:
         return (self.x_first, self.x_last)
 
 
-class CostLinearTrend(BaseCost):
-    """ruptures cost: squared error of an ordinary least-squares line per segment, O(1) via prefix sums.
+class CostLinearTrend:
+    """Segment cost, squared error of an ordinary least-squares line per segment, O(1) via prefix sums.
+    ruptures' cost interface (``fit``, ``error(start, end)``, ``min_size``, ``model``), so ruptures' searches
+    can use it too (the tests and ``bench/bench_detect.py`` compare them).
 
     ``fit`` takes an ``(n, 2)`` signal of ``[y, x]`` columns (or ``(n,)`` for x = 0..n-1). x and y are
     centred before the sums are taken so that long step series keep their precision.
@@ -347,14 +349,42 @@ def _pelt_polished(signal: np.ndarray, penalty: float) -> list[int]:
     m = signal.shape[0]
     jump = max(1, math.ceil(m / SEARCH_GRID))
     cost = CostLinearTrend().fit(signal)
-    try:
-        ends = rpt.Pelt(custom_cost=cost, min_size=MIN_SIZE, jump=jump).fit(signal).predict(pen=penalty)
-    except rpt.exceptions.BadSegmentationParameters:
+    if m < MIN_SIZE:  # no segment of the minimum size fits: one segment
         return [m]
-    edges = [0, *(int(e) for e in ends)]
+    edges = [0, *_pelt(cost, m, penalty, jump)]
     if jump > 1:
         edges = _polish(cost, edges, jump, penalty)
     return edges[1:]
+
+
+def _pelt(cost: CostLinearTrend, n: int, penalty: float, jump: int) -> list[int]:
+    """PELT (Killick, Fearnhead & Eckley 2012): the segmentation of ``[0, n)`` minimising the sum of segment
+    costs plus ``penalty`` per segment, with breakpoints on multiples of ``jump`` and segments of at least
+    ``MIN_SIZE`` points; returns the segment ends (the last is ``n``).
+
+    Optimal partitioning, ``best[end] = min over starts s of best[s] + cost(s, end) + penalty``, with PELT's
+    pruning: a start whose cost to ``end`` already exceeds ``best[end]`` by more than one penalty can never
+    start the last segment of a later optimum (the cost of a least-squares line does not fall when points
+    are added), so it leaves the candidate set. The search itself is this loop; ruptures' ``Pelt`` runs the
+    same recursion but needs scipy at import (over a second of start-up per process), and copies the whole
+    partition per candidate.
+    """
+    ends = [k for k in range(jump, n, jump) if k >= MIN_SIZE] + [n]
+    best: dict[int, float] = {0: 0.0}
+    previous: dict[int, int] = {}
+    starts: list[int] = []
+    for end in ends:
+        newest = (end - MIN_SIZE) // jump * jump  # the last start on the grid that leaves MIN_SIZE points
+        if not starts or starts[-1] != newest:
+            starts.append(newest)
+        scored = [(best[s] + cost.error(s, end) + penalty, s) for s in starts if s in best]
+        total, start = min(scored, key=lambda pair: pair[0])  # the first of equal totals: the earliest start
+        best[end], previous[end] = total, start
+        starts = [s for t, s in scored if t <= total + penalty]
+    cuts = [n]
+    while previous.get(cuts[-1], 0) > 0:
+        cuts.append(previous[cuts[-1]])
+    return cuts[::-1]
 
 
 def _polish(cost: CostLinearTrend, edges: list[int], jump: int, penalty: float) -> list[int]:

@@ -242,8 +242,8 @@ class Derived:
         run_input_size_source: ``"log"`` (or the ingest's note), ``"args.yaml input_size"``,
             ``"args.yaml img_size"``, ``"model default"`` or ``"unknown"``.
         pretrained_input_size: the model's native input size (its default pretrained config).
-        input_size_source: where ``pretrained_input_size`` came from: ``"timm"`` (installed timm),
-            ``"table"`` (built-in table) or ``"unknown"``.
+        input_size_source: where ``pretrained_input_size`` came from: ``"timm"`` (timm's registry, as the
+            shipped table holds it), ``"estimate"`` (not in that table: estimated from the name) or ``"unknown"``.
         input_size_ratio: ``run_input_size / pretrained_input_size`` (0.25 for 56 px on a 224 px model).
         uses_pretrained: True when the weights did not start random: ``--pretrained`` (with or without
             ``--pretrained-path``; the path alone is ignored by train.py), a log that shows pretrained

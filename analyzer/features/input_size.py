@@ -5,23 +5,45 @@ timm's ``train.py`` trains and validates at the model's default ``input_size`` u
 224 px MobileNetV4) caps the accuracy a recipe can reach, and fine-tuning pretrained weights at a very
 different size loses much of what they learned.
 
-:func:`pretrained_input_size` answers from timm itself when it can be imported (it reads timm's registered
-pretrained configs; nothing is downloaded and no model is built), else from :data:`NATIVE_INPUT_SIZES`,
-a built-in table of timm's default-tag sizes (timm 1.0.29.dev0 registry).
+:func:`pretrained_config` answers from ``timm_pretrained.json``, a table of every pretrained config in
+timm's registry (architecture default, every tag, timm's deprecated names), generated from timm itself by
+``tools/make_timm_table.py`` and stamped with the timm version it came from (:func:`timm_table_version`).
+timm is never imported here: ``import timm.models`` imports torch and torchvision, seconds and hundreds
+of MB for one integer. A name the table does not know falls back to :func:`table_input_size`, an
+estimate from the name (a tag's ``r256``, a size suffix, the model family), and says so: its source is
+``"estimate"``, and the rule that uses it lowers its confidence.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
+import json
 import re
+from dataclasses import dataclass
+from importlib import resources
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
 from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
-InputSizeSource = Literal["timm", "table", "unknown"]
+InputSizeSource = Literal["timm", "estimate", "unknown"]
+_TABLE_FILE = "timm_pretrained.json"
+
+
+@dataclass(frozen=True, slots=True)
+class PretrainedConfig:
+    """One entry of timm's registry, as the shipped table holds it."""
+
+    name: str                     # the table's key (for a deprecated name: the tagged name timm maps it to)
+    input_size: tuple[int, ...]   # (C, H, W)
+    interpolation: str | None
+    crop_pct: float | None
+    crop_mode: str | None
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    has_weights: bool             # timm lists it as pretrained (an untrained architecture default does not)
 
 # Every MobileNetV4 entry point with the input size of its default tag (timm-formats.md §12): the first
 # tag with weights, e.g. conv_medium -> .e500_r256_in1k. The *_untrained ones have no weights; their size
@@ -160,7 +182,7 @@ def resolution_from_tag(tag: str) -> int | None:
 
 
 def table_input_size(model: Any, timm_version: TimmVersion | str | None = None) -> int | None:
-    """The built-in table's answer (see :data:`NATIVE_INPUT_SIZES` for the lookup order), or None.
+    """An estimate from the name, for models timm's table does not hold: the built-in table's answer (see :data:`NATIVE_INPUT_SIZES` for the lookup order), or None.
 
     ``timm_version`` (a guess like ``"0.9.0-1.0.7"``) selects the older default tag where one changed.
     """
@@ -187,21 +209,46 @@ def table_input_size(model: Any, timm_version: TimmVersion | str | None = None) 
 def pretrained_input_size(model: Any, timm_version: TimmVersion | str | None = None) -> tuple[int | None, InputSizeSource]:
     """The model's native (default pretrained) square input size in px, and where it came from.
 
-    ``"timm"``: the installed timm's registered pretrained config (``timm.models.get_pretrained_cfg``,
-    or the registry of older timm); nothing is downloaded and no model is built (building one could
-    allocate gigabytes). ``"table"``: :func:`table_input_size`. ``"unknown"``: neither knows the name.
-    For a non-square size the last dimension (width) is returned, as timm names its output folder.
+    ``"timm"``: timm's registered pretrained config, from the shipped table (:func:`pretrained_config`).
+    ``"estimate"``: the name is not in the table; :func:`table_input_size` estimated it from the name.
+    ``"unknown"``: neither knows the name. For a non-square size the last dimension (width) is returned,
+    as timm names its output folder.
     """
     name = normalize_model_name(model)
     if name is None:
         return None, "unknown"
-    from_timm = _timm_input_size(name)
-    if from_timm is not None:
-        return from_timm, "timm"
-    from_table = table_input_size(name, timm_version)
-    if from_table is not None:
-        return from_table, "table"
+    cfg = pretrained_config(name)
+    if cfg is not None and input_size_px(cfg.input_size) is not None:
+        return input_size_px(cfg.input_size), "timm"
+    estimate = table_input_size(name, timm_version)
+    if estimate is not None:
+        return estimate, "estimate"
     return None, "unknown"
+
+
+def pretrained_config(model: Any) -> PretrainedConfig | None:
+    """timm's registered pretrained config for a model name, tagged or not, as timm's
+    ``get_pretrained_cfg`` gives it (an untagged name: its default tag), from the shipped table.
+    None for a name timm's registry does not hold (a custom model, a newer timm's model, a wrong tag)."""
+    name = normalize_model_name(model)
+    if name is None:
+        return None
+    table = _timm_table()
+    key = name if name in table["models"] else table["deprecated"].get(name)
+    if key is None:
+        return None
+    row = dict(zip(table["columns"], table["models"][key]))
+    norm = table["norms"][row["norm"]] if row["norm"] is not None else (None, None)
+    return PretrainedConfig(
+        name=key, input_size=tuple(row["input_size"]), interpolation=row["interpolation"], crop_pct=row["crop_pct"],
+        crop_mode=row["crop_mode"], mean=None if norm[0] is None else tuple(norm[0]),
+        std=None if norm[1] is None else tuple(norm[1]), has_weights=bool(row["has_weights"]),
+    )
+
+
+def timm_table_version() -> str:
+    """The timm version the shipped table was generated from (``tools/make_timm_table.py``)."""
+    return str(_timm_table()["timm_version"])
 
 
 def input_size_px(value: Any) -> int | None:
@@ -246,27 +293,8 @@ def _family_size(arch: str) -> int | None:
     return best[1] if best else None
 
 
-@functools.lru_cache(maxsize=256)
-def _timm_input_size(name: str) -> int | None:
-    """Ask an installed timm; None when timm is absent, does not know the name, or fails in any way."""
-    try:
-        cfg = _timm_pretrained_cfg(name)
-    except Exception:  # timm (or torch under it) missing, broken, or raising for this name
-        return None
-    if cfg is None:
-        return None
-    size = cfg.get("input_size") if isinstance(cfg, Mapping) else getattr(cfg, "input_size", None)
-    return input_size_px(size)
-
-
-def _timm_pretrained_cfg(name: str) -> Any:
-    import timm.models as timm_models  # imports torch: only reached when asked, and cached per name
-
-    getter = getattr(timm_models, "get_pretrained_cfg", None)
-    if getter is None:  # timm 0.6.x keeps it in the registry module, <= 0.5.x only a dict of default cfgs
-        registry = getattr(timm_models, "registry", None)
-        getter = getattr(registry, "get_pretrained_cfg", None)
-        if getter is None:
-            default_cfgs = getattr(registry, "_model_default_cfgs", None)
-            return default_cfgs.get(name) if isinstance(default_cfgs, Mapping) else None
-    return getter(name)
+@functools.lru_cache(maxsize=1)
+def _timm_table() -> Mapping[str, Any]:
+    """The shipped table, read once per process (about 0.3 MB of JSON, a few ms)."""
+    text = resources.files("mnv4_postmortem.analyzer.features").joinpath(_TABLE_FILE).read_text(encoding="utf-8")
+    return json.loads(text)

@@ -275,20 +275,30 @@ def _fixed_margins(fig) -> None:
                         hspace=0.55, wspace=0.2)
 
 
-def _pyplot():
+class _Figures:
+    """The two pyplot calls the plots use, on matplotlib's object API: ``matplotlib.pyplot`` costs a
+    second import (backend registry, colormaps, the figure manager) for state a file-only renderer never
+    uses, and a ``Figure`` not made by pyplot needs no ``close``."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs: Any):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def _pyplot() -> type[_Figures]:
     import matplotlib
 
-    matplotlib.use("Agg")  # headless: the report is a file, never a window
     matplotlib.rcParams["svg.fonttype"] = "none"  # text as text: smaller files, selectable labels
     matplotlib.rcParams["svg.hashsalt"] = "mnv4-postmortem"  # stable ids: same input, same file
     matplotlib.rcParams["text.parse_math"] = False  # a "$" in a tag or run name is text, not TeX
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _Figures
 
 
 def _svg(fig) -> str:
-    plt = _pyplot()
+    _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     for ax in fig.axes:  # a handful of ticks per axis: every tick label costs a text layout
@@ -301,7 +311,6 @@ def _svg(fig) -> str:
     _fixed_margins(fig)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(fig)
     svg = buffer.getvalue()
     svg = svg[svg.find("<svg"):]
     # matplotlib's RDF <metadata> block only names the tool; it costs bytes in every plot
