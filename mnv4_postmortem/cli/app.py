@@ -114,6 +114,8 @@ def tb_alias_options(func):
 
 
 def collect_aliases(pairs: tuple[str, ...], file: Path | None) -> Mapping[str, str] | None:
+    if not pairs and file is None:
+        return None  # no aliases asked for: light commands (rules list) must not import ingest for nothing
     from mnv4_postmortem.analyzer.ingest.tensorboard import load_alias_file
 
     aliases: dict[str, str] = {}
