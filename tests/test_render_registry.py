@@ -58,5 +58,5 @@ def test_every_report_renderer_renders_one_diagnosis():
     assert "recipe-change" in outputs["text"] and note in outputs["text"]
     assert "recipe-change" in outputs["html"] and "Considered, did not fire" in outputs["html"]
     batch_line = renderer("batch", "json")(diagnosis, verbose=False)
-    assert "\n" not in batch_line and report_json(batch_line)["findings"][0]["rule_id"] == "ema-lag"
+    assert "\n" not in batch_line and report_json(batch_line)["findings"][0]["cause"] == "ema-lag"
     assert renderer("batch", "text")(diagnosis, verbose=False).split()[1:3] == ["error", "ema-lag"]

@@ -257,6 +257,9 @@ class Derived:
             (timm drops the last partial batch, so the real size is up to one global batch larger), or
             a size the ingest found; None when unknown.
         dataset_size_source: ``"steps x global batch"``, ``"dataset hint"`` or ``"unknown"``.
+        trainer: the trainer family (a ``timm/trainers.py`` key); None for timm's own train.py.
+        ema_evaluation: which model the reported eval is: ``"replaces"`` (the EMA's when one is kept, timm),
+            ``"raw"`` (the model's even with an EMA, DeiT), ``"both"`` (the two apart) or ``"unknown"``.
     """
 
     model: str | None = None
