@@ -45,7 +45,7 @@ def default_output_folder(run_path: Path | str | None, cwd: Path | None = None) 
         run_folder = run if run.is_dir() else run.parent
     outermost = None
     for folder in (here, *here.parents):
-        if folder == run_folder or _holds_run_output(folder):
+        if folder == run_folder or (folder not in _shared_folders() and _holds_run_output(folder)):
             outermost = folder
     if outermost is None:
         return OutputFolder(here)
@@ -53,6 +53,18 @@ def default_output_folder(run_path: Path | str | None, cwd: Path | None = None) 
     if parent == outermost or not os.access(parent, os.W_OK):  # the run is "/" or its parent is read-only
         parent = Path(tempfile.gettempdir()).resolve()
     return OutputFolder(parent, outermost)
+
+
+def _shared_folders() -> set[Path]:
+    """Folders that are never a run directory by their contents (only when they are the run analysed): the
+    filesystem root, the home folder and the temp folder hold whatever lands there, and a stray log or
+    train.py in ~ or $TMPDIR would otherwise move every default output below them up to / or /home."""
+    shared = {Path(os.path.abspath(os.sep)), Path(tempfile.gettempdir()).resolve()}
+    try:
+        shared.add(Path.home().resolve())
+    except (RuntimeError, KeyError, OSError):
+        pass
+    return shared
 
 
 def _holds_run_output(folder: Path) -> bool:

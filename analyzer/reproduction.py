@@ -45,6 +45,13 @@ class ReproFolder:
 
         return cls(default_output_folder(run_dir).folder / DEFAULT_OUT_ROOT / Path(run_dir).resolve().name)
 
+    @staticmethod
+    def default_moved_note(run_dir: Path | str) -> str | None:
+        """What to tell the user when :meth:`default_for` left the current folder (it is inside a run)."""
+        from mnv4_postmortem.analyzer.output_location import default_output_folder
+
+        return default_output_folder(run_dir).note()
+
     @property
     def verification(self) -> Path:
         return self.root / VERIFICATION_FILE

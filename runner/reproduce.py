@@ -130,9 +130,7 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
         raise ReproduceError("--seeds must be at least 1")
     out = check_out_dir(run_dir, opts.out or default_out_dir(run_dir))
     if opts.out is None:
-        from mnv4_postmortem.analyzer.output_location import default_output_folder
-
-        note = default_output_folder(run_dir).note()
+        note = ReproFolder.default_moved_note(run_dir)
         if note:
             console.print(f"[yellow]note:[/] {escape(note)}")
     analyzer = opts.session()

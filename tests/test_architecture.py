@@ -235,7 +235,8 @@ def test_commands_and_batch_workers_go_through_the_session():
     for path in paths:
         for module in runtime_imports(path):
             assert not _within(module, SESSION_OWNS), f"{path.relative_to(REPO)} imports {module}"
-            # `from mnv4_postmortem.analyzer.ingest import load_run` is the session's job too
+            # `from mnv4_postmortem.analyzer.ingest import load_run` is the session's job too; asking the format
+            # registry (`analyzer.ingest.formats`, issue 14: batch discovery finds what ingest reads) is not
             assert module != A + "ingest" or path.name == "app.py", f"{path.relative_to(REPO)} imports {module}"
     for path in (REPO / "analyzer" / "batch").rglob("*.py"):
         for module in runtime_imports(path):
@@ -246,8 +247,10 @@ def test_commands_and_batch_workers_go_through_the_session():
 def test_the_session_renders_nothing_and_renderers_never_import_batch():
     for module in runtime_imports(REPO / "analyzer" / "session.py"):
         assert not _within(module, (A + "render", "mnv4_postmortem.runner", "mnv4_postmortem.cli")), module
+    # The reproduction folder's owner reads verifications, knows the stdin argument (run_argument) and asks
+    # issue 17's output_location where the default folder goes (never inside a run directory); nothing else.
     for module in runtime_imports(REPO / "analyzer" / "reproduction.py"):
-        assert _within(module, (A + "verification",)), module
+        assert _within(module, (A + "verification", A + "run_argument", A + "output_location")), module
     for path in (REPO / "analyzer" / "render").rglob("*.py"):
         for module in runtime_imports(path):
             assert not _within(module, (A + "batch",)), f"{path.relative_to(REPO)} imports {module}"

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from mnv4_postmortem.analyzer.ingest import formats
+import mnv4_postmortem.analyzer.ingest.formats as formats  # the registry itself (issue 14), not ingest's load_run
 from mnv4_postmortem.analyzer.ingest.discover import CHECKPOINT_SUFFIXES, SNIFF_BYTES
 
 
