@@ -117,7 +117,7 @@ def test_hostile_strings_stay_text_in_html(tmp_path):
     data = b"model: <script>alert(1)</script>\nepoch,train_loss,eval_loss,eval_top1,eval_top5\n0,2.3,2.3,10,50\n"
     out = tmp_path / "stdin.html"  # html always goes to a file (-o, or ./stdin.postmortem.html)
     result = invoke("report", "-", "--format", "html", "-o", str(out), stdin=data)
-    assert result.exit_code == 0
+    assert result.exit_code in (0, 4)  # one epoch: "nothing to judge" (issue 19) is a legitimate outcome
     html = out.read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
 

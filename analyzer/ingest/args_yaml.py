@@ -346,7 +346,15 @@ class _ArgsYamlFormat:
     def parse(self, path: Path, shown: str) -> Contribution:
         args = parse_args_yaml(path, shown)
         verdict = classify_args(args.args)
-        return args_contribution(args, self.family) if verdict.timm else other_config_contribution(args, verdict)
+        if verdict.timm:
+            return args_contribution(args, self.family)
+        if Path(path).name == "args.yaml":
+            # timm's own output name, not timm's arguments (a hand-edited file, another trainer's): say so by
+            # name (issue 17), never drop it silently; its keys are still listed as other config (issue 19).
+            args = ArgsYaml(args.path, args.args, args.issues + (IngestIssue(
+                SourceRef(shown), f"args.yaml not read as timm's train.py arguments: {verdict.reason()}; "
+                                  "its keys are listed as other config"),))
+        return other_config_contribution(args, verdict)
 
 
 class _WandbConfigFormat:

@@ -185,9 +185,10 @@ def _accuracy_in_percent(epochs: pd.DataFrame, config: TrainConfig) -> tuple[pd.
 def _read_cleanly(contributions: Sequence[Contribution], issues: Sequence[IngestIssue]) -> bool:
     """Whether some file was recognised and read without a complaint (a log header, an event file holding only
     a graph, another trainer's settings): then the run was read, and has nothing to judge (coverage.py),
-    which is not the same as unusable input. A file any issue names does not count."""
+    which is not the same as unusable input. A file any issue names does not count, except a settings file
+    whose keys were listed as other config (an args.yaml that is not timm's is read, and warned about by name)."""
     named = {issue.source.path for issue in issues}
-    return any(info.path not in named for c in contributions for info in c.sources)
+    return any(info.path not in named or info.config_keys for c in contributions for info in c.sources)
 
 
 def _in_order(contributions: Sequence[Contribution], fact: str) -> list[Contribution]:
