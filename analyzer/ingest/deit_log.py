@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
-from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.trainer_rows import (
+    TextFormat,
     PERCENT_BY_TIMM,
     as_float,
     collect,
@@ -56,7 +56,7 @@ _STEP_HEAD = re.compile(rb"Epoch: \[\d+\]\s+\[\s*\d+/\d+\]\s+eta:")
 _STDOUT_HEAD = re.compile(rb"(?m)^\s*(?:Namespace\(.*\bmodel=|\* Acc@1 [\d.]+ Acc@5 [\d.]+ loss |Accuracy of the network on (?:the )?\d+ test images: )")
 
 
-class _DeitFormat:
+class _DeitFormat(TextFormat):
     """DeiT-family log.txt, stdout, and args.txt/args.json."""
 
     name = "deit_log"
@@ -71,11 +71,6 @@ class _DeitFormat:
         if name in ("args.txt", "args.json") and (first == b"{" or head.lstrip().startswith(b"Namespace(")):
             return f"DeiT-family {name}"
         return None
-
-    def parse(self, path: Path, shown: str) -> Contribution:
-        with open_input(path, shown) as handle:
-            text = handle.read().decode("utf-8", "replace")
-        return self.parse_text(text, shown)
 
     def parse_text(self, text: str, shown: str) -> Contribution:
         """The same from text in memory (a pasted excerpt, ``report -``)."""

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, Effective, EpochValues
-from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.trainer_rows import (
+    TextFormat,
     FRACTION_BY_HF,
     INFER,
     as_float,
@@ -51,7 +51,7 @@ ARG_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_tr
 _LOG_HISTORY = re.compile(r'"log_history"\s*:\s*\[')
 
 
-class _HfTrainerFormat:
+class _HfTrainerFormat(TextFormat):
     name = "hf_trainer"
     names = ("trainer_state.json",)
     kind: SourceKind = "trainer_log"
@@ -64,11 +64,6 @@ class _HfTrainerFormat:
         if name == "config.json" and b'"architectures"' in head and (b'"id2label"' in head or b'"num_labels"' in head):
             return "HF model config.json"
         return None
-
-    def parse(self, path: Path, shown: str) -> Contribution:
-        with open_input(path, shown) as handle:
-            text = handle.read().decode("utf-8", "replace")
-        return self.parse_text(text, shown)
 
     def parse_text(self, text: str, shown: str) -> Contribution:
         """The same from text in memory (a pasted excerpt, ``report -``)."""

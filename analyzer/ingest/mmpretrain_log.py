@@ -22,15 +22,14 @@ top-level ``name = literal`` and ``dict(...)`` / ``[...]`` assignments only. Not
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 import re
 from typing import Any
 
 import numpy as np
 
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
-from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.trainer_rows import (
+    TextFormat,
     JsonLines,
     Unit,
     as_float,
@@ -54,7 +53,7 @@ _CONFIG_MARKS = (b"model = dict(", b"model=dict(")
 _CONFIG_SECOND = (b"optim_wrapper", b"optimizer = dict(", b"train_cfg", b"runner = dict(", b"data = dict(", b"train_dataloader")
 
 
-class _MmpretrainFormat:
+class _MmpretrainFormat(TextFormat):
     name = "mmpretrain_log"
     names = ("scalars.json",)
     kind: SourceKind = "trainer_log"
@@ -71,11 +70,6 @@ class _MmpretrainFormat:
         if b'"accuracy/top1"' in head or (b'"data_time"' in head and b'"iter"' in head and b'"step"' in head):
             return "mmpretrain scalars.json"
         return None
-
-    def parse(self, path: Path, shown: str) -> Contribution:
-        with open_input(path, shown) as handle:
-            text = handle.read().decode("utf-8", "replace")
-        return self.parse_text(text, shown)
 
     def parse_text(self, text: str, shown: str) -> Contribution:
         """The same from text in memory (a pasted excerpt, ``report -``)."""

@@ -3,7 +3,7 @@
 Each of those formats is one module with its own key table and its own knowledge of units; this module
 holds what they all do the same way, so that each format module stays a table plus a little code:
 
-- :func:`json_lines`: JSON-lines reading that keeps every good record before a bad one and names the
+- :func:`json_lines_text`: JSON-lines reading that keeps every good record before a bad one and names the
   file and line of each bad one (a truncated last line is a ``truncated`` event);
 - :class:`Unit` and :func:`to_percent`: the normalized run holds accuracies in percent (``model.py``);
   a series in fractions of 1 is scaled, and the note says which unit and on what grounds;
@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.contribution import EpochValues
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
+from mnv4_postmortem.analyzer.ingest.decode import decode_bytes
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestError, IngestIssue, SourceRef
+from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestIssue, SourceRef
 
 # A JSON-lines record longer than this is not a metrics record (one epoch's dict is < 2 kB).
 MAX_RECORD_CHARS = 1 << 20
@@ -79,12 +80,19 @@ class JsonLines:
     events: list[Event] = field(default_factory=list)
 
 
-def json_lines(path: Path, shown: str) -> JsonLines:
-    """Every JSON object line of ``path``. A line that is not one becomes an issue naming its line; an
-    unterminated last line is a ``truncated`` event. Raises IngestError only when the file cannot be read."""
-    with open_input(path, shown) as handle:
-        text = handle.read().decode("utf-8", "replace")
-    return json_lines_text(text, shown)
+class TextFormat:
+    """``parse`` for a format that reads its whole file as text: the file is decoded the way every reader
+    decodes (``ingest/decode.py``: BOM, UTF-16, Latin-1 lines, each named in an issue) and handed to the
+    format's own ``parse_text``, the entry ``report -`` uses for pasted text."""
+
+    def parse_text(self, text: str, shown: str) -> Contribution:  # pragma: no cover - each format defines it
+        raise NotImplementedError
+
+    def parse(self, path: Path, shown: str) -> Contribution:
+        with open_input(path, shown) as handle:
+            text, issues = decode_bytes(handle.read(), shown)
+        contribution = self.parse_text(text, shown)
+        return replace(contribution, issues=(*issues, *contribution.issues)) if issues else contribution
 
 
 def json_lines_text(text: str, shown: str) -> JsonLines:
