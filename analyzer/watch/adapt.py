@@ -3,10 +3,10 @@ with the changes a :class:`Monitor` returns. No trainer library is imported here
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping
 
 from mnv4_postmortem.analyzer.findings import Severity
+from mnv4_postmortem.analyzer.watch.monitor import Monitor
 from mnv4_postmortem.analyzer.watch.tracker import Change, at_least
 
 # The report's metric <- the names loops commonly log it under, first match wins. Accuracies logged as
@@ -38,7 +38,7 @@ def _number(value: Any) -> float | None:
         number = float(value.item() if hasattr(value, "item") else value)
     except (TypeError, ValueError):
         return None
-    return number if not math.isinf(number) else number
+    return number
 
 
 class ChangeHandler:
@@ -59,3 +59,29 @@ class ChangeHandler:
             if self.fail_on is not None and self.stop_reason is None and at_least(change, self.fail_on):
                 self.stop_reason = change
         return self.stop_reason is not None
+
+
+class MonitorHost:
+    """The part of a trainer callback that is not about the trainer: the user's config over the recipe the
+    trainer knows, one :class:`Monitor`, and the changes it returns (``handler``). The adapters
+    (``mnv4_postmortem.watch.lightning`` / ``.huggingface``) only read their trainer's state into these calls."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None, *, fail_on: str | None = None,
+                 on_change: Callable[[Change], None] | None = None, confirm: int = 3):
+        self.user_config = dict(config or {})
+        self.monitor: Monitor | None = None
+        self.confirm = confirm
+        self.handler = ChangeHandler(fail_on, on_change)
+
+    @property
+    def changes(self) -> list[Change]:
+        return self.handler.changes
+
+    def start_monitor(self, recipe: Mapping[str, Any], steps_per_epoch: int | None) -> bool:
+        """Start the Monitor on the trainer's recipe (what the user passed wins); True when training should stop."""
+        self.monitor = Monitor({**recipe, **self.user_config}, steps_per_epoch=steps_per_epoch, confirm=self.confirm)
+        return self.handler(self.monitor.start())
+
+    def push_epoch(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        """One evaluated epoch's metrics; True when training should stop (False before the Monitor started)."""
+        return self.monitor is not None and self.handler(self.monitor.log_epoch(epoch, **metrics))

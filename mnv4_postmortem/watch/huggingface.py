@@ -15,35 +15,24 @@ from typing import Any, Callable, Mapping
 
 from transformers import TrainerCallback
 
-from mnv4_postmortem.analyzer.watch.adapt import ChangeHandler, pick_metrics
-from mnv4_postmortem.analyzer.watch.monitor import Monitor
+from mnv4_postmortem.analyzer.watch.adapt import MonitorHost, pick_metrics
 from mnv4_postmortem.analyzer.watch.tracker import Change
 
 __all__ = ["PostmortemCallback"]
 
 
-class PostmortemCallback(TrainerCallback):
+class PostmortemCallback(MonitorHost, TrainerCallback):
     def __init__(self, config: Mapping[str, Any] | None = None, *, fail_on: str | None = None,
                  on_change: Callable[[Change], None] | None = None, confirm: int = 3):
-        self.user_config = dict(config or {})
-        self.monitor: Monitor | None = None
-        self.confirm = confirm
-        self.handler = ChangeHandler(fail_on, on_change)
+        super().__init__(config, fail_on=fail_on, on_change=on_change, confirm=confirm)
         self.train_loss: float | None = None
         self.last_epoch = -1
-
-    @property
-    def changes(self) -> list[Change]:
-        return self.handler.changes
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         steps_per_epoch = None
         if state.max_steps and args.num_train_epochs:
             steps_per_epoch = max(1, round(state.max_steps / math.ceil(args.num_train_epochs)))
-        config = _recipe(args, steps_per_epoch)
-        config.update(self.user_config)
-        self.monitor = Monitor(config, steps_per_epoch=steps_per_epoch, confirm=self.confirm)
-        if self.handler(self.monitor.start()):
+        if self.start_monitor(_recipe(args, steps_per_epoch), steps_per_epoch):
             control.should_training_stop = True
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -59,7 +48,7 @@ class PostmortemCallback(TrainerCallback):
         if self.train_loss is not None:
             values.setdefault("train_loss", self.train_loss)
         self.last_epoch = epoch
-        if self.handler(self.monitor.log_epoch(epoch, **values)):
+        if self.push_epoch(epoch, values):
             control.should_training_stop = True
 
 

@@ -10,44 +10,27 @@ it sets ``trainer.should_stop`` at the first finding at or above that severity.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any
 
 try:
     from lightning.pytorch import Callback
 except ImportError:  # the older package name
     from pytorch_lightning import Callback  # type: ignore[no-redef]
 
-from mnv4_postmortem.analyzer.watch.adapt import ChangeHandler, pick_metrics
-from mnv4_postmortem.analyzer.watch.monitor import Monitor
-from mnv4_postmortem.analyzer.watch.tracker import Change
+from mnv4_postmortem.analyzer.watch.adapt import MonitorHost, pick_metrics
 
 __all__ = ["PostmortemCallback"]
 
 
-class PostmortemCallback(Callback):
-    def __init__(self, config: Mapping[str, Any] | None = None, *, fail_on: str | None = None,
-                 on_change: Callable[[Change], None] | None = None, confirm: int = 3):
-        self.user_config = dict(config or {})
-        self.monitor: Monitor | None = None
-        self.confirm = confirm
-        self.handler = ChangeHandler(fail_on, on_change)
-
-    @property
-    def changes(self) -> list[Change]:
-        return self.handler.changes
-
+class PostmortemCallback(MonitorHost, Callback):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        config = _recipe(trainer)
-        config.update(self.user_config)          # what the user says wins
-        self.monitor = Monitor(config, steps_per_epoch=_batches(trainer), confirm=self.confirm)
-        if self.handler(self.monitor.start()):
+        if self.start_monitor(_recipe(trainer), _batches(trainer)):
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if self.monitor is None or trainer.sanity_checking:
+        if trainer.sanity_checking:
             return
-        metrics = pick_metrics(trainer.callback_metrics)
-        if self.handler(self.monitor.log_epoch(int(trainer.current_epoch), **metrics)):
+        if self.push_epoch(int(trainer.current_epoch), pick_metrics(trainer.callback_metrics)):
             trainer.should_stop = True
 
 
