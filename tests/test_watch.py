@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -196,6 +197,39 @@ def test_tensorboard_file_flushed_mid_record(tmp_path):
     assert not issues
     assert len(frame) == len(reference) == 80
     assert frame["value"].round(5).tolist() == reference["value"].round(5).tolist()
+
+
+def test_a_corrupt_record_in_a_followed_event_file_costs_that_record_only(tmp_path):
+    """A data-CRC error mid-file while following: the live reader is the batch reader (issue 17's record
+    recovery), so the bad record is named and every record after it is kept, as `report` keeps them."""
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    from mnv4_postmortem.analyzer.ingest.tensorboard import read_event_file
+
+    written = tmp_path / "written"
+    writer = torch_tb.SummaryWriter(str(written))
+    for step in range(40):
+        writer.add_scalar("train/loss", 2.3 - step * 0.01, step)
+    writer.close()
+    data = bytearray(next(written.glob("events.out.tfevents*")).read_bytes())
+    offset = 0
+    for _ in range(20):                                  # to the 21st record, then one byte of its payload
+        offset += 16 + struct.unpack_from("<Q", data, offset)[0]
+    data[offset + 12] ^= 0xFF                            # its data CRC fails; its length is intact
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    target = run_dir / "events.out.tfevents.1.host"
+    target.write_bytes(b"")
+    live_dir = LiveRunDir(run_dir)
+    for start in range(0, len(data), 97):
+        with open(target, "ab") as out:
+            out.write(bytes(data[start:start + 97]))
+        live_dir.poll()
+    (events,) = [s for s in live_dir.sources.values() if hasattr(s, "part")]
+    _, frame, issues = events.part()
+    reference, reference_issues = read_event_file(target)
+    assert len(issues) == len(reference_issues) == 1 and "CRC" in issues[0].message
+    assert frame["step"].tolist() == reference["step"].tolist() and 38 <= len(frame) <= 39
+    assert frame["step"].max() == 39                    # records after the bad one are kept
 
 
 # ------------------------------------------------------------------------------------------------ diagnosis

@@ -739,6 +739,17 @@ def read_event_file(
     return scalars.frame(shown), _bad_record_issues(shown, bad, scalars.records) if bad else []
 
 
+def scan_event_chunk(data: bytes, shown: str, first_record: int, first_offset: int) -> tuple[pd.DataFrame, list[IngestIssue]]:
+    """The scalars of whole records cut from an event file that is still being written (``analyzer/watch``):
+    ``data`` starts at record ``first_record``, byte ``first_offset``. Read exactly as :func:`read_event_file`
+    reads a file (one record reader: CRCs, resynchronisation, bad records skipped and the rest kept), with
+    record numbers and offsets counted from the file's start."""
+    scalars, bad = _scan_records(data, True)
+    scalars = _Scalars(scalars.tags, scalars.steps, scalars.wall_times, scalars.values, scalars.records + first_record)
+    bad = [_BadRecord(b.reason, b.index + first_record, b.offset + first_offset, b.final) for b in bad]
+    return scalars.frame(shown), _bad_record_issues(shown, bad, scalars.records) if bad else []
+
+
 MAX_RECORD_ISSUES = 10   # one issue per bad record up to this many; a fuzzed file can have thousands
 
 

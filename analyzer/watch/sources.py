@@ -265,14 +265,24 @@ _RECORD_OVERHEAD = 16           # u64 length, u32 length CRC, data, u32 data CRC
 
 def complete_records(data: bytes) -> int:
     """Length of the complete TFRecord records at the start of ``data`` (a partial one is left)."""
-    pos = 0
+    return _frame_walk(data)[0]
+
+
+def _record_count(data: bytes) -> int:
+    return _frame_walk(data)[1]
+
+
+def _frame_walk(data: bytes) -> tuple[int, int]:
+    """Bytes and number of the whole records at the start of ``data``, by their length fields alone (the
+    record reader, ``ingest.tensorboard.scan_event_chunk``, checks them)."""
+    pos = count = 0
     while pos + 12 <= len(data):
         (length,) = _LENGTH.unpack_from(data, pos)
         end = pos + _RECORD_OVERHEAD + length
         if end > len(data):
             break
-        pos = end
-    return pos
+        pos, count = end, count + 1
+    return pos, count
 
 
 class LiveEventFile:
@@ -285,11 +295,10 @@ class LiveEventFile:
         self.columns: dict[str, list] = {k: [] for k in ("tag", "step", "wall_time", "value", "record")}
         self.records = 0
         self.issues: list[IngestIssue] = []
-        self.failed = False
 
     def poll(self) -> bool:
         got = False
-        while not self.failed and (chunk := self.tail.read()) is not None:
+        while (chunk := self.tail.read()) is not None:
             got = True
             if chunk.restarted:
                 self.records = 0     # a rewritten file: its rows replace the old ones at combine time
@@ -301,33 +310,13 @@ class LiveEventFile:
         return got
 
     def _decode(self, chunk: Chunk) -> None:
-        import crc32c
-        from tensorboard.compat.proto import event_pb2
+        from mnv4_postmortem.analyzer.ingest.tensorboard import scan_event_chunk
 
-        data, pos = chunk.data, 0
-        while pos < len(data):
-            (length,) = _LENGTH.unpack_from(data, pos)
-            body = data[pos + 12:pos + 12 + length]
-            if _masked(crc32c.crc32c(data[pos:pos + 8])) != struct.unpack_from("<I", data, pos + 8)[0] or \
-                    _masked(crc32c.crc32c(body)) != struct.unpack_from("<I", data, pos + 12 + length)[0]:
-                # The records before it are kept; what follows a corrupt record cannot be framed.
-                self.issues.append(IngestIssue(SourceRef(self.rel, record=self.records, offset=chunk.offset + pos),
-                                               "CRC mismatch; kept the records before it, skipped the rest of the file"))
-                self.failed = True
-                return
-            try:
-                event = event_pb2.Event.FromString(body)
-            except Exception:  # noqa: BLE001 - protobuf's DecodeError; a bad payload costs one record
-                event = None
-            if event is not None and event.HasField("summary"):
-                for value in event.summary.value:
-                    scalar = _scalar(value)
-                    if scalar is not None:
-                        for key, item in zip(("tag", "step", "wall_time", "value", "record"),
-                                             (value.tag, int(event.step), float(event.wall_time), scalar, self.records)):
-                            self.columns[key].append(item)
-            self.records += 1
-            pos += _RECORD_OVERHEAD + length
+        frame, issues = scan_event_chunk(chunk.data, self.rel, self.records, chunk.offset)
+        self.issues.extend(issues)
+        for key in self.columns:
+            self.columns[key].extend(frame[key].tolist())
+        self.records += _record_count(chunk.data)
 
     def progress(self) -> tuple[Any, ...]:
         steps = self.columns["step"]
@@ -346,30 +335,6 @@ class LiveEventFile:
 
     def contributions(self) -> list[Contribution]:
         return []   # combined with the run's other event files by LiveRunDir
-
-
-def _masked(crc: int) -> int:
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _scalar(value: Any) -> float | None:
-    """A summary value's scalar: ``simple_value``, or a 0-d float/int tensor (what ``add_scalar`` and
-    the newer ``add_scalars``/Keras paths write)."""
-    kind = value.WhichOneof("value")
-    if kind == "simple_value":
-        return float(value.simple_value)
-    if kind == "tensor":
-        tensor = value.tensor
-        if tensor.tensor_shape.dim:
-            return None
-        for name in ("float_val", "double_val", "int_val", "int64_val"):
-            values = getattr(tensor, name)
-            if len(values) == 1:
-                return float(values[0])
-        if tensor.tensor_content and tensor.dtype in (1, 2):     # DT_FLOAT, DT_DOUBLE
-            array = np.frombuffer(tensor.tensor_content, np.float32 if tensor.dtype == 1 else np.float64)
-            return float(array[0]) if array.size == 1 else None
-    return None
 
 
 # --------------------------------------------------------------------------------------------- the directory
