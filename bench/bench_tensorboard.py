@@ -44,21 +44,21 @@ PROCESS_TARGET = 10.0   # issue 15
 DATA = Path(__file__).resolve().parent / "_data"
 
 
-def _masked_crc(data: bytes) -> int:
+def masked_crc(data: bytes) -> int:
     crc = crc32c.crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def _record(payload: bytes) -> bytes:
+def frame_record(payload: bytes) -> bytes:
     length = struct.pack("<Q", len(payload))
-    return b"".join((length, struct.pack("<I", _masked_crc(length)), payload, struct.pack("<I", _masked_crc(payload))))
+    return b"".join((length, struct.pack("<I", masked_crc(length)), payload, struct.pack("<I", masked_crc(payload))))
 
 
 def write_event_file(path: Path, n_scalars: int) -> None:
     """One event per scalar, tags interleaved per step, like a training loop calling add_scalar."""
     rng = np.random.default_rng(0)
     noise = rng.standard_normal(n_scalars)
-    chunks = [_record(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())]
+    chunks = [frame_record(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())]
     for i in range(n_scalars):
         step, tag = divmod(i, len(TAGS))
         value = math.exp(-step / 20000) + 0.01 * noise[i]
@@ -67,7 +67,7 @@ def write_event_file(path: Path, n_scalars: int) -> None:
             step=step,
             summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=TAGS[tag], simple_value=value)]),
         )
-        chunks.append(_record(event.SerializeToString()))
+        chunks.append(frame_record(event.SerializeToString()))
     path.write_bytes(b"".join(chunks))
 
 

@@ -18,38 +18,28 @@ import argparse
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import crc32c
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-
-def _masked_crc(data: bytes) -> int:
-    crc = crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _record(payload: bytes) -> bytes:
-    length = struct.pack("<Q", len(payload))
-    return b"".join((length, struct.pack("<I", _masked_crc(length)), payload, struct.pack("<I", _masked_crc(payload))))
+from bench_tensorboard import frame_record  # the same TFRecord writer (bench/ is on sys.path when run)
 
 
 def write_tags(path: Path, n_tags: int, n_steps: int) -> int:
-    chunks = [_record(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())]
+    chunks = [frame_record(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())]
     for step in range(n_steps):
         loss = event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(
             value=[summary_pb2.Summary.Value(tag="train/loss", simple_value=2.0 - 0.001 * step)]))
-        chunks.append(_record(loss.SerializeToString()))
+        chunks.append(frame_record(loss.SerializeToString()))
         for t in range(n_tags):
             event = event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(
                 value=[summary_pb2.Summary.Value(tag=f"layers/block{t // 10}.conv{t % 10}/weight_norm",
                                                  simple_value=1.0 + 0.001 * t + 0.01 * step)]))
-            chunks.append(_record(event.SerializeToString()))
+            chunks.append(frame_record(event.SerializeToString()))
     path.write_bytes(b"".join(chunks))
     return (n_tags + 1) * n_steps
 

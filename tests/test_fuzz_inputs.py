@@ -24,7 +24,6 @@ import shutil
 import struct
 from pathlib import Path
 
-import crc32c
 import pytest
 from click.testing import CliRunner
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -33,6 +32,7 @@ from mnv4_postmortem.analyzer.ingest import load_run
 from mnv4_postmortem.analyzer.ingest.tensorboard import read_event_file
 from mnv4_postmortem.analyzer.model import IngestError
 from mnv4_postmortem.cli import cli
+from _tfrecord import frame_record
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "fixtures" / "runs" / "seed_mnv4"
@@ -46,23 +46,13 @@ def event_file(folder: Path) -> Path:
     return next(p for p in sorted(folder.glob("events.out.tfevents.*")))
 
 
-def _masked_crc(data: bytes) -> int:
-    crc = crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _record(payload: bytes) -> bytes:
-    length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", _masked_crc(length)) + payload + struct.pack("<I", _masked_crc(payload))
-
-
 def many_tags_file(n_tags: int) -> bytes:
     """A per-step train loss beside ``n_tags`` per-layer tags, in the bytes ``add_scalar`` writes."""
     def scalar(step: int, tag: str, value: float) -> bytes:
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
-        return _record(event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary).SerializeToString())
+        return frame_record(event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary).SerializeToString())
 
-    chunks = [_record(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())]
+    chunks = [frame_record(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2").SerializeToString())]
     for step in range(3):
         chunks.append(scalar(step, "train/loss", 2.0 - 0.1 * step))
         chunks += [scalar(step, f"layer{t}/grad_norm", 0.01 * t) for t in range(n_tags)]

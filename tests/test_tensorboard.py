@@ -8,7 +8,6 @@ import os
 import struct
 from pathlib import Path
 
-import crc32c
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +32,7 @@ from mnv4_postmortem.analyzer.ingest.tensorboard import (
     sniff_event_file,
 )
 from mnv4_postmortem.analyzer.model import IngestError
+from _tfrecord import frame_record, masked_crc
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "tb"
@@ -70,16 +70,6 @@ def record_spans(data: bytes) -> list[tuple[int, int]]:
         pos += length + 16
     assert pos == len(data), "test helper expects a well-formed file"
     return spans
-
-
-def masked_crc(data: bytes) -> int:
-    crc = crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frame_record(payload: bytes) -> bytes:
-    length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", masked_crc(length)) + payload + struct.pack("<I", masked_crc(payload))
 
 
 def tbparse_frame(path: Path, kind: str = "scalars") -> pd.DataFrame:

@@ -11,26 +11,16 @@ import json
 import struct
 from pathlib import Path
 
-import crc32c
 import pytest
 from click.testing import CliRunner
 
 from mnv4_postmortem.analyzer.ingest.tensorboard import read_event_file
 from mnv4_postmortem.cli import cli
+from _tfrecord import frame_record
 
 SummaryWriter = pytest.importorskip("torch.utils.tensorboard").SummaryWriter
 
 STEPS = 60
-
-
-def masked_crc(data: bytes) -> int:
-    crc = crc32c.crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def frame_record(payload: bytes) -> bytes:
-    length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", masked_crc(length)) + payload + struct.pack("<I", masked_crc(payload))
 
 
 def records(data: bytes) -> list[tuple[int, bytes]]:
