@@ -245,6 +245,7 @@ class _Score:
     explained: tuple[Symptom, ...]
     lines: tuple[Evidence, ...]
     against: tuple[str, ...]
+    signals: float = 0.0  # the signals' net weight (minus predicted-absent symptoms seen): what tells this cause apart
 
 
 def _signal_line(ctx: _Context, index: int) -> str:
@@ -266,8 +267,10 @@ def _score(ctx: _Context, fired: Mapping[str, Symptom]) -> _Score:
                       + (f", epochs {s.epochs[0]}-{s.epochs[1]}" if s.epochs else "") + ")",
                       tuple(r for e in s.evidence for r in e.refs)) for s in explained]
     against: list[str] = []
+    signals = 0.0
     for s in (fired[s] for s in rule.absent if s in fired):
         total -= s.strength
+        signals -= s.strength
         line = f"against: {s.title} is seen, which {rule.cause} predicts absent"
         lines.append(Evidence(line))
         against.append(line.removeprefix("against: "))
@@ -279,11 +282,38 @@ def _score(ctx: _Context, fired: Mapping[str, Symptom]) -> _Score:
         if is_missing(value) or not value:
             continue
         total += signal.weight
+        signals += signal.weight
         line = _signal_line(ctx, i)
         lines.append(Evidence(line))
         if signal.weight < 0:
             against.append(line.split(": ", 1)[1])
-    return _Score(total, explained, tuple(lines), tuple(against))
+    return _Score(total, explained, tuple(lines), tuple(against), signals)
+
+
+def _severity_of(rule: Rule, score: _Score, bar: float) -> Severity:
+    """A scored cause's severity follows its own evidence, not the symptom it claims (issue 13).
+
+    A symptom says that one of its candidate causes holds; the signals (config and log evidence for and
+    against) say which one. So:
+    - no symptom at warning or above of its own (a config smell, at most an info-level curve sign) and
+      evidence only at its bar (confidence one half): info. Only the config speaks for it, and a heavy
+      recipe is as often a healthy published one as a problem; what the report calls a warning is something
+      the curves show or evidence past the bar;
+    - signals net positive (the evidence singles this cause out): as severe as the worst symptom it explains,
+      when that is above the rule's own severity (a warning-level cause that holds a run at the prior is an
+      error for that run);
+    - signals net zero (no config or log evidence either way; missing evidence counts neither way): the
+      rule's own severity;
+    - signals net negative (more evidence against it than for it): a candidate the symptom leaves open, not
+      the diagnosis: at most warning.
+    """
+    if not any(s.severity >= Severity.WARNING for s in score.explained) and score.total <= bar:
+        return Severity.INFO
+    if score.signals > 0:
+        return max([rule.severity] + [s.severity for s in score.explained])
+    if score.signals < 0:
+        return min(rule.severity, Severity.WARNING)
+    return rule.severity
 
 
 def _confidence_of(score: float, bar: float) -> float:
@@ -321,9 +351,7 @@ def evaluate_scored(rule: Rule, evaluator: RuleEvaluator, template_context: Mapp
         return Considered(rule.id, rule.cause, rule.title, reason)
     ruled_out = ctx.render(rule.ruled_out, "ruled_out") if rule.ruled_out is not None else None
     strong = [s for s in score.explained if s.severity >= Severity.WARNING]
-    # A cause is as severe as the worst symptom it explains (a warning-level cause that holds a run at the
-    # prior is an error for that run).
-    severity = max([rule.severity] + [s.severity for s in score.explained])
+    severity = _severity_of(rule, score, bar)
     return Finding(
         rule_id=rule.id, cause=rule.cause, severity=severity, confidence=_confidence_of(score.total, bar),
         title=rule.title, evidence=_evidence(ctx) + score.lines, epochs=epochs, fix=_fix(ctx, pipeline_meta),
