@@ -181,3 +181,46 @@ def test_ema_lag_symptoms_text_does_not_claim_the_model_learns_when_train_loss_i
         assert not any("the weights being trained improve" in e.text for e in finding.evidence)
     else:  # not named at all: then nothing claims the model improves either
         assert all("the weights being trained improve" not in e.text for f in report.findings for e in f.evidence)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Calibration: a symptom two causes claim is shared in their stated confidence
+
+
+def _two_claimants_pack(tmp_path: Path, strength: int = 2):
+    (tmp_path / "flat.yaml").write_text(SYMPTOM.replace("strength: 2", f"strength: {strength}"))
+    (tmp_path / "c.yaml").write_text(CAUSE.format(id="c", cause="no-learning"))
+    (tmp_path / "d.yaml").write_text(CAUSE.format(id="d", cause="over-regularization").replace("for_it", "for_d")
+                                     .replace("against_it", "against_d"))
+    pack = load_rules([tmp_path])
+    assert pack.errors == (), [str(e) for e in pack.errors]
+    return pack
+
+
+def test_one_claimant_states_the_plain_logistic_of_its_total(tmp_path):
+    (finding,) = evaluate(_scored_pack(tmp_path), {"series": {"flat": True}, "config": {"for_it": True}}).findings
+    assert finding.confidence == pytest.approx(min(0.97, 1 / (1 + np.exp(-2 * (3 - 1)))))
+
+
+def test_two_claimants_share_the_symptom_by_their_signals(tmp_path):
+    pack = _two_claimants_pack(tmp_path)
+    even = evaluate(pack, {"series": {"flat": True}, "config": {}}).findings
+    # Neither has a signal: each states half of the plain logistic of its total (2 at bar 1).
+    assert [f.confidence for f in even] == pytest.approx([0.5 / (1 + np.exp(-2 * 1))] * 2)
+    tilted = {f.cause: f.confidence for f in
+              evaluate(pack, {"series": {"flat": True}, "config": {"for_it": True}}).findings}
+    assert tilted["no-learning"] > 0.8 > 0.2 > tilted["over-regularization"]
+
+
+def test_a_claimant_the_evidence_outweighs_goes_to_the_differential(tmp_path):
+    # d fires (3 - 1.5 >= its bar 1) but c's evidence (+1 against d's -1.5) leaves d a share under 1 in 20.
+    pack = _two_claimants_pack(tmp_path, strength=3)
+    result = evaluate(pack, {"series": {"flat": True}, "config": {"for_it": True, "against_d": True}})
+    assert [f.cause for f in result.findings] == ["no-learning"]
+    (out,) = [c for c in result.considered if c.rule_id == "d"]
+    assert "outweighs" in out.reason
+
+
+def test_seed_no_learning_is_outweighed_by_the_ema_lag_the_log_shows(seed):
+    assert "no-learning" not in {f.cause for f in seed.findings}
+    assert any(c.cause == "no-learning" and "outweighs" in (c.reason or "") for c in seed.considered)
