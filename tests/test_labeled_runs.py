@@ -25,7 +25,10 @@ KNOWN_MISSES = {
     "shared/issue-excerpts/t2t-issue-15-ema-eval-stuck-at-chance":
         "summary rows without a class count: no chance-based symptom can fire; only incomplete-run does",
     "shared/issue-excerpts/timm-issue-38-mbv3-summary-ema-lag":
-        "eval_prec1-era rows without ln C or a class count: the EMA-lag symptom cannot be read off",
+        "C is inferred (1000), but the flat start (12 epochs of 500) resolved by itself: without a config nothing "
+        "names it, and with one it is ema-lag-early's info note; shared/real-runs/repghost-1.0x-in1k-300ep has "
+        "the same curve (24 flat epochs of 300, model_ema 0.9999) and is labelled healthy, so no rule reading the "
+        "curves can give both their labels",
     "shared/issue-excerpts/timm-issue-211-empty-val-class-eval-broken":
         "3 Test lines and 2 summary rows: too short for any symptom's persistence",
     "shared/issue-excerpts/timm-issue-267-vit-small-p8-loss-flat":
