@@ -163,6 +163,7 @@ class Considered:
     cause: str
     title: str
     reason: str | None = None  # the rendered ``ruled_out`` text
+    outweighed: bool = False  # it fired, but a rival claiming the same symptom outweighs it (engine/evaluate.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +303,8 @@ def differential(ranked: Sequence[Finding], considered_not_fired: Sequence[Consi
         why = "its rule's conditions did not hold"
         if top is not None and item.cause in top.explains:
             why = f"{top.cause} explains these symptoms"
-        sentences.append(_sentence(f"{item.cause} (considered, did not fire)", item.reason, why))
+        head = f"{item.cause} (fired, outweighed)" if item.outweighed else f"{item.cause} (considered, did not fire)"
+        sentences.append(_sentence(head, item.reason, why))
     return tuple(sentences)
 
 

@@ -467,7 +467,7 @@ def _outweighed(finding: Finding) -> Considered:
               f"confidence {finding.confidence:.2f})")
     if finding.against:
         reason += "; against: " + "; ".join(finding.against)
-    return Considered(finding.rule_id, finding.cause, finding.title, reason)
+    return Considered(finding.rule_id, finding.cause, finding.title, reason, outweighed=True)
 
 
 def _share_symptoms(findings: list[Finding], fired: Mapping[str, Symptom], bars: Mapping[str, float]) -> list[Finding]:
