@@ -357,13 +357,13 @@ def _merged_strength(symptom_ids: Sequence[str], group: Sequence[Finding], sympt
 
 
 def _merge(group: Sequence[Finding], symptoms: Sequence[Symptom]) -> Finding:
-    """One finding for one cause from every rule that named it (``group`` in rank order, best first).
+    """One finding for one cause from every rule that named it (``group`` best first: see ``merge_by_cause``).
 
     - Evidence: the union, the best-ranked rule's lines first, each line once.
     - Confidence and score: the best rule's (the maximum), not a combination as if independent: the rules of
       one cause read the same curves and config, so a second rule restates the evidence rather than adding to it.
     - Severity: the highest any of them states on its own evidence.
-    - Fix: one fix, the best-ranked rule's (the next one's when it has none): two fixes for one cause would
+    - Fix: one fix, the leading rule's (the next one's when it has none): two fixes for one cause would
       ask the user to choose between readings of the same evidence.
     - Symptoms, explained causes and epochs: the union.
     """
@@ -405,7 +405,9 @@ def merge_by_cause(findings: Iterable[Finding], symptoms: Sequence[Symptom] = ()
     groups: dict[tuple[str, str], list[Finding]] = {}
     for finding in findings:
         groups.setdefault((finding.cause, finding.role), []).append(finding)
-    return [_merge(sorted(group, key=_base_key), symptoms) for group in groups.values()]
+    # The most specific rule (most conditions) leads: its title, fix and id are tailored to more of this run's
+    # facts than a generic reading of the curves; between equally specific rules, the rank order decides.
+    return [_merge(sorted(group, key=lambda f: (-f.specificity, _base_key(f))), symptoms) for group in groups.values()]
 
 
 def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] = (),
