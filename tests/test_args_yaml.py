@@ -14,13 +14,12 @@ from hypothesis import strategies as st
 from mnv4_postmortem.analyzer.ingest.args_yaml import (
     MAX_YAML_BYTES,
     ArgsYaml,
-    build_config,
     parse_args_yaml,
     parse_wandb_config,
 )
 from mnv4_postmortem.analyzer.ingest.summary_csv import parse_summary_csv
 from mnv4_postmortem.analyzer.model import IngestError, SourceRef
-from mnv4_postmortem.analyzer.timm.defaults import ERAS, TIMM_DEFAULTS, defaults_for
+from mnv4_postmortem.analyzer.timm.defaults import ERAS, TIMM_DEFAULTS, build_config, defaults_for
 from mnv4_postmortem.analyzer.timm.recipe import resolve_lr
 from mnv4_postmortem.analyzer.timm.version import era_of, version_from_args
 
