@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
-from mnv4_postmortem.analyzer.detect.metrics import diff_noise
+from mnv4_postmortem.analyzer.detect.metrics import chance_value, diff_noise
 from mnv4_postmortem.analyzer.detect.series import STEP_PREFIX
 from mnv4_postmortem.analyzer.features.derived import Derived
 from mnv4_postmortem.analyzer.features.names import (  # the names rules may use: declared in names.py, light
@@ -483,7 +483,7 @@ def derived_record(run: Run, derived: Derived) -> Any:
         "updates_at": updates_at,
         "first_epoch": first_epoch,
         "run_dir": str(run.run_dir),
-        "ln_classes": math.log(derived.num_classes) if derived.num_classes and derived.num_classes > 1 else None,
+        "ln_classes": chance_value("train_loss", derived.num_classes),  # the loss of a uniform guesser
     }
     record._data.update(extra)
     return record

@@ -23,11 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from mnv4_postmortem.analyzer.timm.defaults import ARGUMENT_NAMES, TIMM_DEFAULTS
-
-# The names of the settings a diagnosis reads, as timm HEAD spells them: what marks a ``key: value`` line of a
-# pasted excerpt as an argument (ingest/excerpt.py). Only the names; the values are read at ingest, once.
-DIAGNOSED_NAMES: frozenset[str] = frozenset(TIMM_DEFAULTS)
+from mnv4_postmortem.analyzer.timm.defaults import ARGUMENT_NAMES, DIAGNOSED_NAMES
 
 # Names any training script's settings may carry, timm's or not: the train.py names that other trainers'
 # own settings also use (Ultralytics' args.yaml: model, epochs, pretrained, seed, amp, workers, device, resume,

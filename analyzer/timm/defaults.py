@@ -24,7 +24,7 @@ from mnv4_postmortem.analyzer.model import SourceRef, TrainConfig
 from mnv4_postmortem.analyzer.timm.version import ERAS, TimmVersion, era_of, version_from_args
 
 __all__ = [
-    "ARGUMENT_NAMES", "COMMAND_NOISE_DEFAULTS", "ERAS", "TIMM_DEFAULTS", "build_config", "command_defaults", "default",
+    "ARGUMENT_NAMES", "COMMAND_NOISE_DEFAULTS", "DIAGNOSED_NAMES", "ERAS", "TIMM_DEFAULTS", "build_config", "command_defaults", "default",
     "defaults_for", "with_defaults",
 ]
 
@@ -162,6 +162,9 @@ COMMAND_NOISE_DEFAULTS: Mapping[str, Any] = MappingProxyType({
 # Every train.py argument name these tables know (any era): what tells timm's args.yaml from another trainer's
 # settings file (timm/argument_names.py).
 ARGUMENT_NAMES: frozenset[str] = frozenset(_TABLE) | frozenset(COMMAND_NOISE_DEFAULTS)
+# The names of the settings a diagnosis reads, as timm HEAD spells them: what marks a ``key: value`` line of a
+# pasted excerpt as an argument (ingest/excerpt.py, through timm/argument_names.py). Names only.
+DIAGNOSED_NAMES: frozenset[str] = frozenset(TIMM_DEFAULTS)
 
 
 def command_defaults(version: TimmVersion | str | None) -> dict[str, Any]:
