@@ -11,6 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import FIXTURE_RUNS, REAL_RUNS, REPO, SHARED
 from mnv4_postmortem.analyzer.ingest.args_yaml import (
     MAX_YAML_BYTES,
     ArgsYaml,
@@ -23,11 +24,7 @@ from mnv4_postmortem.analyzer.timm.defaults import ERAS, TIMM_DEFAULTS, build_co
 from mnv4_postmortem.analyzer.timm.recipe import resolve_lr
 from mnv4_postmortem.analyzer.timm.version import era_of, version_from_args
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_RUNS = REPO / "fixtures" / "runs"
 BAD = REPO / "fixtures" / "bad" / "yaml"
-SHARED = REPO.parent / "shared"
-REAL_RUNS = SHARED / "real-runs"
 FORMATS = SHARED / "reference" / "timm-formats.md"
 
 FIXTURE_ARGS = sorted(FIXTURE_RUNS.glob("*/args.yaml"))
