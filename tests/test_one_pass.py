@@ -99,3 +99,17 @@ def test_detect_chance_ranges_use_the_same_levels(pack) -> None:
     assert detection.chance, "the run stuck at chance shows no chance range"
     for chance in detection.chance:
         assert chance.chance == detection.chance_levels[chance.metric]
+
+
+def test_every_run_carries_its_eras_defaults_and_only_args_runs_get_them_filled(tmp_path: Path) -> None:
+    from mnv4_postmortem.analyzer.timm.defaults import command_defaults, defaults_for
+
+    source = REPO / "fixtures" / "runs" / CHANCE_RUNS[1]
+    (tmp_path / "summary.csv").write_bytes((source / "summary.csv").read_bytes())
+    with_args, without_args = load_run(source).config, load_run(tmp_path).config
+    for config in (with_args, without_args):
+        assert config.defaults == defaults_for(config.timm_version)
+        assert config.command_defaults == command_defaults(config.timm_version)
+    assert without_args.values == {} and not without_args.defaulted   # no recipe invented without args.yaml
+    assert set(with_args.defaults) <= set(with_args.values)
+    assert all(with_args.values[k] == with_args.defaults[k] for k in with_args.defaulted)
