@@ -24,7 +24,7 @@ Ranking (``rank``) follows the causal chain, in three tiers by the rule's ``role
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -367,8 +367,6 @@ def _merge(group: Sequence[Finding], symptoms: Sequence[Symptom]) -> Finding:
       ask the user to choose between readings of the same evidence.
     - Symptoms, explained causes and epochs: the union.
     """
-    from dataclasses import replace
-
     if len(group) == 1:
         return group[0]
     best = group[0]

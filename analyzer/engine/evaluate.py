@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix, Severity, Symptom
@@ -406,8 +406,6 @@ def _symptom_record(symptom: Symptom) -> dict[str, Any]:
 
 def _claimed(finding: Finding, rule: Rule, fired: Mapping[str, Symptom]) -> Finding:
     """A ``when``-only cause that lists ``symptoms`` claims the fired ones (it reads the curves itself)."""
-    from dataclasses import replace
-
     claimed = tuple(s for s in rule.symptoms if s in fired)
     if not claimed:
         return finding
@@ -484,8 +482,6 @@ def _share_symptoms(findings: list[Finding], fired: Mapping[str, Symptom], bars:
     unshared, causes that fired on a symptom another cause also claimed, with more evidence against them than
     for them, were stated at 0.73-0.80 and were right in 5 of 9.
     """
-    from dataclasses import replace
-
     signals: dict[str, float] = {}
     claimants: dict[str, set[str]] = {}
     for finding in findings:
