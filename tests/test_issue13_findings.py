@@ -224,3 +224,15 @@ def test_a_claimant_the_evidence_outweighs_goes_to_the_differential(tmp_path):
 def test_seed_no_learning_is_outweighed_by_the_ema_lag_the_log_shows(seed):
     assert "no-learning" not in {f.cause for f in seed.findings}
     assert any(c.cause == "no-learning" and "outweighs" in (c.reason or "") for c in seed.considered)
+
+
+def test_seed_json_lists_every_rule_of_a_cause_and_marks_the_outweighed(seed):
+    from conftest import report_json
+    from mnv4_postmortem.analyzer.render.json_render import render
+
+    document = report_json(render(seed))  # validated against the shipped schema
+    (ema,) = [f for f in document["findings"] if f["cause"] == "ema-lag"]
+    assert sorted(ema["rules"]) == ["ema-lag", "ema-lag-symptoms"]
+    outweighed = {c["cause"] for c in document["considered"] if c.get("outweighed")}
+    assert "no-learning" in outweighed
+    assert all("outweighed" not in c for c in document["considered"] if c["cause"] not in outweighed)

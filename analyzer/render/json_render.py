@@ -63,7 +63,10 @@ def schema() -> dict[str, Any]:
 
 
 def _considered(item: Considered) -> dict[str, Any]:
-    return {"rule_id": item.rule_id, "cause": item.cause, "title": item.title, "reason": item.reason}
+    out = {"rule_id": item.rule_id, "cause": item.cause, "title": item.title, "reason": item.reason}
+    if item.outweighed:  # fired, but outweighed by a rival (engine/evaluate.py); absent otherwise (schema 1.2)
+        out["outweighed"] = True
+    return out
 
 
 def _finite(value: Any) -> Any:
