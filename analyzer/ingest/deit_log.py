@@ -18,12 +18,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochValues
 from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     TextFormat,
     PERCENT_BY_TIMM,
@@ -89,7 +90,6 @@ def log_txt_contribution(text: str, shown: str, family: str) -> Contribution:
     lines = json_lines_text(text, shown)
     issues = list(lines.issues)
     rows = []
-    keys: set[str] = set()
     for line, record in lines.records:
         epoch = record.get("epoch")
         if type(epoch) is not int:  # main.py writes an int; anything else is checked the slow way
@@ -97,19 +97,18 @@ def log_txt_contribution(text: str, shown: str, family: str) -> Contribution:
         if epoch is None or not float(epoch).is_integer() or epoch < 0:
             issues.append(IngestIssue(SourceRef(shown, line=line), "a record without a whole 'epoch'; skipped"))
             continue
-        if len(record) != len(keys) or not keys.issuperset(record):
-            keys.update(record)
         rows.append((int(epoch), record, SourceRef(shown, line=line)))
     if not rows:
         raise IngestError("no epoch record: expected JSON lines with 'epoch' and train_/test_ keys", SourceRef(shown))
+    keys = set(chain.from_iterable(record for _, record, _ in rows))
     collected = collect(rows, skip=NOT_METRICS)
     both = any(k.endswith("_ema") and k.startswith("test_") for k in keys)
     units = {k: PERCENT_BY_TIMM for k in ACCURACY_KEYS}
     mapped = epoch_contribution(collected, COLUMNS, units)
     epochs = list(mapped.epochs)
     if both:  # the raw model's eval, as its own pass, when the EMA's was logged beside it
-        twins = [(RAW_TWINS[k], e, v, ref) for k in RAW_TWINS for e, (v, ref) in collected.values.get(k, {}).items()]
-        epochs.append(EpochValues(twins))
+        twins = [EpochColumn(RAW_TWINS[k], *collected.values[k]) for k in RAW_TWINS if k in collected.values]
+        epochs.append(EpochValues(columns=twins))
     trainer = main_py_family({}, keys)
     notes = (*mapped.notes, "the reported test_* are the raw model's: main.py's evaluate() runs on the model"
              + (", and the EMA's are logged apart as test_*_ema" if both else

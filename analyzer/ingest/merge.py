@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochContext
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
 from mnv4_postmortem.analyzer.ingest.formats import Combined, by_name
 from mnv4_postmortem.analyzer.model import (
@@ -236,8 +238,11 @@ def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
             for column, points in _by_column(values.points).items():
                 if not (values.only_new_column and column in earlier_columns):
                     table.put_many(column, points, overwrite=values.overwrite)
+            for bulk in values.columns:
+                if not (values.only_new_column and bulk.column in earlier_columns):
+                    table.put_column(bulk, overwrite=values.overwrite)
             continue
-        for column, epoch, value, ref in values.points:
+        for column, epoch, value, ref in values.all_points():
             if values.only_new_column and column in earlier_columns:
                 continue
             table.fill_or_check(column, epoch, value, ref, values.tolerance)
@@ -336,6 +341,23 @@ class _EpochTable:
                 known[epoch] = value
                 refs[epoch] = ref
 
+    def put_column(self, bulk: EpochColumn, *, overwrite: bool = False) -> None:
+        """:meth:`put_many` for a column handed over in bulk (same result, without a tuple per point)."""
+        if len(set(bulk.epochs)) < len(bulk.epochs):  # repeated epochs: put_many knows which one stays
+            self.put_many(bulk.column, list(zip(bulk.epochs, bulk.values, bulk.refs)), overwrite=overwrite)
+            return
+        known = self.values.setdefault(bulk.column, {})
+        refs = self.refs.setdefault(bulk.column, {})
+        self.writers.setdefault(bulk.column, set()).add(self.current_format)
+        if overwrite or not known:
+            known.update(zip(bulk.epochs, bulk.values))
+            refs.update(zip(bulk.epochs, bulk.refs))
+            return
+        for epoch, value, ref in zip(bulk.epochs, bulk.values, bulk.refs):
+            if epoch not in known:
+                known[epoch] = value
+                refs[epoch] = ref
+
     def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
                       tolerance: float = AGREEMENT_TOLERANCE) -> None:
         """Fill a gap, or compare with the documented source (summary.csv, put first) and warn on disagreement."""
@@ -359,11 +381,20 @@ class _EpochTable:
             empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
             return empty, empty.copy()
         ordered = [c for c in EPOCH_COLUMNS if c in self.values] + sorted(c for c in self.values if c not in EPOCH_COLUMNS)
-        frame = pd.DataFrame({c: pd.Series(self.values[c], dtype="float64") for c in ordered})
-        frame.index.name = "epoch"
-        frame = frame.sort_index()
-        refs = pd.DataFrame({c: pd.Series(self.refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
+        # Every column over the sorted union of epochs, a missing cell NaN (as a frame of aligned Series would be),
+        # built from the dicts directly: a Series per column costs more than the lookups.
+        epochs = sorted(set().union(*self.values.values()))
+        index = pd.Index(epochs, name="epoch") if epochs else pd.Index([], name="epoch", dtype="object")
+        missing = repeat(math.nan)
+        frame = pd.DataFrame({c: np.array(list(map(self.values[c].get, epochs, missing)), dtype="float64") for c in ordered}, index=index)
+        refs = pd.DataFrame({c: _objects(list(map(self.refs.get(c, {}).get, epochs, missing))) for c in ordered}, index=index)
         return frame, refs
+
+
+def _objects(items: list) -> np.ndarray:
+    out = np.empty(len(items), dtype="object")
+    out[:] = items
+    return out
 
 
 def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:
