@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import cache
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -384,17 +385,14 @@ class _EpochTable:
         # Every column over the sorted union of epochs, a missing cell NaN (as a frame of aligned Series would be),
         # built from the dicts directly: a Series per column costs more than the lookups.
         epochs = sorted(set().union(*self.values.values()))
-        index = pd.Index(epochs, name="epoch") if epochs else pd.Index([], name="epoch", dtype="object")
+        index = pd.Index(np.array(epochs), name="epoch") if epochs else pd.Index([], name="epoch", dtype="object")
         missing = repeat(math.nan)
-        frame = pd.DataFrame({c: np.array(list(map(self.values[c].get, epochs, missing)), dtype="float64") for c in ordered}, index=index)
-        refs = pd.DataFrame({c: _objects(list(map(self.refs.get(c, {}).get, epochs, missing))) for c in ordered}, index=index)
-        return frame, refs
-
-
-def _objects(items: list) -> np.ndarray:
-    out = np.empty(len(items), dtype="object")
-    out[:] = items
-    return out
+        values = np.array([list(map(self.values[c].get, epochs, missing)) for c in ordered], dtype="float64")
+        refs = np.empty((len(ordered), len(epochs)), dtype="object")
+        for row, c in enumerate(ordered):
+            refs[row, :] = list(map(self.refs.get(c, {}).get, epochs, missing))
+        return (pd.DataFrame(values.T, index=index, columns=ordered),
+                pd.DataFrame(refs.T, index=index, columns=ordered))
 
 
 def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:
@@ -405,12 +403,18 @@ def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:
     return wide.T.groupby(level=0).last().T.sort_index() if wide.columns.duplicated().any() else wide.sort_index()
 
 
+@cache
+def _empty_step_frame() -> pd.DataFrame:
+    """The step frame of a run without steps (built once: a frame of empty Series costs more than a copy)."""
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
+        src_file=pd.Series(dtype="object")
+    )
+
+
 def _step_frame(contributions: Sequence[Contribution]) -> pd.DataFrame:
     frames = [c.steps for c in contributions if c.steps is not None and len(c.steps)]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
-            src_file=pd.Series(dtype="object")
-        )
+        return _empty_step_frame().copy()
     steps = pd.concat(frames, ignore_index=True)
     steps["src_file"] = steps["src_file"].astype("category")
     return steps

@@ -378,17 +378,14 @@ CONFIDENCE_TRAIN_LOSS = 0.6
 CONFIDENCE_AGREEING_TOP1 = 0.1
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
-    """(start, end) inclusive of the longest stretch of True, or None."""
-    best: tuple[int, int] | None = None
-    start = None
-    for i, flag in enumerate(list(mask) + [False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            if best is None or (i - 1 - start) > (best[1] - best[0]):
-                best = (start, i - 1)
-            start = None
-    return best
+    """(start, end) inclusive of the longest stretch of True (the earliest of equal ones), or None."""
+    flags = np.asarray(mask, dtype=bool)
+    if not flags.any():
+        return None
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False]))))  # where a stretch starts / ends + 1
+    starts, ends = edges[0::2], edges[1::2] - 1
+    longest = int(np.argmax(ends - starts))  # argmax takes the first of equal maxima
+    return int(starts[longest]), int(ends[longest])
 
 
 def from_loss_plateau(
