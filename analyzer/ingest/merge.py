@@ -395,10 +395,13 @@ class _EpochTable:
                 pd.DataFrame(refs.T, index=index, columns=ordered))
 
 
+_NO_STEP_SCALARS = pd.DataFrame()
+
+
 def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:
     frames = [c.step_scalars for c in contributions if c.step_scalars is not None and len(c.step_scalars)]
     if not frames:
-        return pd.DataFrame()
+        return _NO_STEP_SCALARS.copy()
     wide = pd.concat(frames, axis=1)
     return wide.T.groupby(level=0).last().T.sort_index() if wide.columns.duplicated().any() else wide.sort_index()
 

@@ -291,23 +291,14 @@ def step_frame(
     per-step records; columns a trainer does not log are NaN."""
     n = len(update)
     nan = np.full(n, np.nan)
-    frame = pd.DataFrame({
-        "epoch": np.asarray(epoch, dtype="float64"),
-        "idx": np.asarray(idx, dtype="float64"),
-        "per_epoch": np.asarray(per_epoch, dtype="float64"),
-        "update": np.asarray(update, dtype="float64"),
-        "train_loss": np.asarray(loss, dtype="float64"),
-        "train_loss_avg": np.asarray(loss_avg, dtype="float64") if loss_avg is not None else nan,
-        "lr": np.asarray(lr, dtype="float64") if lr is not None else nan,
-        "samples_per_sec": nan,
-        "batch_time": nan,
-        "data_time": nan,
-    })
-    frame = frame[list(STEP_COLUMNS)]
-    frame["segment"] = 0
-    frame["src_line"] = np.asarray(src_line, dtype="int64")
-    frame["src_file"] = src_file
-    return frame
+    given = {"epoch": epoch, "idx": idx, "per_epoch": per_epoch, "update": update, "train_loss": loss,
+             "train_loss_avg": loss_avg, "lr": lr}
+    columns = {c: np.asarray(given[c], dtype="float64") if given.get(c) is not None else nan for c in STEP_COLUMNS}
+    columns["segment"] = np.zeros(n, dtype="int64")
+    columns["src_line"] = np.asarray(src_line, dtype="int64")
+    # one file per frame: a categorical of one category (the merge makes the column categorical anyway)
+    columns["src_file"] = pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[src_file])
+    return pd.DataFrame(columns)
 
 
 def mean_by_epoch(epoch: np.ndarray, values: np.ndarray) -> dict[int, float]:
