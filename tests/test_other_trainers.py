@@ -311,3 +311,51 @@ def test_batch_over_a_mixed_folder_reads_every_run_and_shows_the_trainer(tmp_pat
     assert {"DeiT-family main.py (DeiT, ConvNeXt, RepViT, EfficientFormer, ...)", "PyTorch Lightning (CSVLogger)",
             "Hugging Face Trainer", "mmpretrain / mmcls", None} <= by_trainer
     assert "Hugging Face Trainer" in (out / "index.html").read_text()
+
+
+# ------------------------------------------------------------------------------------------ labelled failing runs
+
+
+def test_convnext_stdout_epoch_blocks_without_step_lines():
+    """ConvNeXt's per-epoch stdout as people paste it: 'Epoch: [e] Total time', 'Averaged stats', 'Accuracy of the
+    model on N test images' (no '* Acc@1' line, no step lines), and the command line instead of a Namespace."""
+    run = run_of("deit/convnext-issue39-no-learning-2cls")
+    assert run.trainer == "convnext_ema_eval"
+    assert list(run.epochs.index) == [0, 299]
+    assert run.epochs["eval_top1"].tolist() == [44.4, 55.6]
+    assert run.epochs["train_loss"].tolist() == [2.8601, 0.6902]      # MetricLogger's global average, in ()
+    assert run.epochs["lr"].tolist() == [0.003596, 0.00001]
+    assert "eval_top5" not in run.epochs.columns and "eval_loss" not in run.epochs.columns  # not printed
+    args = run.config.args
+    assert args["nb_classes"] == 2 and args["num_classes"] == 2 and args["lr"] == 0.04
+    assert args["update_freq"] == 4 and args["grad_accum_steps"] == 4 and args["model_ema_eval"] == "true"
+
+
+def top_cause(case: str) -> str | None:
+    result = CliRunner().invoke(cli, ["report", str(OTHER / case), "--format", "json"])
+    findings = json.loads(result.stdout)["findings"]
+    return findings[0]["cause"] if findings else None
+
+
+# Each case's label is in fixtures/other_trainers/LABELS.md, written before the analyzer was run on it.
+FAILING = {
+    "deit/convnext-issue39-no-learning-2cls": {"no-learning"},
+    "mmpretrain/issue923-acc-constant": {"no-learning", "eval-broken"},
+    "made_here/hf_trainer_lr_high": {"lr-too-high"},
+}
+MISSED = {
+    "deit/convnext-issue39-no-learning-2cls": "only epochs 0 and 299 were pasted: 'nothing to judge' needs a curve of "
+                                              "3+ epochs, though the last epoch alone sits at chance (loss ln 2, 55.6 % "
+                                              "top-1 of 2 classes)",
+    "mmpretrain/issue923-acc-constant": "val lines only: no rule has a symptom for a top-1 exactly constant over 12 "
+                                        "epochs while top-5 moves",
+    "made_here/hf_trainer_lr_high": "the loss is exactly 0.0 at most logged steps (float32 cross-entropy underflows "
+                                    "once the logits are ~1e4 and the batch is all right): read as vanishing gradients",
+}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=MISSED[case])) if case in MISSED else case
+    for case in FAILING])
+def test_labelled_failing_run_is_diagnosed_with_its_label(case):
+    assert top_cause(case) in FAILING[case]
