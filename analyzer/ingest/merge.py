@@ -313,12 +313,22 @@ class _EpochTable:
         self.issues = issues
         self.writers: dict[str, set[str]] = {}   # column -> formats that put values in it
         self.current_format = ""
+        # A column one source handed over in bulk, kept as it came until another source meets it (then it
+        # becomes a dict like the others): most columns have one source, and the frame is built from it directly.
+        self.bulk: dict[str, EpochColumn] = {}
+
+    def _materialize(self, column: str) -> None:
+        bulk = self.bulk.pop(column, None)
+        if bulk is not None:
+            self.values[column] = dict(zip(bulk.epochs, bulk.values))
+            self.refs[column] = dict(zip(bulk.epochs, bulk.refs))
 
     def columns_of_other_formats(self, fmt: str) -> set[str]:
         return {column for column, formats in self.writers.items() if formats - {fmt}}
 
     def put(self, column: str, epoch: int, value: float, ref: SourceRef, *, overwrite: bool = False) -> None:
         """Set a value unless one is there already (``overwrite`` for pass-specific log columns)."""
+        self._materialize(column)
         known = self.values.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
         if overwrite or epoch not in known:
@@ -327,6 +337,7 @@ class _EpochTable:
 
     def put_many(self, column: str, points, *, overwrite: bool = False) -> None:
         """:meth:`put` for many ``(epoch, value, ref)`` points of one column (same result, in source order)."""
+        self._materialize(column)
         known = self.values.setdefault(column, {})
         refs = self.refs.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
@@ -347,6 +358,11 @@ class _EpochTable:
         if len(set(bulk.epochs)) < len(bulk.epochs):  # repeated epochs: put_many knows which one stays
             self.put_many(bulk.column, list(zip(bulk.epochs, bulk.values, bulk.refs)), overwrite=overwrite)
             return
+        if bulk.column not in self.values and bulk.column not in self.bulk:  # the column's first source
+            self.bulk[bulk.column] = bulk
+            self.writers.setdefault(bulk.column, set()).add(self.current_format)
+            return
+        self._materialize(bulk.column)
         known = self.values.setdefault(bulk.column, {})
         refs = self.refs.setdefault(bulk.column, {})
         self.writers.setdefault(bulk.column, set()).add(self.current_format)
@@ -362,6 +378,7 @@ class _EpochTable:
     def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
                       tolerance: float = AGREEMENT_TOLERANCE) -> None:
         """Fill a gap, or compare with the documented source (summary.csv, put first) and warn on disagreement."""
+        self._materialize(column)
         existing = self.values.get(column, {}).get(epoch)
         if existing is None:
             self.put(column, epoch, value, ref)
@@ -375,22 +392,34 @@ class _EpochTable:
             ))
 
     def n_epochs(self) -> int:
-        return len(set().union(*self.values.values())) if self.values else 0
+        return len(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values())))
+
+    def _over(self, column: str, epochs: list) -> tuple[list, list]:
+        """The column's values and refs over ``epochs`` (sorted), NaN where it has none."""
+        bulk = self.bulk.get(column)
+        if bulk is not None and len(bulk.epochs) == len(epochs) and list(bulk.epochs) == epochs:
+            return list(bulk.values), list(bulk.refs)   # it covers every epoch, in order: as it came
+        if bulk is not None:
+            known, refs = dict(zip(bulk.epochs, bulk.values)), dict(zip(bulk.epochs, bulk.refs))
+        else:
+            known, refs = self.values[column], self.refs.get(column, {})
+        missing = repeat(math.nan)
+        return list(map(known.get, epochs, missing)), list(map(refs.get, epochs, missing))
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if not self.values:
+        present = self.values.keys() | self.bulk.keys()
+        if not present:
             empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
             return empty, empty.copy()
-        ordered = [c for c in EPOCH_COLUMNS if c in self.values] + sorted(c for c in self.values if c not in EPOCH_COLUMNS)
+        ordered = [c for c in EPOCH_COLUMNS if c in present] + sorted(c for c in present if c not in EPOCH_COLUMNS)
         # Every column over the sorted union of epochs, a missing cell NaN (as a frame of aligned Series would be),
         # built from the dicts directly: a Series per column costs more than the lookups.
-        epochs = sorted(set().union(*self.values.values()))
+        epochs = sorted(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values())))
         index = pd.Index(np.array(epochs), name="epoch") if epochs else pd.Index([], name="epoch", dtype="object")
-        missing = repeat(math.nan)
-        values = np.array([list(map(self.values[c].get, epochs, missing)) for c in ordered], dtype="float64")
+        values = np.empty((len(ordered), len(epochs)), dtype="float64")
         refs = np.empty((len(ordered), len(epochs)), dtype="object")
         for row, c in enumerate(ordered):
-            refs[row, :] = list(map(self.refs.get(c, {}).get, epochs, missing))
+            values[row, :], refs[row, :] = self._over(c, epochs)
         return (pd.DataFrame(values.T, index=index, columns=ordered),
                 pd.DataFrame(refs.T, index=index, columns=ordered))
 

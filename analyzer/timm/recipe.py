@@ -296,9 +296,14 @@ def _logged_per_epoch(epoch: np.ndarray | None, per_epoch: np.ndarray | None) ->
     epoch, per_epoch = epoch[keep], per_epoch[keep]
     if epoch.size == 0:
         return {}
-    # The first occurrence in reversed order is each epoch's last line.
-    unique, first_from_end = np.unique(epoch[::-1], return_index=True)
-    last = per_epoch[::-1][first_from_end]
+    if epoch.size == 1 or bool(np.all(epoch[1:] >= epoch[:-1])):
+        # in log order (the common case): each epoch's last line is where the next epoch begins, no sort needed
+        ends = np.append(np.flatnonzero(np.diff(epoch)), epoch.size - 1)
+        unique, last = epoch[ends], per_epoch[ends]
+    else:
+        # The first occurrence in reversed order is each epoch's last line.
+        unique, first_from_end = np.unique(epoch[::-1], return_index=True)
+        last = per_epoch[::-1][first_from_end]
     return {int(e): int(n) for e, n in zip(unique, last)}
 
 
