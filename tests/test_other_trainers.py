@@ -20,6 +20,7 @@ from mnv4_postmortem.analyzer.features.ema import ema_model_from
 from mnv4_postmortem.analyzer.ingest import formats, load_input, load_run
 from mnv4_postmortem.analyzer.ingest.deit_log import parse_namespace
 from mnv4_postmortem.analyzer.ingest.mmpretrain_log import read_config
+from mnv4_postmortem.analyzer.ingest.trainer_rows import json_lines_text
 from mnv4_postmortem.analyzer.model import IngestError
 from mnv4_postmortem.analyzer.timm import trainers
 from mnv4_postmortem.cli import cli
@@ -70,6 +71,21 @@ def test_p2t_log_txt_keeps_rows_before_the_cut_line_and_names_it():
     assert any(i.source.line == 12 and "truncated" in i.message for i in run.issues)
     assert any(e.kind == "truncated" and e.source.line == 12 for e in run.events)
     assert "test_acc1: percent" in notes(run)
+
+
+def test_json_lines_keep_their_line_numbers_when_a_line_is_not_one_object():
+    """The one-call fast path must give way whenever lines and objects do not pair up one to one."""
+    text = ('{"epoch": 0, "train_loss": 1.0}\n'
+            '{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.8}\n'   # two objects on one line
+            '{"epoch": 3, "train_loss":\n0.7}\n'                                     # one object over two lines
+            '\n{"epoch": 5, "train_loss": 0.5}\n'
+            '{"epoch": 6, "tra')                                                     # cut off
+    lines = json_lines_text(text, "log.txt")
+    assert [(n, r["epoch"]) for n, r in lines.records] == [(1, 0), (6, 5)]
+    assert sorted(i.source.line for i in lines.issues) == [2, 3, 4, 7]
+    assert "truncated" in next(i.message for i in lines.issues if i.source.line == 7)
+    whole = json_lines_text('{"epoch": 0}\n\n{"epoch": 1}\n', "log.txt")
+    assert [n for n, _ in whole.records] == [1, 3] and not whole.issues
 
 
 def test_pvt_log_txt_reads_every_column():

@@ -19,7 +19,6 @@ import ast
 import json
 import re
 import shlex
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +100,17 @@ def log_txt_contribution(text: str, shown: str, family: str) -> Contribution:
     rows = []
     for line, record in lines.records:
         epoch = record.get("epoch")
-        if type(epoch) is not int:  # main.py writes an int; anything else is checked the slow way
-            epoch = as_float(epoch)
+        if type(epoch) is int and epoch >= 0:  # what main.py writes
+            rows.append((epoch, record, SourceRef(shown, line=line)))
+            continue
+        epoch = as_float(epoch)  # anything else, the slow way
         if epoch is None or not float(epoch).is_integer() or epoch < 0:
             issues.append(IngestIssue(SourceRef(shown, line=line), "a record without a whole 'epoch'; skipped"))
             continue
         rows.append((int(epoch), record, SourceRef(shown, line=line)))
     if not rows:
         raise IngestError("no epoch record: expected JSON lines with 'epoch' and train_/test_ keys", SourceRef(shown))
-    keys = set(chain.from_iterable(record for _, record, _ in rows))
+    keys = set().union(*[record for _, record, _ in rows])
     collected = collect(rows, skip=NOT_METRICS)
     both = any(k.endswith("_ema") and k.startswith("test_") for k in keys)
     units = {k: PERCENT_BY_TIMM for k in ACCURACY_KEYS}

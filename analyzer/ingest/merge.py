@@ -86,7 +86,9 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
     contributions: list[Contribution] = []
     parts: dict[str, list[Contribution]] = {}
     claimed = [f for f in discovery.files if f.format is not None]
-    for found in sorted(claimed, key=lambda f: isinstance(by_name(f.format), Combined)):
+    # isinstance against a runtime Protocol inspects its members each time: once per format is enough
+    combined = {name: isinstance(by_name(name), Combined) for name in {f.format for f in claimed}}
+    for found in sorted(claimed, key=lambda f: combined[f.format]):
         fmt = by_name(found.format)
         try:
             contribution = fmt.parse(found.path, found.rel)
@@ -94,7 +96,7 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
             # One unusable file never stops the others from being read.
             issues.append(IngestIssue(exc.source or SourceRef(found.rel), exc.message, "error"))
             continue
-        if isinstance(fmt, Combined):
+        if combined[found.format]:
             parts.setdefault(fmt.name, []).append(contribution)
         else:
             issues.extend(contribution.issues)

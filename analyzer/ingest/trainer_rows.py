@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
@@ -56,16 +56,17 @@ def to_percent(values: Sequence[float], unit: Unit, key: str) -> tuple[list[floa
     fraction: an accuracy in percent stays at or below 1 % only for a run at chance on 100+ classes,
     which then stays readable as a near-zero percentage either way.
     """
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    top = max(finite) if finite else 0.0
     if unit.kind == "percent":
         return list(values), f"{key}: percent ({unit.why})"
+    numbers = np.array([math.nan if v is None else v for v in values], dtype="float64")
+    finite = numbers[np.isfinite(numbers)]
+    top = float(finite.max()) if finite.size else 0.0
     if unit.kind == "fraction" and top <= 1.0:
-        return [v * 100.0 for v in values], f"{key}: fraction of 1, shown x100 ({unit.why})"
+        return (numbers * 100.0).tolist(), f"{key}: fraction of 1, shown x100 ({unit.why})"
     if unit.kind == "fraction":
         return list(values), f"{key}: percent (a value of {top:g} > 1 contradicts the usual fraction; {unit.why})"
-    if finite and top <= 1.0:
-        return [v * 100.0 for v in values], f"{key}: fraction of 1, shown x100 (inferred: every value <= 1)"
+    if finite.size and top <= 1.0:
+        return (numbers * 100.0).tolist(), f"{key}: fraction of 1, shown x100 (inferred: every value <= 1)"
     return list(values), f"{key}: percent (inferred: values above 1)"
 
 
@@ -106,18 +107,19 @@ def json_lines_text(text: str, shown: str) -> JsonLines:
 
 def _whole_records(lines: list[str]) -> list[tuple[int, dict[str, Any]]] | None:
     """The common case in one ``json.loads`` (a third faster than one call per line): every non-empty line is
-    one whole JSON object and nothing else. None when any line is not, and the lines are read one by one."""
-    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line]
-    if not numbered or not all(line[:1] == "{" and line[-1:] == "}" for _, line in numbered):
+    one whole JSON object. None otherwise, and the lines are read one by one. One object per line is what the
+    count and the types check: a line holding two objects, or an object spread over two lines, changes the
+    count or breaks the joined text (a line with no object leaves a ``,,`` or a non-object)."""
+    numbers = [number for number, line in enumerate(lines, start=1) if line]
+    if not numbers:
         return None
     try:
-        records = json.loads("[" + ",".join(line for _, line in numbered) + "]")
+        records = json.loads("[" + ",".join(filter(None, lines)) + "]")
     except ValueError:
         return None
-    # two objects on one line ("{...},{...}") would shift every line number after it
-    if len(records) != len(numbered) or not all(type(record) is dict for record in records):
+    if len(records) != len(numbers) or set(map(type, records)) != {dict}:
         return None
-    return [(number, record) for (number, _), record in zip(numbered, records)]
+    return list(zip(numbers, records))
 
 
 def _json_lines_one_by_one(lines: list[str], shown: str) -> JsonLines:
@@ -199,7 +201,7 @@ def collect(rows: Iterable[tuple[int, Mapping[str, Any], SourceRef]], skip: Iter
     values: dict[str, tuple[list[int], list[float], list[SourceRef]]] = {}
     first_row: dict[str, int] = {}
     for key in keys:
-        raw = [record.get(key) for record in records]
+        raw = list(map(dict.get, records, repeat(key)))
         if set(map(type, raw)) <= _PLAIN_NUMBERS:  # the common case: a number in every row, one array conversion
             values[key], first_row[key] = (epochs, np.asarray(raw, dtype="float64").tolist(), refs), 0
             continue
