@@ -146,7 +146,8 @@ def _json_lines_one_by_one(lines: list[str], shown: str) -> JsonLines:
             record = loads(stripped)
         except ValueError as exc:
             last_number = max((n for n, text_line in enumerate(lines, start=1) if text_line.strip()), default=0)
-            last = number == last_number and exc.pos >= len(stripped) - 1  # cut off: the parser hit the end
+            # cut off: the parser hit the end, or a string the end left open (its error points at the string's start)
+            last = number == last_number and (exc.pos >= len(stripped) - 1 or exc.msg.startswith("Unterminated string"))
             what = "truncated record (the file ends mid-record)" if last else f"not a JSON record ({exc.msg}, column {exc.colno})"
             out.issues.append(IngestIssue(SourceRef(shown, line=number), f"{what}; skipped, the records before it are kept"))
             if last:
