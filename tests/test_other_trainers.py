@@ -96,6 +96,20 @@ def test_pvt_log_txt_reads_every_column():
     assert "eval_top1_ema" not in run.epochs.columns
 
 
+def test_cfvit_log_txt_keeps_its_multi_resolution_test_keys_and_is_healthy():
+    """A fork that evaluates at three input sizes writes test_96_acc1 ... instead of test_acc1: each is kept under
+    its own name and listed (which one is 'the' eval is the fork's business), and the run reads as healthy."""
+    run = run_of("deit/cfvit-multires-log-healthy")
+    assert run.trainer == "deit_family" and list(run.epochs.index) == list(range(12))
+    assert run.epochs.loc[11, "test_384_acc1"] == pytest.approx(32.884000966250895)
+    assert run.epochs.loc[0, "train_loss"] == pytest.approx(6.919728336438455)
+    assert "eval_top1" not in run.epochs.columns
+    assert "test_96_acc1" in notes(run) and "kept under their own names" in notes(run)
+    result = CliRunner().invoke(cli, ["report", str(OTHER / "deit/cfvit-multires-log-healthy"), "--format", "json"])
+    assert result.exit_code == 0
+    assert not [f for f in json.loads(result.stdout)["findings"] if f["severity"] in ("warning", "error")]
+
+
 def test_deit_stdout_reads_the_cut_namespace_and_does_not_place_an_epochless_eval():
     run = run_of("deit/deit-issue16-stdout-deit-s")
     assert run.config.args["batch_size"] == 64 and run.config.args["epochs"] == 300
