@@ -380,7 +380,8 @@ MISSED = {
     "mmpretrain/issue923-acc-constant": "val lines only: no rule has a symptom for a top-1 exactly constant over 12 "
                                         "epochs while top-5 moves",
     "made_here/hf_trainer_lr_high": "the loss is exactly 0.0 at most logged steps (float32 cross-entropy underflows "
-                                    "once the logits are ~1e4 and the batch is all right): read as vanishing gradients",
+                                    "once the logits are ~1e4 and the batch is all right): read as vanishing gradients; "
+                                    "lr-too-high's rule sees the train loss fall (155 -> 0) and no loss explode",
 }
 
 
