@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mnv4_postmortem.analyzer.reproduction import ReproFolder
-from mnv4_postmortem.analyzer.session import Analyzer
+from mnv4_postmortem.analyzer.session import Analyzer, lr_reference
 from mnv4_postmortem.runner import ablation
 from mnv4_postmortem.runner.ablation import LadderPlan
 
@@ -43,8 +43,6 @@ def causes_of(run, analyzer: Analyzer | None = None) -> tuple[list[str], list[st
 
 def ladder_for(run, spec, *, one_at_a_time: bool = False, max_rungs: int | None = None,
                analyzer: Analyzer | None = None) -> LadderPlan:
-    from mnv4_postmortem.analyzer.features.namespace import lr_reference
-
     original = dict(spec.original_args)
     global_batch = int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1)
     cap = lr_reference(original.get("opt"), global_batch)
