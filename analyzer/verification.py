@@ -50,7 +50,7 @@ SCHEMA_FILE = Path(__file__).with_name("schema") / "verification-1.schema.json"
 
 __all__ = ["Verification", "VerificationError", "VerifiedFinding", "Arm", "ArmSeed", "ArmFinding", "Effect", "EmaRecord",
            "SpecRecord", "SpecEntryRecord", "BudgetRecord", "InitRecord", "Skipped", "load_verification",
-           "parse_verification", "default_verification_path", "FILE_NAME", "DEFAULT_OUT_ROOT", "SCHEMA", "SCHEMA_FILE"]
+           "parse_verification", "read_record", "record_json", "ArmsPlan", "PlannedFinding", "default_verification_path", "FILE_NAME", "DEFAULT_OUT_ROOT", "SCHEMA", "SCHEMA_FILE"]
 
 Verdict = Literal["confirmed", "refuted", "inconclusive"]
 
@@ -266,6 +266,32 @@ class Verification:
     warnings: tuple[str, ...] = field(default=(), compare=False, metadata=NOT_IN_FILE)
 
 
+# ----------------------------------------------------------------------------------------- the plan
+# What ``reproduce`` will train, shown before it trains (render/reproduce.py); not part of the file.
+
+@dataclass(frozen=True, slots=True)
+class PlannedFinding:
+    """One finding to put to the test: its control and treatment arms, the fix, the treatment's settings."""
+
+    finding: str
+    fired_on_run: bool
+    control: str                               # the arms' folder names
+    treatment: str
+    patch: Mapping[str, Any] | None = None
+    direction: str | None = None
+    entries: tuple[SpecEntryRecord, ...] = ()  # the treatment's spec entries
+
+
+@dataclass(frozen=True, slots=True)
+class ArmsPlan:
+    """Every finding's arms, and what training them costs."""
+
+    findings: tuple[PlannedFinding, ...]
+    arms: int
+    trajectories: int                          # arms that differ only in EMA settings share one
+    seeds: int
+
+
 # ----------------------------------------------------------------------------------------- reading
 
 def default_out_dir(run_dir: Path) -> Path:
@@ -323,6 +349,16 @@ def parse_verification(data: Any, path: Path) -> Verification:
         raise VerificationError(f"{path}: {exc}") from None
     return Verification(path=path, **fields, findings=tuple(kept), skipped=tuple(kept_skipped),
                         warnings=tuple(warnings))
+
+
+def read_record(cls: type, data: Any, where: str = "") -> Any:
+    """``data`` (a JSON object) as the record ``cls``; ValueError naming the field when a value does not fit."""
+    return _parse(cls, data, where or cls.__name__)
+
+
+def record_json(record: Any) -> Any:
+    """A record as JSON-ready values (the inverse of :func:`read_record` for what the file holds)."""
+    return _plain(record)
 
 
 def _records(cls: type, items: list[Any], name: str, path: Path, warnings: list[str]) -> list[Any]:
