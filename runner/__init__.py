@@ -11,7 +11,7 @@ API (modules load torch only where they say so):
     ``spec.arm(name, role, patch)`` -> ``ArmSpec`` (train.py args, scaled; a patch is applied to the
     ORIGINAL recipe and then scaled like the control). ``ArmSpec.trajectory_key()`` groups arms that
     differ only in EMA settings. This is the only module importing the analyzer's timm tables.
-    ``spec_record``-style typed views of it are in ``reproduce`` (what the renderers read).
+    ``reproduce.spec_record(spec)`` is its typed view (the SpecRecord the renderers read).
 ``scaling`` (torch-free)
     ``scale_ema(decay, warmup, version, U, U')`` -> ``EmaPlan`` (decay', warmup_gamma', predicted share);
     ``scale_lr``, ``resolve_lr_from_base``, ``scale_epochs``, ``warmup_decay``.
