@@ -118,8 +118,11 @@ def summary_table(run: Run) -> pd.DataFrame:
         except Exception:  # noqa: BLE001 - a broken file: fall back to the epoch table
             continue
         if "epoch" in table.columns and len(table) >= 2:
-            table = table.apply(pd.to_numeric, errors="coerce")
-            return table.dropna(subset=["epoch"]).reset_index(drop=True)
+            table = table.apply(pd.to_numeric, errors="coerce").dropna(subset=["epoch"])
+            # timm writes whole epochs: a row whose epoch is not one (a stray line pasted after the table, which
+            # the readers reject) is not a summary row, and would become an invented NaN row in the variants.
+            table = table[table["epoch"] == table["epoch"].round()]
+            return table.reset_index(drop=True)
     columns = [c for c in SUMMARY_COLUMNS if c in run.epochs.columns]
     table = run.epochs[columns].copy()
     table.insert(0, "epoch", run.epochs.index.astype(int))

@@ -391,11 +391,32 @@ def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
     return best
 
 
+def _window_median(values: Sequence[float] | None, span: tuple[int, int]) -> float | None:
+    if values is None:
+        return None
+    window = _finite(np.asarray(values, dtype="float64")[span[0]:span[1] + 1])
+    return float(np.median(window)) if len(window) else None
+
+
+def _accuracy_contradicts(classes: int, span: tuple[int, int], top1: Sequence[float] | None,
+                          top5: Sequence[float] | None) -> bool:
+    """Whether the accuracies over a loss plateau rule out C: top-5 under 100 % with C <= 5 (top-5 of five
+    classes or fewer is 100 % by construction), or top-1 beyond stuck-at-prior's band (5x chance, at most
+    chance + 10 points): a loss that passes through ln C while the model is that accurate is not the prior's."""
+    median5 = _window_median(top5, span)
+    if classes <= 5 and median5 is not None and median5 < 99.0:
+        return True
+    median1 = _window_median(top1, span)
+    chance = 100.0 / classes
+    return median1 is not None and median1 > min(5 * chance, chance + 10)
+
+
 def from_loss_plateau(
     loss: Sequence[float] | None, epochs: Sequence[int] | None = None, *, name: str = "eval_loss",
-    top1: Sequence[float] | None = None,
+    top1: Sequence[float] | None = None, top5: Sequence[float] | None = None,
 ) -> Inference | None:
-    """C from a loss plateau within LOSS_TOLERANCE of ln C for a common C (longest plateau wins)."""
+    """C from a loss plateau within LOSS_TOLERANCE of ln C for a common C (longest plateau wins), unless the
+    accuracies of the same epochs contradict it (see :func:`_accuracy_contradicts`)."""
     if loss is None:
         return None
     values = np.asarray(loss, dtype="float64")
@@ -405,6 +426,8 @@ def from_loss_plateau(
         target = math.log(classes)
         span = _longest_run(np.isfinite(values) & (np.abs(values - target) <= LOSS_TOLERANCE * target))
         if span is None or span[1] - span[0] + 1 < MIN_PLATEAU_EPOCHS:
+            continue
+        if _accuracy_contradicts(classes, span, top1, top5):
             continue
         if best is None or span[1] - span[0] > best[1][1] - best[1][0]:
             best = (classes, span)
@@ -421,11 +444,60 @@ def from_loss_plateau(
     return classes, source, round(confidence, 2)
 
 
+# A third signature, for pastes whose accuracies are noisy rather than stuck (a few hundred eval images, or an EMA
+# still made of the initial weights): a model that ranks the classes independently of the input scores k/C top-k
+# in expectation, so top-5 sits near 500/C while top-1 stays within 2x 100/C (the chance band the symptoms use).
+# PRIOR_TOP5_TOLERANCE is about 3 binomial standard deviations of top-5 at 50 % on a few hundred images (the
+# smallest eval sets that people paste); PRIOR_MIN_EPOCHS as MIN_PLATEAU_EPOCHS; and the epochs must start the
+# run or be half of it (a learning model passes through chance once, at the start, and leaves it).
+PRIOR_TOP5_TOLERANCE = 0.2
+PRIOR_TOP1_FACTOR = 2.0
+PRIOR_MIN_EPOCHS = 3
+# Two noisy numbers agreeing on one common C: below the exact accuracy route, above a lone loss plateau.
+CONFIDENCE_PRIOR_SIGNATURE = 0.8
+
+
+def from_prior_signature(top1: Sequence[float] | None, top5: Sequence[float] | None,
+                         epochs: Sequence[int] | None = None) -> Inference | None:
+    """C from top-5 near 500/C with top-1 near chance, over the run's first epochs or half of it."""
+    if top1 is None or top5 is None:
+        return None
+    top1 = np.asarray(top1, dtype="float64")
+    top5 = np.asarray(top5, dtype="float64")
+    if len(top1) != len(top5) or len(top1) < PRIOR_MIN_EPOCHS:
+        return None
+    index = np.arange(len(top1)) if epochs is None else np.asarray(epochs)
+    best: tuple[int, int, int] | None = None  # (count, classes, leading)
+    for classes in COMMON_CLASS_COUNTS:
+        chance5 = 500.0 / classes
+        if chance5 >= 100.0:
+            continue  # top-5 is 100 % whatever the model does: nothing to read
+        ok = (np.isfinite(top1) & np.isfinite(top5) & (np.abs(top5 - chance5) <= PRIOR_TOP5_TOLERANCE * chance5)
+              & (top1 <= PRIOR_TOP1_FACTOR * 100.0 / classes))
+        leading = int(np.argmin(ok)) if not ok.all() else len(ok)
+        count = int(ok.sum())
+        if leading < PRIOR_MIN_EPOCHS and not (count >= PRIOR_MIN_EPOCHS and count >= 0.5 * len(ok)):
+            continue
+        if best is None or count > best[0]:
+            best = (count, classes, leading)
+    if best is None:
+        return None
+    count, classes, leading = best
+    where = (f"epochs {int(index[0])}-{int(index[leading - 1])}" if leading >= PRIOR_MIN_EPOCHS
+             else f"{count} of {len(top1)} epochs")
+    source = (f"inferred: eval_top5 near 500/{classes} and eval_top1 within {PRIOR_TOP1_FACTOR:g}x 100/{classes} "
+              f"for {where} (a model that ranks the classes independently of the input)")
+    return classes, source, CONFIDENCE_PRIOR_SIGNATURE
+
+
 def num_classes_from_curves(facts: "RecipeFacts") -> tuple[int, str, float] | None:
     """(C, source, confidence) from the curves: top-1/top-5 at chance first, then an eval-loss plateau at ln C,
-    then a train-loss plateau; None when none shows it. The confidence is what rules scale their own by."""
+    then a train-loss plateau, then top-5 near 500/C with top-1 near chance; None when none shows it. The
+    confidence is what rules scale their own by."""
     accuracy = infer_num_classes(facts.eval_top1, facts.eval_top5)
     if accuracy is not None:
         return accuracy[0], accuracy[1], CONFIDENCE_ACCURACY
-    return (from_loss_plateau(facts.eval_loss, facts.epochs, name="eval_loss", top1=facts.eval_top1)
-            or from_loss_plateau(facts.train_loss, facts.epochs, name="train_loss", top1=facts.eval_top1))
+    return (from_loss_plateau(facts.eval_loss, facts.epochs, name="eval_loss", top1=facts.eval_top1, top5=facts.eval_top5)
+            or from_loss_plateau(facts.train_loss, facts.epochs, name="train_loss", top1=facts.eval_top1,
+                                 top5=facts.eval_top5)
+            or from_prior_signature(facts.eval_top1, facts.eval_top5, facts.epochs))
