@@ -30,10 +30,6 @@ KNOWN_MISSES = {
         "3 Test lines and 2 summary rows: too short for any symptom's persistence",
     "shared/issue-excerpts/timm-issue-267-vit-small-p8-loss-flat":
         "6 Train lines and the command: a flat step loss without epochs is not yet a symptom",
-    "shared/issue-excerpts/ofakd-issue-14-vit-s-teacher-finetune":
-        "over-regularization fires on a healthy fine-tune from its args excerpt alone",
-    "shared/issue-excerpts/ofakd-issue-19-swin-pico-cifar100-scratch":
-        "over-regularization fires on a healthy run from its args excerpt alone",
 }
 
 
