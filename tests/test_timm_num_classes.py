@@ -16,6 +16,7 @@ from mnv4_postmortem.analyzer.timm.recipe import (
     LOSS_TOLERANCE,
     RecipeFacts,
     from_loss_plateau,
+    from_first_eval,
     from_prior_signature,
     num_classes_from_curves,
     resolve_recipe,
@@ -85,3 +86,15 @@ def test_loss_passing_through_ln_2_is_not_two_classes_when_top5_is_under_100():
     loss = np.linspace(0.70, 0.686, 8)
     assert from_loss_plateau(loss, top1=np.full(8, 91.0), top5=np.full(8, 98.9)) is None
     assert from_loss_plateau(loss) is not None  # the loss alone would have said 2
+
+
+def test_first_eval_at_the_prior_gives_c():
+    # a ResNet-50 A3 ImageNet run (BCE train loss, no num_classes in args): epoch 0 evaluates a model that knows
+    # nothing yet: eval loss 6.969 ~ ln 1000, top-1 0.078 ~ 0.1, top-5 0.474 ~ 0.5
+    c, source, confidence = num_classes_from_curves(RecipeFacts(
+        eval_loss=np.array([6.969, 5.73]), eval_top1=np.array([0.078, 4.44]), eval_top5=np.array([0.474, 13.26])))
+    assert c == 1000 and "epoch 0" in source and confidence < CONFIDENCE_PRIOR_SIGNATURE
+
+
+def test_first_eval_of_a_model_that_already_learned_gives_nothing():
+    assert from_first_eval(np.array([1.9]), np.array([35.0]), np.array([80.0])) is None

@@ -490,9 +490,39 @@ def from_prior_signature(top1: Sequence[float] | None, top5: Sequence[float] | N
     return classes, source, CONFIDENCE_PRIOR_SIGNATURE
 
 
+# A fourth, for short or noisy pastes whose first eval is that of a model that knows nothing yet: the first epoch's
+# eval loss within the detector's chance band of ln C (2 %), its top-1 within 2x 100/C and its top-5 (required)
+# within PRIOR_TOP5_TOLERANCE of 500/C: three numbers agreeing on one common C at one epoch. A learning model
+# leaves at least one of them after its first epoch; when all three agree, C is what they say.
+FIRST_EVAL_LOSS_TOLERANCE = 0.02
+CONFIDENCE_FIRST_EVAL = 0.6
+
+
+def from_first_eval(eval_loss: Sequence[float] | None, top1: Sequence[float] | None,
+                    top5: Sequence[float] | None, epochs: Sequence[int] | None = None) -> Inference | None:
+    """C from the first epoch's eval loss, top-1 and top-5 all at the prior of one common C."""
+    if eval_loss is None or top1 is None or top5 is None or not len(eval_loss):
+        return None
+    first = [float(np.asarray(a, dtype="float64")[0]) for a in (eval_loss, top1, top5)]
+    if not all(math.isfinite(v) for v in first):
+        return None
+    loss, acc1, acc5 = first
+    for classes in COMMON_CLASS_COUNTS:
+        chance5 = 500.0 / classes
+        if (chance5 < 100.0 and abs(loss - math.log(classes)) <= FIRST_EVAL_LOSS_TOLERANCE * math.log(classes)
+                and acc1 <= PRIOR_TOP1_FACTOR * 100.0 / classes
+                and abs(acc5 - chance5) <= PRIOR_TOP5_TOLERANCE * chance5):
+            epoch = int(np.asarray(epochs)[0]) if epochs is not None and len(epochs) else 0
+            source = (f"inferred: epoch {epoch}'s eval loss {loss:.3f} ~ ln {classes}, top-1 {acc1:g} ~ 100/{classes} "
+                      f"and top-5 {acc5:g} ~ 500/{classes} (a model that knows nothing yet)")
+            return classes, source, CONFIDENCE_FIRST_EVAL
+    return None
+
+
 def num_classes_from_curves(facts: "RecipeFacts") -> tuple[int, str, float] | None:
     """(C, source, confidence) from the curves: top-1/top-5 at chance first, then an eval-loss plateau at ln C,
-    then a train-loss plateau, then top-5 near 500/C with top-1 near chance; None when none shows it. The
+    then a train-loss plateau, then top-5 near 500/C with top-1 near chance, then the first eval at the prior;
+    None when none shows it. The
     confidence is what rules scale their own by."""
     accuracy = infer_num_classes(facts.eval_top1, facts.eval_top5)
     if accuracy is not None:
@@ -500,4 +530,5 @@ def num_classes_from_curves(facts: "RecipeFacts") -> tuple[int, str, float] | No
     return (from_loss_plateau(facts.eval_loss, facts.epochs, name="eval_loss", top1=facts.eval_top1, top5=facts.eval_top5)
             or from_loss_plateau(facts.train_loss, facts.epochs, name="train_loss", top1=facts.eval_top1,
                                  top5=facts.eval_top5)
-            or from_prior_signature(facts.eval_top1, facts.eval_top5, facts.epochs))
+            or from_prior_signature(facts.eval_top1, facts.eval_top5, facts.epochs)
+            or from_first_eval(facts.eval_loss, facts.eval_top1, facts.eval_top5, facts.epochs))
