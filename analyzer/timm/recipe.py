@@ -376,6 +376,10 @@ MIN_STUCK_EPOCHS = 5
 CONFIDENCE_ACCURACY = 0.9
 CONFIDENCE_EVAL_LOSS = 0.7
 CONFIDENCE_TRAIN_LOSS = 0.6
+# The loss route is discounted because a run can pass slowly through ln C; one that stays within 1 % of it for 20
+# epochs or more (no-learning's "any real fit leaves the band within a few epochs", several times over) is not
+# passing through, and counts as much as the accuracy route.
+LONG_PLATEAU_EPOCHS = 20
 # Top-1 within 2x chance over the plateau agrees with "learned only the prior" and adds this much.
 CONFIDENCE_AGREEING_TOP1 = 0.1
 
@@ -427,7 +431,9 @@ def from_loss_plateau(
     for classes in COMMON_CLASS_COUNTS:
         target = math.log(classes)
         span = _longest_run(np.isfinite(values) & (np.abs(values - target) <= LOSS_TOLERANCE * target))
-        if span is None or span[1] - span[0] + 1 < MIN_PLATEAU_EPOCHS:
+        # Measured in epochs, not rows: a paste that keeps a few epochs far apart (21 and 58) at ln C shows a
+        # plateau as long as the epochs between them.
+        if span is None or int(index[span[1]]) - int(index[span[0]]) + 1 < MIN_PLATEAU_EPOCHS:
             continue
         if _accuracy_contradicts(classes, span, top1, top5):
             continue
@@ -437,6 +443,8 @@ def from_loss_plateau(
         return None
     classes, (lo, hi) = best
     confidence = CONFIDENCE_EVAL_LOSS if name.startswith("eval") else CONFIDENCE_TRAIN_LOSS
+    if int(index[hi]) - int(index[lo]) + 1 >= LONG_PLATEAU_EPOCHS:
+        confidence = max(confidence, CONFIDENCE_ACCURACY)
     if top1 is not None:
         window = _finite(np.asarray(top1, dtype="float64")[lo:hi + 1])
         if len(window) and float(np.median(window)) <= 2 * 100.0 / classes:
