@@ -298,9 +298,14 @@ def _logged_per_epoch(epoch: np.ndarray | None, per_epoch: np.ndarray | None) ->
     epoch, per_epoch = epoch[keep], per_epoch[keep]
     if epoch.size == 0:
         return {}
-    # The first occurrence in reversed order is each epoch's last line.
-    unique, first_from_end = np.unique(epoch[::-1], return_index=True)
-    last = per_epoch[::-1][first_from_end]
+    if epoch.size == 1 or bool(np.all(epoch[1:] >= epoch[:-1])):
+        # in log order (the common case): each epoch's last line is where the next epoch begins, no sort needed
+        ends = np.append(np.flatnonzero(np.diff(epoch)), epoch.size - 1)
+        unique, last = epoch[ends], per_epoch[ends]
+    else:
+        # The first occurrence in reversed order is each epoch's last line.
+        unique, first_from_end = np.unique(epoch[::-1], return_index=True)
+        last = per_epoch[::-1][first_from_end]
     return {int(e): int(n) for e, n in zip(unique, last)}
 
 
@@ -384,17 +389,14 @@ LONG_PLATEAU_EPOCHS = 20
 CONFIDENCE_AGREEING_TOP1 = 0.1
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
-    """(start, end) inclusive of the longest stretch of True, or None."""
-    best: tuple[int, int] | None = None
-    start = None
-    for i, flag in enumerate(list(mask) + [False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            if best is None or (i - 1 - start) > (best[1] - best[0]):
-                best = (start, i - 1)
-            start = None
-    return best
+    """(start, end) inclusive of the longest stretch of True (the earliest of equal ones), or None."""
+    flags = np.asarray(mask, dtype=bool)
+    if not flags.any():
+        return None
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False]))))  # where a stretch starts / ends + 1
+    starts, ends = edges[0::2], edges[1::2] - 1
+    longest = int(np.argmax(ends - starts))  # argmax takes the first of equal maxima
+    return int(starts[longest]), int(ends[longest])
 
 
 def _window_median(values: Sequence[float] | None, span: tuple[int, int]) -> float | None:
