@@ -31,8 +31,6 @@ KNOWN_MISSES = {
         "curves can give both their labels",
     "shared/issue-excerpts/timm-issue-211-empty-val-class-eval-broken":
         "3 Test lines and 2 summary rows: too short for any symptom's persistence",
-    "shared/issue-excerpts/timm-issue-267-vit-small-p8-loss-flat":
-        "6 Train lines and the command: a flat step loss without epochs is not yet a symptom",
 }
 
 
