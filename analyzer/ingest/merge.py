@@ -17,10 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochContext
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumns, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
 from mnv4_postmortem.analyzer.ingest.formats import Combined, by_name
 from mnv4_postmortem.analyzer.model import (
@@ -232,12 +233,17 @@ def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
     earlier_columns = table.columns_of_other_formats(contribution.format)
     table.current_format = contribution.format
     for values in contribution.epochs:
+        if values.tolerance is None and not values.points and values.columns is not None:
+            for column in values.columns.values:   # array columns: kept as arrays while nothing else writes there
+                if not (values.only_new_column and column in earlier_columns):
+                    table.put_columns(column, values.columns, overwrite=values.overwrite)
+            continue
         if values.tolerance is None:  # plain puts: column by column, in bulk (a 1,000-epoch log is 10,000 points)
-            for column, points in _by_column(values.points).items():
+            for column, points in _by_column(values.all_points()).items():
                 if not (values.only_new_column and column in earlier_columns):
                     table.put_many(column, points, overwrite=values.overwrite)
             continue
-        for column, epoch, value, ref in values.points:
+        for column, epoch, value, ref in values.all_points():
             if values.only_new_column and column in earlier_columns:
                 continue
             table.fill_or_check(column, epoch, value, ref, values.tolerance)
@@ -304,15 +310,39 @@ class _EpochTable:
     def __init__(self, issues: list[IngestIssue]):
         self.values: dict[str, dict[int, float]] = {}
         self.refs: dict[str, dict[int, SourceRef]] = {}
+        # columns that one EpochColumns filled and nothing else touched yet, turned into the dicts above
+        # (one SourceRef per value) only when another source writes there
+        self.arrays: dict[str, tuple[EpochColumns, np.ndarray]] = {}     # column -> (its file's columns, kept)
         self.issues = issues
         self.writers: dict[str, set[str]] = {}   # column -> formats that put values in it
         self.current_format = ""
+
+    def put_columns(self, column: str, columns: EpochColumns, *, overwrite: bool = False) -> None:
+        """:meth:`put_many` for one column of an :class:`EpochColumns` (same result)."""
+        if column in self.values or column in self.arrays:
+            self.put_many(column, [(e, v, r) for _c, e, v, r in EpochColumns(
+                columns.path, columns.epochs, columns.lines, {column: columns.values[column]},
+                {column: columns.kept[column]}).points()], overwrite=overwrite)
+            return
+        self.writers.setdefault(column, set()).add(self.current_format)
+        self.arrays[column] = (columns, columns.kept[column])
+
+    def _as_dicts(self, column: str) -> None:
+        """An array column as the value and ref dicts, before anything else writes into it."""
+        held = self.arrays.pop(column, None)
+        if held is None:
+            return
+        columns, keep = held
+        epochs, values, lines, path = columns.epochs[keep], columns.values[column][keep], columns.lines[keep], columns.path
+        self.values[column] = dict(zip(epochs.tolist(), values.tolist()))
+        self.refs[column] = {epoch: SourceRef(path, line=line or None) for epoch, line in zip(epochs.tolist(), lines.tolist())}
 
     def columns_of_other_formats(self, fmt: str) -> set[str]:
         return {column for column, formats in self.writers.items() if formats - {fmt}}
 
     def put(self, column: str, epoch: int, value: float, ref: SourceRef, *, overwrite: bool = False) -> None:
         """Set a value unless one is there already (``overwrite`` for pass-specific log columns)."""
+        self._as_dicts(column)
         known = self.values.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
         if overwrite or epoch not in known:
@@ -321,6 +351,7 @@ class _EpochTable:
 
     def put_many(self, column: str, points, *, overwrite: bool = False) -> None:
         """:meth:`put` for many ``(epoch, value, ref)`` points of one column (same result, in source order)."""
+        self._as_dicts(column)
         known = self.values.setdefault(column, {})
         refs = self.refs.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
@@ -339,6 +370,7 @@ class _EpochTable:
     def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
                       tolerance: float = AGREEMENT_TOLERANCE) -> None:
         """Fill a gap, or compare with the documented source (summary.csv, put first) and warn on disagreement."""
+        self._as_dicts(column)
         existing = self.values.get(column, {}).get(epoch)
         if existing is None:
             self.put(column, epoch, value, ref)
@@ -352,9 +384,18 @@ class _EpochTable:
             ))
 
     def n_epochs(self) -> int:
+        if self.arrays:
+            union = self._array_union()
+            if union is not None and not self.values:
+                return int(union.sum())
+            return len(set().union(*self.values.values(), *(c.epochs[keep].tolist() for c, keep in self.arrays.values())))
         return len(set().union(*self.values.values())) if self.values else 0
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.arrays and not self.values:
+            return self._array_frames()
+        for column in list(self.arrays):
+            self._as_dicts(column)
         if not self.values:
             empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
             return empty, empty.copy()
@@ -364,6 +405,51 @@ class _EpochTable:
         frame = frame.sort_index()
         refs = pd.DataFrame({c: pd.Series(self.refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
         return frame, refs
+
+
+    def _array_union(self) -> np.ndarray | None:
+        """Which epochs of their one file the array columns hold together (None: several files)."""
+        files = {id(held) for held, _ in self.arrays.values()}
+        if len(files) != 1:
+            return None
+        return np.logical_or.reduce([keep for _, keep in self.arrays.values()])
+
+    def _array_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`frames` when every column is an array column: the same frames, the refs as line-ref
+        columns (see line_refs.py) instead of one SourceRef object per cell."""
+        from mnv4_postmortem.analyzer.ingest.line_refs import LineRefArray
+
+        ordered = [c for c in EPOCH_COLUMNS if c in self.arrays] + sorted(c for c in self.arrays if c not in EPOCH_COLUMNS)
+        union = self._array_union()
+        if union is None:   # columns of several files
+            index = np.unique(np.concatenate([held.epochs[keep] for held, keep in self.arrays.values()]))
+        else:
+            index = next(iter(self.arrays.values()))[0].epochs[union]
+            if len(index) > 1 and (np.diff(index) <= 0).any():
+                index = np.unique(index)
+        values, refs = {}, {}
+        one_file = np.zeros(len(index), np.int32)
+        for column in ordered:
+            held, keep = self.arrays[column]
+            if len(keep) == len(index) and keep.all():   # every epoch: the file's arrays as they are, shared
+                values[column] = held.values[column]
+                refs[column] = LineRefArray((held.path,), one_file, held.lines)
+                continue
+            epochs, column_values, lines, path = held.epochs[keep], held.values[column][keep], held.lines[keep], held.path
+            at = slice(None) if len(epochs) == len(index) else np.searchsorted(index, epochs)
+            if isinstance(at, slice):
+                full, code, line = column_values, one_file, lines
+            else:
+                full = np.full(len(index), np.nan)
+                full[at] = column_values
+                code = np.full(len(index), -1, np.int32)
+                code[at] = 0
+                line = np.zeros(len(index), np.int64)
+                line[at] = lines
+            values[column] = full
+            refs[column] = LineRefArray((path,), code, line)
+        epoch_index = pd.Index(index, dtype="int64", name="epoch")
+        return pd.DataFrame(values, index=epoch_index, copy=False), pd.DataFrame(refs, index=epoch_index.copy(), copy=False)
 
 
 def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:

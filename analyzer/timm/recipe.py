@@ -378,17 +378,14 @@ CONFIDENCE_TRAIN_LOSS = 0.6
 CONFIDENCE_AGREEING_TOP1 = 0.1
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
-    """(start, end) inclusive of the longest stretch of True, or None."""
-    best: tuple[int, int] | None = None
-    start = None
-    for i, flag in enumerate(list(mask) + [False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            if best is None or (i - 1 - start) > (best[1] - best[0]):
-                best = (start, i - 1)
-            start = None
-    return best
+    """(start, end) inclusive of the longest stretch of True (the first of equal ones), or None."""
+    flags = np.asarray(mask, dtype=bool)
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    if not len(starts):
+        return None
+    longest = int(np.argmax(ends - starts))    # argmax: the first of equal lengths
+    return int(starts[longest]), int(ends[longest])
 
 
 def from_loss_plateau(
