@@ -412,6 +412,7 @@ def test_bulk_path_keeps_every_rule_of_the_per_line_parser(tmp_path):
     rows[1000] = "1000.0,1,2,3,4,5"                   # a decimal epoch
     rows[1001] = ""                                   # blank
     rows[1002] = "1002,1,2\r3,4,5"                    # a bare CR inside
+    rows[2500] = "2500,1,2,3,4,5,6"                   # too many fields: skipped
     text = "\r\n".join([header] + rows[:2000] + [header] + rows[1500:]) + "\r\n" + "3000,1.0,2.0"
     path = tmp_path / "summary.csv"
     path.write_bytes(text.encode())
@@ -419,7 +420,8 @@ def test_bulk_path_keeps_every_rule_of_the_per_line_parser(tmp_path):
     assert same_summary(fast, slow)
     assert any(e.kind == "resume" for e in fast.events) and any(e.kind == "nonfinite" for e in fast.events)
     assert any("line 703 skipped" in issue.message for issue in fast.issues)   # rows[701] is line 703
-    assert len(fast.frame) == 3000 - 3                # 701 short, 1001 blank, 1002 not CSV; 1000.0 kept; 3000 cut
+    assert any("line 3003 skipped" in issue.message for issue in fast.issues)   # rows[2500]: line 2003 + 1000
+    assert len(fast.frame) == 3000 - 4                # 701 short, 1001 blank, 1002 not CSV, 2500 long; 1000.0 kept; 3000 cut
 
 
 def test_bulk_path_and_merge_give_the_same_run(tmp_path):

@@ -239,13 +239,17 @@ _MAX_BULK_EPOCH_DIGITS = 9      # an epoch cell of at most 9 digits is always <=
 
 @dataclass(frozen=True, slots=True)
 class _NumericRun:
-    """Consecutive lines of plain numbers with ``cells`` cells each: ``data`` (each line ends in \\n)."""
+    """Consecutive lines of plain numbers: ``data`` (each line ends in \\n)."""
 
     data: bytes
     first_line: int     # 1-based number of its first line
     offset: int         # byte offset of its first line
     count: int
-    cells: int
+
+    def has_cells(self, cells: int) -> bool:
+        """Whether the run holds ``cells`` cells per line on average: with pandas refusing any line with
+        more cells than named, that means every line has exactly ``cells``."""
+        return self.data.count(b",") == self.count * (cells - 1)
 
     def lines(self) -> Iterator[_Line]:
         """The run as single lines (for the per-line parser)."""
@@ -297,56 +301,61 @@ class _Joined(io.RawIOBase):
 
 
 def _classify(block: bytes, number: int, offset: int, header_done: bool) -> Iterator[_Line | _NumericRun]:
-    """Cut a block of whole lines into single lines and runs of numeric lines of one cell count."""
+    """Cut a block of whole lines into single lines and runs of plain numeric lines. A line is plain
+    when it holds only digits, ``,.-+eE`` and a CRLF or LF ending, and its first cell (the epoch) is
+    1-9 digits followed by a comma. (That every line of a run has the header's cell count is checked
+    per run, in :meth:`_Parser.read_run`.)"""
     codes = np.frombuffer(block, np.uint8)
     ends = np.flatnonzero(codes == 10)
     starts = np.empty_like(ends)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1
-    bad = np.logical_or.reduceat(~_NUMERIC_BYTES[codes], starts)              # a byte outside the numeric set
-    content_end = ends.copy()
-    carriage = np.flatnonzero(codes == 13)
-    if len(carriage):
-        ending = codes[carriage + 1] == 10                                     # CRLF; any other CR is not plain
-        content_end[np.searchsorted(ends, carriage[ending])] -= 1
-        bad[np.searchsorted(ends, carriage[~ending])] = True
-    comma_at = np.flatnonzero(codes == 44)
-    before_start, before_end = np.searchsorted(comma_at, starts), np.searchsorted(comma_at, content_end)
-    commas = before_end - before_start
-    epoch_end = np.where(commas > 0, comma_at[np.minimum(before_start, max(len(comma_at) - 1, 0))] if len(comma_at) else 0,
-                         content_end)
-    width = epoch_end - starts
-    epoch_ok = (width >= 1) & (width <= _MAX_BULK_EPOCH_DIGITS)
-    for k in range(_MAX_BULK_EPOCH_DIGITS):    # each byte of the epoch cell is a digit
-        at = np.minimum(starts + k, len(codes) - 1)
-        epoch_ok &= (width <= k) | _DIGIT_BYTES[codes[at]]
-    simple = ~bad & (content_end > starts) & epoch_ok
+    simple = np.ones(len(ends), bool)
+    odd = np.flatnonzero(~_NUMERIC_BYTES[codes])                               # bytes outside the numeric set
+    if len(odd):
+        simple[np.searchsorted(ends, odd)] = False
+    crlf = (ends > starts) & (codes[np.maximum(ends - 1, 0)] == 13)
+    content_end = ends - crlf
+    if block.count(b"\r") != int(crlf.sum()):                                 # a CR not ending its line
+        carriage = np.flatnonzero(codes == 13)
+        stray = carriage[codes[carriage + 1] != 10]
+        simple[np.searchsorted(ends, stray)] = False
+    # the epoch cell: digits up to the first comma, at position 1..9
+    comma_at = np.full(len(ends), -1)
+    digits_so_far = np.ones(len(ends), bool)
+    for k in range(_MAX_BULK_EPOCH_DIGITS + 1):
+        byte = codes[np.minimum(starts + k, len(codes) - 1)]
+        inside = starts + k < content_end
+        found = digits_so_far & inside & (byte == 44) & (comma_at < 0) & (k >= 1)
+        comma_at[found] = k
+        digits_so_far &= inside & _DIGIT_BYTES[byte]
+    simple &= comma_at > 0
     if not header_done:   # the header (and blank lines before it) are read one by one
         nonblank = np.flatnonzero(content_end > starts)
         simple[:(nonblank[0] + 1) if len(nonblank) else len(simple)] = False
-    key = np.where(simple, commas, -1)
-    bounds = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [len(key)]))
+    bounds = np.concatenate(([0], np.flatnonzero(np.diff(simple.view(np.int8))) + 1, [len(simple)]))
     for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        if key[begin] >= 0 and end - begin >= 2:
+        if simple[begin] and end - begin >= 2:
             first, last = int(starts[begin]), int(ends[end - 1]) + 1
-            yield _NumericRun(block[first:last], number + begin + 1, offset + first, end - begin, int(key[begin]) + 1)
+            yield _NumericRun(block[first:last], number + begin + 1, offset + first, end - begin)
             continue
         for row in range(begin, end):
             first = int(starts[row])
             yield _decode_line(block[first:int(ends[row]) + 1], number + row + 1, offset + first)
 
 
-def _read_numeric(run: _NumericRun) -> tuple[np.ndarray, np.ndarray] | None:
-    """(epochs, values [row, cell 1..]) of a run, or None when a cell is not a number float() reads."""
+def _read_numeric(run: _NumericRun, cells: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(epochs, values [row, cell 1..]) of a run, or None when a line has more than ``cells`` cells or a
+    cell is not a number float() reads."""
     try:
-        frame = pd.read_csv(io.BytesIO(run.data), header=None, names=list(range(run.cells)), engine="c",
-                            dtype={k: (np.int64 if k == 0 else np.float64) for k in range(run.cells)},
+        frame = pd.read_csv(io.BytesIO(run.data), header=None, names=list(range(cells)), engine="c",
+                            dtype={k: (np.int64 if k == 0 else np.float64) for k in range(cells)},
                             skip_blank_lines=False, quoting=csv.QUOTE_NONE)
     except (ValueError, OverflowError, pd.errors.ParserError):
         return None
     if len(frame) != run.count:
         return None
-    values = frame.iloc[:, 1:].to_numpy(dtype=np.float64) if run.cells > 1 else np.empty((run.count, 0))
+    values = frame.iloc[:, 1:].to_numpy(dtype=np.float64) if cells > 1 else np.empty((run.count, 0))
     return frame[0].to_numpy(dtype=np.int64), values
 
 
@@ -515,9 +524,9 @@ class _Parser:
         """Rows of plain numbers in bulk, as :meth:`data_row` would read them one by one; False (nothing
         done) when the run does not fit the current header or a cell is not a number."""
         layout = self.layout
-        if run.cells != layout.width or layout.has_extras:
+        if layout.width < 2 or layout.has_extras or not run.has_cells(layout.width):
             return False
-        read = _read_numeric(run)
+        read = _read_numeric(run, layout.width)
         if read is None:
             return False
         epochs, cells = read
