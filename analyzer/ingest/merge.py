@@ -20,7 +20,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumns, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
 from mnv4_postmortem.analyzer.ingest.formats import Combined, by_name
@@ -35,6 +34,7 @@ from mnv4_postmortem.analyzer.model import (
     SourceRef,
     TrainConfig,
 )
+from mnv4_postmortem.analyzer.timm.defaults import build_config, with_defaults
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 from mnv4_postmortem.analyzer.timm.trainers import run_trainer
 from mnv4_postmortem.analyzer.timm.version import TimmVersion, narrowest, version_from_args
@@ -268,11 +268,11 @@ def _effective_config(contributions: Sequence[Contribution], version: TimmVersio
     if args is None:
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
-        base = TrainConfig(values={}, timm_version=version)
+        base = with_defaults(TrainConfig(values={}, timm_version=version))
     elif run_trainer((c.trainer, c.format) for c in contributions) is not None:
         # Another trainer's settings (DeiT main.py, Lightning hparams, HF TrainingArguments, an mm config):
         # timm train.py's defaults are not that trainer's, so none are filled in.
-        base = TrainConfig(values=dict(args), args=dict(args), source=source, timm_version=version)
+        base = with_defaults(TrainConfig(values=dict(args), args=dict(args), source=source, timm_version=version))
     else:
         base = build_config(args, source, version)
     effective, sources = dict(base.effective), dict(base.effective_sources)

@@ -28,7 +28,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from mnv4_postmortem.analyzer.model import Recipe, Resolved, TrainConfig, as_count, as_number
-from mnv4_postmortem.analyzer.timm.defaults import default
 
 __all__ = [
     "CYCLE_SCHEDULERS",
@@ -235,10 +234,13 @@ def schedule_length(
     how = f"{where}: epochs {epochs}"
     if str(config.values.get("sched") or "").lower() not in CYCLE_SCHEDULERS:
         return epochs, how, "args.yaml"
-    version = config.timm_version
-    cycles = config.count("lr_cycle_limit", default("lr_cycle_limit", version), minimum=1)
-    mul = config.number("lr_cycle_mul", default("lr_cycle_mul", version))
-    total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
+    # The cycle settings are train.py options a diagnosis does not otherwise read: a missing one is the
+    # default of the config's era (resolved at ingest); unknown altogether, the schedule is one cycle long.
+    cycles = config.count("lr_cycle_limit", config.command_defaults.get("lr_cycle_limit"), minimum=1)
+    mul = config.number("lr_cycle_mul", config.command_defaults.get("lr_cycle_mul"))
+    total = epochs
+    if cycles is not None and mul is not None:
+        total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
     if total != epochs:
         how += f" over {cycles} cycles (lr_cycle_mul {mul:g}) = {total}"
     cooldown = config.count("cooldown_epochs") or 0
