@@ -531,10 +531,47 @@ def _payload_crc_mismatches(
     buf: bytes | mmap.mmap, view: memoryview, starts: list[int], ends: list[int]
 ) -> np.ndarray:
     """Positions (in ``starts``) of the records whose stored payload CRC does not match."""
-    computed = np.fromiter(map(crc32c.crc32c, map(view.__getitem__, map(slice, starts, ends))), np.uint64, len(starts))
+    computed = _payload_crcs(np.frombuffer(buf, dtype=np.uint8), view, np.asarray(starts, np.int64), np.asarray(ends, np.int64))
     masked = (((computed >> np.uint64(15)) | (computed << np.uint64(17))) + np.uint64(_MASK_DELTA)) & np.uint64(_U32)
     stored = _gather(np.frombuffer(buf, dtype=np.uint8), np.array(ends, dtype=np.int64), 4).view("<u4").ravel()
     return np.flatnonzero(masked != stored)
+
+
+_CRC_TABLE_MIN_RECORDS = 4096   # records of one length that pay for that length's tables
+_CRC_TABLE_MAX_LENGTH = 256     # bytes: a table is 256 crc32c calls per byte of the length
+
+
+def _payload_crcs(data: np.ndarray, view: memoryview, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """crc32c of every payload ``data[start:end]``. Records of a length that many records share are
+    done together: for a fixed length, CRC-32C is affine over GF(2) in the message bits, so
+    ``crc(x) = crc(0...0) ^ XOR_j D_j[x_j]`` with ``D_j[b] = crc(b at position j, zeros elsewhere) ^
+    crc(0...0)``; the tables are made with the crc32c library itself, and the per-record work becomes
+    one table look-up per byte column over all records at once. Other records: one library call each."""
+    out = np.empty(len(starts), np.uint64)
+    lengths = ends - starts
+    distinct, counts = np.unique(lengths, return_counts=True)
+    one_by_one = np.zeros(len(starts), bool)
+    for length, count in zip(distinct.tolist(), counts.tolist()):
+        rows = np.flatnonzero(lengths == length)
+        if count < _CRC_TABLE_MIN_RECORDS or not 0 < length <= _CRC_TABLE_MAX_LENGTH:
+            one_by_one[rows] = True
+            continue
+        zero = crc32c.crc32c(bytes(length))
+        tables = np.empty((length, 256), np.uint32)
+        for position in range(length):
+            message = bytearray(length)
+            for byte in range(256):
+                message[position] = byte
+                tables[position, byte] = crc32c.crc32c(message) ^ zero
+        crc = np.full(len(rows), zero, np.uint32)
+        first = starts[rows]
+        for position in range(length):
+            crc ^= tables[position][data[first + position]]
+        out[rows] = crc
+    picked = np.flatnonzero(one_by_one)
+    out[picked] = np.fromiter(map(crc32c.crc32c, map(view.__getitem__, map(slice, starts[picked].tolist(), ends[picked].tolist()))),
+                              np.uint64, len(picked))
+    return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)
