@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from mnv4_postmortem.analyzer.citations import cited_ranges
 from mnv4_postmortem.analyzer.coverage import coverage_of
 from mnv4_postmortem.analyzer.detect import Detection, detect
-from mnv4_postmortem.analyzer.diagnosis import Diagnosis, RunSummary
+from mnv4_postmortem.analyzer.diagnosis import CurveSegment, Diagnosis, RunSummary
 from mnv4_postmortem.analyzer.engine import RulePack, RuleError, evaluate
 from mnv4_postmortem.analyzer.engine.provenance import config_keys_cited, pack_version
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
@@ -53,7 +53,7 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         findings=findings,
         differential=ranking.differential,
         considered=ranking.considered,
-        segments=_segments_json(detection),
+        segments=_segments(detection),
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=tuple(rule_errors),
         combined_fix=_combined_command(ranking.combined_fix, run),
@@ -155,22 +155,14 @@ def _command_error(pack: RulePack, finding: Finding, exc: Exception) -> str:
     return str(RuleError(path, line, col, "fix", message, finding.rule_id, level="warning"))
 
 
-def _segments_json(detection: Detection) -> dict[str, list[dict[str, Any]]]:
+def _segments(detection: Detection) -> dict[str, tuple[CurveSegment, ...]]:
     return {
-        metric: [
-            {
-                "start": _num(s.x_first),
-                "end": _num(s.x_last),
-                "unit": s.unit,
-                "n": s.n,
-                "label": s.label,
-                "level": _num(s.level),
-                "slope": _num(s.slope),
-                "slope_ci": [_num(s.slope_low), _num(s.slope_high)],
-                "noise": _num(s.noise),
-            }
+        metric: tuple(
+            CurveSegment(start=_num(s.x_first), end=_num(s.x_last), unit=s.unit, n=s.n, label=s.label,
+                         level=_num(s.level), slope=_num(s.slope), slope_ci=(_num(s.slope_low), _num(s.slope_high)),
+                         noise=_num(s.noise))
             for s in segments
-        ]
+        )
         for metric, segments in detection.segments.items()
     }
 

@@ -17,6 +17,18 @@ from mnv4_postmortem.analyzer.model import Event, IngestIssue, SourceInfo, Sourc
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class EpochColumn:
+    """One column's epoch values in bulk: ``epochs``, ``values`` and ``refs`` of equal length, in source order.
+    A format that reads whole columns (JSON lines, a CSV) hands them over as they are, without one tuple per
+    point; the merge treats them as the ``(column, epoch, value, ref)`` points they stand for."""
+
+    column: str
+    epochs: Sequence[int]
+    values: Sequence[float]
+    refs: Sequence[SourceRef]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class EpochValues:
     """Epoch-level values from one source, as ``(column, epoch, value, ref)`` points in the source's
     own order (so that the issues a disagreement raises come in that order too).
@@ -31,21 +43,23 @@ class EpochValues:
     - ``only_new_column``: it is dropped when a format earlier in the precedence order has the column.
     """
 
-    points: Sequence[tuple[str, int, float, SourceRef]]
+    points: Sequence[tuple[str, int, float, SourceRef]] = ()
     tolerance: float | None = None
     overwrite: bool = False
     only_new_column: bool = False
-    columns: EpochColumns | None = None     # more points, held as arrays (they come after ``points``)
+    columns: Sequence[EpochColumn] = ()   # more points, column by column (after ``points``)
+    arrays: EpochColumns | None = None     # more points, held as arrays (after ``columns``)
 
     def all_points(self) -> list[tuple[str, int, float, SourceRef]]:
-        """``points`` and then the points of ``columns``, as tuples (for a merge that wants them one by one)."""
-        return list(self.points) + (self.columns.points() if self.columns is not None else [])
+        """``points`` and the points ``columns`` and ``arrays`` stand for, in that order."""
+        return [*self.points, *((c.column, e, v, r) for c in self.columns for e, v, r in zip(c.epochs, c.values, c.refs)),
+                *(self.arrays.points() if self.arrays is not None else ())]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class EpochColumns:
     """Epoch values of one file as arrays, for files with very many rows (a summary.csv of a million
-    epochs would be five million point tuples). They stand for the points
+    epochs would be five million point tuples and SourceRefs). They stand for the points
     ``(column, epochs[k], values[column][k], SourceRef(path, line=lines[k] or None))`` for every ``k``
     where ``kept[column][k]``, column by column in ``values`` order, ``k`` ascending. ``epochs`` are
     distinct."""

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import cache
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumns, EpochContext
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochColumns, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
 from mnv4_postmortem.analyzer.ingest.formats import Combined, by_name
 from mnv4_postmortem.analyzer.model import (
@@ -84,7 +86,9 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
     contributions: list[Contribution] = []
     parts: dict[str, list[Contribution]] = {}
     claimed = [f for f in discovery.files if f.format is not None]
-    for found in sorted(claimed, key=lambda f: isinstance(by_name(f.format), Combined)):
+    # isinstance against a runtime Protocol inspects its members each time: once per format is enough
+    combined = {name: isinstance(by_name(name), Combined) for name in {f.format for f in claimed}}
+    for found in sorted(claimed, key=lambda f: combined[f.format]):
         fmt = by_name(found.format)
         try:
             contribution = fmt.parse(found.path, found.rel)
@@ -92,7 +96,7 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
             # One unusable file never stops the others from being read.
             issues.append(IngestIssue(exc.source or SourceRef(found.rel), exc.message, "error"))
             continue
-        if isinstance(fmt, Combined):
+        if combined[found.format]:
             parts.setdefault(fmt.name, []).append(contribution)
         else:
             issues.extend(contribution.issues)
@@ -233,15 +237,17 @@ def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
     earlier_columns = table.columns_of_other_formats(contribution.format)
     table.current_format = contribution.format
     for values in contribution.epochs:
-        if values.tolerance is None and not values.points and values.columns is not None:
-            for column in values.columns.values:   # array columns: kept as arrays while nothing else writes there
-                if not (values.only_new_column and column in earlier_columns):
-                    table.put_columns(column, values.columns, overwrite=values.overwrite)
-            continue
         if values.tolerance is None:  # plain puts: column by column, in bulk (a 1,000-epoch log is 10,000 points)
-            for column, points in _by_column(values.all_points()).items():
+            for column, points in _by_column(values.points).items():
                 if not (values.only_new_column and column in earlier_columns):
                     table.put_many(column, points, overwrite=values.overwrite)
+            for bulk in values.columns:
+                if not (values.only_new_column and bulk.column in earlier_columns):
+                    table.put_column(bulk, overwrite=values.overwrite)
+            if values.arrays is not None:   # array columns: kept as arrays while nothing else writes there
+                for column in values.arrays.values:
+                    if not (values.only_new_column and column in earlier_columns):
+                        table.put_columns(column, values.arrays, overwrite=values.overwrite)
             continue
         for column, epoch, value, ref in values.all_points():
             if values.only_new_column and column in earlier_columns:
@@ -310,39 +316,44 @@ class _EpochTable:
     def __init__(self, issues: list[IngestIssue]):
         self.values: dict[str, dict[int, float]] = {}
         self.refs: dict[str, dict[int, SourceRef]] = {}
-        # columns that one EpochColumns filled and nothing else touched yet, turned into the dicts above
-        # (one SourceRef per value) only when another source writes there
-        self.arrays: dict[str, tuple[EpochColumns, np.ndarray]] = {}     # column -> (its file's columns, kept)
         self.issues = issues
         self.writers: dict[str, set[str]] = {}   # column -> formats that put values in it
         self.current_format = ""
+        # A column one source handed over in bulk, kept as it came until another source meets it (then it
+        # becomes a dict like the others): most columns have one source, and the frame is built from it directly.
+        self.bulk: dict[str, EpochColumn] = {}
+        # Columns of an EpochColumns (a file of very many epochs), likewise kept as arrays: column -> (its
+        # file's arrays, which of their epochs the column has); the refs stay line numbers (line_refs.py).
+        self.arrays: dict[str, tuple[EpochColumns, np.ndarray]] = {}
 
     def put_columns(self, column: str, columns: EpochColumns, *, overwrite: bool = False) -> None:
         """:meth:`put_many` for one column of an :class:`EpochColumns` (same result)."""
-        if column in self.values or column in self.arrays:
-            self.put_many(column, [(e, v, r) for _c, e, v, r in EpochColumns(
-                columns.path, columns.epochs, columns.lines, {column: columns.values[column]},
-                {column: columns.kept[column]}).points()], overwrite=overwrite)
+        if column in self.values or column in self.bulk or column in self.arrays:
+            one = EpochColumns(columns.path, columns.epochs, columns.lines, {column: columns.values[column]},
+                               {column: columns.kept[column]})
+            self.put_many(column, [(e, v, r) for _c, e, v, r in one.points()], overwrite=overwrite)
             return
         self.writers.setdefault(column, set()).add(self.current_format)
         self.arrays[column] = (columns, columns.kept[column])
 
-    def _as_dicts(self, column: str) -> None:
-        """An array column as the value and ref dicts, before anything else writes into it."""
+    def _materialize(self, column: str) -> None:
         held = self.arrays.pop(column, None)
-        if held is None:
-            return
-        columns, keep = held
-        epochs, values, lines, path = columns.epochs[keep], columns.values[column][keep], columns.lines[keep], columns.path
-        self.values[column] = dict(zip(epochs.tolist(), values.tolist()))
-        self.refs[column] = {epoch: SourceRef(path, line=line or None) for epoch, line in zip(epochs.tolist(), lines.tolist())}
+        if held is not None:
+            columns, keep = held
+            epochs, lines = columns.epochs[keep].tolist(), columns.lines[keep].tolist()
+            self.values[column] = dict(zip(epochs, columns.values[column][keep].tolist()))
+            self.refs[column] = {e: SourceRef(columns.path, line=line or None) for e, line in zip(epochs, lines)}
+        bulk = self.bulk.pop(column, None)
+        if bulk is not None:
+            self.values[column] = dict(zip(bulk.epochs, bulk.values))
+            self.refs[column] = dict(zip(bulk.epochs, bulk.refs))
 
     def columns_of_other_formats(self, fmt: str) -> set[str]:
         return {column for column, formats in self.writers.items() if formats - {fmt}}
 
     def put(self, column: str, epoch: int, value: float, ref: SourceRef, *, overwrite: bool = False) -> None:
         """Set a value unless one is there already (``overwrite`` for pass-specific log columns)."""
-        self._as_dicts(column)
+        self._materialize(column)
         known = self.values.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
         if overwrite or epoch not in known:
@@ -351,7 +362,7 @@ class _EpochTable:
 
     def put_many(self, column: str, points, *, overwrite: bool = False) -> None:
         """:meth:`put` for many ``(epoch, value, ref)`` points of one column (same result, in source order)."""
-        self._as_dicts(column)
+        self._materialize(column)
         known = self.values.setdefault(column, {})
         refs = self.refs.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
@@ -367,10 +378,32 @@ class _EpochTable:
                 known[epoch] = value
                 refs[epoch] = ref
 
+    def put_column(self, bulk: EpochColumn, *, overwrite: bool = False) -> None:
+        """:meth:`put_many` for a column handed over in bulk (same result, without a tuple per point)."""
+        if len(set(bulk.epochs)) < len(bulk.epochs):  # repeated epochs: put_many knows which one stays
+            self.put_many(bulk.column, list(zip(bulk.epochs, bulk.values, bulk.refs)), overwrite=overwrite)
+            return
+        if bulk.column not in self.values and bulk.column not in self.bulk and bulk.column not in self.arrays:  # its first source
+            self.bulk[bulk.column] = bulk
+            self.writers.setdefault(bulk.column, set()).add(self.current_format)
+            return
+        self._materialize(bulk.column)
+        known = self.values.setdefault(bulk.column, {})
+        refs = self.refs.setdefault(bulk.column, {})
+        self.writers.setdefault(bulk.column, set()).add(self.current_format)
+        if overwrite or not known:
+            known.update(zip(bulk.epochs, bulk.values))
+            refs.update(zip(bulk.epochs, bulk.refs))
+            return
+        for epoch, value, ref in zip(bulk.epochs, bulk.values, bulk.refs):
+            if epoch not in known:
+                known[epoch] = value
+                refs[epoch] = ref
+
     def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
                       tolerance: float = AGREEMENT_TOLERANCE) -> None:
         """Fill a gap, or compare with the documented source (summary.csv, put first) and warn on disagreement."""
-        self._as_dicts(column)
+        self._materialize(column)
         existing = self.values.get(column, {}).get(epoch)
         if existing is None:
             self.put(column, epoch, value, ref)
@@ -384,33 +417,48 @@ class _EpochTable:
             ))
 
     def n_epochs(self) -> int:
-        if self.arrays:
-            union = self._array_union()
-            if union is not None and not self.values:
-                return int(union.sum())
-            return len(set().union(*self.values.values(), *(c.epochs[keep].tolist() for c, keep in self.arrays.values())))
-        return len(set().union(*self.values.values())) if self.values else 0
+        if self.arrays and not self.values and not self.bulk and (union := self._array_union()) is not None:
+            return int(union.sum())
+        return len(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values()),
+                               *(c.epochs[keep].tolist() for c, keep in self.arrays.values())))
+
+    def _over(self, column: str, epochs: list) -> tuple[list, list]:
+        """The column's values and refs over ``epochs`` (sorted), NaN where it has none."""
+        bulk = self.bulk.get(column)
+        if bulk is not None and len(bulk.epochs) == len(epochs) and list(bulk.epochs) == epochs:
+            return list(bulk.values), list(bulk.refs)   # it covers every epoch, in order: as it came
+        if bulk is not None:
+            known, refs = dict(zip(bulk.epochs, bulk.values)), dict(zip(bulk.epochs, bulk.refs))
+        else:
+            known, refs = self.values[column], self.refs.get(column, {})
+        missing = repeat(math.nan)
+        return list(map(known.get, epochs, missing)), list(map(refs.get, epochs, missing))
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if self.arrays and not self.values:
+        if self.arrays and not self.values and not self.bulk:
             return self._array_frames()
         for column in list(self.arrays):
-            self._as_dicts(column)
-        if not self.values:
+            self._materialize(column)
+        present = self.values.keys() | self.bulk.keys()
+        if not present:
             empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
             return empty, empty.copy()
-        ordered = [c for c in EPOCH_COLUMNS if c in self.values] + sorted(c for c in self.values if c not in EPOCH_COLUMNS)
-        frame = pd.DataFrame({c: pd.Series(self.values[c], dtype="float64") for c in ordered})
-        frame.index.name = "epoch"
-        frame = frame.sort_index()
-        refs = pd.DataFrame({c: pd.Series(self.refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
-        return frame, refs
+        ordered = [c for c in EPOCH_COLUMNS if c in present] + sorted(c for c in present if c not in EPOCH_COLUMNS)
+        # Every column over the sorted union of epochs, a missing cell NaN (as a frame of aligned Series would be),
+        # built from the dicts directly: a Series per column costs more than the lookups.
+        epochs = sorted(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values())))
+        index = pd.Index(np.array(epochs), name="epoch") if epochs else pd.Index([], name="epoch", dtype="object")
+        values = np.empty((len(ordered), len(epochs)), dtype="float64")
+        refs = np.empty((len(ordered), len(epochs)), dtype="object")
+        for row, c in enumerate(ordered):
+            values[row, :], refs[row, :] = self._over(c, epochs)
+        return (pd.DataFrame(values.T, index=index, columns=ordered),
+                pd.DataFrame(refs.T, index=index, columns=ordered))
 
 
     def _array_union(self) -> np.ndarray | None:
         """Which epochs of their one file the array columns hold together (None: several files)."""
-        files = {id(held) for held, _ in self.arrays.values()}
-        if len(files) != 1:
+        if len({id(held) for held, _ in self.arrays.values()}) != 1:
             return None
         return np.logical_or.reduce([keep for _, keep in self.arrays.values()])
 
@@ -435,37 +483,43 @@ class _EpochTable:
                 values[column] = held.values[column]
                 refs[column] = LineRefArray((held.path,), one_file, held.lines)
                 continue
-            epochs, column_values, lines, path = held.epochs[keep], held.values[column][keep], held.lines[keep], held.path
-            at = slice(None) if len(epochs) == len(index) else np.searchsorted(index, epochs)
-            if isinstance(at, slice):
-                full, code, line = column_values, one_file, lines
-            else:
-                full = np.full(len(index), np.nan)
-                full[at] = column_values
-                code = np.full(len(index), -1, np.int32)
-                code[at] = 0
-                line = np.zeros(len(index), np.int64)
-                line[at] = lines
+            epochs, column_values, lines = held.epochs[keep], held.values[column][keep], held.lines[keep]
+            at = np.searchsorted(index, epochs)
+            full = np.full(len(index), np.nan)
+            full[at] = column_values
+            code = np.full(len(index), -1, np.int32)
+            code[at] = 0
+            line = np.zeros(len(index), np.int64)
+            line[at] = lines
             values[column] = full
-            refs[column] = LineRefArray((path,), code, line)
+            refs[column] = LineRefArray((held.path,), code, line)
         epoch_index = pd.Index(index, dtype="int64", name="epoch")
         return pd.DataFrame(values, index=epoch_index, copy=False), pd.DataFrame(refs, index=epoch_index.copy(), copy=False)
+
+
+_NO_STEP_SCALARS = pd.DataFrame()
 
 
 def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:
     frames = [c.step_scalars for c in contributions if c.step_scalars is not None and len(c.step_scalars)]
     if not frames:
-        return pd.DataFrame()
+        return _NO_STEP_SCALARS.copy()
     wide = pd.concat(frames, axis=1)
     return wide.T.groupby(level=0).last().T.sort_index() if wide.columns.duplicated().any() else wide.sort_index()
+
+
+@cache
+def _empty_step_frame() -> pd.DataFrame:
+    """The step frame of a run without steps (built once: a frame of empty Series costs more than a copy)."""
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
+        src_file=pd.Series(dtype="object")
+    )
 
 
 def _step_frame(contributions: Sequence[Contribution]) -> pd.DataFrame:
     frames = [c.steps for c in contributions if c.steps is not None and len(c.steps)]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
-            src_file=pd.Series(dtype="object")
-        )
+        return _empty_step_frame().copy()
     steps = pd.concat(frames, ignore_index=True)
     steps["src_file"] = steps["src_file"].astype("category")
     return steps

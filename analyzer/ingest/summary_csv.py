@@ -967,7 +967,7 @@ def summary_contribution(csv_file: SummaryCsv) -> Contribution:
     info = SourceInfo(csv_file.path, "summary_csv", f"summary.csv {csv_file.family}", None,
                       tuple(frame.columns), span, len(frame))
     return Contribution(
-        format="summary_csv", sources=(info,), epochs=(EpochValues((), columns=columns),), timm_version=csv_file.family or None,
+        format="summary_csv", sources=(info,), epochs=(EpochValues((), arrays=columns),), timm_version=csv_file.family or None,
         records=len(frame), events=csv_file.events, issues=csv_file.issues,
     )
 

@@ -298,9 +298,14 @@ def _logged_per_epoch(epoch: np.ndarray | None, per_epoch: np.ndarray | None) ->
     epoch, per_epoch = epoch[keep], per_epoch[keep]
     if epoch.size == 0:
         return {}
-    # The first occurrence in reversed order is each epoch's last line.
-    unique, first_from_end = np.unique(epoch[::-1], return_index=True)
-    last = per_epoch[::-1][first_from_end]
+    if epoch.size == 1 or bool(np.all(epoch[1:] >= epoch[:-1])):
+        # in log order (the common case): each epoch's last line is where the next epoch begins, no sort needed
+        ends = np.append(np.flatnonzero(np.diff(epoch)), epoch.size - 1)
+        unique, last = epoch[ends], per_epoch[ends]
+    else:
+        # The first occurrence in reversed order is each epoch's last line.
+        unique, first_from_end = np.unique(epoch[::-1], return_index=True)
+        last = per_epoch[::-1][first_from_end]
     return {int(e): int(n) for e, n in zip(unique, last)}
 
 
@@ -380,13 +385,13 @@ CONFIDENCE_TRAIN_LOSS = 0.6
 CONFIDENCE_AGREEING_TOP1 = 0.1
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
-    """(start, end) inclusive of the longest stretch of True (the first of equal ones), or None."""
+    """(start, end) inclusive of the longest stretch of True (the earliest of equal ones), or None."""
     flags = np.asarray(mask, dtype=bool)
-    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    if not len(starts):
+    if not flags.any():
         return None
-    longest = int(np.argmax(ends - starts))    # argmax: the first of equal lengths
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False]))))  # where a stretch starts / ends + 1
+    starts, ends = edges[0::2], edges[1::2] - 1
+    longest = int(np.argmax(ends - starts))  # argmax takes the first of equal maxima
     return int(starts[longest]), int(ends[longest])
 
 
