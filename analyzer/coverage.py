@@ -202,7 +202,8 @@ def _epoch_sources(run: Run, column: str, index: list[int]) -> tuple[str, ...]:
     if column not in run.epoch_refs.columns:
         return ()
     refs = run.epoch_refs[column]
-    files = {str(getattr(refs.get(epoch), "path", "")) for epoch in index}
+    # the refs of the listed epochs, looked up at once (a long run has thousands of epochs)
+    files = {str(getattr(ref, "path", "")) for ref in refs[refs.index.isin(index)].tolist()}
     return tuple(sorted(f for f in files if f))
 
 

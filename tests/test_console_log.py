@@ -194,8 +194,8 @@ def test_best_metric_event_matches_the_log(run):
 
 def test_bulk_and_line_by_line_paths_agree(run):
     folder, log = run
-    slow = console_log._parse(folder / "train.log", "train.log", fast=False)
-    small_chunks = console_log._parse(folder / "train.log", "train.log", chunk_size=1000)
+    slow = console_log.parse_console_log(folder / "train.log", "train.log", fast=False)
+    small_chunks = console_log.parse_console_log(folder / "train.log", "train.log", chunk_size=1000)
     assert frames_equal(log, slow)
     assert frames_equal(log, small_chunks)
     assert log.info == slow.info and log.events == slow.events
@@ -306,8 +306,8 @@ def test_real_logs_bulk_and_line_paths_agree(name):
     if not logs:
         pytest.skip(f"{folder} is not available")
     fast = parse_console_log(logs[0])
-    assert frames_equal(fast, console_log._parse(logs[0], fast=False))
-    assert frames_equal(fast, console_log._parse(logs[0], chunk_size=50_000))
+    assert frames_equal(fast, console_log.parse_console_log(logs[0], fast=False))
+    assert frames_equal(fast, console_log.parse_console_log(logs[0], chunk_size=50_000))
 
 
 # -- formats no real log here has: single lines quoted from timm-formats.md -----------------
@@ -469,7 +469,7 @@ def test_cut_last_line_is_an_issue_and_earlier_rows_stay(tmp_path):
 def test_huge_single_line_is_skipped_quickly(tmp_path):
     line = "Train: 0 [" + "9" * (20 << 20)
     content = LAYOUT_LINES["D"] + "\n" + line + "\n" + LAYOUT_LINES["D"] + "\n" + "x" * 100_000 + "\n" + LAYOUT_LINES["D"]
-    log = console_log._parse(write(tmp_path, content), chunk_size=1 << 20)
+    log = console_log.parse_console_log(write(tmp_path, content), chunk_size=1 << 20)
     assert log.steps["src_line"].tolist() == [1, 3, 5]
     assert [(issue.source.line, "longer than" in issue.message) for issue in log.issues] == [(2, True), (4, True)]
     assert log.n_lines == 5
@@ -497,7 +497,7 @@ def parse_bytes(tmp_path: Path, content: bytes, **options) -> ConsoleLog | None:
     path = tmp_path / "mutated.log"
     path.write_bytes(content)
     try:
-        return console_log._parse(path, **options)
+        return console_log.parse_console_log(path, **options)
     except IngestError as error:
         assert "internal parser error" not in error.message
         return None
@@ -531,3 +531,64 @@ def test_mutated_real_log_only_ingest_error_and_paths_agree(tmp_path, content):
     if fast is not None:
         assert frames_equal(fast, slow)
         assert len(fast.steps) <= SEED_LOG.count(b"Train:") + 4
+
+
+# -- the bulk (template) path against the reference per-line parser, on real logs of every timm version --
+
+SHARED_RUNS = REPO.parent / "shared" / "timm-runs"
+EVERY_REAL_LOG = sorted(SHARED_RUNS.glob("*/train.log")) + FIXTURE_LOGS
+
+
+def same_parse(a: ConsoleLog, b: ConsoleLog) -> bool:
+    """Everything a parse gives: rows, messages, events, issues, layout and version."""
+    return (frames_equal(a, b) and dict(a.info) == dict(b.info) and dict(a.info_refs) == dict(b.info_refs)
+            and a.lr_calc == b.lr_calc and a.events == b.events and a.issues == b.issues
+            and (a.layout, a.timm_version, a.n_lines, a.throughput_bug) == (b.layout, b.timm_version, b.n_lines, b.throughput_bug))
+
+
+@pytest.mark.parametrize("path", EVERY_REAL_LOG, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+def test_fast_path_and_reference_parser_agree_on_real_logs(path):
+    fast = parse_console_log(path, "train.log")
+    assert len(fast.steps) == sum("Train:" in line for line in path.read_text(errors="replace").splitlines())
+    assert same_parse(fast, parse_console_log(path, "train.log", fast=False))
+    assert same_parse(fast, parse_console_log(path, "train.log", chunk_size=4096))
+
+
+def test_shared_runs_cover_every_timm_era():
+    """The agreement test above sees the old (A/B), 0.9 (C) and 1.0 (D) Train layouts."""
+    layouts = {parse_console_log(path).layout for path in EVERY_REAL_LOG}
+    assert {"B", "C", "D"} <= layouts or not SHARED_RUNS.exists()
+
+
+def test_bad_line_mid_file_through_the_fast_path(tmp_path):
+    """A garbled Train line amid thousands of lines of one shape (read in bulk): the lines around it
+    are kept, it is reported with file and line, and the reference parser says the same."""
+    real = (SHARED_RUNS / "v1_healthy" / "train.log") if SHARED_RUNS.exists() else (RUNS / "v1_healthy" / "train.log")
+    lines = real.read_text().splitlines()
+    header = [line for line in lines if not line.startswith(("Train:", "Test"))][:12]
+    train = next(line for line in lines if line.startswith("Train: 0 [  10/31"))
+    body = [train.replace("Train: 0 [  10/31", f"Train: {k // 31} [{k % 31:>4d}/31") for k in range(3000)]
+    bad_at = 1500
+    body[bad_at] = body[bad_at].replace("[  12/31", "[  1\x7f/31")  # the step counter unreadable
+    path = write(tmp_path, "\n".join(header + body) + "\n")
+    fast = parse_console_log(path, "train.log")
+    bad_line = len(header) + bad_at + 1
+    assert len(fast.steps) == 2999
+    assert bad_line not in set(fast.steps["src_line"]) and {bad_line - 1, bad_line + 1} <= set(fast.steps["src_line"])
+    problem = [issue for issue in fast.issues if issue.source.line == bad_line]
+    assert problem and problem[0].source.path == "train.log" and "Train: line" in problem[0].message
+    assert same_parse(fast, parse_console_log(path, "train.log", fast=False))
+
+
+def test_no_module_imports_another_modules_private_names():
+    """console_log's modules and the watcher use each other's public names only (issue 16)."""
+    import ast
+
+    files = sorted((REPO / "analyzer" / "ingest" / "console_log").glob("*.py")) + [REPO / "analyzer" / "watch" / "sources.py"]
+    private = []
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mnv4_postmortem"):
+                private += [f"{file.name}: {node.module}.{alias.name}" for alias in node.names
+                            if alias.name.startswith("_")]
+    assert not private, private

@@ -380,3 +380,63 @@ def test_mutated_real_files_only_raise_ingest_error(scratch: Path, seed: bytes, 
     path = scratch / "mutated.csv"
     path.write_bytes(bytes(data))
     parse_or_ingest_error(path)
+
+
+# -- the bulk path (runs of numeric lines read by pandas) against the per-line reference parser --
+
+SHARED_SUMMARIES = sorted((REPO.parent / "shared" / "timm-runs").glob("*/summary.csv"))
+EVERY_SUMMARY = FIXTURE_FILES + SHARED_SUMMARIES + sorted(REAL_RUNS.glob("*/summary.csv"))
+
+
+def same_summary(a, b) -> bool:
+    return (a.frame.equals(b.frame) and a.lines.equals(b.lines) and list(a.frame.columns) == list(b.frame.columns)
+            and a.events == b.events and a.issues == b.issues and (a.header, a.family) == (b.header, b.family))
+
+
+@pytest.mark.parametrize("path", EVERY_SUMMARY, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+def test_bulk_and_per_line_paths_agree_on_real_files(path):
+    assert same_summary(parse_summary_csv(path, "summary.csv"), parse_summary_csv(path, "summary.csv", fast=False))
+
+
+def test_bulk_path_keeps_every_rule_of_the_per_line_parser(tmp_path):
+    """Hand-made hazards amid thousands of plain rows (read in bulk): a resume with a repeated header and
+    repeated epochs, a bad line, a short row, nan/inf written, empty cells, an overflowing number, a
+    decimal epoch, a blank line, a bare CR, and a last line cut without a newline."""
+    header = "epoch,train_loss,eval_loss,eval_top1,eval_top5,lr"
+    rows = [f"{e},{6.9 / (e + 1)!r},{5.0 / (e + 1)!r},{e * 0.01!r},{50 + e * 0.001!r},{0.1 * 0.999 ** e!r}" for e in range(3000)]
+    rows[700] = "700,1.5,oops,3,4,5"                  # a cell that is not a number: NaN and an issue
+    rows[701] = "701,1.5,2.5,3"                       # too few fields: skipped
+    rows[900] = "900,nan,2.5,3,4,5"                   # nan written
+    rows[901] = "901,1e999,2.5,3,4,5"                 # overflows to inf: written nonfinite
+    rows[902] = "902,,2.5,3,4,5"                      # empty cell: missing, not nonfinite
+    rows[1000] = "1000.0,1,2,3,4,5"                   # a decimal epoch
+    rows[1001] = ""                                   # blank
+    rows[1002] = "1002,1,2\r3,4,5"                    # a bare CR inside
+    rows[2500] = "2500,1,2,3,4,5,6"                   # too many fields: skipped
+    text = "\r\n".join([header] + rows[:2000] + [header] + rows[1500:]) + "\r\n" + "3000,1.0,2.0"
+    path = tmp_path / "summary.csv"
+    path.write_bytes(text.encode())
+    fast, slow = parse_summary_csv(path, "summary.csv"), parse_summary_csv(path, "summary.csv", fast=False)
+    assert same_summary(fast, slow)
+    assert any(e.kind == "resume" for e in fast.events) and any(e.kind == "nonfinite" for e in fast.events)
+    assert any("line 703 skipped" in issue.message for issue in fast.issues)   # rows[701] is line 703
+    assert any("line 3003 skipped" in issue.message for issue in fast.issues)   # rows[2500]: line 2003 + 1000
+    assert len(fast.frame) == 3000 - 4                # 701 short, 1001 blank, 1002 not CSV, 2500 long; 1000.0 kept; 3000 cut
+
+
+def test_bulk_path_and_merge_give_the_same_run(tmp_path):
+    """The epoch frame and refs of a summary-only run are those the per-point merge gives."""
+    from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
+    from mnv4_postmortem.analyzer.ingest.merge import merge_contributions
+    from mnv4_postmortem.analyzer.ingest.summary_csv import summary_contribution
+
+    source = FIXTURE_RUNS / "v1_nan" / "summary.csv"
+    contribution = summary_contribution(parse_summary_csv(source, "summary.csv"))
+    as_points = Contribution(format=contribution.format, sources=contribution.sources,
+                             epochs=tuple(EpochValues(v.all_points()) for v in contribution.epochs),
+                             records=contribution.records, events=contribution.events)
+    bulk = merge_contributions(tmp_path, [contribution], [])
+    points = merge_contributions(tmp_path, [as_points], [])
+    assert bulk.epochs.equals(points.epochs)
+    assert bulk.epoch_refs.astype(object).equals(points.epoch_refs.astype(object))
+    assert (bulk.epoch_refs.notna().to_numpy() == points.epoch_refs.notna().to_numpy()).all()

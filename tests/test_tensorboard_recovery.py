@@ -84,3 +84,23 @@ def test_a_broken_length_is_resynchronized_on_the_next_record(tmp_path):
     frame, issues = read_event_file(path, "events.tfevents")
     assert frame["step"].tolist() == [s for s in range(STEPS) if s != 20]
     assert issues[0].source.offset == offset and "resumed at byte" in issues[0].message
+
+
+def test_a_data_crc_error_among_thousands_of_records_of_one_length_loses_only_that_record(tmp_path):
+    """Payload CRCs of many records of one length are computed together (tables made with the crc32c
+    library); a flipped bit in one of them still costs that record alone."""
+    writer = SummaryWriter(log_dir=str(tmp_path))
+    for step in range(200, 6200):          # steps 128..16383: one varint width, so one record length
+        writer.add_scalar("train/loss", 2.0 - step / 6200, step, walltime=1.7e9 + step)
+    writer.close()
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    data = bytearray(path.read_bytes())
+    spans = records(bytes(data))
+    offset, payload = spans[3001]
+    data[offset + 12 + 3] ^= 0x01          # a byte of the wall time, under an intact frame
+    path.write_bytes(bytes(data))
+    frame, issues = read_event_file(path, "events.tfevents")
+    lost = 200 + 3000
+    assert frame["step"].tolist() == [s for s in range(200, 6200) if s != lost]
+    (issue,) = issues
+    assert issue.source.record == 3001 and "data CRC" in issue.message

@@ -401,18 +401,20 @@ def _updates_per_epoch(run: Run) -> tuple[dict[int, int], str, int | None]:
     return {int(e): int(n) for e, n in by_epoch.items()}, kind, typical
 
 
-def _epoch_indices(run: Run) -> list[int]:
-    indices: list[int] = []
-    for values in (run.epochs.index if isinstance(run.epochs, pd.DataFrame) else [],
-                   run.steps["epoch"] if isinstance(run.steps, pd.DataFrame) and "epoch" in run.steps else []):
-        numbers = pd.to_numeric(pd.Series(list(values), dtype="object"), errors="coerce").dropna()
-        indices.extend(int(v) for v in numbers if 0 <= v < 1e7)
-    return indices
-
-
 def _epochs_run(run: Run) -> int:
-    indices = _epoch_indices(run)
-    return max(indices) + 1 if indices else 0
+    """One past the highest epoch number in the epoch frame or the step rows (numbers in [0, 1e7) only),
+    as whole arrays: a long log has a million step rows."""
+    highest = -1
+    for values in (run.epochs.index if isinstance(run.epochs, pd.DataFrame) else None,
+                   run.steps["epoch"] if isinstance(run.steps, pd.DataFrame) and "epoch" in run.steps else None):
+        if values is None or not len(values):
+            continue
+        numbers = pd.to_numeric(pd.Series(np.asarray(values), dtype=None if np.asarray(values).dtype.kind in "iuf" else "object"),
+                                errors="coerce").to_numpy(dtype="float64")
+        numbers = numbers[(numbers >= 0) & (numbers < 1e7)]
+        if len(numbers):
+            highest = max(highest, int(numbers.max()))
+    return highest + 1
 
 
 def _updates_at_epoch_ends(run: Run, per_epoch: Mapping[int, int], typical: int | None, epochs_run: int) -> np.ndarray:

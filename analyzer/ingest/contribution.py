@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.model import Event, IngestIssue, SourceInfo, SourceRef
@@ -47,10 +48,35 @@ class EpochValues:
     overwrite: bool = False
     only_new_column: bool = False
     columns: Sequence[EpochColumn] = ()   # more points, column by column (after ``points``)
+    arrays: EpochColumns | None = None     # more points, held as arrays (after ``columns``)
 
     def all_points(self) -> list[tuple[str, int, float, SourceRef]]:
-        """``points`` and the points ``columns`` stand for, in that order."""
-        return [*self.points, *((c.column, e, v, r) for c in self.columns for e, v, r in zip(c.epochs, c.values, c.refs))]
+        """``points`` and the points ``columns`` and ``arrays`` stand for, in that order."""
+        return [*self.points, *((c.column, e, v, r) for c in self.columns for e, v, r in zip(c.epochs, c.values, c.refs)),
+                *(self.arrays.points() if self.arrays is not None else ())]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EpochColumns:
+    """Epoch values of one file as arrays, for files with very many rows (a summary.csv of a million
+    epochs would be five million point tuples and SourceRefs). They stand for the points
+    ``(column, epochs[k], values[column][k], SourceRef(path, line=lines[k] or None))`` for every ``k``
+    where ``kept[column][k]``, column by column in ``values`` order, ``k`` ascending. ``epochs`` are
+    distinct."""
+
+    path: str
+    epochs: np.ndarray                  # int64
+    lines: np.ndarray                   # int64, 0: no line
+    values: Mapping[str, np.ndarray]    # float64 per column
+    kept: Mapping[str, np.ndarray]      # bool per column
+
+    def points(self) -> list[tuple[str, int, float, SourceRef]]:
+        out = []
+        for column, values in self.values.items():
+            keep = self.kept[column]
+            for epoch, value, line in zip(self.epochs[keep].tolist(), values[keep].tolist(), self.lines[keep].tolist()):
+                out.append((column, epoch, value, SourceRef(self.path, line=line or None)))
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochContext
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochColumns, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
 from mnv4_postmortem.analyzer.ingest.formats import Combined, by_name
 from mnv4_postmortem.analyzer.model import (
@@ -244,6 +244,10 @@ def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
             for bulk in values.columns:
                 if not (values.only_new_column and bulk.column in earlier_columns):
                     table.put_column(bulk, overwrite=values.overwrite)
+            if values.arrays is not None:   # array columns: kept as arrays while nothing else writes there
+                for column in values.arrays.values:
+                    if not (values.only_new_column and column in earlier_columns):
+                        table.put_columns(column, values.arrays, overwrite=values.overwrite)
             continue
         for column, epoch, value, ref in values.all_points():
             if values.only_new_column and column in earlier_columns:
@@ -318,8 +322,27 @@ class _EpochTable:
         # A column one source handed over in bulk, kept as it came until another source meets it (then it
         # becomes a dict like the others): most columns have one source, and the frame is built from it directly.
         self.bulk: dict[str, EpochColumn] = {}
+        # Columns of an EpochColumns (a file of very many epochs), likewise kept as arrays: column -> (its
+        # file's arrays, which of their epochs the column has); the refs stay line numbers (line_refs.py).
+        self.arrays: dict[str, tuple[EpochColumns, np.ndarray]] = {}
+
+    def put_columns(self, column: str, columns: EpochColumns, *, overwrite: bool = False) -> None:
+        """:meth:`put_many` for one column of an :class:`EpochColumns` (same result)."""
+        if column in self.values or column in self.bulk or column in self.arrays:
+            one = EpochColumns(columns.path, columns.epochs, columns.lines, {column: columns.values[column]},
+                               {column: columns.kept[column]})
+            self.put_many(column, [(e, v, r) for _c, e, v, r in one.points()], overwrite=overwrite)
+            return
+        self.writers.setdefault(column, set()).add(self.current_format)
+        self.arrays[column] = (columns, columns.kept[column])
 
     def _materialize(self, column: str) -> None:
+        held = self.arrays.pop(column, None)
+        if held is not None:
+            columns, keep = held
+            epochs, lines = columns.epochs[keep].tolist(), columns.lines[keep].tolist()
+            self.values[column] = dict(zip(epochs, columns.values[column][keep].tolist()))
+            self.refs[column] = {e: SourceRef(columns.path, line=line or None) for e, line in zip(epochs, lines)}
         bulk = self.bulk.pop(column, None)
         if bulk is not None:
             self.values[column] = dict(zip(bulk.epochs, bulk.values))
@@ -360,7 +383,7 @@ class _EpochTable:
         if len(set(bulk.epochs)) < len(bulk.epochs):  # repeated epochs: put_many knows which one stays
             self.put_many(bulk.column, list(zip(bulk.epochs, bulk.values, bulk.refs)), overwrite=overwrite)
             return
-        if bulk.column not in self.values and bulk.column not in self.bulk:  # the column's first source
+        if bulk.column not in self.values and bulk.column not in self.bulk and bulk.column not in self.arrays:  # its first source
             self.bulk[bulk.column] = bulk
             self.writers.setdefault(bulk.column, set()).add(self.current_format)
             return
@@ -394,7 +417,10 @@ class _EpochTable:
             ))
 
     def n_epochs(self) -> int:
-        return len(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values())))
+        if self.arrays and not self.values and not self.bulk and (union := self._array_union()) is not None:
+            return int(union.sum())
+        return len(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values()),
+                               *(c.epochs[keep].tolist() for c, keep in self.arrays.values())))
 
     def _over(self, column: str, epochs: list) -> tuple[list, list]:
         """The column's values and refs over ``epochs`` (sorted), NaN where it has none."""
@@ -409,6 +435,10 @@ class _EpochTable:
         return list(map(known.get, epochs, missing)), list(map(refs.get, epochs, missing))
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.arrays and not self.values and not self.bulk:
+            return self._array_frames()
+        for column in list(self.arrays):
+            self._materialize(column)
         present = self.values.keys() | self.bulk.keys()
         if not present:
             empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
@@ -424,6 +454,47 @@ class _EpochTable:
             values[row, :], refs[row, :] = self._over(c, epochs)
         return (pd.DataFrame(values.T, index=index, columns=ordered),
                 pd.DataFrame(refs.T, index=index, columns=ordered))
+
+
+    def _array_union(self) -> np.ndarray | None:
+        """Which epochs of their one file the array columns hold together (None: several files)."""
+        if len({id(held) for held, _ in self.arrays.values()}) != 1:
+            return None
+        return np.logical_or.reduce([keep for _, keep in self.arrays.values()])
+
+    def _array_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`frames` when every column is an array column: the same frames, the refs as line-ref
+        columns (see line_refs.py) instead of one SourceRef object per cell."""
+        from mnv4_postmortem.analyzer.ingest.line_refs import LineRefArray
+
+        ordered = [c for c in EPOCH_COLUMNS if c in self.arrays] + sorted(c for c in self.arrays if c not in EPOCH_COLUMNS)
+        union = self._array_union()
+        if union is None:   # columns of several files
+            index = np.unique(np.concatenate([held.epochs[keep] for held, keep in self.arrays.values()]))
+        else:
+            index = next(iter(self.arrays.values()))[0].epochs[union]
+            if len(index) > 1 and (np.diff(index) <= 0).any():
+                index = np.unique(index)
+        values, refs = {}, {}
+        one_file = np.zeros(len(index), np.int32)
+        for column in ordered:
+            held, keep = self.arrays[column]
+            if len(keep) == len(index) and keep.all():   # every epoch: the file's arrays as they are, shared
+                values[column] = held.values[column]
+                refs[column] = LineRefArray((held.path,), one_file, held.lines)
+                continue
+            epochs, column_values, lines = held.epochs[keep], held.values[column][keep], held.lines[keep]
+            at = np.searchsorted(index, epochs)
+            full = np.full(len(index), np.nan)
+            full[at] = column_values
+            code = np.full(len(index), -1, np.int32)
+            code[at] = 0
+            line = np.zeros(len(index), np.int64)
+            line[at] = lines
+            values[column] = full
+            refs[column] = LineRefArray((held.path,), code, line)
+        epoch_index = pd.Index(index, dtype="int64", name="epoch")
+        return pd.DataFrame(values, index=epoch_index, copy=False), pd.DataFrame(refs, index=epoch_index.copy(), copy=False)
 
 
 _NO_STEP_SCALARS = pd.DataFrame()

@@ -329,10 +329,12 @@ def _step_rows(frame: pd.DataFrame, axis: _Axis) -> pd.DataFrame | None:
     """One row per global step that has a per-step train_loss (or, with no per-step loss, an lr)."""
     columns: dict[str, pd.Series] = {}
     sources: list[pd.DataFrame] = []
+    metric_codes, metric_names = pd.factorize(frame["metric"])     # a million rows, a few metrics
     for metric in STEP_FRAME_METRICS:
         if metric not in axis.per_step:
             continue
-        part = frame[frame["metric"] == metric]
+        found = np.flatnonzero(np.asarray(metric_names, dtype=object) == metric)
+        part = frame[metric_codes == found[0]] if len(found) else frame.iloc[:0]
         # several tags for one metric (lr-AdamW/pg1 next to lr): the first tag in name order
         part = part[part["tag"] == sorted(part["tag"].unique())[0]]
         part = part.drop_duplicates("step", keep="last").set_index("step")

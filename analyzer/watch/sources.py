@@ -81,11 +81,11 @@ class LiveConsoleLog:
         self.first_bytes = b""      # the start of the file as first read (to recognise a copy of it)
 
     def _new_parser(self) -> Any:
-        # The console-log parser is fed block by block by design (``feed``); the watcher keeps one alive
+        # The console-log parser is fed block by block by design; the watcher keeps one alive
         # instead of re-reading the file from its start at every poll.
-        from mnv4_postmortem.analyzer.ingest.console_log.parser import _Parser
+        from mnv4_postmortem.analyzer.ingest.console_log import GrowingLog
 
-        return _Parser(self.rel)
+        return GrowingLog(self.rel)
 
     def poll(self) -> bool:
         got = False
@@ -94,9 +94,9 @@ class LiveConsoleLog:
             if chunk.restarted:
                 self.restarts += 1
                 if self.restarts == 1:
-                    self.parser.issue("the file was truncated or replaced while it was followed; its new contents "
-                                      f"are read as a continuation (line numbers after line {self.lines_fed} count on)",
-                                      self.lines_fed + 1)
+                    self.parser.note("the file was truncated or replaced while it was followed; its new contents "
+                                     f"are read as a continuation (line numbers after line {self.lines_fed} count on)",
+                                     self.lines_fed + 1)
             self._feed(chunk)
             if not chunk.more:
                 break
@@ -105,8 +105,6 @@ class LiveConsoleLog:
         return got
 
     def _feed(self, chunk: Chunk) -> None:
-        from mnv4_postmortem.analyzer.ingest.console_log.stream import _Block
-
         if not chunk.data:
             return
         # One block of whole lines; lines over MAX_LINE are skipped by the parser with an issue.
@@ -115,23 +113,17 @@ class LiveConsoleLog:
             data = data[3:]
         if not self.restarts and len(self.first_bytes) < 4096 and chunk.offset == len(self.first_bytes):
             self.first_bytes += data[:4096 - len(self.first_bytes)]
-        self.parser.feed(_Block(data, 0, len(data), chunk.offset))
+        self.parser.feed(data, chunk.offset)
         self.lines_fed += data.count(b"\n")
 
     def progress(self) -> tuple[Any, ...]:
-        rows = self.parser.rows
-        train, test = rows["train"], rows["test"]
-        epoch = int(train.arrays["epoch"][train.size - 1]) if train.size else -1
-        return _complete_test_rows(test), epoch, train.size > 0, len(self.parser.events)
+        log = self.parser
+        return log.complete_validation_rows, log.last_epoch, log.train_rows > 0, log.events_seen
 
     def best_metric_seen(self) -> bool:
         """timm's ``*** Best metric`` line after the last Train line (a resumed run prints it at the end
         of every segment; only one with no training after it ends the run)."""
-        if not self.parser.best:
-            return False
-        train = self.parser.rows["train"]
-        last_train = int(train.arrays["line"][train.size - 1]) if train.size else 0
-        return self.parser.best[-1][0] > last_train
+        return self.parser.best_metric_after_training()
 
     def contributions(self) -> list[Contribution]:
         if not self.lines_fed:
@@ -139,45 +131,8 @@ class LiveConsoleLog:
         if self._cached is None:
             from mnv4_postmortem.analyzer.ingest.console_log.format import log_contribution
 
-            self._cached = log_contribution(_finished_copy(self.parser, self.lines_fed), self.rel)
+            self._cached = log_contribution(self.parser.snapshot(self.lines_fed), self.rel)
         return [self._cached]
-
-
-def _finished_copy(parser: Any, n_lines: int) -> Any:
-    """``parser.finish`` on a copy: finishing appends issues and trims the row buffers, and the live
-    parser must go on growing, so every container is copied first (rows: the used part only)."""
-    import copy
-
-    from mnv4_postmortem.analyzer.ingest.console_log.assemble import _Growing
-
-    clone = copy.copy(parser)
-    for name, value in vars(parser).items():
-        if isinstance(value, list):
-            setattr(clone, name, [list(v) if isinstance(v, list) else v for v in value])
-        elif isinstance(value, dict) and name != "rows":
-            setattr(clone, name, {k: (list(v) if isinstance(v, list) else v[:] if hasattr(v, "tobytes") else v)
-                                  for k, v in value.items()})
-    rows = {}
-    for kind, growing in parser.rows.items():
-        size = _complete_test_rows(growing) if kind == "test" else growing.size
-        copied = _Growing(tuple(growing.arrays))
-        copied.arrays = {k: np.array(a[:size]) for k, a in growing.arrays.items()}
-        copied.size = size
-        rows[kind] = copied
-    clone.rows = rows
-    return clone.finish(n_lines, False)
-
-
-def _complete_test_rows(test: Any) -> int:
-    """Test rows up to the last complete validation block: a block still being printed (its last line
-    ``[idx/last]`` has idx < last) would give the running average of part of the val set."""
-    size = test.size
-    idx, last = test.arrays["idx"], test.arrays["last"]
-    if size and idx[size - 1] < last[size - 1]:
-        done = np.flatnonzero(idx[:size] >= last[:size])
-        # rows after the last finished block belong to the block in progress
-        return int(done[-1]) + 1 if done.size else 0
-    return size
 
 
 # --------------------------------------------------------------------------------------------- summary.csv

@@ -46,7 +46,7 @@ What comes out (:class:`ConsoleLog`):
 
 Streaming and speed: the file is read in ``CHUNK_SIZE`` blocks of whole lines and never held whole.
 ``Train:`` and ``Test:`` lines are parsed in bulk: lines of one shape (a "template", see
-:class:`_Template`) are checked and read with numpy, a block at a time. A line that fits no template
+:class:`Template`) are checked and read with numpy, a block at a time. A line that fits no template
 goes to the per-line regex parser, which is the reference: templates are built from its spans, so
 both give the same numbers (tests check this). Lines over ``MAX_LINE`` bytes are skipped with one
 issue each, found without building them in memory.
@@ -67,22 +67,28 @@ from mnv4_postmortem.analyzer.ingest.console_log.data import (
     CHUNK_SIZE, EVAL_COLUMNS, HEAD_SIZE, MAX_LINE, ConsoleLog, LrCalc,
 )
 from mnv4_postmortem.analyzer.ingest.console_log.format import CONSOLE_LOG, log_contribution
-from mnv4_postmortem.analyzer.ingest.console_log.grammar import _TEST_HEAD, _TRAIN_HEAD
-from mnv4_postmortem.analyzer.ingest.console_log.parser import _Parser
-from mnv4_postmortem.analyzer.ingest.console_log.stream import _binary_offset, _line_blocks, _utf16_reader
+from mnv4_postmortem.analyzer.ingest.console_log.grammar import TEST_HEAD, TRAIN_HEAD
+from mnv4_postmortem.analyzer.ingest.console_log.incremental import GrowingLog
+from mnv4_postmortem.analyzer.ingest.console_log.parser import Parser
+from mnv4_postmortem.analyzer.ingest.console_log.stream import binary_offset, line_blocks, utf16_reader
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import IngestError, SourceRef
 
-__all__ = ["CONSOLE_LOG", "EVAL_COLUMNS", "ConsoleLog", "LrCalc", "log_contribution", "parse_console_log",
-           "parse_console_stream", "sniff_console_log"]
+__all__ = ["CHUNK_SIZE", "CONSOLE_LOG", "EVAL_COLUMNS", "ConsoleLog", "GrowingLog", "LrCalc", "log_contribution",
+           "parse_console_log", "parse_console_stream", "sniff_console_log"]
 
 # ---------------------------------------------------------------------------------------------
 # Entry points
 
 
-def parse_console_log(path: Path, display_path: str | None = None) -> ConsoleLog:
-    """Parse a captured timm console log. Raises only :class:`IngestError`."""
-    return _parse(Path(path), display_path)
+def parse_console_log(path: Path, display_path: str | None = None, *, chunk_size: int = CHUNK_SIZE,
+                      fast: bool = True) -> ConsoleLog:
+    """Parse a captured timm console log. Raises only :class:`IngestError`.
+
+    ``chunk_size``: bytes read per block (the result does not depend on it). ``fast=False`` reads
+    every line with the reference per-line parser instead of the bulk template path (same result;
+    for tests that hold the two paths to each other)."""
+    return _parse(Path(path), display_path, chunk_size=chunk_size, fast=fast)
 
 
 def parse_console_stream(stream: BinaryIO, shown: str) -> ConsoleLog:
@@ -112,15 +118,15 @@ def _guarded(parse: Callable[[], ConsoleLog], shown: str) -> ConsoleLog:
 
 
 def _parse_stream(stream: BinaryIO, shown: str, chunk_size: int, fast: bool) -> ConsoleLog:
-    parser = _Parser(shown, fast)
+    parser = Parser(shown, fast)
     head = stream.read(HEAD_SIZE)
     readinto: Callable[[memoryview], int] = stream.readinto  # type: ignore[assignment]
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         stream.seek(2)
-        readinto = _utf16_reader(stream, "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
+        readinto = utf16_reader(stream, "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
         parser.issue("UTF-16 encoded log (a Windows shell redirect); transcoded to UTF-8, byte offsets refer to the UTF-8 text", 1)
     else:
-        bad = _binary_offset(head)
+        bad = binary_offset(head)
         if bad is not None and b"\n" not in head[:bad]:
             # binary from the start; a text log with junk later keeps its good lines (and an issue)
             raise IngestError(f"not a text log: binary data at byte {bad}", SourceRef(shown, offset=bad))
@@ -129,7 +135,7 @@ def _parse_stream(stream: BinaryIO, shown: str, chunk_size: int, fast: bool) -> 
         parser.issue("empty file", None)
         return parser.finish(0, False)
     unterminated = False
-    for block in _line_blocks(readinto, chunk_size, MAX_LINE):
+    for block in line_blocks(readinto, chunk_size, MAX_LINE):
         parser.feed(block)
         unterminated = block.unterminated
     return parser.finish(parser.next_line - 1, unterminated)
@@ -139,10 +145,10 @@ def sniff_console_log(head: bytes) -> str | None:
     """``"timm console log"`` when the first bytes of a file look like timm train.py output."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         head = head.decode("utf-16", "replace").encode("utf-8")
-    if not head or _binary_offset(head) is not None:
+    if not head or binary_offset(head) is not None:
         return None
     text = head.decode("utf-8", "replace")
-    if _TRAIN_HEAD.search(text) or _TEST_HEAD.search(text):
+    if TRAIN_HEAD.search(text) or TEST_HEAD.search(text):
         return "timm console log"
     markers = ("created, param count", "Data processing configuration for current model", "Scheduled epochs:")
     return "timm console log" if sum(marker in text for marker in markers) >= 2 else None

@@ -10,21 +10,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.console_log.data import MAX_LISTED_ISSUES, MAX_WARNINGS, ConsoleLog
-from mnv4_postmortem.analyzer.ingest.console_log.grammar import _INT_FIELDS
+from mnv4_postmortem.analyzer.ingest.console_log.data import MAX_LISTED_ISSUES, MAX_WARNINGS, ConsoleLog, Version
+from mnv4_postmortem.analyzer.ingest.console_log.grammar import INT_FIELDS
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event
 
 if TYPE_CHECKING:
-    from mnv4_postmortem.analyzer.ingest.console_log.parser import _Parser
+    from mnv4_postmortem.analyzer.ingest.console_log.parser import Parser
 
 # ---------------------------------------------------------------------------------------------
 # Version evidence (§14). Versions are tuples; None = unbounded.
 
-_V = tuple[int, int, int]
-_NO_UPPER: _V = (99, 0, 0)
+_NO_UPPER: Version = (99, 0, 0)
 
 
-def _version_text(low: _V | None, high: _V | None) -> str | None:
+def _version_text(low: Version | None, high: Version | None) -> str | None:
     fmt = lambda v: ".".join(map(str, v))  # noqa: E731
     if low and high:
         return fmt(low) if low == high else f"{fmt(low)}-{fmt(high)}"
@@ -33,7 +32,7 @@ def _version_text(low: _V | None, high: _V | None) -> str | None:
     return f"<={fmt(high)}" if high else None
 
 
-def _narrow(evidence: list[tuple[_V | None, _V | None]]) -> tuple[_V | None, _V | None]:
+def _narrow(evidence: list[tuple[Version | None, Version | None]]) -> tuple[Version | None, Version | None]:
     """Intersect version ranges in order of reliability; a range that contradicts the ones
     before it (timm forks mix eras) is ignored."""
     low, high = (0, 0, 0), _NO_UPPER
@@ -56,7 +55,7 @@ def _significant_digits(token: str) -> int:
 # Assembly: arrays -> frames, segments, events, layout and version
 
 
-class _Growing:
+class Growing:
     """Columns appended to block by block: ``append`` every column of a block's rows, then
     ``commit``. They grow in place (``ndarray.resize`` reallocates; for large arrays the C library
     remaps pages rather than copying), so no per-block pieces are kept and nothing is joined at the
@@ -64,7 +63,7 @@ class _Growing:
     they grow (hence ``refcheck=False`` is safe: only temporaries are taken)."""
 
     def __init__(self, names: tuple[str, ...]):
-        self.arrays = {name: np.empty(0, np.int64 if name in _INT_FIELDS else np.float64) for name in names}
+        self.arrays = {name: np.empty(0, np.int64 if name in INT_FIELDS else np.float64) for name in names}
         self.size = 0
 
     def append(self, name: str, values: np.ndarray, order: np.ndarray | None) -> None:
@@ -86,7 +85,7 @@ class _Growing:
         return self.arrays
 
 
-def _columns(rows: _Growing) -> dict[str, np.ndarray]:
+def _columns(rows: Growing) -> dict[str, np.ndarray]:
     """One array per field, in line order (it is stored so; a hostile input is checked anyway)."""
     out = rows.result()
     order = None
@@ -97,7 +96,7 @@ def _columns(rows: _Growing) -> dict[str, np.ndarray]:
     return out
 
 
-def _segments(p: _Parser, train: dict[str, np.ndarray], test: dict[str, np.ndarray]):
+def _segments(p: Parser, train: dict[str, np.ndarray], test: dict[str, np.ndarray]):
     """Restart boundaries (first line of each new segment) and one resume event per boundary."""
     bounds: list[int] = []
     clusters: list[list[tuple[int, str, dict]]] = []
@@ -156,7 +155,7 @@ def _epoch_before(train: dict[str, np.ndarray], lines: np.ndarray) -> np.ndarray
     return np.searchsorted(train["line"], lines) - 1
 
 
-def _evals(p: _Parser, test: dict[str, np.ndarray], train: dict[str, np.ndarray],
+def _evals(p: Parser, test: dict[str, np.ndarray], train: dict[str, np.ndarray],
            train_segment: np.ndarray, bounds: np.ndarray) -> pd.DataFrame:
     lines = test["line"]
     if not len(lines):
@@ -197,7 +196,7 @@ def _empty_evals() -> pd.DataFrame:
         "eval_top5": np.empty(0), "segment": np.empty(0, np.int64), "src_line": np.empty(0, np.int64)})
 
 
-def _layout(p: _Parser, train: dict[str, np.ndarray], message_range: tuple[_V | None, _V | None]) -> str | None:
+def _layout(p: Parser, train: dict[str, np.ndarray], message_range: tuple[Version | None, Version | None]) -> str | None:
     if not len(train["line"]):
         return None
     votes = {"A": 0, "B": 0, "CD": 0}
@@ -231,7 +230,7 @@ def _layout(p: _Parser, train: dict[str, np.ndarray], message_range: tuple[_V | 
     return "C" if high is not None and high <= (1, 0, 7) else "D"
 
 
-_LAYOUT_RANGES: dict[str, tuple[_V | None, _V | None]] = {
+_LAYOUT_RANGES: dict[str, tuple[Version | None, Version | None]] = {
     "A": (None, (0, 4, 12)), "B": ((0, 5, 0), (0, 8, 17)), "C": ((0, 9, 0), (1, 0, 7)), "D": ((1, 0, 8), None)}
 
 
@@ -251,7 +250,7 @@ def _throughput_bug(train: dict[str, np.ndarray], layout: str | None, message_ra
     return bool((np.abs(rate * t - 1.0) <= tolerance).mean() >= 0.9)
 
 
-def _nonfinite_events(p: _Parser, steps: pd.DataFrame, evals: pd.DataFrame) -> list[Event]:
+def _nonfinite_events(p: Parser, steps: pd.DataFrame, evals: pd.DataFrame) -> list[Event]:
     events = []
     checks = [(steps, column, None) for column in ("train_loss", "train_loss_avg", "lr")]
     p.missing.setdefault("eval_loss", array("q"))
@@ -279,7 +278,7 @@ def _nonfinite_events(p: _Parser, steps: pd.DataFrame, evals: pd.DataFrame) -> l
     return events
 
 
-def _assemble(p: _Parser, n_lines: int) -> ConsoleLog:
+def assemble(p: Parser, n_lines: int) -> ConsoleLog:
     train = _columns(p.rows["train"])
     test = _columns(p.rows["test"])
     message_range = _narrow(list(p.evidence))
@@ -325,7 +324,7 @@ def _assemble(p: _Parser, n_lines: int) -> ConsoleLog:
         timm_version=version, n_lines=n_lines, throughput_bug=bug)
 
 
-def _events(p: _Parser, train: dict[str, np.ndarray], steps: pd.DataFrame, evals: pd.DataFrame) -> list[Event]:
+def _events(p: Parser, train: dict[str, np.ndarray], steps: pd.DataFrame, evals: pd.DataFrame) -> list[Event]:
     events = _nonfinite_events(p, steps, evals)
     for line, value, epoch in p.best:
         events.append(Event("best_metric", f"best metric {value} at epoch {epoch}", p.ref(line), epoch,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from mnv4_postmortem.analyzer.ingest.console_log.grammar import _INT_FIELDS, _Spans
+from mnv4_postmortem.analyzer.ingest.console_log.grammar import INT_FIELDS, Spans
 
 # ---------------------------------------------------------------------------------------------
 # The template path: lines of one shape parsed together.
@@ -30,10 +30,10 @@ _POW10 = np.array([10.0 ** k for k in range(23)])   # exact doubles: 10**22 is t
 _DIGIT_RUN = re.compile(r"\d+")
 _NUMBER_SHAPE = re.compile(r"([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?)(\d+))?")
 _MAX_MANTISSA_DIGITS = 15     # 10**15 < 2**53: the mantissa is an exact double
-_MAX_TEMPLATES = 64           # shapes tried per line length and block before the rest go line by line
-_MAX_CACHED_TEMPLATES = 4096
-_PCT_ROWS = 200_000           # Train lines whose percent field is read (enough to tell layout C from D)
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+MAX_TEMPLATES = 64           # shapes tried per line length and block before the rest go line by line
+MAX_CACHED_TEMPLATES = 4096
+PCT_ROWS = 200_000           # Train lines whose percent field is read (enough to tell layout C from D)
+DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ def _field(text: str, span: tuple[int, int], pad: tuple[int, ...], integer: bool
                   -1 if shape.group(4) == "-" else 1, -1 if shape.group(1) == "-" else 1)
 
 
-class _Template:
+class Template:
     """One line shape (see above). Byte classes: fixed; digit wildcard; and *pad*: the spaces that
     right-align a number after ``:`` ``[`` ``(`` or ``,`` together with all but the last digit of its
     integer part (so ``[   0/1251``, ``[  50/1251`` and ``[1000/1251`` are one shape). Pad bytes hold
@@ -77,7 +77,7 @@ class _Template:
     __slots__ = ("width", "pattern", "add", "mask", "checked_words", "pads", "pad_pairs", "fields", "consts", "usable",
                  "tokens", "_plans")
 
-    def __init__(self, raw: bytes, spans: _Spans, consts: dict[str, Any], text: str):
+    def __init__(self, raw: bytes, spans: Spans, consts: dict[str, Any], text: str):
         self.width = (len(raw) + 7) // 8 * 8
         wild = np.zeros(self.width, bool)
         for run in _DIGIT_RUN.finditer(text):
@@ -116,7 +116,7 @@ class _Template:
         self.checked_words = [k for k in range(len(self.mask)) if self.mask[k]]
         # (column, next column) inside one pad: a digit must not be followed by a space
         self.pad_pairs = [(a, b) for columns in self.pads for a, b in zip(columns, columns[1:])]
-        self.fields = {name: (_field(text, span, pad_before.get(span[0], ()), name in _INT_FIELDS) if span else None)
+        self.fields = {name: (_field(text, span, pad_before.get(span[0], ()), name in INT_FIELDS) if span else None)
                        for name, span in spans.items()}
         self.usable = all(field is not None for name, field in self.fields.items() if spans[name])
         self.consts = consts
@@ -177,9 +177,9 @@ class _Template:
                 out[name] = np.full(n, read.constant)
             else:
                 field, mantissa_rows, exponent_rows = read
-                exact = np.int64 if name in _INT_FIELDS else np.float64    # both exact below 2**53
+                exact = np.int64 if name in INT_FIELDS else np.float64    # both exact below 2**53
                 mantissa = _horner(digits, mantissa_rows, n, exact)
-                if name in _INT_FIELDS:
+                if name in INT_FIELDS:
                     out[name] = mantissa
                     continue
                 power = -field.fraction
@@ -211,7 +211,7 @@ def _horner(digits: np.ndarray, rows: list[int], n: int, dtype: type) -> np.ndar
 
 
 
-def _labelled_lines(data: bytes, starts: np.ndarray, candidates: np.ndarray,
+def labelled_lines(data: bytes, starts: np.ndarray, candidates: np.ndarray,
                     specs: list[tuple[str, int, tuple[bytes, ...]]]) -> dict[str, np.ndarray]:
     """For each (name, column, labels): which candidate lines hold one of the labels at that column.
     The first bytes at a column are fetched once for all lines (fetching is what costs: a cache
@@ -238,7 +238,7 @@ def _labelled_lines(data: bytes, starts: np.ndarray, candidates: np.ndarray,
     return found
 
 
-def _first_label(data: bytes, begin: int, end: int, labels: tuple[bytes, ...]) -> int:
+def first_label(data: bytes, begin: int, end: int, labels: tuple[bytes, ...]) -> int:
     """Offset of the first occurrence of any of ``labels`` in data[begin:end] (they share their
     first 4 bytes)."""
     stem = labels[0][:4]

@@ -15,6 +15,8 @@ HEAD_SIZE = 64 << 10          # the sample that decides "text or binary"
 MAX_WARNINGS = 50             # distinct warning messages kept as events
 MAX_LISTED_ISSUES = 20        # per kind of repeated problem; the rest are counted
 
+Version = tuple[int, int, int]  # a timm version, e.g. (1, 0, 12)
+
 # ---------------------------------------------------------------------------------------------
 # Public data
 

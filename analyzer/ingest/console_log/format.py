@@ -28,7 +28,7 @@ def log_contribution(log: ConsoleLog, shown: str) -> Contribution:
         return Contribution(format="console_log", sources=(info,), events=log.events, issues=log.issues)
     steps = None
     if len(log.steps):
-        steps = log.steps.copy()
+        steps = log.steps.copy(deep=False)    # copy-on-write: the new column leaves log.steps as it is
         steps["src_file"] = log.path
     return Contribution(
         format="console_log", sources=(info,), epochs=_epoch_values(log), steps=steps,
@@ -56,11 +56,18 @@ def _epoch_values(log: ConsoleLog) -> tuple[EpochValues, ...]:
                     reported.append((metric, epoch, value, ref))
         out += [EpochValues(per_pass, overwrite=True), EpochValues(reported, tolerance=_EVAL_TOLERANCE)]
     if len(log.steps):
-        by_epoch = log.steps.sort_values(["segment", "src_line"]).groupby("epoch", sort=False)
-        losses = [("train_loss", int(row.epoch), _as_float(row.train_loss_avg), SourceRef(log.path, line=int(row.src_line)))
-                  for row in by_epoch.tail(1).itertuples(index=False)]
-        lrs = [("lr", int(row.epoch), _as_float(row.lr), SourceRef(log.path, line=int(row.src_line)))
-               for row in by_epoch.head(1).itertuples(index=False)]
+        steps = log.steps
+        if not (steps["segment"].is_monotonic_increasing and steps["src_line"].is_monotonic_increasing):
+            steps = steps.sort_values(["segment", "src_line"])
+        # each epoch's last and first Train row, in row order (what groupby's tail(1)/head(1) give), as arrays
+        epoch = steps["epoch"].to_numpy()
+        first = np.sort(np.unique(epoch, return_index=True)[1])
+        last = np.sort(len(epoch) - 1 - np.unique(epoch[::-1], return_index=True)[1])
+        lines = steps["src_line"].to_numpy()
+        losses = [("train_loss", e, _as_float(v), SourceRef(log.path, line=line)) for e, v, line in
+                  zip(epoch[last].tolist(), steps["train_loss_avg"].to_numpy()[last].tolist(), lines[last].tolist())]
+        lrs = [("lr", e, _as_float(v), SourceRef(log.path, line=line)) for e, v, line in
+               zip(epoch[first].tolist(), steps["lr"].to_numpy()[first].tolist(), lines[first].tolist())]
         out += [EpochValues(losses, tolerance=_TRAIN_LOSS_TOLERANCE), EpochValues(lrs, only_new_column=True)]
     return tuple(out)
 

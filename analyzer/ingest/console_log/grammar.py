@@ -10,30 +10,30 @@ from typing import Any, Callable, Mapping
 # ---------------------------------------------------------------------------------------------
 # Line grammar (the reference parser; the template path below reads what it would read)
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
-_TRAIN_HEAD = re.compile(r"Train:\s*(\d{1,9})\s*\[\s*(\d{1,9})\s*/\s*(\d{1,9})\s*(?:\(\s*(\d{1,9})\s*%\s*\))?\s*\]")
-_LOSS = re.compile(rf"Loss:\s*({_NUM})(?:\s*\(\s*({_NUM})\s*\))?")
-_TIME = re.compile(rf"Time(?:-Batch)?:\s*({_NUM})s?,?\s*(?:({_NUM})/s)?")
-_LR = re.compile(rf"LR:\s*({_NUM})")
-_DATA = re.compile(rf"Data:\s*({_NUM})")
-_TEST_HEAD = re.compile(r"Test( \(EMA\))?\s*:\s*\[\s*(\d{1,9})\s*/\s*(\d{1,9})\s*\]")
-_ACC1 = re.compile(rf"(Acc|Prec)@1:\s*({_NUM})(?:\s*\(\s*({_NUM})\s*\))?")
-_ACC5 = re.compile(rf"(?:Acc|Prec)@5:\s*({_NUM})(?:\s*\(\s*({_NUM})\s*\))?")
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|(?i:nan|inf(?:inity)?))"
+TRAIN_HEAD = re.compile(r"Train:\s*(\d{1,9})\s*\[\s*(\d{1,9})\s*/\s*(\d{1,9})\s*(?:\(\s*(\d{1,9})\s*%\s*\))?\s*\]")
+_LOSS = re.compile(rf"Loss:\s*({NUM})(?:\s*\(\s*({NUM})\s*\))?")
+_TIME = re.compile(rf"Time(?:-Batch)?:\s*({NUM})s?,?\s*(?:({NUM})/s)?")
+_LR = re.compile(rf"LR:\s*({NUM})")
+_DATA = re.compile(rf"Data:\s*({NUM})")
+TEST_HEAD = re.compile(r"Test( \(EMA\))?\s*:\s*\[\s*(\d{1,9})\s*/\s*(\d{1,9})\s*\]")
+_ACC1 = re.compile(rf"(Acc|Prec)@1:\s*({NUM})(?:\s*\(\s*({NUM})\s*\))?")
+_ACC5 = re.compile(rf"(?:Acc|Prec)@5:\s*({NUM})(?:\s*\(\s*({NUM})\s*\))?")
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _TIMESTAMP = r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?"
 # Launcher and logging prefixes, stripped before messages are matched (Train/Test use search()).
-_PREFIX = re.compile(
+PREFIX = re.compile(
     rf"^(?:\[rank\d+\]:\s?)?(?:{_TIMESTAMP}\s+-\s+[\w.]+:\s+\[\s*(?P<level>[A-Z]+)\s*\]\s+-\s|{_TIMESTAMP}\s+)?"
 )
-_PREFIX_STARTS = frozenset("[0123456789")
-_PY_WARNING = re.compile(r"(?P<file>[^\s:]+\.py):(?P<lineno>\d+): (?P<category>\w*Warning): (?P<message>.*)")
+PREFIX_STARTS = frozenset("[0123456789")
+PY_WARNING = re.compile(r"(?P<file>[^\s:]+\.py):(?P<lineno>\d+): (?P<category>\w*Warning): (?P<message>.*)")
 
 
 # ---------------------------------------------------------------------------------------------
 # Reference parsers: where the numbers of a Train/Test line are. The per-line path reads the values
 # from these spans with float()/int(); the template path below reads the same spans in bulk.
 
-_Spans = dict[str, "tuple[int, int] | None"]
+Spans = dict[str, "tuple[int, int] | None"]
 
 
 def _span(match: re.Match | None, group: int, shift: int) -> tuple[int, int] | None:
@@ -42,8 +42,8 @@ def _span(match: re.Match | None, group: int, shift: int) -> tuple[int, int] | N
     return match.start(group) + shift, match.end(group) + shift
 
 
-def _train_spans(text: str) -> tuple[_Spans, dict[str, Any]] | None:
-    head = _TRAIN_HEAD.search(text)
+def _train_spans(text: str) -> tuple[Spans, dict[str, Any]] | None:
+    head = TRAIN_HEAD.search(text)
     if not head:
         return None
     shift = head.end()
@@ -58,8 +58,8 @@ def _train_spans(text: str) -> tuple[_Spans, dict[str, Any]] | None:
     return spans, {}
 
 
-def _test_spans(text: str) -> tuple[_Spans, dict[str, Any]] | None:
-    head = _TEST_HEAD.search(text)
+def _test_spans(text: str) -> tuple[Spans, dict[str, Any]] | None:
+    head = TEST_HEAD.search(text)
     if not head:
         return None
     shift = head.end()
@@ -76,9 +76,9 @@ def _test_spans(text: str) -> tuple[_Spans, dict[str, Any]] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Kind:
+class LineKind:
     name: str
-    spans: Callable[[str], tuple[_Spans, dict[str, Any]] | None]
+    spans: Callable[[str], tuple[Spans, dict[str, Any]] | None]
     fields: tuple[str, ...]
     absent_as: Mapping[str, str]      # field -> output column whose NaN means "not printed"
     flags: tuple[str, ...] = ()       # per-line constants of the line's shape (``Test (EMA)``: ema)
@@ -90,12 +90,12 @@ class _Kind:
         return ("line", *(f for f in self.fields if f not in self.sampled), *self.flags)
 
 
-_TRAIN = _Kind("train", _train_spans, ("epoch", "idx", "total", "pct", "loss", "loss_avg", "batch_time", "rate", "lr", "data"),
+TRAIN = LineKind("train", _train_spans, ("epoch", "idx", "total", "pct", "loss", "loss_avg", "batch_time", "rate", "lr", "data"),
                {"loss": "train_loss", "loss_avg": "train_loss_avg", "lr": "lr"}, sampled=("pct",))
-_TEST = _Kind("test", _test_spans, ("idx", "last", "loss", "top1", "top5"), {"top1": "eval_top1", "top5": "eval_top5"},
+TEST = LineKind("test", _test_spans, ("idx", "last", "loss", "top1", "top5"), {"top1": "eval_top1", "top5": "eval_top5"},
               ("ema",))
-_INT_FIELDS = frozenset({"line", "epoch", "idx", "total", "pct", "last", "ema"})
+INT_FIELDS = frozenset({"line", "epoch", "idx", "total", "pct", "last", "ema"})
 
 
-def _value(token: str, name: str) -> float | int:
-    return int(token) if name in _INT_FIELDS else float(token)
+def read_value(token: str, name: str) -> float | int:
+    return int(token) if name in INT_FIELDS else float(token)

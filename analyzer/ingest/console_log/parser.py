@@ -11,20 +11,23 @@ from typing import Any
 
 import numpy as np
 
-from mnv4_postmortem.analyzer.ingest.console_log.assemble import _Growing, _assemble, _V
+from mnv4_postmortem.analyzer.ingest.console_log.assemble import Growing, assemble
 from mnv4_postmortem.analyzer.ingest.console_log.bulk import (
-    _DIGITS_AS_ZERO, _MAX_CACHED_TEMPLATES, _MAX_TEMPLATES, _PCT_ROWS, _first_label, _labelled_lines, _Template,
+    DIGITS_AS_ZERO, MAX_CACHED_TEMPLATES, MAX_TEMPLATES, PCT_ROWS, first_label, labelled_lines, Template,
 )
-from mnv4_postmortem.analyzer.ingest.console_log.data import MAX_LINE, MAX_LISTED_ISSUES, ConsoleLog, LrCalc
+from mnv4_postmortem.analyzer.ingest.console_log.data import MAX_LINE, MAX_LISTED_ISSUES, ConsoleLog, LrCalc, Version
 from mnv4_postmortem.analyzer.ingest.console_log.grammar import (
-    _ANSI, _INT_FIELDS, _PREFIX, _PREFIX_STARTS, _TEST, _TRAIN, _Kind, _value,
+    ANSI, INT_FIELDS, PREFIX, PREFIX_STARTS, TEST, TRAIN, LineKind, read_value,
 )
-from mnv4_postmortem.analyzer.ingest.console_log.messages import _HANDLERS, _literal
-from mnv4_postmortem.analyzer.ingest.console_log.stream import _Block
+from mnv4_postmortem.analyzer.ingest.console_log.messages import (
+    HANDLERS, BestMetric, Crashed, DataConfigStart, Info, LrLine, Parsed, Restart, SkippedEval, TracebackStart,
+    Unreadable, VersionHint, Warned, literal,
+)
+from mnv4_postmortem.analyzer.ingest.console_log.stream import Block
 from mnv4_postmortem.analyzer.model import Event, IngestIssue, SourceRef
 
 _LAYOUT_SAMPLES = 256
-_FREQUENT = (b"Current checkpoints:",)   # same first 4 bytes (see _first_label)
+_FREQUENT = (b"Current checkpoints:",)   # same first 4 bytes (see first_label)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -35,14 +38,14 @@ class Batch:
     rows: np.ndarray
     values: dict[str, np.ndarray | None]
 
-class _Parser:
+class Parser:
     def __init__(self, path: str, fast: bool = True):
         self.path, self.fast = path, fast
         self.issues: list[IngestIssue] = []
         # Train/Test rows, stored in line order block by block; a block's rows read line by line
         # wait in ``pending`` and are merged with its bulk rows when the block is done
-        self.rows: dict[str, _Growing] = {kind.name: _Growing(kind.columns) for kind in (_TRAIN, _TEST)}
-        self.pending: dict[str, list[tuple[int, dict[str, Any]]]] = {kind.name: [] for kind in (_TRAIN, _TEST)}
+        self.rows: dict[str, Growing] = {kind.name: Growing(kind.columns) for kind in (TRAIN, TEST)}
+        self.pending: dict[str, list[tuple[int, dict[str, Any]]]] = {kind.name: [] for kind in (TRAIN, TEST)}
         self.info: dict[str, Any] = {}
         self.info_refs: dict[str, SourceRef] = {}
         self.lr_calc: LrCalc | None = None
@@ -50,7 +53,7 @@ class _Parser:
         self.markers: list[tuple[int, str, dict[str, Any]]] = []   # restart markers: (line, kind, data)
         self.skipped_eval: list[int] = []
         self.best: list[tuple[int, float, int]] = []
-        self.evidence: list[tuple[_V | None, _V | None]] = []
+        self.evidence: list[tuple[Version | None, Version | None]] = []
         self.loss_samples: list[tuple[str, int]] = []    # (loss token, lines it stands for)
         self.test_decimals: list[tuple[int, int]] = []   # (decimals of Acc@1, lines)
         self.prec_era = False
@@ -64,7 +67,7 @@ class _Parser:
         self.binary_reported = False
         self.last_line_recognized = True
         self.next_line = 1
-        self.templates: dict[tuple[str, bytes], _Template | None] = {}
+        self.templates: dict[tuple[str, bytes], Template | None] = {}
         self.pct_rows = 0
         self.percent: list[np.ndarray] = []     # [idx, total, pct] of a sample of Train lines
         # src_line of rows whose line did not print a field (forks): NaN there is "absent", not "nan"
@@ -92,7 +95,7 @@ class _Parser:
             self.issue(f"line longer than {MAX_LINE} bytes skipped", line, offset)
 
     # -- blocks ----------------------------------------------------------------------------
-    def feed(self, block: _Block) -> None:
+    def feed(self, block: Block) -> None:
         first_line = self.next_line
         if block.skipped:
             self.long_line(first_line, block.offset)
@@ -102,7 +105,7 @@ class _Parser:
         if block.unterminated:
             self.next_line += 1
             self._last_line(self._decode(data[:-1], first_line, block.offset), first_line)
-            for kind in (_TRAIN, _TEST):
+            for kind in (TRAIN, TEST):
                 self._store(kind, self._line_batch(kind, first_line), first_line)
             return
         if data.find(b"\r", begin, end) >= 0:
@@ -126,18 +129,18 @@ class _Parser:
         # Also lines that come once an epoch and say nothing new after their first time in a block.
         specs = [("entry", 0, (b" ('",))]
         if self.fast:
-            for name, labels in ((_TRAIN.name, (b"Train:",)), (_TEST.name, (b"Test: ", b"Test (EMA): ")),
+            for name, labels in ((TRAIN.name, (b"Train:",)), (TEST.name, (b"Test: ", b"Test (EMA): ")),
                                  ("frequent", _FREQUENT)):
-                first = _first_label(data, begin, end, labels)
+                first = first_label(data, begin, end, labels)
                 if first >= 0:     # a log's prefix, if any, has a constant width
                     specs.append((name, first - max(data.rfind(b"\n", begin, first) + 1, begin), labels))
-        found = _labelled_lines(data, starts, ~handled, specs)
+        found = labelled_lines(data, starts, ~handled, specs)
         handled |= found["entry"]
         if "frequent" in found:
             handled[np.flatnonzero(found["frequent"])[1:]] = True
-        batches: dict[str, list[Batch]] = {_TRAIN.name: [], _TEST.name: []}
+        batches: dict[str, list[Batch]] = {TRAIN.name: [], TEST.name: []}
         if self.fast:
-            for kind in (_TRAIN, _TEST):
+            for kind in (TRAIN, TEST):
                 if kind.name in found:
                     done, batches[kind.name] = self._bulk(kind, data, starts, lengths,
                                                           np.flatnonzero(found[kind.name] & ~handled))
@@ -146,7 +149,7 @@ class _Parser:
             line = first_line + row
             text = self._decode(data[starts[row]:ends[row]], line, block.offset + int(starts[row]) - begin)
             self.line(text, line)
-        for kind in (_TRAIN, _TEST):
+        for kind in (TRAIN, TEST):
             self._store(kind, batches[kind.name] + self._line_batch(kind, first_line), first_line)
 
     def _decode(self, raw: bytes, line: int, offset: int) -> str:
@@ -181,14 +184,14 @@ class _Parser:
             self.issue("binary data (NUL bytes) inside the log; lines there are ignored",
                        first_line + data.count(b"\n", begin, first), offset + first - begin)
 
-    def _bulk(self, kind: _Kind, data: bytes, starts: np.ndarray, lengths: np.ndarray,
+    def _bulk(self, kind: LineKind, data: bytes, starts: np.ndarray, lengths: np.ndarray,
               rows: np.ndarray) -> tuple[np.ndarray, list[Batch]]:
         """Parse ``rows`` with templates, one line length at a time. Returns a mask of the rows done
         and their values, one Batch per template."""
         done = np.zeros(len(starts), bool)
         if not len(rows):
             return done, []
-        skip = frozenset({"pct"}) if self.pct_rows > _PCT_ROWS else frozenset()   # pct only votes on the layout
+        skip = frozenset({"pct"}) if self.pct_rows > PCT_ROWS else frozenset()   # pct only votes on the layout
         pieces: list[Batch] = []
         # lengths fit 16 bits here (longer lines were dropped), which numpy sorts by radix
         rows = rows[np.argsort(np.minimum(lengths[rows], 0xFFFF).astype(np.uint16), kind="stable")]
@@ -199,7 +202,7 @@ class _Parser:
             if len(group) < 2:    # a shape of its own is cheaper line by line
                 continue
             view = np.ndarray((len(data) - padded + 1,), f"S{padded}", data, 0, (1,))
-            for _ in range(_MAX_TEMPLATES):
+            for _ in range(MAX_TEMPLATES):
                 if not len(group):
                     break
                 first = int(starts[group[0]])
@@ -223,24 +226,24 @@ class _Parser:
                         pieces.append(Batch(hit, values))
                         done[hit] = True
                         self._samples(kind, template.tokens, template.consts, len(hit))
-                        if kind is _TRAIN and values.get("pct") is not None:
+                        if kind is TRAIN and values.get("pct") is not None:
                             self.percent.append(np.vstack((values["idx"], values["total"], values["pct"])))
                             self.pct_rows += len(hit)
                 group = group[:0] if every else group[~match]
         return done, pieces
 
-    def _line_batch(self, kind: _Kind, first_line: int) -> list[Batch]:
+    def _line_batch(self, kind: LineKind, first_line: int) -> list[Batch]:
         """The block's lines of ``kind`` read one by one (the reference path), as a Batch."""
         pending = self.pending[kind.name]
         if not pending:
             return []
-        values = {name: np.array([record[name] for _, record in pending], np.int64 if name in _INT_FIELDS else np.float64)
+        values = {name: np.array([record[name] for _, record in pending], np.int64 if name in INT_FIELDS else np.float64)
                   for name in kind.columns[1:]}
         batch = Batch(np.array([line for line, _ in pending], np.int64) - first_line, values)
         pending.clear()
         return [batch]
 
-    def _store(self, kind: _Kind, batches: list[Batch], first_line: int) -> None:
+    def _store(self, kind: LineKind, batches: list[Batch], first_line: int) -> None:
         """The one place rows reach the parser state: one block's batches (bulk and line by line), in line order."""
         if not batches:
             return
@@ -253,16 +256,16 @@ class _Parser:
             for batch in batches:
                 hit, column = batch.rows, batch.values.get(name)
                 if column is None:
-                    column = np.full(len(hit), -1 if name in _INT_FIELDS else math.nan)
+                    column = np.full(len(hit), -1 if name in INT_FIELDS else math.nan)
                     if name in kind.absent_as:
                         self.missing[kind.absent_as[name]].frombytes((first_line + hit).astype(np.int64).tobytes())
                 parts.append(column)
             store.append(name, np.concatenate(parts) if len(parts) > 1 else parts[0], order)
         store.commit(len(rows))
 
-    def _template(self, kind: _Kind, raw: bytes) -> _Template | None:
+    def _template(self, kind: LineKind, raw: bytes) -> Template | None:
         """The template of a line, shared by every line of the same shape (digits aside)."""
-        key = (kind.name, raw.translate(_DIGITS_AS_ZERO))
+        key = (kind.name, raw.translate(DIGITS_AS_ZERO))
         if key in self.templates:
             return self.templates[key]
         template = None
@@ -271,16 +274,16 @@ class _Parser:
         if raw.isascii() and b"\r" not in raw and b"\x1b" not in raw:
             text = raw.decode("ascii")
             parsed = kind.spans(text)
-            template = _Template(raw, parsed[0], parsed[1], text) if parsed else None
-        if len(self.templates) < _MAX_CACHED_TEMPLATES:
+            template = Template(raw, parsed[0], parsed[1], text) if parsed else None
+        if len(self.templates) < MAX_CACHED_TEMPLATES:
             self.templates[key] = template
         return template
 
-    def _samples(self, kind: _Kind, tokens: dict[str, str], consts: dict[str, Any], weight: int) -> None:
+    def _samples(self, kind: LineKind, tokens: dict[str, str], consts: dict[str, Any], weight: int) -> None:
         """Evidence for the layout and version: the loss and Acc@1 number formats."""
-        if kind is _TRAIN and "loss" in tokens and len(self.loss_samples) < _LAYOUT_SAMPLES:
+        if kind is TRAIN and "loss" in tokens and len(self.loss_samples) < _LAYOUT_SAMPLES:
             self.loss_samples.append((tokens["loss"], weight))
-        if kind is _TEST:
+        if kind is TEST:
             self.prec_era |= bool(consts.get("prec"))
             token = tokens.get("top1", "")
             if "." in token and len(self.test_decimals) < _LAYOUT_SAMPLES:
@@ -293,7 +296,7 @@ class _Parser:
             text = text.rstrip("\r")
             text = text[text.rfind("\r") + 1:]
         if "\x1b" in text:
-            text = _ANSI.sub("", text)
+            text = ANSI.sub("", text)
         if "Train:" in text:
             if self.train_line(text, line):
                 return True
@@ -303,27 +306,27 @@ class _Parser:
         return self.message(text, line)
 
     def train_line(self, text: str, line: int) -> bool:
-        return self._record(_TRAIN, text, line)
+        return self._record(TRAIN, text, line)
 
     def test_line(self, text: str, line: int) -> bool:
-        return self._record(_TEST, text, line)
+        return self._record(TEST, text, line)
 
-    def _record(self, kind: _Kind, text: str, line: int) -> bool:
+    def _record(self, kind: LineKind, text: str, line: int) -> bool:
         parsed = kind.spans(text)
         if parsed is None:
             return False
         spans, consts = parsed
         try:
-            values = {name: _value(text[span[0]:span[1]], name) if span else None for name, span in spans.items()}
+            values = {name: read_value(text[span[0]:span[1]], name) if span else None for name, span in spans.items()}
         except ValueError:   # a digit class that int()/float() reject (e.g. non-ASCII digits)
             return False
-        if kind is _TRAIN and values["pct"] is not None and self.pct_rows < _PCT_ROWS:
+        if kind is TRAIN and values["pct"] is not None and self.pct_rows < PCT_ROWS:
             self.percent.append(np.array([[values["idx"]], [values["total"]], [values["pct"]]]))
             self.pct_rows += 1
         record: dict[str, Any] = {}
         for name in kind.columns[1:len(kind.columns) - len(kind.flags)]:
             if values[name] is None:
-                record[name] = -1 if name in _INT_FIELDS else math.nan
+                record[name] = -1 if name in INT_FIELDS else math.nan
                 if name in kind.absent_as:
                     self.missing[kind.absent_as[name]].append(line)
             else:
@@ -336,16 +339,17 @@ class _Parser:
 
     # -- messages ----------------------------------------------------------------------------
     def message(self, text: str, line: int) -> bool:
-        prefix = _PREFIX.match(text) if text[:1] in _PREFIX_STARTS else None
+        prefix = PREFIX.match(text) if text[:1] in PREFIX_STARTS else None
         level = prefix.group("level") if prefix else None
         body = text[prefix.end():] if prefix else text
         if self.traceback_line is not None and self._traceback_continues(body, line):
             return True
-        for key, pattern, handler in _HANDLERS:
+        for key, pattern, handler in HANDLERS:
             if key in body:
                 match = pattern.search(body)
                 if match:
-                    handler(self, match, line)
+                    for parsed in handler(match):
+                        self.record(parsed, line)
                     return True
         if level in ("WARNING", "ERROR", "CRITICAL"):
             self._warning_or_error(level, body.strip(), line)
@@ -353,6 +357,33 @@ class _Parser:
         if line - self.data_config_line <= 8:
             return self._data_config_entry(body, line)
         return False
+
+    def record(self, parsed: Parsed, line: int) -> None:
+        """The one place what a message line says reaches the parser state."""
+        match parsed:
+            case Info(key, value):
+                self.set_info(key, value, line)
+            case VersionHint(low, high):
+                self.evidence.append((low, high))
+            case Restart(kind, data):
+                self.markers.append((line, kind, dict(data)))
+            case LrLine(lr, lr_base, global_batch, scaling):
+                self.lr_calc = LrCalc(lr, lr_base, global_batch, scaling, self.ref(line))
+            case Unreadable(what):
+                self.count_problem(what, line)
+            case DataConfigStart():
+                self.data_config_line = line
+                self.set_info("data_config", {}, line)
+            case BestMetric(value, epoch):
+                self.best.append((line, value, epoch))
+            case SkippedEval():
+                self.skipped_eval.append(line)
+            case TracebackStart():
+                self.traceback_line = line
+            case Warned(category, text):
+                self.warning(category, text, line)
+            case Crashed(kind, text):
+                self.crash(kind, text, line)
 
     def _traceback_continues(self, body: str, line: int) -> bool:
         if not body.strip() or body[0].isspace():
@@ -385,7 +416,7 @@ class _Parser:
         match = re.match(r"\s*(input_size|interpolation|mean|std|crop_pct|crop_mode):\s*(.*?)\s*$", body)
         if not match:
             return False
-        self.info["data_config"] = {**self.info.get("data_config", {}), match.group(1): _literal(match.group(2))}
+        self.info["data_config"] = {**self.info.get("data_config", {}), match.group(1): literal(match.group(2))}
         self.info_refs.setdefault("data_config", self.ref(line))
         self.data_config_line = line
         return True
@@ -402,4 +433,4 @@ class _Parser:
             self.issue(f"{what} not understood{more}", first)
         if len(self.long_lines) > MAX_LISTED_ISSUES:
             self.issue(f"{len(self.long_lines) - MAX_LISTED_ISSUES} more over-long lines skipped", self.long_lines[MAX_LISTED_ISSUES])
-        return _assemble(self, n_lines)
+        return assemble(self, n_lines)

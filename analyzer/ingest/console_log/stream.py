@@ -14,7 +14,7 @@ import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
-class _Block:
+class Block:
     data: bytes | bytearray     # the block's lines are data[begin:end], each ending in b"\n"; a
     begin: int                  # chunk is read into one reused buffer and not copied, so a block
     end: int                    # is valid until the next one is asked for. Empty: a skipped line
@@ -23,7 +23,7 @@ class _Block:
     skipped: bool = False       # one line longer than MAX_LINE, left out
 
 
-def _line_blocks(readinto: Callable[[memoryview], int], chunk_size: int, max_line: int) -> Iterator[_Block]:
+def line_blocks(readinto: Callable[[memoryview], int], chunk_size: int, max_line: int) -> Iterator[Block]:
     """Cut a byte stream into blocks of whole lines. A line over ``max_line`` bytes becomes a
     ``skipped`` block as soon as that many bytes of it are seen, and streams past unread. A chunk's
     whole lines are one block, read in place; the line it shares with the previous chunk is a small
@@ -42,28 +42,28 @@ def _line_blocks(readinto: Callable[[memoryview], int], chunk_size: int, max_lin
         if carry:
             newline = buffer.find(b"\n", start, size)
             if newline >= 0 and len(carry) + newline - start > max_line:
-                yield _Block(b"", 0, 0, carry_offset, skipped=True)
+                yield Block(b"", 0, 0, carry_offset, skipped=True)
                 carry, start = b"", newline + 1
             elif newline >= 0:
                 head = b"".join((carry, view[start:newline + 1]))
-                yield _Block(head, 0, len(head), carry_offset)
+                yield Block(head, 0, len(head), carry_offset)
                 carry, start = b"", newline + 1
         cut = buffer.rfind(b"\n", start, size)
         if cut >= 0 and not carry:
-            yield _Block(buffer, start, cut + 1, data_offset + start)
+            yield Block(buffer, start, cut + 1, data_offset + start)
             start = cut + 1
         if carry:
             carry = b"".join((carry, view[start:size]))
         else:
             carry, carry_offset = bytes(view[start:size]), data_offset + start
         if len(carry) > max_line:
-            yield _Block(b"", 0, 0, carry_offset, skipped=True)
+            yield Block(b"", 0, 0, carry_offset, skipped=True)
             carry, skipping = b"", True
     if carry:
-        yield _Block(carry + b"\n", 0, len(carry) + 1, carry_offset, unterminated=True)
+        yield Block(carry + b"\n", 0, len(carry) + 1, carry_offset, unterminated=True)
 
 
-def _utf16_reader(stream: BinaryIO, encoding: str) -> Callable[[memoryview], int]:
+def utf16_reader(stream: BinaryIO, encoding: str) -> Callable[[memoryview], int]:
     """Windows PowerShell redirects write UTF-16; transcode to UTF-8 on the fly (a ``readinto``)."""
     decoder = codecs.getincrementaldecoder(encoding)("replace")
     pending = bytearray()
@@ -83,7 +83,7 @@ def _utf16_reader(stream: BinaryIO, encoding: str) -> Callable[[memoryview], int
     return readinto
 
 
-def _binary_offset(head: bytes) -> int | None:
+def binary_offset(head: bytes) -> int | None:
     """Offset of the first non-text byte when ``head`` is mostly not text; None for text."""
     if not head:
         return None
