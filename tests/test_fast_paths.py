@@ -1,0 +1,140 @@
+"""The speed paths of issue 15 give the answers of the slow paths they replace.
+
+- rule files composed by libyaml give the node tree the pure-Python loader gives (values, tags, marks), and
+  a broken file gets the pure-Python loader's own message and position;
+- the timeline replays each prefix through ``pipeline.ranked_findings`` (the findings without the rest of
+  the Diagnosis): the same rule ids as ``diagnose`` on real runs, and the same "visible from" as a replay
+  of every prefix through ``diagnose``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from mnv4_postmortem.analyzer.engine import yamlnodes as yn
+from mnv4_postmortem.analyzer.engine.loader import load_pack
+from mnv4_postmortem.analyzer.ingest import load_run
+from mnv4_postmortem.analyzer.pipeline import diagnose, ranked_findings
+from mnv4_postmortem.analyzer.watch.timeline import Visibility, _sampled, before_training, finding_timeline, prefix
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = REPO / "fixtures" / "runs"
+RULE_FILES = sorted([*(REPO / "rules").rglob("*.yaml"), *(REPO / "tests" / "data").rglob("*.yaml")])
+# Real runs whose findings become visible at different epochs (and one that fires nothing early).
+TIMELINE_RUNS = ("seed_mnv4", "r18_grat_ema_v09", "mnv4_warmup_long", "effb0_grat_sgd_lr500_v1",
+                 "r18_grat_valdropmid_v09", "mnv3_grat_randlabels_killed_v09")
+
+
+# ------------------------------------------------------------------------------------------------ YAML
+
+
+def _flat(node: Node | None, out: list) -> list:
+    if node is None:
+        return out
+    value = node.value if isinstance(node, ScalarNode) else None
+    quoted = node.style if isinstance(node, ScalarNode) and node.style in ("'", '"', "|", ">") else None
+    out.append((type(node).__name__, node.tag, value, quoted, node.start_mark.line, node.start_mark.column,
+                node.end_mark.line, node.end_mark.column))
+    if isinstance(node, MappingNode):
+        for key, item in node.value:
+            _flat(key, out)
+            _flat(item, out)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            _flat(item, out)
+    return out
+
+
+@pytest.mark.skipif(getattr(yaml, "CSafeLoader", None) is None, reason="PyYAML built without libyaml")
+def test_rule_files_compose_to_the_pure_python_tree():
+    checked = 0
+    for path in RULE_FILES:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            reference = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            continue
+        assert _flat(yn.compose(text), []) == _flat(reference, []), path
+        checked += 1
+    assert checked > 50
+
+
+def _pure_python_error(text: str) -> tuple[str, yn.Loc | None]:
+    fast, yn._FAST_LOADER = yn._FAST_LOADER, None
+    try:
+        yn.compose(text)
+    except yn.YamlError as exc:
+        return exc.message, exc.loc
+    finally:
+        yn._FAST_LOADER = fast
+    raise AssertionError(f"pure-Python loader accepted {text!r}")
+
+
+@pytest.mark.parametrize("text", [
+    "id: a\n  when: b\n",                       # bad indentation
+    "id: [a, b\nwhen: c\n",                     # unclosed flow sequence
+    "id: 'open\n",                              # unclosed quote
+    "id: a\nid\n",                              # a key without a value at the end
+    "evidence:\n\t- a\n",                       # a tab
+    "id: !!python/object:os.system ls\n",       # an unsafe tag (composes, fails to construct)
+    "x: \x07\n",                                # a control character
+    "[" * 5000 + "]" * 5000,                    # deeper than libyaml allows
+])
+def test_broken_yaml_keeps_the_pure_python_message(text):
+    with pytest.raises(yn.YamlError) as caught:
+        yn.compose(text)
+    assert (caught.value.message, caught.value.loc) == _pure_python_error(text)
+
+
+# ------------------------------------------------------------------------------------------------ timeline
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return load_pack()
+
+
+def _full_replay(run, pack, findings) -> dict[str, Visibility]:
+    """The timeline as issue 18 first built it: every sampled prefix through the whole ``diagnose``."""
+    from mnv4_postmortem.analyzer.features.derived import derive
+    from mnv4_postmortem.analyzer.watch.predict import predict
+
+    wanted = {f.rule_id: f.cause for f in findings}
+    before = before_training(run)
+    early = {f.rule_id for f in diagnose(before, pack).findings}
+    predicted = {p.finding.cause for p in predict(before, derive(before), pack)}
+    epochs = [int(e) for e in run.epochs.index]
+    first: dict[str, int] = {}
+    for epoch in _sampled(epochs):
+        for finding in diagnose(prefix(run, epoch), pack).findings:
+            first.setdefault(finding.rule_id, epoch)
+    exact = len(_sampled(epochs)) == len(epochs)
+    return {rule: Visibility(first.get(rule), rule in early or cause in predicted, exact)
+            for rule, cause in wanted.items()}
+
+
+@pytest.mark.parametrize("name", TIMELINE_RUNS)
+def test_timeline_equals_the_full_replay(name, pack):
+    diagnosis = diagnose(load_run(RUNS / name), pack)
+    assert finding_timeline(diagnosis.run, pack, diagnosis.findings) == _full_replay(diagnosis.run, pack,
+                                                                                      diagnosis.findings)
+
+
+@pytest.mark.parametrize("name", TIMELINE_RUNS)
+def test_ranked_findings_are_the_diagnosis_findings(name, pack):
+    run = load_run(RUNS / name)
+    for cut in (run, prefix(run, int(run.epochs.index[len(run.epochs) // 2])), before_training(run)):
+        assert [f.rule_id for f in ranked_findings(cut, pack)] == [f.rule_id for f in diagnose(cut, pack).findings]
+
+
+def test_the_timeline_runs_have_findings_at_different_epochs(pack):
+    """The cases above mean something only if the runs' findings show at several epochs."""
+    epochs = set()
+    for name in TIMELINE_RUNS:
+        diagnosis = diagnose(load_run(RUNS / name), pack)
+        epochs |= {v.visible_from_epoch for v in finding_timeline(diagnosis.run, pack, diagnosis.findings).values()}
+    assert len(epochs - {None}) >= 3
