@@ -138,3 +138,41 @@ def test_the_timeline_runs_have_findings_at_different_epochs(pack):
         diagnosis = diagnose(load_run(RUNS / name), pack)
         epochs |= {v.visible_from_epoch for v in finding_timeline(diagnosis.run, pack, diagnosis.findings).values()}
     assert len(epochs - {None}) >= 3
+
+
+# ------------------------------------------------------------------------------------------------ batch
+
+
+def test_batch_chunks_give_every_run_its_own_row_once():
+    """The pool hands out chunks of runs (11 runs: two whole chunks and a short one, on two workers):
+    each run comes back once, with the row it gets in this process."""
+    from mnv4_postmortem.analyzer.batch.execute import CHUNK, run_local
+    from mnv4_postmortem.analyzer.batch.rows import RunTask, analyze_path
+
+    paths = [str(p) for p in sorted(RUNS.iterdir()) if p.is_dir()][:2 * CHUNK + 3]
+    pooled = {row.path: (row.top_cause, row.outcome, row.error) for row in run_local(paths, RunTask(), 2)}
+    alone = {p: (row.top_cause, row.outcome, row.error) for p in paths for row in [analyze_path(p, RunTask())]}
+    assert pooled == alone and len(pooled) == len(paths)
+
+
+def test_a_chunk_whose_worker_died_is_an_error_row_for_each_of_its_runs():
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mnv4_postmortem.analyzer.batch.execute import _chunked, _failed_row, _windowed
+    from mnv4_postmortem.analyzer.batch.rows import RunRow, RunTask
+
+    def submit(chunk):
+        future: Future = Future()
+        if "b" in chunk:
+            future.set_exception(BrokenProcessPool("a worker was killed"))
+        else:
+            future.set_result([RunRow(path=p, name=p) for p in chunk])
+        return future
+
+    rows = [row for rows in _windowed(submit, _chunked("abcde", 2), 2,
+                                      lambda chunk, exc: [_failed_row(p, RunTask(), exc) for p in chunk])
+            for row in rows]
+    assert [(r.path, r.error is not None) for r in rows] == [("a", True), ("b", True), ("c", False), ("d", False),
+                                                             ("e", False)]
+    assert "a worker was killed" in rows[0].error
