@@ -176,3 +176,66 @@ def test_a_chunk_whose_worker_died_is_an_error_row_for_each_of_its_runs():
     assert [(r.path, r.error is not None) for r in rows] == [("a", True), ("b", True), ("c", False), ("d", False),
                                                              ("e", False)]
     assert "a worker was killed" in rows[0].error
+
+
+# ------------------------------------------------------------------------------------------------ templates
+
+HAND_TEMPLATES = (
+    "{{ series.eval_top1.last | pct }} at epoch {{ series.eval_top1.last_epoch }} {{ cite(series.eval_top1) }}",
+    "{% if derived.ema_share > 0.5 %}{{ derived.ema_share | round(2) }}{% elif config.lr %}{{ config.lr }}{% else %}"
+    "{{ missing_name }}{% endif %}",
+    "{{ a if b is defined else c | default(d) }} {{ [e, f] | join(', ') }} {{ {'k': g}['k'] }} {{ h[1:i] }}",
+    "{% for x in series.values %}{{ x }}{{ loop.index }}{% endfor %}{{ x }}",
+    "{% set y = config.lr %}{{ y }}{{ z }}",
+    "{% if q %}{% set w = 1 %}{% endif %}{{ w }}",
+    "{{ value | no_such_filter }}",
+    "{{ value is no_such_test }}",
+    "{% if value is no_such_test %}{{ other }}{% endif %}",
+    "{{ cite(run.config, series.train_loss) }} {{ -k ** 2 }} {{ not m and n or o }}",
+)
+
+
+def _shipped_and_test_templates() -> list[str]:
+    from mnv4_postmortem.analyzer.engine import schema, templating
+
+    seen: list[str] = []
+    original = templating.compile_template
+
+    def record(source, **kwargs):
+        seen.append(source)
+        return original(source, **kwargs)
+
+    schema.compile_template = record
+    try:
+        load_pack()
+        load_pack([REPO / "tests" / "data" / "rules_good"], builtin=False)
+        load_pack([REPO / "tests" / "data" / "rules_bad"], builtin=False)
+    finally:
+        schema.compile_template = original
+    return seen
+
+
+def test_undeclared_names_equal_jinjas_answer():
+    import jinja2
+    from jinja2 import meta
+
+    from mnv4_postmortem.analyzer.engine.templating import ENV, undeclared_names
+
+    sources = [s for s in _shipped_and_test_templates() if isinstance(s, str)] + list(HAND_TEMPLATES)
+    compared = 0
+    for source in sources:
+        try:
+            tree = ENV.parse(source)
+        except jinja2.TemplateSyntaxError:
+            continue
+        try:
+            expected: object = meta.find_undeclared_variables(tree)
+        except jinja2.TemplateSyntaxError as exc:
+            expected = ("fails", exc.message)
+        try:
+            got: object = undeclared_names(tree)
+        except jinja2.TemplateSyntaxError as exc:
+            got = ("fails", exc.message)
+        assert got == expected, source
+        compared += 1
+    assert compared > 70

@@ -147,7 +147,7 @@ class Template:
     """A checked rule template. The Jinja code is compiled on first render: a pack has about 65 templates
     and a run renders the few of the rules that fire, while compiling all of them cost about a third of
     ``report``'s time after imports. Everything that can fail was checked at load (``compile_template``:
-    syntax, names, calls, and the code generator's constant folding in ``find_undeclared_variables``)."""
+    syntax, names (``undeclared_names``), calls, filters and tests)."""
 
     source: str
     tree: nodes.Template
@@ -280,10 +280,27 @@ def _check_syntax(source: str, tree: nodes.Template) -> None:
             raise TemplateCompileError(f"calling '{name}' is not allowed in rule templates", offset)
 
 
+def undeclared_names(tree: nodes.Template) -> set[str]:
+    """The names ``tree`` reads from its context: ``jinja2.meta.find_undeclared_variables``, which runs
+    Jinja's whole code generator to track scopes, done directly where nothing can be in scope. In a
+    template without ``for`` and ``set`` (every shipped template) no name is ever stored, so every name it
+    loads comes from the context. The code generator also fails on an unknown filter or test: those
+    templates, and any with ``for`` or ``set``, go through Jinja. This was two thirds of checking a pack's
+    templates at load. ``tests/test_fast_paths.py`` holds the two to the same answer."""
+    if any(True for _ in tree.find_all((nodes.For, nodes.Assign))) or not _filters_and_tests_known(tree):
+        return meta.find_undeclared_variables(tree)
+    return {name.name for name in tree.find_all(nodes.Name) if name.ctx == "load"}
+
+
+def _filters_and_tests_known(tree: nodes.Template) -> bool:
+    return (all(node.name in ENV.filters for node in tree.find_all(nodes.Filter))
+            and all(node.name in ENV.tests for node in tree.find_all(nodes.Test)))
+
+
 def _name_uses(source: str, tree: nodes.Template, roots: Iterable[str]) -> tuple[NameUse, ...]:
     _check_syntax(source, tree)
     roots = set(roots)
-    unknown = meta.find_undeclared_variables(tree) - roots - set(TEMPLATE_GLOBALS)
+    unknown = undeclared_names(tree) - roots - set(TEMPLATE_GLOBALS)
     for name in sorted(unknown):
         hit = next((n for n in tree.find_all(nodes.Name) if n.name == name), None)
         offset = _offset_of(source, hit.lineno if hit else 1, name)
