@@ -12,14 +12,21 @@ measured pass. Every pass is repeated ``--repeat`` times and the median printed.
 cores are busy with other work the 2-worker figure is capped by the free cores, so the load average is
 printed next to the numbers.
 
-    python bench/bench_batch.py [--runs 200,2000] [--repeat 3]
+``--baseline DIR`` measures another checkout (its own ``.venv``, e.g. a ``git worktree`` of main) on the
+same run folders in the same run: each configuration is measured in a child process of each checkout
+in turn (this checkout's too), so both see the same load, and the ratio after/baseline is printed.
+The child is the batch's parent process: its RSS growth is the "parent memory" figure.
+
+    python bench/bench_batch.py [--runs 200,2000] [--repeat 3] [--baseline /path/to/main-checkout]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,29 +75,65 @@ def one_pass(paths: list[str], jobs: int) -> tuple[float, float]:
     return done / elapsed, rss_mib() - before
 
 
+# .pyc files written as an installed copy has them (some shells set PYTHONDONTWRITEBYTECODE: every pool's
+# fork server would then compile the package's source again).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+# One configuration measured in a child process of a checkout (the public API both versions share).
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from bench_batch import one_pass
+paths = open(sys.argv[2]).read().splitlines()
+jobs, count, repeat = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+one_pass(paths[:20], jobs)  # warm-up
+print(json.dumps([one_pass(paths[:count], jobs) for _ in range(repeat)]))
+"""
+
+
+def measure(python: str, checkout: Path, listing: Path, jobs: int, count: int, repeat: int) -> tuple[float, float]:
+    """(median runs/s, max parent RSS growth MiB) of ``repeat`` passes in a child of ``checkout``."""
+    bench = Path(__file__).resolve().parent
+    out = subprocess.run([python, "-c", CHILD, str(bench), str(listing), str(jobs), str(count), str(repeat)],
+                         cwd=checkout, capture_output=True, text=True, check=True, env=ENV).stdout
+    results = json.loads(out.strip().splitlines()[-1])
+    return statistics.median(r for r, _ in results), max(g for _, g in results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="200,2000", help="comma-separated run counts")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="another checkout with its own .venv (e.g. main) to compare")
     args = parser.parse_args()
     counts = [int(c) for c in args.runs.split(",")]
+    checkouts = {"this": (sys.executable, REPO)}
+    if args.baseline is not None:
+        base = args.baseline.resolve()
+        checkouts["baseline"] = (str(base / ".venv" / "bin" / "python"), base)
     print(f"mixed set: {len(mixed_sources())} distinct runs; cores: {os.cpu_count()}; "
           f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = replicate(Path(tmp), max(counts))
+        paths = replicate(Path(tmp) / "runs", max(counts))
+        listing = Path(tmp) / "paths.txt"
+        listing.write_text("\n".join(paths))
         for count in counts:
-            rates: dict[int, float] = {}
+            rates: dict[tuple[str, int], float] = {}
             for jobs in (1, 2):
-                one_pass(paths[:20], jobs)  # warm-up
-                results = [one_pass(paths[:count], jobs) for _ in range(args.repeat)]
-                rates[jobs] = statistics.median(r for r, _ in results)
-                growth = max(g for _, g in results)
-                print(f"{count:5d} runs, {jobs} worker{'s' if jobs > 1 else ' '}: {rates[jobs]:6.1f} runs/s "
-                      f"(median of {args.repeat}; target >= {RATE_TARGET:.0f} on 2); parent RSS growth <= {growth:5.1f} MiB",
-                      flush=True)
-            ratio = rates[2] / rates[1]
-            print(f"{count:5d} runs: 2 workers = {ratio:.2f}x of 1 (target >= {RATIO_TARGET}x): "
-                  f"{'met' if ratio >= RATIO_TARGET else 'MISSED'}; rate {'met' if rates[2] >= RATE_TARGET else 'MISSED'}")
+                for label, (python, checkout) in checkouts.items():
+                    rate, growth = measure(python, checkout, listing, jobs, count, args.repeat)
+                    rates[label, jobs] = rate
+                    print(f"{count:5d} runs, {jobs} worker{'s' if jobs > 1 else ' '} [{label:8}]: {rate:6.1f} runs/s "
+                          f"(median of {args.repeat}; target >= {RATE_TARGET:.0f} on 2); parent RSS growth <= "
+                          f"{growth:5.1f} MiB", flush=True)
+            for label in checkouts:
+                ratio = rates[label, 2] / rates[label, 1]
+                print(f"{count:5d} runs [{label:8}]: 2 workers = {ratio:.2f}x of 1 (target >= {RATIO_TARGET}x): "
+                      f"{'met' if ratio >= RATIO_TARGET else 'MISSED'}; rate "
+                      f"{'met' if rates[label, 2] >= RATE_TARGET else 'MISSED'}")
+            if "baseline" in checkouts:
+                print(f"{count:5d} runs: this/baseline runs/s: 1 worker {rates['this', 1] / rates['baseline', 1]:.2f}x, "
+                      f"2 workers {rates['this', 2] / rates['baseline', 2]:.2f}x")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
