@@ -49,23 +49,41 @@ def run_local(paths: Iterable[str], task: RunTask, jobs: int,
               notice: Callable[[str], None] | None = None) -> Iterator[RunRow]:
     """Rows from a process pool; when the pool cannot start (no usable temp dir for the fork server's
     socket, no semaphores, a process limit), from this process, one run at a time, with a ``notice``."""
-    pool = _started_pool(jobs, notice)
-    if pool is None:
-        yield from (analyze_path(p, task) for p in paths)
-        return
-    try:
-        chunks = _chunked(paths, CHUNK)
-        window = 2 * jobs  # chunks in flight: each worker has one queued behind the one it runs
-        for rows in _windowed(lambda c: pool.submit(analyze_paths, c, task), chunks, window,
-                              lambda chunk, exc: [_failed_row(p, task, exc) for p in chunk]):
-            yield from rows
-    except BaseException:
-        # Ctrl-C (or the consumer stopped): drop the queued runs and wait only for the ones being analysed,
-        # so no worker writes a report after the batch has written its outputs.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
+    with LocalPool(jobs, notice) as pool:
+        yield from pool.rows(paths, task)
+
+
+class LocalPool:
+    """The worker processes of ``run_local``, started once (``with LocalPool(jobs) as pool``) and used for
+    one or more batches of rows: ``bench/bench_batch.py`` times the start-up and the rows apart."""
+
+    def __init__(self, jobs: int, notice: Callable[[str], None] | None = None):
+        self.jobs = jobs
+        self._pool = _started_pool(jobs, notice)
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def rows(self, paths: Iterable[str], task: RunTask) -> Iterator[RunRow]:
+        pool = self._pool
+        if pool is None:
+            yield from (analyze_path(p, task) for p in paths)
+            return
+        try:
+            chunks = _chunked(paths, CHUNK)
+            window = 2 * self.jobs  # chunks in flight: each worker has one queued behind the one it runs
+            for rows in _windowed(lambda c: pool.submit(analyze_paths, c, task), chunks, window,
+                                  lambda chunk, exc: [_failed_row(p, task, exc) for p in chunk]):
+                yield from rows
+        except BaseException:
+            # Ctrl-C (or the consumer stopped): drop the queued runs and wait only for the ones being analysed,
+            # so no worker writes a report after the batch has written its outputs.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _started_pool(jobs: int, notice: Callable[[str], None] | None) -> ProcessPoolExecutor | None:
