@@ -239,3 +239,65 @@ def test_undeclared_names_equal_jinjas_answer():
         assert got == expected, source
         compared += 1
     assert compared > 70
+
+
+# ------------------------------------------------------------------------------------------------ detect
+
+
+def _all_runs() -> list[Path]:
+    shared = REPO.parent / "shared"
+    roots = [RUNS, shared / "timm-runs", shared / "real-runs", REPO / "fixtures" / "public"]
+    return [p for root in roots if root.is_dir() for p in sorted(root.iterdir()) if p.is_dir()]
+
+
+def _same_written(run) -> int:
+    from mnv4_postmortem.analyzer.detect.series import _written, _WrittenCells, epoch_frame
+
+    frame = epoch_frame(run)
+    cells = _WrittenCells(run, frame.index)
+    for name in frame.columns:
+        assert (cells.column(name) == _written(run, frame.index, name)).all(), name
+    return len(frame.columns)
+
+
+def test_written_cells_equal_the_per_column_lookup_on_real_runs():
+    checked = 0
+    for path in _all_runs():
+        try:
+            run = load_run(path)
+        except Exception:  # noqa: BLE001 - an unusable run has no cells to compare
+            continue
+        checked += _same_written(run)
+        if len(run.epochs) > 2:
+            checked += _same_written(prefix(run, int(run.epochs.index[len(run.epochs) // 2])))
+    assert checked > 200
+
+
+@pytest.mark.parametrize("labels", [
+    [0, 1, 1, 2],             # a repeated epoch: the last row counts
+    ["0", "1", "x", 3],       # text labels, one not a number
+    [0.0, 1.0, float("nan"), 2.0],
+    [2, 0, 1],                # out of order
+    [0, "0", 1],              # two labels that parse to one epoch: _written cannot reindex them
+])
+def test_written_cells_equal_the_per_column_lookup_on_odd_labels(labels):
+    import dataclasses
+
+    import pandas as pd
+
+    from mnv4_postmortem.analyzer.detect.series import _written, _WrittenCells, epoch_frame
+
+    run = load_run(RUNS / "seed_mnv4")
+    refs = pd.DataFrame({"train_loss": ["a.csv:1", None, "a.csv:3", "a.csv:4"][: len(labels)],
+                         "eval_top1": [None] * len(labels)}, index=pd.Index(labels, dtype="object"))
+    odd = dataclasses.replace(run, epoch_refs=refs)
+    frame = epoch_frame(odd)
+
+    def outcome(lookup):
+        try:
+            return [lookup(name).tolist() for name in frame.columns]
+        except Exception as exc:  # noqa: BLE001 - the same refusal is the same answer
+            return type(exc)
+
+    cells = _WrittenCells(odd, frame.index)
+    assert outcome(cells.column) == outcome(lambda name: _written(odd, frame.index, name))
