@@ -301,3 +301,32 @@ def test_written_cells_equal_the_per_column_lookup_on_odd_labels(labels):
 
     cells = _WrittenCells(odd, frame.index)
     assert outcome(cells.column) == outcome(lambda name: _written(odd, frame.index, name))
+
+
+def test_reported_nan_equals_the_sibling_evidence_formula_on_real_runs():
+    """``_reported_nan`` answers without looking at siblings when the column has no NaN; elsewhere (and
+    on runs that print ``nan``) it is the module docstring's rule, written out here."""
+    import numpy as np
+
+    from mnv4_postmortem.analyzer.detect.series import _nonfinite_event_epochs, _reported_nan, _siblings, epoch_frame
+
+    nan_cells = 0
+    for path in [*_all_runs(), REPO / "fixtures" / "runs" / "effb0_grat_sgd_lr500_v1"]:
+        try:
+            run = load_run(path)
+        except Exception:  # noqa: BLE001 - an unusable run has no frame to compare
+            continue
+        frame, flagged = epoch_frame(run), _nonfinite_event_epochs(run)
+        for name in frame.columns:
+            timm_rows = getattr(run, "trainer", None) is None
+            siblings = [c for c in _siblings(name, frame.columns) if c != name and (timm_rows or name != "train_loss")]
+            evidence = np.zeros(len(frame), dtype=bool)
+            if siblings:
+                evidence |= np.isfinite(frame[siblings].to_numpy(dtype=float)).any(axis=1)
+            for row, epoch in enumerate(frame.index):
+                names = flagged.get(int(epoch))
+                evidence[row] |= names is not None and (None in names or name in names)
+            nan = np.isnan(frame[name].to_numpy(dtype=float))
+            nan_cells += int(nan.sum())
+            assert (_reported_nan(frame, name, flagged, timm_rows) == (evidence & nan)).all(), (path, name)
+    assert nan_cells > 0

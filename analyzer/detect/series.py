@@ -100,6 +100,9 @@ def _reported_nan(frame: pd.DataFrame, name: str, flagged: Mapping[int, set[str 
     """Rows where a NaN in ``name`` is a printed ``nan`` rather than a missing value. ``timm_rows``: the
     run is timm's own (its epoch rows always hold train_loss beside the eval columns); another trainer's
     sparse rows (a validation-only epoch after Lightning's last training epoch) give train_loss no siblings."""
+    nan = np.isnan(frame[name].to_numpy(dtype=float))
+    if not nan.any():  # nothing to tell apart (most columns): the siblings' evidence would be and-ed with no NaN
+        return nan
     siblings = [c for c in _siblings(name, frame.columns) if c != name and (timm_rows or name != "train_loss")]
     evidence = np.zeros(len(frame), dtype=bool)
     if siblings:
@@ -109,7 +112,7 @@ def _reported_nan(frame: pd.DataFrame, name: str, flagged: Mapping[int, set[str 
             names = flagged.get(int(epoch))
             if names is not None and (None in names or name in names):
                 evidence[row] = True
-    return evidence & np.isnan(frame[name].to_numpy(dtype=float))
+    return evidence & nan
 
 
 def _written(run: Run, epochs: pd.Index, name: str) -> np.ndarray:
