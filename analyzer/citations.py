@@ -51,6 +51,20 @@ def group(refs: Iterable) -> list[Citation]:
     return [Citation(path, min(ls), max(ls)) if ls else Citation(path) for path, ls in lines.items()]
 
 
+def cited_ranges(ref_groups: Iterable[Iterable], limit: int) -> tuple[Citation, ...]:
+    """The distinct line ranges cited by each group of refs (grouped as by :func:`group`), first seen first,
+    at most ``limit`` of them: what a report's appendix shows."""
+    seen: dict[Citation, None] = {}
+    for refs in ref_groups:
+        for citation in group(refs):
+            if citation.first is None or citation in seen:
+                continue
+            if len(seen) >= limit:
+                return tuple(seen)
+            seen[citation] = None
+    return tuple(seen)
+
+
 def label(refs: Iterable[SourceRef | str]) -> str:
     """The short text ``cite()`` writes into evidence: the groups' labels, comma-separated."""
     refs = list(refs)

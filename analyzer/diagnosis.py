@@ -3,9 +3,9 @@
 :func:`mnv4_postmortem.analyzer.pipeline.diagnose` builds it; renderers (``render/``) only read it.
 It holds the run summary, the change-point segments, the ranked findings, the differential, the
 rules that were considered but did not fire, the ingest warnings, the rule errors and the schema
-version of the JSON document. Segments are plain JSON-ready dicts so that renderers never
-import the detection or rule stages; ``run`` is the normalized run itself, for renderers that draw
-its curves or tables.
+version of the JSON document. Segments are :class:`CurveSegment` records (numbers already made
+JSON-safe by the pipeline) so that renderers never import the detection or rule stages; ``run`` is the
+normalized run itself, for renderers that draw its curves or tables.
 """
 
 from __future__ import annotations
@@ -58,6 +58,31 @@ class RunSummary:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class CurveSegment:
+    """One regime of one metric's curve, as the report shows it (detect/segments.py found it).
+
+    ``start``/``end``: the first and last x of the regime in ``unit`` (epoch or step); ``n`` points;
+    ``label``: improving / plateau / worsening / collapsed ...; ``level`` and ``slope``: the fitted line
+    (slope per ``unit``) with its confidence interval ``slope_ci``; ``noise``: the residual spread. A
+    number the fit could not give (too few points) is None.
+    """
+
+    start: float | None
+    end: float | None
+    unit: str
+    n: int
+    label: str
+    level: float | None
+    slope: float | None
+    slope_ci: tuple[float | None, float | None]
+    noise: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "unit": self.unit, "n": self.n, "label": self.label,
+                "level": self.level, "slope": self.slope, "slope_ci": list(self.slope_ci), "noise": self.noise}
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Diagnosis:
     run: Run                                      # the normalized run (curves, config) for rich renderers
@@ -65,7 +90,7 @@ class Diagnosis:
     findings: tuple[Finding, ...]                 # most likely first; fixes carry their command lines
     differential: tuple[str, ...]                 # why each alternative ranks lower
     considered: tuple[Considered, ...]            # rules suspected but not fired
-    segments: Mapping[str, list[dict[str, Any]]]  # per metric, JSON-ready
+    segments: Mapping[str, tuple[CurveSegment, ...]]  # per metric, in x order
     warnings: tuple[str, ...]                     # ingest issues, rendered
     rule_errors: tuple[str, ...]                  # broken rule files / rules that failed to evaluate
     combined_fix: "Fix | None" = None             # the top cause's fix merged with every latent cause's (with its command)
@@ -91,4 +116,4 @@ class Diagnosis:
     outcome: "Outcome | None" = None
 
 
-__all__ = ["SCHEMA_VERSION", "Diagnosis", "RunSummary"]
+__all__ = ["SCHEMA_VERSION", "CurveSegment", "Diagnosis", "RunSummary"]

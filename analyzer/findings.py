@@ -24,7 +24,7 @@ Ranking (``rank``) follows the causal chain, in three tiers by the rule's ``role
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -117,6 +117,9 @@ class Finding:
     score: float | None = None
     own_symptom: bool = True
     against: tuple[str, ...] = ()  # the signals that counted against it (for the differential)
+    # Every rule that named this cause, ``rule_id`` first: one finding per cause (``merge_by_cause``); empty
+    # for a finding straight from one rule.
+    rules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "facts", MappingProxyType(dict(self.facts)))
@@ -160,6 +163,7 @@ class Considered:
     cause: str
     title: str
     reason: str | None = None  # the rendered ``ruled_out`` text
+    outweighed: bool = False  # it fired, but a rival claiming the same symptom outweighs it (engine/evaluate.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +218,18 @@ def _rank_causes(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def rank(findings: Iterable[Finding]) -> list[Finding]:
-    """Most likely first: causes, then latent causes, then consequences (module docstring)."""
+    """Most likely first: causes, then latent causes, then consequences (module docstring); info findings
+    after every finding at warning or above. An info finding is a note (a config suspicion no curve backs,
+    a lag that resolved by itself): the report leads with what it calls a problem, so a note never stands
+    first above a warning, whatever its tier."""
     findings = list(findings)
+    notes = [f for f in findings if f.severity < Severity.WARNING]
+    if notes and len(notes) < len(findings):
+        return _rank_tiers([f for f in findings if f.severity >= Severity.WARNING]) + _rank_tiers(notes)
+    return _rank_tiers(findings)
+
+
+def _rank_tiers(findings: list[Finding]) -> list[Finding]:
     ranked: list[Finding] = []
     for tier in range(len(ROLE_ORDER)):
         members = [f for f in findings if _tier(f) == tier]
@@ -289,7 +303,8 @@ def differential(ranked: Sequence[Finding], considered_not_fired: Sequence[Consi
         why = "its rule's conditions did not hold"
         if top is not None and item.cause in top.explains:
             why = f"{top.cause} explains these symptoms"
-        sentences.append(_sentence(f"{item.cause} (considered, did not fire)", item.reason, why))
+        head = f"{item.cause} (fired, outweighed)" if item.outweighed else f"{item.cause} (considered, did not fire)"
+        sentences.append(_sentence(head, item.reason, why))
     return tuple(sentences)
 
 
@@ -332,6 +347,67 @@ def unexplained(ranked: Sequence[Finding], symptoms: Sequence[Symptom]) -> tuple
     return tuple(out)
 
 
+def _merged_strength(symptom_ids: Sequence[str], group: Sequence[Finding], symptoms: Sequence[Symptom]) -> float:
+    # The summed strength of the union of the symptoms the group explains, each counted once; without the
+    # symptom records (a caller that passes none), the best single finding's.
+    by_id = {s.id: s for s in symptoms}
+    if symptom_ids and all(s in by_id for s in symptom_ids):
+        return sum(by_id[s].strength for s in symptom_ids if by_id[s].severity >= Severity.WARNING)
+    return max(f.strength for f in group)
+
+
+def _merge(group: Sequence[Finding], symptoms: Sequence[Symptom]) -> Finding:
+    """One finding for one cause from every rule that named it (``group`` best first: see ``merge_by_cause``).
+
+    - Evidence: the union, the best-ranked rule's lines first, each line once.
+    - Confidence and score: the best rule's (the maximum), not a combination as if independent: the rules of
+      one cause read the same curves and config, so a second rule restates the evidence rather than adding to it.
+    - Severity: the highest any of them states on its own evidence.
+    - Fix: one fix, the leading rule's (the next one's when it has none): two fixes for one cause would
+      ask the user to choose between readings of the same evidence.
+    - Symptoms, explained causes and epochs: the union.
+    """
+    if len(group) == 1:
+        return group[0]
+    best = group[0]
+    lines = list(dict.fromkeys(e for f in group for e in f.evidence))
+    symptom_ids = tuple(dict.fromkeys(s for f in group for s in f.symptoms))
+    spans = [f.epochs for f in group if f.epochs is not None]
+    facts = {k: v for f in reversed(group) for k, v in f.facts.items()}
+    scores = [f.score for f in group if f.score is not None]
+    return replace(
+        best,
+        severity=max(f.severity for f in group),
+        confidence=max(f.confidence for f in group),
+        evidence=tuple(lines),
+        epochs=(min(e[0] for e in spans), max(e[1] for e in spans)) if spans else None,
+        fix=next((f.fix for f in group if f.fix is not None), None),
+        specificity=max(f.specificity for f in group),
+        explains=tuple(dict.fromkeys(c for f in group for c in f.explains)),
+        ruled_out=next((f.ruled_out for f in group if f.ruled_out), None),
+        facts=facts,
+        symptoms=symptom_ids,
+        strength=_merged_strength(symptom_ids, group, symptoms),
+        score=max(scores) if scores else None,
+        own_symptom=any(f.own_symptom for f in group),
+        against=tuple(dict.fromkeys(a for f in group for a in f.against)),
+        rules=tuple(f.rule_id for f in group),
+    )
+
+
+def merge_by_cause(findings: Iterable[Finding], symptoms: Sequence[Symptom] = ()) -> list[Finding]:
+    """One finding per cause and role (issue 13): several rules may name one cause from different evidence
+    (``ema-lag`` from the update count, ``ema-lag-symptoms`` from the curves; three readings of an LR too
+    high). The user gets one finding with the union of their evidence and one fix (see ``_merge``). A latent
+    and a visible finding of one cause stay apart (``make_ranking`` drops the latent one)."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault((finding.cause, finding.role), []).append(finding)
+    # The most specific rule (most conditions) leads: its title, fix and id are tailored to more of this run's
+    # facts than a generic reading of the curves; between equally specific rules, the rank order decides.
+    return [_merge(sorted(group, key=lambda f: (-f.specificity, _base_key(f))), symptoms) for group in groups.values()]
+
+
 def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] = (),
                  symptoms: Sequence[Symptom] = ()) -> Ranking:
     """Rank findings and explain the alternatives.
@@ -339,9 +415,9 @@ def make_ranking(findings: Iterable[Finding], considered: Sequence[Considered] =
     A latent finding whose cause also fired visibly is dropped: the cause is then plain to see, not latent.
     The combined fix carries args only; the pipeline renders its command line with the run's own.
     Symptoms at warning or above that no finding explains are listed as unexplained (issue 13: no strong
-    symptom goes unreported).
+    symptom goes unreported). Findings that name the same cause are merged first (``merge_by_cause``).
     """
-    findings = list(findings)
+    findings = merge_by_cause(findings, symptoms)
     visible = {f.cause for f in findings if not f.latent}
     ranked = rank(f for f in findings if not (f.latent and f.cause in visible))
     fired = {f.rule_id for f in ranked}
@@ -415,6 +491,7 @@ def to_json_dict(finding: Finding) -> dict[str, Any]:
         "facts": _jsonable(dict(finding.facts)),
         "symptoms": list(finding.symptoms),
         "score": None if finding.score is None else round(float(finding.score), 3),
+        "rules": list(finding.rules or (finding.rule_id,)),
         "fix": (
             {"args": _jsonable(dict(finding.fix.args)), "command": finding.fix.command,
              "note": finding.fix.note or None, "safety": finding.fix.safety}
@@ -439,6 +516,7 @@ __all__ = [
     "differential",
     "evidence_json",
     "make_ranking",
+    "merge_by_cause",
     "rank",
     "ref_json",
     "to_json_dict",

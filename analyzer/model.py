@@ -183,7 +183,8 @@ class TrainConfig:
     global batch, world size, num_classes and input size seen in the log; the recipe arithmetic of
     ``timm/recipe.py``: schedule length, LR from ``lr_base``, updates per epoch); ``effective_sources``
     says where each came from. ``timm_version`` is the version whose defaults filled ``values``:
-    anything that needs timm's defaults again (a fix's command line) uses the same one.
+    anything that needs timm's defaults again (a fix's command line) reads them from ``defaults`` /
+    ``command_defaults``, resolved for that version once.
 
     args.yaml is user input: any value may be missing, a string, a list or junk. The typed readers
     (:meth:`number`, :meth:`count`, :meth:`flag`, :meth:`text`) are the one place such a value is
@@ -198,6 +199,13 @@ class TrainConfig:
     source: SourceRef | None = None
     timm_version: "TimmVersion | None" = None
     recipe: Recipe = field(default_factory=Recipe)  # the resolved recipe, typed (timm/recipe.py fills it)
+    # timm's argparse defaults in this config's era, resolved once at ingest by ``timm/defaults.py``
+    # (``build_config`` / ``with_defaults``, the one reader of the table); every later stage reads them here.
+    # ``defaults``: the keys a diagnosis reads (what filled ``values``; the config table compares with them).
+    # ``command_defaults``: those plus the settings only a command line needs (what a train.py line leaves out).
+    # Both are empty for a config built by hand.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    command_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value timm really used: ``effective`` first, then the (defaulted) args."""
@@ -205,6 +213,12 @@ class TrainConfig:
             return self.effective[name]
         value = self.values.get(name, default)
         return default if value is None else value
+
+    def or_default(self, name: str) -> Any:
+        """:meth:`get`, else timm's default in the config's era, also for a run without args.yaml (whose
+        ``values`` hold no defaults): for the readers that must assume what train.py used (the optimizer
+        family of an LR reference, the EMA decay of ``--model-ema``)."""
+        return self.get(name, self.command_defaults.get(name))
 
     def origin(self, name: str) -> str | None:
         """Where the value :meth:`get` returns came from (a file, ``file:line``, or "timm default (not in

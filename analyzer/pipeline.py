@@ -1,7 +1,9 @@
 """The pipeline after ingest: ``diagnose(run, pack) -> Diagnosis``.
 
-Run -> detect -> derive -> namespace -> rules -> ranked findings -> fix command lines -> Diagnosis.
-This module only wires the stages; each lives in its own package. Rule-pack loading is the
+Run -> detect -> derive -> namespace -> rules -> ranked findings -> fix command lines -> report facts -> Diagnosis.
+This module only wires the stages; each lives in its own package. The facts a rich report shows beside the
+findings (``report_facts.ReportFacts``) are produced here by their owners, in the same pass, before the
+Diagnosis is assembled: nothing goes back into ingest, detect or the engine after it. Rule-pack loading is the
 engine's (``engine.loader.load_pack``), synthetic runs for rule tests are ingest's
 (``ingest.synthetic``). ``namespace`` is the same pipeline stopped before the rules, for the rule
 test harness (``rules test`` and pytest exercise exactly the production stages).
@@ -13,19 +15,27 @@ import math
 from dataclasses import replace
 from typing import Any, Mapping
 
+from mnv4_postmortem.analyzer.citations import cited_ranges
 from mnv4_postmortem.analyzer.coverage import coverage_of
 from mnv4_postmortem.analyzer.detect import Detection, detect
-from mnv4_postmortem.analyzer.diagnosis import Diagnosis, RunSummary
+from mnv4_postmortem.analyzer.diagnosis import CurveSegment, Diagnosis, RunSummary
 from mnv4_postmortem.analyzer.engine import RulePack, RuleError, evaluate
+from mnv4_postmortem.analyzer.engine.provenance import config_keys_cited, pack_version
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace
 from mnv4_postmortem.analyzer.findings import Finding, Fix, make_ranking
+from mnv4_postmortem.analyzer.ingest.cited_lines import read_excerpts
+from mnv4_postmortem.analyzer.ingest.config_rows import config_rows
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.analyzer.outcome import decide_outcome
-from mnv4_postmortem.analyzer.report_facts import build_report_facts
+from mnv4_postmortem.analyzer.report_facts import ReportFacts
 from mnv4_postmortem.analyzer.timm.command_line import train_command
-from mnv4_postmortem.analyzer.timm.defaults import command_defaults
+from mnv4_postmortem.analyzer.timm.schedule import configured_lr
 from mnv4_postmortem.analyzer.timm.trainers import fix_command
+from mnv4_postmortem.analyzer.timm.version import era_of
+
+# The report's appendix shows at most this many cited line ranges.
+MAX_EXCERPTS = 60
 
 __all__ = ["diagnose", "namespace", "ranked_findings"]
 
@@ -43,13 +53,13 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         findings=findings,
         differential=ranking.differential,
         considered=ranking.considered,
-        segments=_segments_json(detection),
+        segments=_segments(detection),
         warnings=tuple(str(i) for i in run.issues),
         rule_errors=tuple(rule_errors),
         combined_fix=_combined_command(ranking.combined_fix, run),
         symptoms=evaluation.symptoms,
         unexplained=ranking.unexplained,
-        report_facts=build_report_facts(run, detection, findings, pack),
+        report_facts=_report_facts(run, detection, findings, pack),
         coverage=coverage,
         outcome=decide_outcome(findings, coverage, ranking.unexplained),
     )
@@ -78,8 +88,35 @@ def _stages(run: Run) -> tuple[Run, Detection, Derived]:
 
 def _command_meta(run: Run) -> Mapping[str, Any]:
     # The defaults of the era the config was filled from: a fix command and the config never disagree.
-    return {"args": dict(run.config.args), "defaults": command_defaults(run.config.timm_version),
+    return {"args": dict(run.config.args), "defaults": dict(run.config.command_defaults),
             "trainer": getattr(run, "trainer", None)}
+
+
+def _report_facts(run: Run, detection: Detection, findings: tuple[Finding, ...], pack: RulePack) -> ReportFacts:
+    """What a rich report shows beside the findings, each from its owner (see ``report_facts.py``)."""
+    cited = cited_ranges((evidence.refs for finding in findings for evidence in finding.evidence), MAX_EXCERPTS)
+    schedule = detection.schedule
+    return ReportFacts(
+        excerpts=read_excerpts(run.run_dir, cited),
+        config_rows=config_rows(run.config),
+        cited_config={f.rule_id: config_keys_cited(pack.get(f.rule_id), f.fix.args if f.fix else ()) for f in findings},
+        base_command=_base_command(run),
+        lr_configured=configured_lr(run.config, int(run.epochs.index.max()) + 1) if run.n_epochs else None,
+        lr_logged=(tuple(schedule.epochs), tuple(schedule.lrs), schedule.source) if schedule is not None else None,
+        chance_levels=detection.chance_levels,
+        rule_pack_version=pack_version(pack),
+        timm_era=era_of(run.timm_version),
+    )
+
+
+def _base_command(run: Run) -> str | None:
+    """The run's own train.py line (timm's runs with arguments only): the fixes are shown as diffs of it."""
+    if not run.config.args or getattr(run, "trainer", None) is not None:
+        return None
+    try:
+        return train_command(run.config)
+    except Exception:  # noqa: BLE001 - a report without the diff is better than no report
+        return None
 
 
 def _render_command(run: Run, patch: Mapping[str, Any]) -> str | None:
@@ -127,22 +164,14 @@ def _command_error(pack: RulePack, finding: Finding, exc: Exception) -> str:
     return str(RuleError(path, line, col, "fix", message, finding.rule_id, level="warning"))
 
 
-def _segments_json(detection: Detection) -> dict[str, list[dict[str, Any]]]:
+def _segments(detection: Detection) -> dict[str, tuple[CurveSegment, ...]]:
     return {
-        metric: [
-            {
-                "start": _num(s.x_first),
-                "end": _num(s.x_last),
-                "unit": s.unit,
-                "n": s.n,
-                "label": s.label,
-                "level": _num(s.level),
-                "slope": _num(s.slope),
-                "slope_ci": [_num(s.slope_low), _num(s.slope_high)],
-                "noise": _num(s.noise),
-            }
+        metric: tuple(
+            CurveSegment(start=_num(s.x_first), end=_num(s.x_last), unit=s.unit, n=s.n, label=s.label,
+                         level=_num(s.level), slope=_num(s.slope), slope_ci=(_num(s.slope_low), _num(s.slope_high)),
+                         noise=_num(s.noise))
             for s in segments
-        ]
+        )
         for metric, segments in detection.segments.items()
     }
 

@@ -1,31 +1,42 @@
-"""Facts a rich report shows beside the diagnosis, each computed by the module that owns it.
+"""The facts a rich report shows beside the diagnosis: typed results only, no computation.
 
-This module only gathers them (renderers never compute): the excerpts of cited lines (ingest), the config
-table with defaults and sources (ingest) and the settings the findings cite (engine), the run's own
-command line (engine), the configured and the logged LR schedules (detect), the rule-pack version (engine)
-and the timm era (ingest's defaults table). A verification slot is kept for the runner (``None`` until a
-reproduction is attached).
+Each fact is produced by its owner while the pipeline runs (``pipeline.diagnose`` calls them before it
+assembles the :class:`~mnv4_postmortem.analyzer.diagnosis.Diagnosis`): the cited lines (ingest/cited_lines.py),
+the config table (ingest/config_rows.py, against the defaults resolved at ingest), the settings the findings
+cite and the rule-pack version (engine/provenance.py), the run's own command line (timm/command_line.py), the
+configured LR schedule (timm/schedule.py), the logged schedule and the chance levels (the Detection), and the
+timm era (timm/version.py). Renderers only read them. This module imports no stage (tests/test_one_pass.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping
 
-from mnv4_postmortem.analyzer.citations import Citation, group
-from mnv4_postmortem.analyzer.detect import Detection
-from mnv4_postmortem.analyzer.timm.schedule import configured_lr
-from mnv4_postmortem.analyzer.detect.metrics import chance_value
-from mnv4_postmortem.analyzer.engine.loader import RulePack
-from mnv4_postmortem.analyzer.timm.command_line import train_command
-from mnv4_postmortem.analyzer.engine.provenance import config_keys_cited, pack_version
-from mnv4_postmortem.analyzer.findings import Finding
-from mnv4_postmortem.analyzer.ingest.config_rows import ConfigRow, config_rows
-from mnv4_postmortem.analyzer.ingest.cited_lines import Excerpt, read_excerpt
-from mnv4_postmortem.analyzer.timm.version import era_of
-from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.citations import Citation
 
-MAX_EXCERPTS = 60
+
+@dataclass(frozen=True, slots=True)
+class Excerpt:
+    """Lines of a cited range as the report's appendix shows them (read by ingest/cited_lines.py)."""
+
+    path: str
+    first: int
+    last: int
+    lines: tuple[tuple[int, str], ...]   # (1-based line number, text); a gap shows as (0, "…")
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRow:
+    """One row of the config table (built by ingest/config_rows.py)."""
+
+    key: str
+    value: Any
+    default: Any          # timm's default in the run's era; None with has_default False when train.py had none
+    has_default: bool
+    non_default: bool | None  # differs from timm's default; None when the defaults table has no entry for it
+    source: str           # "train.log:6", "args.yaml", "timm default", or how an effective value was derived
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -36,53 +47,7 @@ class ReportFacts:
     base_command: str | None = None          # the run's own train.py line (a fix is shown as a diff of it)
     lr_configured: tuple[float, ...] | None = None   # per epoch 0..n-1, per the config
     lr_logged: tuple[tuple[float, ...], tuple[float, ...], str] | None = None  # (x, lr, "epoch"|"step")
-    chance_levels: Mapping[str, float] = field(default_factory=dict)  # metric -> a uniform guesser's value
+    chance_levels: Mapping[str, float] = field(default_factory=dict)  # metric -> a uniform guesser's value (detect's)
     rule_pack_version: str | None = None
     timm_era: str | None = None
     batch_grid: bytes | None = None          # reproduce --show-batch's PNG, when the user attaches one
-
-
-def build_report_facts(run: Run, detection: Detection, findings: Sequence[Finding], pack: RulePack) -> ReportFacts:
-    return ReportFacts(
-        excerpts=_excerpts(run, findings),
-        config_rows=config_rows(run.config, run.timm_version),
-        cited_config={f.rule_id: config_keys_cited(pack.get(f.rule_id), f.fix.args if f.fix else ()) for f in findings},
-        base_command=_base_command(run),
-        lr_configured=configured_lr(run.config, int(run.epochs.index.max()) + 1) if run.n_epochs else None,
-        lr_logged=_lr_logged(detection),
-        chance_levels=_chance_levels(run, detection),
-        rule_pack_version=pack_version(pack),
-        timm_era=era_of(run.timm_version),
-    )
-
-
-def _excerpts(run: Run, findings: Sequence[Finding]) -> tuple[tuple[Citation, Excerpt], ...]:
-    seen: dict[Citation, Excerpt] = {}
-    for finding in findings:
-        for evidence in finding.evidence:
-            for citation in group(evidence.refs):
-                if citation.first is None or citation in seen or len(seen) >= MAX_EXCERPTS:
-                    continue
-                seen[citation] = read_excerpt(run.run_dir, citation.path, citation.first, citation.last)
-    return tuple(seen.items())
-
-
-def _base_command(run: Run) -> str | None:
-    if not run.config.args or getattr(run, "trainer", None) is not None:  # another trainer: no train.py line
-        return None
-    try:
-        return train_command(run.config)
-    except Exception:  # noqa: BLE001 - a report without the diff is better than no report
-        return None
-
-
-def _lr_logged(detection: Detection):
-    schedule = detection.schedule
-    if schedule is None:
-        return None
-    return (tuple(schedule.epochs), tuple(schedule.lrs), schedule.source)
-
-
-def _chance_levels(run: Run, detection: Detection) -> dict[str, float]:
-    levels = {c: chance_value(c, detection.num_classes) for c in run.epochs.columns}
-    return {c: v for c, v in levels.items() if v is not None}

@@ -107,12 +107,14 @@ def _verification(given: Path | None, folder: ReproFolder | None, warnings: list
     if path is None or (given is None and not path.is_file()):
         return None
     try:
-        return load_verification(path)
+        loaded = load_verification(path)
     except VerificationError as exc:
         if given is not None:
             raise AttachmentError(str(exc)) from None
         warnings.append(f"{exc}; no Verification section")
         return None
+    warnings.extend(loaded.warnings)  # records left out of an otherwise usable file, each named
+    return loaded
 
 
 def _batch_grid(given: Path | None, folder: ReproFolder | None) -> bytes | None:

@@ -24,9 +24,11 @@ from mnv4_postmortem.analyzer.reproduction import Attachments, find_attachments
 
 if TYPE_CHECKING:  # the session module stays light: a batch task names its options before any stage loads
     from mnv4_postmortem.analyzer.diagnosis import Diagnosis
+    from mnv4_postmortem.analyzer.features.derived import Derived
     from mnv4_postmortem.analyzer.model import Run
 
-__all__ = ["Analyzer", "AnalyzerOptions", "Hypothesis", "UnknownHypothesis", "load_run", "diagnose"]
+__all__ = ["Analyzer", "AnalyzerOptions", "Hypothesis", "UnknownHypothesis", "load_run", "diagnose", "recipe_quantities",
+           "ema_version", "ema_initial_share", "lr_reference"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,3 +180,38 @@ def load_run(path: Path | str, *, tb_aliases: Mapping[str, str] | None = None) -
 def diagnose(run: Run, *, rule_paths: Sequence[Path | str] = ()) -> Diagnosis:
     """Public API: the diagnosis of ``run`` under the shipped rules (plus ``rule_paths``)."""
     return Analyzer(AnalyzerOptions.of(rule_paths)).diagnose(run)
+
+
+# ---------------------------------------------------------------- what the runner asks about a recipe
+# The runner is a client (issue 16): it reads the session, the result types and analyzer/timm's public
+# names only. The quantities the analyzer derives from a run (features/), which a reproduction scales,
+# are asked for here; the session delegates to their one owner and computes nothing itself.
+
+def recipe_quantities(run: Run) -> Derived:
+    """The derived recipe quantities of ``run`` (LR, global batch, updates per epoch, scheduled epochs,
+    num_classes, input size): the same :class:`~analyzer.features.derived.Derived` the rules read."""
+    from mnv4_postmortem.analyzer.features.derived import derive
+
+    return derive(run)
+
+
+def ema_version(run: Run, warmup: bool = False) -> str:
+    """Which EMA class the run's timm used (``"v3"`` or ``"v1v2-constant"``): features/ema.py decides."""
+    from mnv4_postmortem.analyzer.features.ema import ema_version_for
+
+    return ema_version_for(run, warmup)[0]
+
+
+def ema_initial_share(decay: float, updates: int, *, warmup: bool = False, version: str = "v3") -> float:
+    """Share of the initial weights still inside a timm EMA after ``updates`` optimizer updates
+    (features/ema.py's EmaModel, the one owner of timm's EMA update rules)."""
+    from mnv4_postmortem.analyzer.features.ema import EmaModel
+
+    return EmaModel(decay=decay, warmup=warmup, version=version).init_weight_after(updates)  # type: ignore[arg-type]
+
+
+def lr_reference(opt: Any, global_batch: Any) -> float | None:
+    """A typical LR for ``opt`` at ``global_batch`` (the reference the LR rules compare against)."""
+    from mnv4_postmortem.analyzer.features.namespace import lr_reference as reference
+
+    return reference(opt, global_batch)

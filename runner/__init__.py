@@ -11,6 +11,7 @@ API (modules load torch only where they say so):
     ``spec.arm(name, role, patch)`` -> ``ArmSpec`` (train.py args, scaled; a patch is applied to the
     ORIGINAL recipe and then scaled like the control). ``ArmSpec.trajectory_key()`` groups arms that
     differ only in EMA settings. This is the only module importing the analyzer's timm tables.
+    ``reproduce.spec_record(spec)`` is its typed view (the SpecRecord the renderers read).
 ``scaling`` (torch-free)
     ``scale_ema(decay, warmup, version, U, U')`` -> ``EmaPlan`` (decay', warmup_gamma', predicted share);
     ``scale_lr``, ``resolve_lr_from_base``, ``scale_epochs``, ``warmup_decay``.
@@ -28,6 +29,13 @@ API (modules load torch only where they say so):
 ``verify`` (torch-free): verdicts, paired statistics, ``verification.json``.
 ``reproduce``: the whole ``mnv4-postmortem reproduce`` flow (``reproduce(run_dir, options, console)``).
 ``launch``: local and submitit launchers.
+``output`` (torch-free): ``RunnerOutput(console)``: what the runner shows (spec, plan, verdicts, ladder, LR
+    range test) is rendered by the render registry's renderers from typed records and documents; this is the
+    runner's one door to the registry, and no runner module formats a table or draws a plot itself.
+
+The runner reaches the analyzer through the session (``analyzer/session.py``: runs, diagnoses, hypotheses,
+and the derived recipe quantities, EMA arithmetic and LR reference it scales), the result types and
+``analyzer/timm/``'s public names (``tests/test_architecture.py``).
 """
 
 from __future__ import annotations

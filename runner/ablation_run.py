@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rich.console import Console
-from rich.table import Table
 
 from mnv4_postmortem.analyzer.reproduction import ReproFolder
-from mnv4_postmortem.analyzer.session import Analyzer
+from mnv4_postmortem.analyzer.session import Analyzer, lr_reference
 from mnv4_postmortem.runner import ablation
 from mnv4_postmortem.runner.ablation import LadderPlan
+from mnv4_postmortem.runner.output import RunnerOutput
 
 ABLATION_FILE = "ablation.json"
 PLOT_BASE = "ablation_top1"
@@ -43,8 +43,6 @@ def causes_of(run, analyzer: Analyzer | None = None) -> tuple[list[str], list[st
 
 def ladder_for(run, spec, *, one_at_a_time: bool = False, max_rungs: int | None = None,
                analyzer: Analyzer | None = None) -> LadderPlan:
-    from mnv4_postmortem.analyzer.features.namespace import lr_reference
-
     original = dict(spec.original_args)
     global_batch = int(original.get("batch_size") or 32) * int(original.get("grad_accum_steps") or 1)
     cap = lr_reference(original.get("opt"), global_batch)
@@ -79,7 +77,8 @@ def run_ablation(run_dir: Path, opts: Any, console: Console, *, one_at_a_time: b
     arms = [spec.arm(f"rung{r.index}", "control" if r.index == 0 else "treatment", r.patch) for r in plan.rungs]
     seeds = list(range(opts.seeds))
     groups = _trajectories(arms)
-    print_plan(plan, arms, groups, spec, seeds, console)
+    output = RunnerOutput(console)
+    output.show("ladder-plan", plan_document(plan, arms, groups, spec, seeds))
     if opts.dry_run:
         console.print("[bold]--dry-run[/]: nothing was trained.")
         return 0
@@ -105,10 +104,10 @@ def run_ablation(run_dir: Path, opts: Any, console: Console, *, one_at_a_time: b
         interrupted = True
         console.print("[yellow]Interrupted: keeping the rungs that finished[/]")
     doc = _write(out, plan, arms, seeds, results, spec, started, complete=not interrupted)
-    plot = plot_ladder(doc, out / PLOT_BASE)
+    plot = output.save_plots("ladder", doc, out / PLOT_BASE)
     doc["plot"] = [str(p) for p in plot]
-    (out / ABLATION_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
-    print_table(doc, console)
+    (out / ABLATION_FILE).write_text(output.document("ladder", doc), encoding="utf-8")
+    output.show("ladder", doc)
     console.print(f"wrote {out / ABLATION_FILE}; plot {plot[0]}")
     return 130 if interrupted else 0
 
@@ -121,26 +120,21 @@ def _trajectories(arms: Sequence[Any]) -> list[list[int]]:
     return list(groups.values())
 
 
-def print_plan(plan: LadderPlan, arms, groups, spec, seeds, console: Console) -> None:
-    console.print(f"[bold]Ablation ladder[/] ({plan.mode}); order: {plan.order_rule}")
-    if plan.lr_cap is not None:
-        console.print(f"  LR cap for the baseline: {plan.lr_cap:.3g} (a typical {spec.original_args.get('opt')} LR for "
-                      f"global batch {spec.budget.original_batch}; the analyzer's lr_reference)")
-    for c in plan.components:
-        console.print(f"  component {c.key}: {c.label} - suspicious because {', '.join(c.why) or 'it is on'}")
-    for rung, arm in zip(plan.rungs, arms):
-        console.print(f"  rung {rung.index}: {rung.added}  (scaled: lr {arm.args.get('lr'):.3g}, ema "
-                      f"{'on, decay ' + format(float(arm.args.get('model_ema_decay')), '.6g') if arm.ema_on else 'off'}, "
-                      f"drop {arm.args.get('drop')}, drop-path {arm.args.get('drop_path')}, smoothing {arm.args.get('smoothing')})",
-                      markup=False)
-    for note in plan.notes:
-        console.print(f"  [yellow]{note}[/]")
-    trainings = len(groups) * len(seeds)
-    updates = trainings * spec.budget.updates
-    console.print(f"[bold]Cost[/]: {len(plan.rungs)} rungs x {len(seeds)} seed(s) = {len(plan.rungs) * len(seeds)} arms in "
-                  f"{trainings} training run(s) (rungs that differ only in EMA share one), {updates} optimizer updates "
-                  f"of batch {spec.budget.batch} in all, plus {len(plan.rungs) * len(seeds) * spec.budget.epochs} evaluations "
-                  f"of {spec.budget.val_samples} images.")
+def plan_document(plan: LadderPlan, arms, groups, spec, seeds) -> dict[str, Any]:
+    """What the ladder will train, as the ``ladder-plan`` renderer shows it (before anything runs)."""
+    return {
+        "mode": plan.mode, "order_rule": plan.order_rule, "lr_cap": plan.lr_cap,
+        "opt": spec.original_args.get("opt"), "original_batch": spec.budget.original_batch,
+        "components": [{"key": c.key, "label": c.label, "why": list(c.why)} for c in plan.components],
+        "rungs": [{"rung": rung.index, "added": rung.added, "lr": arm.args.get("lr"), "ema": arm.ema_on,
+                   "ema_decay": arm.args.get("model_ema_decay"), "drop": arm.args.get("drop"),
+                   "drop_path": arm.args.get("drop_path"), "smoothing": arm.args.get("smoothing")}
+                  for rung, arm in zip(plan.rungs, arms)],
+        "notes": list(plan.notes),
+        "cost": {"rungs": len(plan.rungs), "seeds": len(seeds), "trainings": len(groups) * len(seeds),
+                 "updates": len(groups) * len(seeds) * spec.budget.updates, "batch": spec.budget.batch,
+                 "epochs": spec.budget.epochs, "val_samples": spec.budget.val_samples},
+    }
 
 
 def _write(out: Path, plan: LadderPlan, arms, seeds, results, spec, started: float, *, complete: bool) -> dict[str, Any]:
@@ -195,47 +189,6 @@ def stall_line(plan: LadderPlan, rungs: Sequence[Mapping[str, Any]], first: int 
     below = rungs[first - 1] if plan.mode == "cumulative" else rungs[0]
     return (f"rung {first} brings the stall back: {r['added']} (eval top-1 gains {_fmt(r['eval_gain'])} points; "
             f"rung {below['rung']} gained {_fmt(below['eval_gain'])})")
-
-
-def print_table(doc: Mapping[str, Any], console: Console) -> None:
-    table = Table(title=f"Ablation ladder ({doc['mode']})", show_edge=False, pad_edge=False)
-    for col in ("rung", "added", "eval top-1 (reported)", "raw-model top-1", "train loss", "gain", "findings that fire"):
-        table.add_column(col, overflow="fold")
-    for r in doc["rungs"]:
-        table.add_row(str(r["rung"]), r["added"], _fmt(r["final_top1"]), _fmt(r["final_top1_model"]),
-                      _fmt(r["train_loss"], ".3f"), _fmt(r["eval_gain"]) + (" flat" if r["flat"] else ""),
-                      ", ".join(r["fired"]) or "-")
-    console.print(table)
-    console.print(f"[bold]{doc['stall_line']}[/]")
-
-
-def plot_ladder(doc: Mapping[str, Any], out_base: Path) -> list[Path]:
-    """Eval top-1 per epoch for every rung (mean over seeds), overlaid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
-    for r in doc["rungs"]:
-        curves = [s["curve"]["eval_top1"] for s in r["seeds"] if s["curve"]["eval_top1"]]
-        if not curves:
-            continue
-        n = min(len(c) for c in curves)
-        mean = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
-        style = "--" if r["flat"] else "-"
-        ax.plot(range(n), mean, style, marker="o", markersize=3, label=f"{r['rung']}: {r['added']}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("eval top-1 (reported)")
-    ax.set_title(f"Ablation ladder: {doc['run_name']}")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    paths = [out_base.with_suffix(".png"), out_base.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p)
-    plt.close(fig)
-    return paths
 
 
 def _mean(values: Sequence[Any]) -> float | None:

@@ -47,7 +47,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["RangeTest", "LrSuggestion", "RunLrFind", "lr_find_for_run", "run_range_test", "suggest", "plot_range_test", "text_plot"]
+# The summary, its character plot and the PNG/SVG plot are the registry's ``lr-find`` renderers
+# (analyzer/render/lr_find.py), drawn from result_json's document.
+__all__ = ["RangeTest", "LrSuggestion", "RunLrFind", "lr_find_for_run", "run_range_test", "suggest", "result_json"]
 
 START_LR = 1e-7          # fastai's start_lr
 END_LR = 10.0            # fastai's and torch-lr-finder's end_lr
@@ -195,80 +197,6 @@ def window_slopes(log_lr: np.ndarray, loss: np.ndarray, half_width: float = SLOP
     return out
 
 
-def plot_range_test(test: RangeTest, suggestion: LrSuggestion | None, run_lr: float | None, out_base: Path,
-                    *, title: str = "") -> list[Path]:
-    """Loss vs LR (log x): raw losses faint, smoothed line, the suggested range shaded, the run's LR marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    ax.plot(test.lrs, test.raw_losses[: len(test.lrs)], ".", color="0.75", markersize=3, label="loss per batch")
-    ax.plot(test.lrs, test.losses, color="C0", linewidth=2, label="smoothed loss")
-    if suggestion is not None:
-        ax.axvspan(suggestion.low, suggestion.high, color="C2", alpha=0.18, label="suggested range")
-        ax.axvline(suggestion.lr, color="C2", linestyle="--", label=f"suggested lr {suggestion.lr:.3g}")
-    if run_lr:
-        ax.axvline(run_lr, color="C3", linewidth=2, label=f"the run's lr {run_lr:.3g}")
-    ax.set_xscale("log")
-    finite = [x for x in test.losses if math.isfinite(x)]
-    if finite:
-        low, high = min(finite), max(finite[: max(1, len(finite) // 2)] + [finite[0]])
-        ax.set_ylim(low - 0.1 * abs(low), max(high, low) * 1.6 + 0.1)
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("train loss")
-    ax.set_title(title or "LR range test")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(True, which="both", alpha=0.25)
-    fig.tight_layout()
-    out_base.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out_base.with_suffix(".png"), out_base.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path)
-    plt.close(fig)
-    return paths
-
-
-def text_plot(test: RangeTest, suggestion: LrSuggestion | None, run_lr: float | None, *, width: int = 60,
-              height: int = 10) -> str:
-    """The smoothed curve as characters, for the terminal: ``*`` loss, ``|`` the run's LR, ``:`` the range."""
-    lrs = np.asarray(test.lrs, float)
-    losses = np.asarray(test.losses, float)
-    keep = np.isfinite(losses) & (lrs > 0)
-    if keep.sum() < 2:
-        return ""
-    lrs, losses = lrs[keep], losses[keep]
-    lo_x, hi_x = math.log10(lrs[0]), math.log10(lrs[-1])
-    top = float(min(losses.max(), losses[0] * 1.6 + 0.1))
-    bottom = float(losses.min())
-    grid = [[" "] * width for _ in range(height)]
-
-    def col(lr: float) -> int | None:
-        if lr <= 0 or not lo_x <= math.log10(lr) <= hi_x:
-            return None
-        return min(width - 1, int((math.log10(lr) - lo_x) / max(hi_x - lo_x, 1e-12) * (width - 1)))
-
-    if suggestion is not None:
-        a, b = col(suggestion.low), col(suggestion.high)
-        for c in range(a if a is not None else 0, (b if b is not None else width - 1) + 1):
-            for r in range(height):
-                grid[r][c] = ":"
-    for lr, loss in zip(lrs, losses):
-        c = col(float(lr))
-        r = int(round((min(loss, top) - bottom) / max(top - bottom, 1e-12) * (height - 1)))
-        grid[height - 1 - r][c] = "*"
-    c = col(run_lr) if run_lr else None
-    if c is not None:
-        for r in range(height):
-            grid[r][c] = "|"
-    lines = [f"{top:8.3g} " + "".join(grid[0])]
-    lines += ["         " + "".join(row) for row in grid[1:-1]]
-    lines.append(f"{bottom:8.3g} " + "".join(grid[-1]))
-    lines.append(f"         lr {lrs[0]:.0e}" + " " * max(1, width - 18) + f"{lrs[-1]:.0e}")
-    return "\n".join(lines)
-
-
 def to_json(test: RangeTest, suggestion: LrSuggestion | None, run_lr: float | None) -> dict[str, Any]:
     return {
         "run_lr": run_lr,
@@ -387,31 +315,6 @@ def result_json(result: RunLrFind, plots: Sequence[Path] = ()) -> dict[str, Any]
         "lrs": list(result.test.lrs), "loss": list(result.test.losses), "raw_loss": list(result.test.raw_losses),
         "notes": list(result.notes), "plots": [str(p) for p in plots],
     }
-
-
-def result_text(result: RunLrFind, plots: Sequence[Path] = ()) -> str:
-    s, t = result.suggestion, result.test
-    lines = [f"LR range test: {result.run_name} ({result.opt}, batch {result.batch}, data {result.data}, init {result.init})",
-             f"  sweep: {len(t.lrs)}/{t.steps_planned} batches, lr {t.start_lr:g} -> {t.lrs[-1]:.3g}"
-             + (" (stopped: the loss diverged)" if t.stopped_early else "") + f", {t.seconds:.0f} s; model and optimizer restored"]
-    if s is None:
-        lines.append("  no suggestion: too few points survived the trim (run more --steps)")
-    else:
-        lines += [
-            f"  suggested lr {s.lr:.3g}: {s.rule}",
-            f"  suggested range {s.low:.3g} - {s.high:.3g}: {s.range_rule} (loss minimum {s.min_loss:.3f} at lr {s.min_loss_lr:.3g})",
-        ]
-    if result.run_lr:
-        where = ""
-        if s is not None:
-            where = "inside the range" if result.in_range else ("above the range" if result.run_lr > s.high else "below the range")
-            lines.append(f"  the run's lr {result.run_lr:.3g} is {result.ratio:.3g}x the suggestion, {where}")
-    lines += [f"  note: {n}" for n in result.notes]
-    chart = text_plot(t, s, result.run_lr)
-    if chart:
-        lines += ["", "  smoothed loss vs lr (log): * loss, : suggested range, | the run's lr", chart]
-    lines += [f"plot: {p}" for p in plots]
-    return "\n".join(lines)
 
 
 LR_CAUSES = ("lr-too-high", "lr-too-low")

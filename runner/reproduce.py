@@ -25,7 +25,6 @@ from typing import Any, Mapping, Sequence
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from mnv4_postmortem.runner import scaling, verify
 from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, default, entry_json
@@ -33,7 +32,10 @@ from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, ho
 
 from mnv4_postmortem.analyzer.reproduction import BATCH_GRID_FILE as BATCH_GRID, VERIFICATION_FILE, ReproFolder
 from mnv4_postmortem.analyzer.session import Analyzer
-from mnv4_postmortem.analyzer.verification import DEFAULT_OUT_ROOT
+from mnv4_postmortem.analyzer.verification import (
+    DEFAULT_OUT_ROOT, ArmsPlan, PlannedFinding, SpecEntryRecord, SpecRecord, load_verification, read_record,
+)
+from mnv4_postmortem.runner.output import RunnerOutput
 
 __all__ = ["Options", "reproduce", "default_out_dir", "ReproduceError", "VERIFICATION_FILE", "DEFAULT_OUT_ROOT"]
 
@@ -181,8 +183,8 @@ def reproduce(run_dir: Path, opts: Options, console: Console) -> int:
         interrupted = True
         console.print("[yellow]Interrupted: keeping the arms that finished; writing a partial verification.json[/]")
     doc = state.document(complete=not interrupted and state.all_done(jobs), interrupted=interrupted)
-    write_verification(out, doc)
-    print_summary(doc, console)
+    written = write_verification(out, doc)
+    print_summary(written, console)
     console.print(f"wrote {out / VERIFICATION_FILE}")
     return 130 if interrupted else 0
 
@@ -447,89 +449,33 @@ def write_verification(out: Path, doc: Mapping[str, Any]) -> Path:
     return path
 
 
+# What reproduce shows is rendered by the registry's renderers (render/reproduce.py) from typed records.
+
+def spec_record(spec: TrainSpec) -> SpecRecord:
+    """The spec as verification.json records it, typed (what the spec table shows)."""
+    return read_record(SpecRecord, spec.to_json(), "spec")
+
+
 def print_spec(spec: TrainSpec, console: Console) -> None:
-    b = spec.budget
-    console.print(f"[bold]Training spec[/] for {spec.run_name} (timm {spec.timm_version or 'unknown'}, era {spec.era}, "
-                  f"EMA {spec.ema_version}): {b.updates} updates stand for {b.original_updates} (x{b.ratio:.3g})")
-    table = Table(show_edge=False, pad_edge=False)
-    for col in ("setting", "original", "reproduction", "", "why"):
-        table.add_column(col, overflow="fold")
-    for e in spec.entries:
-        style = {"kept": "green", "scaled": "cyan", "replaced": "yellow"}[e.status]
-        table.add_row(e.name, _show(e.original), _show(e.value), f"[{style}]{e.status}[/]", e.why)
-    console.print(table)
-    if spec.init.note:
-        console.print(f"[yellow]init:[/] {spec.init.note}")
+    RunnerOutput(console).show("reproduce-spec", spec_record(spec))
+
+
+def arms_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPlan], per_target, seeds: int) -> ArmsPlan:
+    findings = []
+    for t in targets:
+        control, treatment = per_target[t.id]
+        plan = next(p for p in plans if p.key == treatment)
+        findings.append(PlannedFinding(t.id, bool(t.fired), control, treatment, dict(t.patch or {}), t.direction or None,
+                                       tuple(read_record(SpecEntryRecord, entry_json(e)) for e in plan.arm.entries)))
+    groups = {p.arm.trajectory_key() for p in plans}
+    return ArmsPlan(tuple(findings), len(plans), len(groups), seeds)
 
 
 def print_plan(spec: TrainSpec, targets: Sequence[Target], plans: Sequence[ArmPlan], per_target, opts: Options,
                console: Console) -> None:
-    for t in targets:
-        control, treatment = per_target[t.id]
-        patch = ", ".join(f"{k}={_show(v)}" for k, v in (t.patch or {}).items())
-        fired = "fired on the run" if t.fired else "did not fire on the run: a hypothesis"
-        console.print(f"[bold]{t.id}[/] ({fired}): control {escape('[' + control + ']')} vs treatment "
-                      f"{escape('[' + treatment + ']')} with {escape(patch)}")
-        if t.direction:
-            console.print(f"    direction: {escape(t.direction)}")
-        if control == treatment:
-            console.print("    the fix changes nothing in this recipe: the treatment is the control (difference 0 by construction)")
-        plan = next(p for p in plans if p.key == treatment)
-        for e in plan.arm.entries:
-            if e.name in (t.patch or {}) or e.name in ("model_ema_decay", "ema warmup_gamma", "lr"):
-                if e.status != "kept" or e.name in (t.patch or {}):
-                    console.print(f"    {e.name}: {_show(e.original)} -> {_show(e.value)} ({e.status}; {e.why})")
-    groups = {p.arm.trajectory_key() for p in plans}
-    console.print(f"{len(plans)} arm(s) in {len(groups)} trajector{'y' if len(groups) == 1 else 'ies'} x {opts.seeds} "
-                  f"seed(s); arms that differ only in EMA settings share one trajectory.")
+    RunnerOutput(console).show("reproduce-plan", arms_plan(spec, targets, plans, per_target, opts.seeds))
 
 
-def print_summary(doc: Mapping[str, Any], console: Console) -> None:
-    table = Table(title="Verification", show_edge=False, pad_edge=False)
-    for col in ("finding", "verdict", "metric", "control", "treatment", "diff (95% CI)", "reason"):
-        table.add_column(col, overflow="fold")
-    for f in doc["findings"]:
-        control, treatment = f["arms"]
-        key = "final_top1" if f["metric"] == "eval_top1" else "final_top1_model"
-        c = [s[key] for s in control["seeds"]]
-        t = [s[key] for s in treatment["seeds"]]
-        eff = f.get("effect") or {}
-        ci = eff.get("deciding_ci")
-        diff = "n/a" if eff.get("mean_diff") is None else f"{eff['mean_diff']:+.2f}" + (
-            f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no CI)")
-        style = {"confirmed": "green", "refuted": "red", "inconclusive": "yellow"}[f["verdict"]]
-        reason = f["reason"] + (f"; to settle: {f['settle']}" if f.get("settle") else "")
-        table.add_row(f["finding"], f"[{style}]{f['verdict']}[/]", f["metric"], _seeds(c), _seeds(t), diff, reason)
-    console.print(table)
-    for f in doc["findings"]:
-        console.print(f"[bold]{f['finding']}: {f['verdict']}[/]")
-        eff = f.get("effect")
-        if eff:
-            key = "final_top1" if f["metric"] == "eval_top1" else "final_top1_model"
-            console.print(f"  final {f['metric']}: control per seed {[s[key] for s in f['arms'][0]['seeds']]}, treatment "
-                          f"{[s[key] for s in f['arms'][1]['seeds']]}; per-seed differences {eff['diffs']}")
-            console.print(f"  decided by: {eff['deciding_test']}; 95% CI {_ci(eff['deciding_ci'])}")
-            console.print(f"  also: {eff['test']}: 95% CI {_ci(eff['ci'])}; {eff['bootstrap']}: 95% CI {_ci(eff['bootstrap_ci'])}")
-        for arm in f["arms"]:
-            if arm.get("ema"):
-                e = arm["ema"]
-                obs = e["share_observed_end"]
-                console.print(f"  {arm['name']}: EMA decay {e['decay_original']} -> {e['decay_scaled']:.6g}; initial-weight "
-                              f"share at the end: original {e['share_original_end']:.4g}, predicted {e['share_predicted_end']:.4g}, "
-                              f"observed {'n/a' if obs is None else format(obs, '.4g')}")
-        if f.get("init_changes"):
-            console.print(f"  init: {f['init_changes']}")
-
-
-def _ci(ci: Sequence[float] | None) -> str:
-    return "n/a" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
-
-
-def _seeds(values: Sequence[float]) -> str:
-    return " / ".join("n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}" for v in values) or "-"
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "-" if value is None else str(value)
+def print_summary(path: Path, console: Console) -> None:
+    """The verdicts as written: read back from ``path`` (the same records ``report --verification`` shows)."""
+    RunnerOutput(console).show("verdicts", load_verification(path))

@@ -18,7 +18,8 @@ the diagnosis is about, measured as a fraction of the run:
   adaptive optimizers when ``lr_base_scale`` is empty).
 * Regularization, input size and model: kept (nothing here touches them).
 
-Torch-free: the EMA arithmetic is the analyzer's :class:`EmaModel` (one owner of timm's EMA rules).
+Torch-free: the EMA arithmetic is the analyzer's EmaModel (one owner of timm's EMA rules), asked
+through the session (``ema_initial_share``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from mnv4_postmortem.analyzer.features.ema import EmaModel
+from mnv4_postmortem.analyzer.session import ema_initial_share
 
 WARMUP_POWER = 2.0 / 3.0  # train.py builds ModelEmaV3 with timm's default warmup_power
 
@@ -45,13 +46,12 @@ class EmaPlan:
 def scale_ema(decay: float, warmup: bool, version: str, updates: int, new_updates: int) -> EmaPlan:
     """decay' (and ModelEmaV3 warmup_gamma') for ``new_updates`` standing for ``updates``."""
     updates, new_updates = max(int(updates), 1), max(int(new_updates), 1)
-    original = EmaModel(decay=decay, warmup=warmup, version=version)  # type: ignore[arg-type]
     ratio = updates / new_updates
     if warmup:
         new_decay = decay ** ratio
         gamma = ratio ** (1.0 / WARMUP_POWER - 1.0)
-        plan = EmaModel(decay=new_decay, warmup=True, version="v3")
-        return EmaPlan(new_decay, gamma, _warmup_share(plan, new_updates, gamma), original.init_weight_after(updates),
+        return EmaPlan(new_decay, gamma, _warmup_share(new_decay, new_updates, gamma),
+                       ema_initial_share(decay, updates, warmup=warmup, version=version),
                        f"warmup cap decay^(U/U') = {decay}^({updates}/{new_updates})",
                        f"warmup ramp at matching fractions of the run: gamma' = (U/U')^(1/p-1) = {gamma:.4g}")
     if version == "v3":
@@ -62,18 +62,18 @@ def scale_ema(decay: float, warmup: bool, version: str, updates: int, new_update
         exponent = ratio
         rule = f"{decay}^(U/U') = {decay}^({updates}/{new_updates})"
     new_decay = decay ** exponent
-    predicted = EmaModel(decay=new_decay, version=version).init_weight_after(new_updates)  # type: ignore[arg-type]
-    share = original.init_weight_after(updates)
+    predicted = ema_initial_share(new_decay, new_updates, version=version)
+    share = ema_initial_share(decay, updates, warmup=warmup, version=version)
     return EmaPlan(new_decay, 1.0, predicted, share,
                    f"same initial-weight share at matching fractions ({share:.3g} at the end): {rule}")
 
 
-def _warmup_share(plan: EmaModel, updates: int, gamma: float) -> float:
+def _warmup_share(decay: float, updates: int, gamma: float) -> float:
     """Initial share of a ModelEmaV3 with warmup_gamma ``gamma`` after ``updates`` (the analyzer's model
     has gamma 1; this one sums the same product with the scaled ramp)."""
     log_share = 0.0
     for s in range(1, updates):
-        d = max(min(1.0 - (1.0 + s / gamma) ** -WARMUP_POWER, plan.decay), 0.0)
+        d = max(min(1.0 - (1.0 + s / gamma) ** -WARMUP_POWER, decay), 0.0)
         if d <= 0.0:
             return 0.0
         log_share += math.log(d)

@@ -15,16 +15,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 # --- the analyzer's timm knowledge: read here only (analyzer/timm/ owns it) ---------------------
-from mnv4_postmortem.analyzer.features.derived import Derived, derive
-from mnv4_postmortem.analyzer.features.ema import ema_version_for
 from mnv4_postmortem.analyzer.model import Run
+from mnv4_postmortem.analyzer.session import ema_version, recipe_quantities
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command, train_command
 from mnv4_postmortem.analyzer.timm.defaults import default, defaults_for
 from mnv4_postmortem.analyzer.timm.version import era_of
 from mnv4_postmortem.runner import scaling
+
+if TYPE_CHECKING:
+    from mnv4_postmortem.analyzer.features.derived import Derived
 
 __all__ = [
     "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch", "canonical",
@@ -193,7 +195,7 @@ def build_spec(
     hub_available: bool = False,
 ) -> TrainSpec:
     """The control arm's spec: the run's recipe, scaled to the reproduction's budget."""
-    derived = derive(run)
+    derived = recipe_quantities(run)
     original = _original_args(run, derived)
     budget = _budget(original, derived, epochs, max_samples, val_samples)
     entries: list[SpecEntry] = []
@@ -219,11 +221,11 @@ def build_spec(
     _note_unsupported(entries, args, original)
     args["experiment"] = ""
     era = era_of(run.timm_version)
-    ema_version, _ = ema_version_for(run, bool(original.get("model_ema_warmup")))
+    version = ema_version(run, bool(original.get("model_ema_warmup")))
     return TrainSpec(
         run_name=run.run_dir.resolve().name, run_dir=run.run_dir,
         timm_version=str(run.timm_version) if run.timm_version is not None else None, era=era,
-        ema_version=ema_version, args=args, original_args=original, budget=budget, init=init, data=data,
+        ema_version=version, args=args, original_args=original, budget=budget, init=init, data=data,
         entries=tuple(entries), ema_warmup_gamma=gamma, derived=derived, lr_from_base=lr_from_base,
     )
 
@@ -374,7 +376,7 @@ def _scale_ema(entries: list[SpecEntry], args: dict[str, Any], original: Mapping
     decay = float(original.get("model_ema_decay") or default("model_ema_decay", run.timm_version if run else None))
     warmup = bool(original.get("model_ema_warmup"))
     if version is None:
-        version = ema_version_for(run, warmup)[0] if run is not None else "v3"
+        version = ema_version(run, warmup) if run is not None else "v3"
     plan = scaling.scale_ema(decay, warmup, version, budget.original_updates, budget.updates)
     args["model_ema_decay"] = plan.decay
     entries.append(SpecEntry("model_ema_decay", decay, round(plan.decay, 6), "scaled", plan.why))

@@ -62,7 +62,9 @@ CANNOT_CARRY: dict[str, tuple[frozenset[str], str]] = {
                             "the input size and the pretrained weights are in args.yaml or the log only"),
     "pretrained-not-loaded": (WITHOUT_CONFIG | {"a"},
                               "a named checkpoint that was never loaded is only in args.yaml and the log"),
-    "warmup-too-long": (WITHOUT_CONFIG, "the warmup length is in args.yaml; summary rows show a slow start only"),
+    "warmup-too-long": (WITHOUT_CONFIG | {"d"}, "the warmup length is in args.yaml; summary rows show a slow start "
+                        "only; and the warmup's share of the schedule is the evidence, which doubling the schedule "
+                        "halves (d)"),
     "lr-too-high": (WITHOUT_CONFIG, "an LR is too high only against the optimizer and global batch, which are in "
                     "args.yaml; the rows show the symptom (stuck at the prior, a collapse) and leave it unexplained"),
     "lr-too-low": (WITHOUT_CONFIG, "an LR is too low only against the optimizer and global batch (args.yaml); "
@@ -118,8 +120,11 @@ def summary_table(run: Run) -> pd.DataFrame:
         except Exception:  # noqa: BLE001 - a broken file: fall back to the epoch table
             continue
         if "epoch" in table.columns and len(table) >= 2:
-            table = table.apply(pd.to_numeric, errors="coerce")
-            return table.dropna(subset=["epoch"]).reset_index(drop=True)
+            table = table.apply(pd.to_numeric, errors="coerce").dropna(subset=["epoch"])
+            # timm writes whole epochs: a row whose epoch is not one (a stray line pasted after the table, which
+            # the readers reject) is not a summary row, and would become an invented NaN row in the variants.
+            table = table[table["epoch"] == table["epoch"].round()]
+            return table.reset_index(drop=True)
     columns = [c for c in SUMMARY_COLUMNS if c in run.epochs.columns]
     table = run.epochs[columns].copy()
     table.insert(0, "epoch", run.epochs.index.astype(int))
@@ -182,9 +187,12 @@ def _with_noise(table: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def _continued(table: pd.DataFrame) -> pd.DataFrame:
-    n = len(table)
+    """The run continued on its last row to twice its length in epochs (the schedule in args.yaml is doubled to
+    match): a table that starts late (a resumed run, a pasted excerpt) still ends at 2 x (last epoch + 1) - 1."""
+    last_epoch = int(table["epoch"].iloc[-1])
+    n = last_epoch + 1
     last = table.iloc[[-1] * n].reset_index(drop=True)
-    last["epoch"] = table["epoch"].iloc[-1] + 1 + np.arange(n)
+    last["epoch"] = last_epoch + 1 + np.arange(n)
     return pd.concat([table, last], ignore_index=True)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import pytest
 
@@ -200,28 +202,41 @@ def runtime_imports(path: Path) -> set[str]:
 
 A = "mnv4_postmortem.analyzer."
 
-# The runner is a client of the analyzer: the session, the result types and analyzer/timm's public names.
-RUNNER_MAY_IMPORT = tuple(A + m for m in ("session", "reproduction", "diagnosis", "findings", "model",
-                                           "verification", "timm"))
-# Named debts, so that they cannot grow: timm's EMA rules (features/ema.py), the derived recipe quantities
-# (features/derived.py) and the LR reference (features/namespace.py) are still read from features/.
-RUNNER_DEBTS = {
-    "spec.py": (A + "features.derived", A + "features.ema"),
-    "scaling.py": (A + "features.ema",),
-    "ablation_run.py": (A + "features.namespace",),
-}
+
+@dataclass(frozen=True)
+class ImportRule:
+    """One boundary: the files under ``scope`` (repo-relative files or folders) may import, of the project,
+    only modules within ``allowed`` (when given) and never one within ``forbidden``."""
+
+    name: str
+    scope: tuple[str, ...]
+    forbidden: tuple[str, ...] = ()
+    allowed: tuple[str, ...] | None = None
+    exactly: tuple[str, ...] = ()   # allowed as named, not their submodules (a registry package, not its members)
+    exempt: tuple[str, ...] = ()    # files of the scope the rule leaves out
+
+    def covers(self, relative: str) -> bool:
+        return relative not in self.exempt and any(relative == s or relative.startswith(s.rstrip("/") + "/")
+                                                   for s in self.scope)
+
+    def breaks(self, relative: str, modules: Iterable[str]) -> list[str]:
+        """The imports of ``relative`` (its runtime project imports) that break this rule."""
+        if not self.covers(relative):
+            return []
+        found = []
+        for module in sorted(modules):
+            if module in self.exactly:
+                continue
+            if _within(module, self.forbidden):
+                found.append(f"{self.name}: {relative} imports {module}")
+            elif self.allowed is not None and (module.startswith(A) or module == A.rstrip(".")) \
+                    and not _within(module, self.allowed):
+                found.append(f"{self.name}: {relative} imports {module}")
+        return found
 
 
-def _within(module: str, allowed: tuple[str, ...]) -> bool:
+def _within(module: str, allowed: Iterable[str]) -> bool:
     return any(module == a or module.startswith(a + ".") for a in allowed)
-
-
-def test_the_runner_reaches_the_analyzer_only_through_the_session_result_types_and_timm():
-    for path in sorted((REPO / "runner").rglob("*.py")):
-        allowed = RUNNER_MAY_IMPORT + RUNNER_DEBTS.get(path.name, ())
-        for module in runtime_imports(path):
-            if module.startswith(A) or module == A.rstrip("."):
-                assert _within(module, allowed), f"{path.relative_to(REPO)} imports {module}"
 
 
 # Every command reads runs and rules through the session: no command composes ingest + pipeline + rule
@@ -229,34 +244,118 @@ def test_the_runner_reaches_the_analyzer_only_through_the_session_result_types_a
 SESSION_OWNS = tuple(A + m for m in ("pipeline", "ingest.merge", "ingest.excerpt", "engine.loader", "engine.evaluate",
                                       "engine.expr", "engine.testing", "engine.hypothesis"))
 
-
-def test_commands_and_batch_workers_go_through_the_session():
-    paths = list((REPO / "mnv4_postmortem" / "cli").rglob("*.py")) + list((REPO / "analyzer" / "batch").rglob("*.py"))
-    for path in paths:
-        for module in runtime_imports(path):
-            assert not _within(module, SESSION_OWNS), f"{path.relative_to(REPO)} imports {module}"
-            # `from mnv4_postmortem.analyzer.ingest import load_run` is the session's job too; asking the format
-            # registry (`analyzer.ingest.formats`, issue 14: batch discovery finds what ingest reads) is not
-            assert module != A + "ingest" or path.name == "app.py", f"{path.relative_to(REPO)} imports {module}"
-    for path in (REPO / "analyzer" / "batch").rglob("*.py"):
-        for module in runtime_imports(path):
-            assert not _within(module, (A + "detect", A + "engine", A + "features.derived", A + "features.namespace")), \
-                f"{path.relative_to(REPO)} imports {module}"
-
-
-def test_the_session_renders_nothing_and_renderers_never_import_batch():
-    for module in runtime_imports(REPO / "analyzer" / "session.py"):
-        assert not _within(module, (A + "render", "mnv4_postmortem.runner", "mnv4_postmortem.cli")), module
+# Issue 16's boundaries, one row each (scope -> what it may or must not import at run time).
+IMPORT_RULES = (
+    # The runner is a client of the analyzer: the session, the result types and analyzer/timm's public names.
+    # No named exceptions: what it needs from features/ (the derived recipe quantities, timm's EMA arithmetic,
+    # the LR reference) it asks the session for.
+    # Its outputs (spec, plan, verdicts, ladder, lr-find) are the render registry's renderers: it asks the
+    # registry by kind and name (the package `analyzer.render`, never a renderer module), in runner/output.py only.
+    ImportRule("runner is a client", ("runner",), allowed=tuple(A + m for m in (
+        "session", "reproduction", "diagnosis", "findings", "model", "verification", "timm")), exactly=(A + "render",)),
+    ImportRule("the runner asks the render registry in one place", ("runner",), forbidden=(A + "render",),
+               exempt=("runner/output.py",)),
+    # Commands and batch workers go through the session; the format registry (`ingest.formats`, issue 14's
+    # discovery) is not the session's business.
+    ImportRule("commands go through the session", ("mnv4_postmortem/cli", "analyzer/batch"),
+               forbidden=SESSION_OWNS),
+    ImportRule("batch workers compute nothing", ("analyzer/batch",),
+               forbidden=tuple(A + m for m in ("detect", "engine", "features.derived", "features.namespace"))),
+    ImportRule("the session renders nothing", ("analyzer/session.py",),
+               forbidden=(A + "render", A + "batch", "mnv4_postmortem.runner", "mnv4_postmortem.cli")),
     # The reproduction folder's owner reads verifications, knows the stdin argument (run_argument) and asks
     # issue 17's output_location where the default folder goes (never inside a run directory); nothing else.
-    for module in runtime_imports(REPO / "analyzer" / "reproduction.py"):
-        assert _within(module, (A + "verification", A + "run_argument", A + "output_location")), module
-    for path in (REPO / "analyzer" / "render").rglob("*.py"):
-        for module in runtime_imports(path):
-            assert not _within(module, (A + "batch",)), f"{path.relative_to(REPO)} imports {module}"
+    ImportRule("the reproduction folder's owner", ("analyzer/reproduction.py",),
+               allowed=tuple(A + m for m in ("verification", "run_argument", "output_location"))),
+    # verification.json's reader is a leaf: it asks only the folder's owner where the default file lies.
+    ImportRule("verification is a leaf", ("analyzer/verification.py",), allowed=(A + "reproduction",)),
+    ImportRule("renderers never import batch", ("analyzer/render",),
+               forbidden=(A + "batch", A + "session", "mnv4_postmortem.runner", "mnv4_postmortem.cli")),
+    # The facts renderers read are made before rendering, by the analysis: never by a renderer or a client.
+    ImportRule("report facts flow one way", ("analyzer/report_facts.py", "analyzer/diagnosis.py"),
+               forbidden=(A + "render", A + "batch", A + "session", "mnv4_postmortem.runner", "mnv4_postmortem.cli")),
+)
+
+
+def rule_breaks(imports_by_file: Mapping[str, Iterable[str]]) -> list[str]:
+    """Every break of :data:`IMPORT_RULES` in ``imports_by_file`` (repo-relative path -> project imports)."""
+    return [b for relative, modules in imports_by_file.items() for rule in IMPORT_RULES
+            for b in rule.breaks(relative, list(modules))]
+
+
+def _tree_imports() -> dict[str, set[str]]:
+    out = {}
+    for root in ("runner", "mnv4_postmortem/cli", "analyzer"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            out[path.relative_to(REPO).as_posix()] = runtime_imports(path)
+    return out
+
+
+def test_every_scope_of_the_import_rules_exists():
+    for rule in IMPORT_RULES:
+        for scope in rule.scope:
+            assert (REPO / scope).exists(), f"{rule.name}: {scope}"
+
+
+def test_the_tree_keeps_issue_16s_import_rules():
+    assert rule_breaks(_tree_imports()) == []
+
+
+# Breaks the tree had before issue 16 (or that its rows exist to stop), as (file, import). Each must be caught.
+KNOWN_BREAKS = (
+    ("runner/spec.py", A + "features.derived"),            # the derived recipe quantities (now: the session)
+    ("runner/spec.py", A + "features.ema"),                # ema_version_for (now: the session)
+    ("runner/scaling.py", A + "features.ema"),             # EmaModel (now: session.ema_initial_share)
+    ("runner/ablation_run.py", A + "features.namespace"),  # lr_reference (now: the session)
+    ("runner/targets.py", A + "engine.expr"),              # a rule recompiled with `when: True`
+    ("runner/reproduce.py", A + "pipeline"),               # the analysis assembled by hand
+    ("runner/reproduce.py", A + "ingest"),
+    ("runner/ablation_run.py", A + "engine.loader"),       # the rule pack re-parsed per arm
+    ("mnv4_postmortem/cli/report.py", A + "pipeline"),
+    ("analyzer/batch/rows.py", A + "pipeline"),
+    ("analyzer/batch/rows.py", A + "engine.loader"),
+    ("analyzer/render/html.py", A + "batch.rows"),         # render -/-> batch
+    ("analyzer/session.py", A + "render.text"),
+    ("analyzer/verification.py", A + "render.verification"),
+    ("analyzer/report_facts.py", A + "render.html"),
+    ("runner/reproduce.py", A + "render"),                 # the registry, asked outside runner/output.py
+    ("runner/output.py", A + "render.reproduce"),          # a renderer module instead of the registry
+    ("runner/ablation_run.py", A + "render.ladder"),       # the ladder table printed by the runner
+)
+
+
+@pytest.mark.parametrize("relative,module", KNOWN_BREAKS)
+def test_each_known_break_is_caught_by_a_rule(relative, module):
+    """The rule function on synthetic import lists: the file's real imports plus the one break."""
+    imports = runtime_imports(REPO / relative) | {module}
+    assert any(module in b for b in rule_breaks({relative: imports})), (relative, module)
+
+
+def test_a_break_injected_into_a_copy_of_a_runner_module_fails_the_check(tmp_path):
+    """The same check on a file: a temp copy of runner/spec.py with its old features/ import put back."""
+    original = (REPO / "runner" / "spec.py").read_text(encoding="utf-8")
+    copy = tmp_path / "spec.py"
+    copy.write_text(original + "\n\ndef _old():\n    from mnv4_postmortem.analyzer.features.derived import derive\n"
+                    "    return derive\n", encoding="utf-8")
+    assert rule_breaks({"runner/spec.py": runtime_imports(REPO / "runner" / "spec.py")}) == []
+    assert rule_breaks({"runner/spec.py": runtime_imports(copy)}) == \
+        [f"runner is a client: runner/spec.py imports {A}features.derived"]
+    # a type-only import is no data flow: the same line under `if TYPE_CHECKING:` is allowed
+    copy.write_text(original + "\n\nif TYPE_CHECKING:\n    from mnv4_postmortem.analyzer.features.derived import derive\n",
+                    encoding="utf-8")
+    assert rule_breaks({"runner/spec.py": runtime_imports(copy)}) == []
 
 
 def test_a_forced_rule_is_the_engines_business():
     """Only the engine compiles expressions; the runner asks the session for a hypothesis's fix."""
     for path in (REPO / "runner").rglob("*.py"):
         assert "compile_expr" not in path.read_text(encoding="utf-8"), path.relative_to(REPO)
+
+
+def test_commands_never_load_runs_themselves():
+    # `from mnv4_postmortem.analyzer.ingest import load_run` is the session's job too; asking the format
+    # registry (`analyzer.ingest.formats`, issue 14: batch discovery finds what ingest reads) is not
+    paths = list((REPO / "mnv4_postmortem" / "cli").rglob("*.py")) + list((REPO / "analyzer" / "batch").rglob("*.py"))
+    for path in paths:
+        for module in runtime_imports(path):
+            assert module != A + "ingest" or path.name == "app.py", f"{path.relative_to(REPO)} imports {module}"

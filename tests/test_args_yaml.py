@@ -11,24 +11,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import FIXTURE_RUNS, REAL_RUNS, REPO, SHARED
 from mnv4_postmortem.analyzer.ingest.args_yaml import (
     MAX_YAML_BYTES,
     ArgsYaml,
-    build_config,
     parse_args_yaml,
     parse_wandb_config,
 )
 from mnv4_postmortem.analyzer.ingest.summary_csv import parse_summary_csv
 from mnv4_postmortem.analyzer.model import IngestError, SourceRef
-from mnv4_postmortem.analyzer.timm.defaults import ERAS, TIMM_DEFAULTS, defaults_for
+from mnv4_postmortem.analyzer.timm.defaults import ERAS, TIMM_DEFAULTS, build_config, defaults_for
 from mnv4_postmortem.analyzer.timm.recipe import resolve_lr
 from mnv4_postmortem.analyzer.timm.version import era_of, version_from_args
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_RUNS = REPO / "fixtures" / "runs"
 BAD = REPO / "fixtures" / "bad" / "yaml"
-SHARED = REPO.parent / "shared"
-REAL_RUNS = SHARED / "real-runs"
 FORMATS = SHARED / "reference" / "timm-formats.md"
 
 FIXTURE_ARGS = sorted(FIXTURE_RUNS.glob("*/args.yaml"))

@@ -15,7 +15,7 @@ from _hostile import hostile_tb_run
 from conftest import FIXTURE_RUNS
 from mnv4_postmortem.analyzer.batch.differs import what_differs
 from mnv4_postmortem.analyzer.batch.discover import find_runs
-from mnv4_postmortem.analyzer.batch.rows import RunRow
+from mnv4_postmortem.analyzer.batch.rows import RowFinding, RunRow, row_from_mapping
 from mnv4_postmortem.cli import cli
 
 EMA_SET = ("v1_ema_lag", "v09_ema_lag", "seed_mnv4", "seed_mnv4_ema_warmup", "v1_healthy", "v09_healthy")
@@ -71,8 +71,7 @@ def test_batch_writes_index_reports_csv_jsonl_and_lists_the_broken_run(batch_out
 
 def test_what_differs_names_ema_without_warmup_for_ema_lag(batch_out):
     _, out, result = batch_out
-    rows = [RunRow(**{k: v for k, v in json.loads(line).items() if k in RunRow.__dataclass_fields__})
-            for line in (out / "runs.jsonl").read_text().splitlines()]
+    rows = [row_from_mapping(json.loads(line)) for line in (out / "runs.jsonl").read_text().splitlines()]
     ema = [d for d in what_differs(rows) if d.cause == "ema-lag"]
     assert ema[0].condition == "model_ema=True and model_ema_warmup=False"
     assert (ema[0].flagged_hits, ema[0].flagged) == (3, 3) and ema[0].other_hits == 0
@@ -115,7 +114,7 @@ def test_a_fitted_cutoff_does_not_beat_a_named_value_by_one_run():
     """Unit check of the tie rule: lr<=0.001 separates one run better than model_ema_warmup=False only
     because its threshold was picked from many; within one run, the named value leads."""
     def row(i, cause, **config):
-        findings = [{"cause": cause, "severity": "error"}] if cause else []
+        findings = [RowFinding("r", cause, "error", 0.9)] if cause else []
         return RunRow(path=f"r{i}", name=f"r{i}", findings=findings, config=config)
 
     rows = [row(i, "ema-lag", model_ema=True, model_ema_warmup=False, lr=0.001) for i in range(5)]

@@ -61,7 +61,7 @@ def test_report_json_schema_for_the_seed_case():
     top = data["findings"][0]
     assert set(top) == {"rule_id", "cause", "severity", "confidence", "title", "evidence", "epochs", "fix",
                         "role", "latent", "facts", "visible_from_epoch", "predictable_before_training",
-                        "symptoms", "score"}
+                        "symptoms", "score", "rules"}
     # schema 1.2: the EMA share at the scheduled end is known from the recipe and the first updates
     assert top["predictable_before_training"] is True and 0 <= top["visible_from_epoch"] <= 11
     assert top["role"] == "cause" and top["latent"] is False and "ema_catch_up_epoch" in top["facts"]

@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mnv4_postmortem.analyzer.features.ema import EmaModel, ema_model_from, ema_version_for
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run, TrainConfig
+from mnv4_postmortem.analyzer.timm.defaults import with_defaults
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 
 def sig3(x: float) -> str:
@@ -21,7 +23,8 @@ def sig3(x: float) -> str:
 def make_run(values: dict | None = None, args: dict | None = None, timm_version: str | None = None) -> Run:
     return Run(
         run_dir=Path("x"),
-        config=TrainConfig(values=values or {}, args=args or {}),
+        # timm's defaults of the run's era attached as the ingest attaches them (timm/defaults.py)
+        config=with_defaults(TrainConfig(values=values or {}, args=args or {}, timm_version=TimmVersion.parse(timm_version))),
         epochs=pd.DataFrame(),
         epoch_refs=pd.DataFrame(),
         steps=pd.DataFrame(columns=list(STEP_COLUMNS)),

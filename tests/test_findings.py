@@ -134,6 +134,7 @@ def test_json_shape_is_exact():
             {"text": "flat", "refs": []},
         ],
         "epochs": [0, 11], "role": "cause", "latent": False, "facts": {}, "symptoms": [], "score": None,
+        "rules": ["ema-lag"],
         "fix": {"args": {"model_ema_warmup": True, "model_ema_decay": 0.97396, "lr": None},
                 "command": "python train.py --model-ema-warmup", "note": "n", "safety": "recipe-change"},
     }
@@ -155,11 +156,22 @@ def test_fix_args_are_read_only():
 def test_a_consequence_ranks_below_every_cause_whatever_its_severity_or_specificity():
     stopped = finding("incomplete-run", Severity.WARNING, 0.9, 9, role="consequence")
     never_learns = finding("no-learning", Severity.ERROR, 0.6, 1)
-    hint = finding("input-size-mismatch", Severity.INFO, 0.5, 1)
+    hint = finding("input-size-mismatch", Severity.WARNING, 0.5, 1)
     ranked = rank([stopped, never_learns, hint])
     assert ids(ranked) == ["no-learning", "input-size-mismatch", "incomplete-run"]
     sentences = differential(ranked)
     assert "a consequence, not a cause" in sentences[-1] and "no-learning" in sentences[-1]
+
+
+def test_an_info_note_never_stands_above_a_warning_whatever_its_tier():
+    """Issue 13: a config suspicion at info (no curve backs it) ranked first made a stopped run read as
+    over-regularized; the report leads with what it calls a problem."""
+    stopped = finding("incomplete-run", Severity.WARNING, 0.75, 1, role="consequence")
+    smell = finding("over-regularization", Severity.INFO, 0.5, 2)
+    assert ids(rank([smell, stopped])) == ["incomplete-run", "over-regularization"]
+    # Among notes alone the tiers still hold.
+    quiet = finding("incomplete-run", Severity.INFO, 0.75, 1, role="consequence")
+    assert ids(rank([quiet, smell])) == ["over-regularization", "incomplete-run"]
 
 
 def test_a_consequence_alone_is_the_top_finding():

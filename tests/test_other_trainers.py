@@ -20,6 +20,7 @@ from mnv4_postmortem.analyzer.features.ema import ema_model_from
 from mnv4_postmortem.analyzer.ingest import formats, load_input, load_run
 from mnv4_postmortem.analyzer.ingest.deit_log import parse_namespace
 from mnv4_postmortem.analyzer.ingest.mmpretrain_log import read_config
+from mnv4_postmortem.analyzer.ingest.trainer_rows import json_lines_text
 from mnv4_postmortem.analyzer.model import IngestError
 from mnv4_postmortem.analyzer.timm import trainers
 from mnv4_postmortem.cli import cli
@@ -72,12 +73,41 @@ def test_p2t_log_txt_keeps_rows_before_the_cut_line_and_names_it():
     assert "test_acc1: percent" in notes(run)
 
 
+def test_json_lines_keep_their_line_numbers_when_a_line_is_not_one_object():
+    """The one-call fast path must give way whenever lines and objects do not pair up one to one."""
+    text = ('{"epoch": 0, "train_loss": 1.0}\n'
+            '{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.8}\n'   # two objects on one line
+            '{"epoch": 3, "train_loss":\n0.7}\n'                                     # one object over two lines
+            '\n{"epoch": 5, "train_loss": 0.5}\n'
+            '{"epoch": 6, "tra')                                                     # cut off
+    lines = json_lines_text(text, "log.txt")
+    assert [(n, r["epoch"]) for n, r in lines.records] == [(1, 0), (6, 5)]
+    assert sorted(i.source.line for i in lines.issues) == [2, 3, 4, 7]
+    assert "truncated" in next(i.message for i in lines.issues if i.source.line == 7)
+    whole = json_lines_text('{"epoch": 0}\n\n{"epoch": 1}\n', "log.txt")
+    assert [n for n, _ in whole.records] == [1, 3] and not whole.issues
+
+
 def test_pvt_log_txt_reads_every_column():
     run = run_of("deit/pvt-issue24-healthy")
     assert run.epochs.loc[33, "eval_top1"] == pytest.approx(70.5680026171875)
     assert run.epochs.loc[28, "eval_loss"] == pytest.approx(1.3505478992316)
     assert run.epochs.loc[30, "train_loss"] == pytest.approx(3.886609091532888)
     assert "eval_top1_ema" not in run.epochs.columns
+
+
+def test_cfvit_log_txt_keeps_its_multi_resolution_test_keys_and_is_healthy():
+    """A fork that evaluates at three input sizes writes test_96_acc1 ... instead of test_acc1: each is kept under
+    its own name and listed (which one is 'the' eval is the fork's business), and the run reads as healthy."""
+    run = run_of("deit/cfvit-multires-log-healthy")
+    assert run.trainer == "deit_family" and list(run.epochs.index) == list(range(12))
+    assert run.epochs.loc[11, "test_384_acc1"] == pytest.approx(32.884000966250895)
+    assert run.epochs.loc[0, "train_loss"] == pytest.approx(6.919728336438455)
+    assert "eval_top1" not in run.epochs.columns
+    assert "test_96_acc1" in notes(run) and "kept under their own names" in notes(run)
+    result = CliRunner().invoke(cli, ["report", str(OTHER / "deit/cfvit-multires-log-healthy"), "--format", "json"])
+    assert result.exit_code == 0
+    assert not [f for f in json.loads(result.stdout)["findings"] if f["severity"] in ("warning", "error")]
 
 
 def test_deit_stdout_reads_the_cut_namespace_and_does_not_place_an_epochless_eval():
@@ -311,3 +341,52 @@ def test_batch_over_a_mixed_folder_reads_every_run_and_shows_the_trainer(tmp_pat
     assert {"DeiT-family main.py (DeiT, ConvNeXt, RepViT, EfficientFormer, ...)", "PyTorch Lightning (CSVLogger)",
             "Hugging Face Trainer", "mmpretrain / mmcls", None} <= by_trainer
     assert "Hugging Face Trainer" in (out / "index.html").read_text()
+
+
+# ------------------------------------------------------------------------------------------ labelled failing runs
+
+
+def test_convnext_stdout_epoch_blocks_without_step_lines():
+    """ConvNeXt's per-epoch stdout as people paste it: 'Epoch: [e] Total time', 'Averaged stats', 'Accuracy of the
+    model on N test images' (no '* Acc@1' line, no step lines), and the command line instead of a Namespace."""
+    run = run_of("deit/convnext-issue39-no-learning-2cls")
+    assert run.trainer == "convnext_ema_eval"
+    assert list(run.epochs.index) == [0, 299]
+    assert run.epochs["eval_top1"].tolist() == [44.4, 55.6]
+    assert run.epochs["train_loss"].tolist() == [2.8601, 0.6902]      # MetricLogger's global average, in ()
+    assert run.epochs["lr"].tolist() == [0.003596, 0.00001]
+    assert "eval_top5" not in run.epochs.columns and "eval_loss" not in run.epochs.columns  # not printed
+    args = run.config.args
+    assert args["nb_classes"] == 2 and args["num_classes"] == 2 and args["lr"] == 0.04
+    assert args["update_freq"] == 4 and args["grad_accum_steps"] == 4 and args["model_ema_eval"] == "true"
+
+
+def top_cause(case: str) -> str | None:
+    result = CliRunner().invoke(cli, ["report", str(OTHER / case), "--format", "json"])
+    findings = json.loads(result.stdout)["findings"]
+    return findings[0]["cause"] if findings else None
+
+
+# Each case's label is in fixtures/other_trainers/LABELS.md, written before the analyzer was run on it.
+FAILING = {
+    "deit/convnext-issue39-no-learning-2cls": {"no-learning"},
+    "mmpretrain/issue923-acc-constant": {"no-learning", "eval-broken"},
+    "made_here/hf_trainer_lr_high": {"lr-too-high"},
+}
+MISSED = {
+    "deit/convnext-issue39-no-learning-2cls": "only epochs 0 and 299 were pasted: 'nothing to judge' needs a curve of "
+                                              "3+ epochs, though the last epoch alone sits at chance (loss ln 2, 55.6 % "
+                                              "top-1 of 2 classes)",
+    "mmpretrain/issue923-acc-constant": "val lines only: no rule has a symptom for a top-1 exactly constant over 12 "
+                                        "epochs while top-5 moves",
+    "made_here/hf_trainer_lr_high": "the loss is exactly 0.0 at most logged steps (float32 cross-entropy underflows "
+                                    "once the logits are ~1e4 and the batch is all right): read as vanishing gradients; "
+                                    "lr-too-high's rule sees the train loss fall (155 -> 0) and no loss explode",
+}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=MISSED[case])) if case in MISSED else case
+    for case in FAILING])
+def test_labelled_failing_run_is_diagnosed_with_its_label(case):
+    assert top_cause(case) in FAILING[case]

@@ -23,7 +23,7 @@ def test_diagnosis_carries_ranked_findings_with_commands_and_the_considered_rule
     assert fixes and all(fix.command and fix.command.startswith("python train.py") for fix in fixes)
     assert "--model-ema-warmup" in diagnosis.findings[0].fix.command
     assert "lr-too-high-explosion" in {c.rule_id for c in diagnosis.considered}
-    assert diagnosis.segments["eval_top1"][0]["label"] == "collapsed"
+    assert diagnosis.segments["eval_top1"][0].label == "collapsed"
 
 
 def test_the_rules_alone_give_no_command_the_pipeline_adds_it_after_ranking():

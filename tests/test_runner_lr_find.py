@@ -71,7 +71,13 @@ def test_range_test_restores_model_and_optimizer_and_writes_the_plot(tmp_path):
     after = optimizer.state_dict()["state"]
     assert all(torch.equal(opt_before[k], after[k]["exp_avg"]) for k in opt_before)
     s = lf.suggest(test)
-    paths = lf.plot_range_test(test, s, 1e-3, tmp_path / "lr_find")
+    # the plot is the registry's lr-find renderer, drawn from the document the runner writes
+    from rich.console import Console
+
+    from mnv4_postmortem.runner.output import RunnerOutput
+
+    result = lf.RunLrFind("run", "adamw", 4, 1e-3, 1e-3, test, s, "proxy", "random")
+    paths = RunnerOutput(Console()).save_plots("lr-find", lf.result_json(result), tmp_path / "lr_find")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
     assert "the run's lr" in paths[1].read_text()
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mnv4_postmortem.analyzer.model import TrainConfig
 from mnv4_postmortem.analyzer.timm.recipe import (
     COMMON_CLASS_COUNTS,
+    CONFIDENCE_PRIOR_SIGNATURE,
     LOSS_TOLERANCE,
     RecipeFacts,
     from_loss_plateau,
+    from_first_eval,
+    from_prior_signature,
     num_classes_from_curves,
     resolve_recipe,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("classes", COMMON_CLASS_COUNTS)
@@ -57,3 +64,37 @@ def test_train_loss_is_the_last_resort_and_resolve_recipe_stores_the_confidence(
     assert config.recipe.num_classes.confidence == 0.6
     assert "confidence 0.60" in config.effective_sources["num_classes"]
     assert num_classes_from_curves(RecipeFacts()) is None
+
+
+def test_prior_signature_reads_c_off_noisy_accuracies_at_chance():
+    # r18_grat_randlabels_v1's summary rows (no num_classes): top-1 and top-5 bounce around 100/C and 500/C
+    summary = pd.read_csv(REPO / "fixtures/runs/r18_grat_randlabels_v1/summary.csv")
+    facts = RecipeFacts(eval_top1=summary["eval_top1"].to_numpy(), eval_top5=summary["eval_top5"].to_numpy(),
+                        epochs=summary["epoch"].to_numpy())
+    c, source, confidence = num_classes_from_curves(facts)
+    assert c == 10 and "500/10" in source and confidence == CONFIDENCE_PRIOR_SIGNATURE
+
+
+def test_prior_signature_not_read_off_a_learning_run():
+    summary = pd.read_csv(REPO / "fixtures/runs/v1_healthy/summary.csv")
+    assert from_prior_signature(summary["eval_top1"].to_numpy(), summary["eval_top5"].to_numpy()) is None
+
+
+def test_loss_passing_through_ln_2_is_not_two_classes_when_top5_is_under_100():
+    # a fine-tune whose eval loss drifts down through ln 2 = 0.693 while top-1 is 91 % and top-5 98.9 %
+    # (ofakd issue 14's ViT-S rows): two classes would give top-5 100 % and top-1 near 50 %
+    loss = np.linspace(0.70, 0.686, 8)
+    assert from_loss_plateau(loss, top1=np.full(8, 91.0), top5=np.full(8, 98.9)) is None
+    assert from_loss_plateau(loss) is not None  # the loss alone would have said 2
+
+
+def test_first_eval_at_the_prior_gives_c():
+    # a ResNet-50 A3 ImageNet run (BCE train loss, no num_classes in args): epoch 0 evaluates a model that knows
+    # nothing yet: eval loss 6.969 ~ ln 1000, top-1 0.078 ~ 0.1, top-5 0.474 ~ 0.5
+    c, source, confidence = num_classes_from_curves(RecipeFacts(
+        eval_loss=np.array([6.969, 5.73]), eval_top1=np.array([0.078, 4.44]), eval_top5=np.array([0.474, 13.26])))
+    assert c == 1000 and "epoch 0" in source and confidence < CONFIDENCE_PRIOR_SIGNATURE
+
+
+def test_first_eval_of_a_model_that_already_learned_gives_nothing():
+    assert from_first_eval(np.array([1.9]), np.array([35.0]), np.array([80.0])) is None

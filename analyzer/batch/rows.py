@@ -39,6 +39,22 @@ class RunTask:
     roots: tuple[str, ...] = ()         # for short display names relative to the root they were found under
 
 
+@dataclass(frozen=True, slots=True)
+class RowFinding:
+    """One finding of a batch row (runs.jsonl's ``findings``): enough to filter, count and rank runs."""
+
+    rule_id: str
+    cause: str
+    severity: str                        # the severity's label (info / warning / error / critical)
+    confidence: float
+    epochs: list[int] | None = None      # first and last epoch it covers, when it names them
+
+    @property
+    def flagged(self) -> bool:
+        """At warning or above (an info finding leaves the run healthy)."""
+        return self.severity != "info"
+
+
 @dataclass(slots=True)
 class RunRow:
     path: str
@@ -54,7 +70,7 @@ class RunRow:
     severity: str | None = None
     confidence: float | None = None
     title: str | None = None            # the top finding's title
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[RowFinding] = field(default_factory=list)
     warnings: int = 0
     error: str | None = None
     outcome: str | None = None          # findings / no-problem-found / nothing-to-judge (analyzer/outcome.py)
@@ -70,7 +86,7 @@ class RunRow:
     def healthy(self) -> bool:
         """No finding at warning or above, readable, and with the data to show a problem (not "nothing to judge")."""
         return (self.error is None and not self.nothing_to_judge
-                and not any(f["severity"] != "info" for f in self.findings))
+                and not any(f.flagged for f in self.findings))
 
     @property
     def nothing_to_judge(self) -> bool:
@@ -78,7 +94,7 @@ class RunRow:
         return self.error is None and self.outcome == NOTHING_TO_JUDGE
 
     def causes(self) -> set[str]:
-        return {f["cause"] for f in self.findings if f["severity"] != "info"}
+        return {f.cause for f in self.findings if f.flagged}
 
     def record(self) -> dict[str, Any]:
         """The JSON Lines / CSV shape: everything but the curve."""
@@ -142,8 +158,7 @@ def _fill(row: RunRow, report) -> None:
         row.curve_epochs = top1.index.to_numpy()[keep].astype("float32")
         row.curve_top1 = top1.to_numpy()[keep].astype("float32")
     row.findings = [
-        {"rule_id": f.rule_id, "cause": f.cause, "severity": f.severity.label, "confidence": round(float(f.confidence), 3),
-         "epochs": list(f.epochs) if f.epochs else None}
+        RowFinding(f.rule_id, f.cause, f.severity.label, round(float(f.confidence), 3), list(f.epochs) if f.epochs else None)
         for f in report.findings
     ]
     if report.findings:
@@ -219,4 +234,6 @@ def _scalar(value: Any) -> Any:
 def row_from_mapping(data: Mapping[str, Any]) -> RunRow:
     """Rebuild a row from its JSON record (curves are not stored there)."""
     known = {k: v for k, v in data.items() if k in RunRow.__dataclass_fields__}
+    fields = RowFinding.__dataclass_fields__
+    known["findings"] = [RowFinding(**{k: v for k, v in f.items() if k in fields}) for f in known.get("findings") or ()]
     return RunRow(**known)

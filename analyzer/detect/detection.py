@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
@@ -44,6 +44,8 @@ class Detection:
     schedule: the LR schedule as logged, with its differences from the config.
     incomplete: set when the run stopped before its scheduled last epoch.
     num_classes: the class count used for chance levels (None when the config has none).
+    chance_levels: metric -> the value a uniform guesser reports (``metrics.chance_levels``, for every epoch
+        column that has one): computed here once; the segmenter, the chance detector and the report read it.
     epochs_scheduled: the epoch count the run was scheduled for (None when unknown).
     gradients: exploding / vanishing norms and weak layer groups, when the run logged gradient norms.
     """
@@ -61,6 +63,7 @@ class Detection:
     num_classes: int | None = None
     epochs_scheduled: int | None = None
     gradients: GradientFacts | None = None
+    chance_levels: Mapping[str, float] = field(default_factory=dict)
 
 
 def detect(run: Run) -> Detection:
@@ -78,13 +81,14 @@ def _detect(run: Run) -> Detection:
     every = {**per_epoch, **per_step}
     steps = run.steps if isinstance(run.steps, pd.DataFrame) else None
 
-    segments = MappingProxyType({name: _segments(s, classes) for name, s in every.items()})
+    levels = metrics.chance_levels(getattr(run.epochs, "columns", ()), classes)
+    segments = MappingProxyType({name: _segments(s, levels) for name, s in every.items()})
     lr_of_epoch = _lr_by_epoch(frame, steps, every)
     scheduled, basis = _epochs_scheduled(run)
     return Detection(
         segments=segments,
         stalls=patterns.find_exact_stalls(per_epoch),
-        chance=patterns.find_chance_levels(per_epoch, classes),
+        chance=patterns.find_chance_levels(per_epoch, levels, classes),
         nonfinite=patterns.find_nonfinite(every, lr_of_epoch, per_step.get("step:lr")),
         spikes=patterns.find_spikes(every),
         explosions=patterns.find_explosions(every, classes),
@@ -95,11 +99,12 @@ def _detect(run: Run) -> Detection:
         num_classes=classes,
         epochs_scheduled=scheduled,
         gradients=find_gradient_facts(gradient_series(run)),
+        chance_levels=levels,
     )
 
 
-def _segments(s: MetricSeries, classes: int | None) -> tuple[Segment, ...]:
-    chance = metrics.chance_value(s.name, classes) if s.unit == "epoch" else None
+def _segments(s: MetricSeries, levels: Mapping[str, float]) -> tuple[Segment, ...]:
+    chance = levels.get(s.name) if s.unit == "epoch" else None
     return segment_series(s.x, s.y, s.name, s.unit, chance=chance)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -106,6 +107,13 @@ def chance_value(metric: str, num_classes: int | None) -> float | None:
     if k is None or k >= classes:
         return None
     return 100.0 * k / classes
+
+
+def chance_levels(metric_names: Iterable[str], num_classes: int | None) -> dict[str, float]:
+    """metric -> :func:`chance_value`, for each metric that has one: the run's chance levels, computed once by
+    ``detect`` (``Detection.chance_levels``) and read from there by the detectors and the report."""
+    levels = ((name, chance_value(name, num_classes)) for name in metric_names)
+    return {name: value for name, value in levels if value is not None}
 
 
 def chance_tolerance(metric: str, chance: float) -> float:

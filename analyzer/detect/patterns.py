@@ -191,14 +191,17 @@ def find_exact_stalls(series: Mapping[str, MetricSeries]) -> tuple[ExactStall, .
     return tuple(found)
 
 
-def find_chance_levels(series: Mapping[str, MetricSeries], num_classes: int | None) -> tuple[ChanceLevel, ...]:
-    """Epoch ranges where a loss sits at ln C or a top-k accuracy at chance (``metrics.chance_value``)."""
+def find_chance_levels(
+    series: Mapping[str, MetricSeries], levels: Mapping[str, float], num_classes: int | None,
+) -> tuple[ChanceLevel, ...]:
+    """Epoch ranges where a loss sits at ln C or a top-k accuracy at chance (``levels``: the run's chance
+    levels, ``metrics.chance_levels``)."""
     classes = metrics.valid_num_classes(num_classes)
     if classes is None:
         return ()
     found: list[ChanceLevel] = []
     for name, s in series.items():
-        chance = metrics.chance_value(name, classes)
+        chance = levels.get(name)
         if s.unit != "epoch" or chance is None:
             continue
         tolerance = metrics.chance_tolerance(name, chance)

@@ -213,7 +213,7 @@ def segment_series(
     y: values; NaN/inf mean the metric *was* non-finite there (drop merely missing values beforehand).
     higher_is_better: direction; None derives it from the name (losses down, accuracies up; unknown
         names count rising as improving).
-    chance: the metric's chance level (``metrics.chance_value``); None disables ``collapsed`` by level.
+    chance: the metric's chance level (``Detection.chance_levels``); None disables ``collapsed`` by level.
 
     Tiny inputs: no finite point gives ``()`` (non-finite stretches are segments only next to finite
     values); one to three finite points give one segment (no confidence interval below three); an exactly

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix, Severity, Symptom
@@ -245,6 +245,7 @@ class _Score:
     explained: tuple[Symptom, ...]
     lines: tuple[Evidence, ...]
     against: tuple[str, ...]
+    signals: float = 0.0  # the signals' net weight (minus predicted-absent symptoms seen): what tells this cause apart
 
 
 def _signal_line(ctx: _Context, index: int) -> str:
@@ -266,8 +267,10 @@ def _score(ctx: _Context, fired: Mapping[str, Symptom]) -> _Score:
                       + (f", epochs {s.epochs[0]}-{s.epochs[1]}" if s.epochs else "") + ")",
                       tuple(r for e in s.evidence for r in e.refs)) for s in explained]
     against: list[str] = []
+    signals = 0.0
     for s in (fired[s] for s in rule.absent if s in fired):
         total -= s.strength
+        signals -= s.strength
         line = f"against: {s.title} is seen, which {rule.cause} predicts absent"
         lines.append(Evidence(line))
         against.append(line.removeprefix("against: "))
@@ -279,11 +282,38 @@ def _score(ctx: _Context, fired: Mapping[str, Symptom]) -> _Score:
         if is_missing(value) or not value:
             continue
         total += signal.weight
+        signals += signal.weight
         line = _signal_line(ctx, i)
         lines.append(Evidence(line))
         if signal.weight < 0:
             against.append(line.split(": ", 1)[1])
-    return _Score(total, explained, tuple(lines), tuple(against))
+    return _Score(total, explained, tuple(lines), tuple(against), signals)
+
+
+def _severity_of(rule: Rule, score: _Score, bar: float) -> Severity:
+    """A scored cause's severity follows its own evidence, not the symptom it claims (issue 13).
+
+    A symptom says that one of its candidate causes holds; the signals (config and log evidence for and
+    against) say which one. So:
+    - no symptom at warning or above of its own (a config smell, at most an info-level curve sign) and
+      evidence only at its bar (confidence one half): info. Only the config speaks for it, and a heavy
+      recipe is as often a healthy published one as a problem; what the report calls a warning is something
+      the curves show or evidence past the bar;
+    - signals net positive (the evidence singles this cause out): as severe as the worst symptom it explains,
+      when that is above the rule's own severity (a warning-level cause that holds a run at the prior is an
+      error for that run);
+    - signals net zero (no config or log evidence either way; missing evidence counts neither way): the
+      rule's own severity;
+    - signals net negative (more evidence against it than for it): a candidate the symptom leaves open, not
+      the diagnosis: at most warning.
+    """
+    if not any(s.severity >= Severity.WARNING for s in score.explained) and score.total <= bar:
+        return Severity.INFO
+    if score.signals > 0:
+        return max([rule.severity] + [s.severity for s in score.explained])
+    if score.signals < 0:
+        return min(rule.severity, Severity.WARNING)
+    return rule.severity
 
 
 def _confidence_of(score: float, bar: float) -> float:
@@ -321,9 +351,7 @@ def evaluate_scored(rule: Rule, evaluator: RuleEvaluator, template_context: Mapp
         return Considered(rule.id, rule.cause, rule.title, reason)
     ruled_out = ctx.render(rule.ruled_out, "ruled_out") if rule.ruled_out is not None else None
     strong = [s for s in score.explained if s.severity >= Severity.WARNING]
-    # A cause is as severe as the worst symptom it explains (a warning-level cause that holds a run at the
-    # prior is an error for that run).
-    severity = max([rule.severity] + [s.severity for s in score.explained])
+    severity = _severity_of(rule, score, bar)
     return Finding(
         rule_id=rule.id, cause=rule.cause, severity=severity, confidence=_confidence_of(score.total, bar),
         title=rule.title, evidence=_evidence(ctx) + score.lines, epochs=epochs, fix=_fix(ctx, pipeline_meta),
@@ -378,8 +406,6 @@ def _symptom_record(symptom: Symptom) -> dict[str, Any]:
 
 def _claimed(finding: Finding, rule: Rule, fired: Mapping[str, Symptom]) -> Finding:
     """A ``when``-only cause that lists ``symptoms`` claims the fired ones (it reads the curves itself)."""
-    from dataclasses import replace
-
     claimed = tuple(s for s in rule.symptoms if s in fired)
     if not claimed:
         return finding
@@ -420,7 +446,61 @@ def evaluate(
             findings.append(result)
         elif isinstance(result, Considered):
             considered.append(result)
+    bars = {r.id: float(r.bar if r.bar is not None else 1.0) for r in rules if r.scored}
+    findings = _share_symptoms(findings, fired, bars)
+    outweighed = [f for f in findings if f.rule_id in bars and f.score is not None and f.confidence < OUTWEIGHED]
+    considered += [_outweighed(f) for f in outweighed]
+    findings = [f for f in findings if not any(f is o for o in outweighed)]
     return Evaluation(tuple(findings), tuple(considered), tuple(warnings), tuple(symptoms))
+
+
+# A scored cause whose share of its symptom leaves it under 1 chance in 20 (odds 1:19, the conventional level
+# at which an alternative is rejected) is outweighed by a rival that claims the same symptom: the differential
+# names it, with why, instead of a finding (a finding stated at 0.00 would read as a contradiction).
+OUTWEIGHED = 0.05
+
+
+def _outweighed(finding: Finding) -> Considered:
+    reason = (f"another cause that explains the same symptom has evidence that outweighs it (its share leaves "
+              f"confidence {finding.confidence:.2f})")
+    if finding.against:
+        reason += "; against: " + "; ".join(finding.against)
+    return Considered(finding.rule_id, finding.cause, finding.title, reason, outweighed=True)
+
+
+def _share_symptoms(findings: list[Finding], fired: Mapping[str, Symptom], bars: Mapping[str, float]) -> list[Finding]:
+    """A scored cause's stated confidence when other causes claim the same symptom (issue 13's calibration).
+
+    A symptom is evidence that one of the causes that claim it holds, not that each of them does. So the
+    confidence of a scored cause is the logistic of its evidence total (as for a cause no other claims) times
+    its share of its strongest symptom among the distinct causes whose findings claim that symptom. The share
+    follows the signals, the evidence that tells the claimants apart, at the same rate as the logistic: each
+    unit of net signal weight multiplies a claimant's odds by e^2 (a cause with no scored rule counts 0). With
+    one claimant the share is 1 and the mapping is the plain logistic. Firing, severity and ranking still read
+    the whole strength (``score``, ``strength``); only the stated confidence is shared.
+    Checked on the labelled runs and the public dev cases (bench/bench_calibration.py), never on the holdout:
+    unshared, causes that fired on a symptom another cause also claimed, with more evidence against them than
+    for them, were stated at 0.73-0.80 and were right in 5 of 9.
+    """
+    signals: dict[str, float] = {}
+    claimants: dict[str, set[str]] = {}
+    for finding in findings:
+        for symptom_id in finding.symptoms:
+            claimants.setdefault(symptom_id, set()).add(finding.cause)
+        if finding.score is not None:
+            net = finding.score - finding.strength
+            signals[finding.cause] = max(signals.get(finding.cause, net), net)
+    out = []
+    for finding in findings:
+        strong = [fired[s] for s in finding.symptoms if s in fired and fired[s].severity >= Severity.WARNING]
+        if finding.score is None or finding.rule_id not in bars or not strong:
+            out.append(finding)
+            continue
+        main = max(strong, key=lambda s: s.strength)
+        weights = {c: math.exp(CONFIDENCE_SLOPE * signals.get(c, 0.0)) for c in claimants[main.id]}
+        share = weights[finding.cause] / sum(weights.values())
+        out.append(replace(finding, confidence=_confidence_of(finding.score, bars[finding.rule_id]) * share))
+    return out
 
 
 def evaluate_rules(

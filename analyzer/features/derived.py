@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mnv4_postmortem.analyzer.detect.metrics import chance_value
 from mnv4_postmortem.analyzer.model import Run, TrainConfig, as_count, as_number
 from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
@@ -251,7 +252,9 @@ class Derived:
         init_source: ``"pretrained"``, ``"pretrained_path"``, ``"initial_checkpoint"`` or ``"scratch"``.
         num_classes: classes of the classifier (the log's, else args.yaml), None when unknown.
         chance_top1: top-1 accuracy (%) of a constant or random predictor: ``100 / num_classes``.
-        chance_top5: top-5 accuracy (%) of a random predictor: ``min(100, 500 / num_classes)``.
+        chance_top5: top-5 accuracy (%) of a random predictor: ``500 / num_classes``; None for 5 classes or
+            fewer, where top-5 is 100 % for every model. Both are ``detect.metrics.chance_value``, the one
+            computation of chance levels.
         regularization: the recipe's regularization knobs and their ``strength`` (see ``Regularization``).
         dataset_size_hint: approximate number of training samples: ``steps_per_epoch * global_batch``
             (timm drops the last partial batch, so the real size is up to one global batch larger), or
@@ -350,8 +353,8 @@ def derive(run: Run) -> Derived:
         uses_pretrained=init_source != "scratch",
         init_source=init_source,
         num_classes=num_classes,
-        chance_top1=100.0 / num_classes if num_classes else None,
-        chance_top5=min(100.0, 500.0 / num_classes) if num_classes else None,
+        chance_top1=chance_value("eval_top1", num_classes),
+        chance_top5=chance_value("eval_top5", num_classes),
         regularization=regularization_from(config, run.timm_version),
         trainer=getattr(run, "trainer", None),
         ema_evaluation=ema_evaluation(getattr(run, "trainer", None)),

@@ -31,7 +31,6 @@ from typing import Any, Literal
 import numpy as np
 
 from mnv4_postmortem.analyzer.model import Run, as_number
-from mnv4_postmortem.analyzer.timm.defaults import default
 from mnv4_postmortem.analyzer.timm.trainers import reports_ema_eval
 from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
@@ -289,9 +288,8 @@ def ema_model_from(run: Run) -> EmaModel | None:
         # DeiT's main.py keeps an EMA but evaluates the raw model; ConvNeXt's evaluates both apart:
         # the reported eval is not the EMA's, so no EMA fact may be read as the eval's.
         return None
-    raw = cfg.get("model_ema_decay")
     # Only a missing decay takes timm's default; a junk value means the EMA cannot be described.
-    decay = default("model_ema_decay", cfg.timm_version or run.timm_version) if raw is None else as_number(raw)
+    decay = as_number(cfg.or_default("model_ema_decay"))
     if decay is None or not (0.0 <= decay <= 1.0):
         return None
     warmup = cfg.flag("model_ema_warmup")

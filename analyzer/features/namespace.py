@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from mnv4_postmortem.analyzer.detect import Detection
-from mnv4_postmortem.analyzer.detect.metrics import diff_noise
+from mnv4_postmortem.analyzer.detect.metrics import chance_value, diff_noise
 from mnv4_postmortem.analyzer.detect.series import STEP_PREFIX
 from mnv4_postmortem.analyzer.features.derived import Derived
 from mnv4_postmortem.analyzer.features.names import (  # the names rules may use: declared in names.py, light
@@ -44,7 +44,6 @@ from mnv4_postmortem.analyzer.features.names import (  # the names rules may use
 )
 from mnv4_postmortem.analyzer.timm.version import TimmVersion
 from mnv4_postmortem.analyzer.model import Run
-from mnv4_postmortem.analyzer.timm.defaults import default
 
 
 class _Missing:
@@ -403,8 +402,10 @@ class Namespace:
         return {"config": self.config, "derived": self.derived, "series": self.series, "events": self.events}
 
 
-# Typical base LR per 256 samples by optimizer family, and how timm scales it with batch size.
+# Typical base LR per REFERENCE_BATCH samples by optimizer family, and how timm scales it with batch size.
 # Used only to express an LR as "N x typical" in evidence and in lr-too-high/-too-low rules.
+# The batch the base LRs below are quoted for: the convention of timm's lr_base / lr_base_size pair.
+REFERENCE_BATCH = 256
 LR_REFERENCE: tuple[tuple[tuple[str, ...], float, str], ...] = (
     (("lamb", "lars"), 2e-3, "sqrt"),
     (("adam", "nadam", "radam", "lion", "adabelief", "adafactor", "adan", "adopt"), 1e-3, "sqrt"),
@@ -414,20 +415,21 @@ LR_REFERENCE: tuple[tuple[tuple[str, ...], float, str], ...] = (
 
 
 def lr_reference(opt: Any, global_batch: Any) -> float | None:
-    """A typical LR for this optimizer at this global batch (timm's own lr_base scaling rules)."""
+    """A typical LR for this optimizer at this global batch (timm's own lr_base scaling rules); None for an
+    optimizer of no known family (``opt`` as the run used it: ``TrainConfig.or_default("opt")``)."""
     if not isinstance(global_batch, (int, float)) or global_batch <= 0:
         return None
-    name = str(opt or default("opt")).lower()
+    name = str(opt or "").lower()
     for families, base, scaling in LR_REFERENCE:
         if any(f in name for f in families):
-            ratio = global_batch / float(default("lr_base_size"))
+            ratio = global_batch / REFERENCE_BATCH
             return base * (math.sqrt(ratio) if scaling == "sqrt" else ratio)
     return None
 
 
 def derived_record(run: Run, derived: Derived) -> Any:
     record = record_of(derived)
-    reference = lr_reference(run.config.get("opt"), derived.global_batch)
+    reference = lr_reference(run.config.or_default("opt"), derived.global_batch)
     shares = tuple(derived.ema_init_share_by_epoch)
     first_epoch = int(run.epochs.index.min()) if len(run.epochs) else 0
 
@@ -481,7 +483,7 @@ def derived_record(run: Run, derived: Derived) -> Any:
         "updates_at": updates_at,
         "first_epoch": first_epoch,
         "run_dir": str(run.run_dir),
-        "ln_classes": math.log(derived.num_classes) if derived.num_classes and derived.num_classes > 1 else None,
+        "ln_classes": chance_value("train_loss", derived.num_classes),  # the loss of a uniform guesser
     }
     record._data.update(extra)
     return record

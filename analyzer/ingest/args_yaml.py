@@ -1,4 +1,5 @@
-"""timm's ``args.yaml`` (and wandb's ``config.yaml`` copy of it) -> :class:`TrainConfig`.
+"""timm's ``args.yaml`` (and wandb's ``config.yaml`` copy of it) -> the arguments as written (the merge step
+makes them a :class:`TrainConfig` with the defaults of their era: ``timm.defaults.build_config``).
 
 timm writes ``yaml.safe_dump(vars(args))`` right after argparse (timm-formats.md §9): every key of
 that version, sorted, and nothing derived at run time. ``lr: null`` (v0.8.2dev0+) means the LR was
@@ -22,14 +23,11 @@ from mnv4_postmortem.analyzer.ingest.contribution import Contribution
 from mnv4_postmortem.analyzer.ingest.config_sanity import impossible_values
 from mnv4_postmortem.analyzer.ingest.decode import decode_bytes, detect, head_text
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef, TrainConfig
-from mnv4_postmortem.analyzer.timm.argument_names import ArgsVerdict, classify_args
-from mnv4_postmortem.analyzer.timm.defaults import ARGUMENT_NAMES, defaults_for
-from mnv4_postmortem.analyzer.timm.version import TimmVersion, version_from_args
+from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef
+from mnv4_postmortem.analyzer.timm.argument_names import ARGUMENT_NAMES, ArgsVerdict, classify_args
 
 __all__ = [
     "ArgsYaml",
-    "build_config",
     "parse_args_yaml",
     "parse_wandb_config",
 ]
@@ -84,26 +82,6 @@ def parse_wandb_config(path: Path, display_path: str | None = None) -> ArgsYaml:
             issues.append(IngestIssue(SourceRef(shown), f"{key!r} is not a wandb entry with a 'value'; kept as is"))
     issues += impossible_values(args, line_of, shown)
     return ArgsYaml(shown, args, tuple(issues))
-
-
-def build_config(
-    args: Mapping[str, Any] | None,
-    source: SourceRef | None = None,
-    timm_version: TimmVersion | str | None = None,
-) -> TrainConfig:
-    """``args`` as read, plus timm's defaults for the keys it lacks.
-
-    The defaults are those of ``timm_version``; without one, of the era the keys of ``args`` point
-    to (e.g. ``lr_base`` -> v0.8.2dev0+); with neither, of timm HEAD. The version used is kept as
-    ``TrainConfig.timm_version``. ``effective`` stays empty: what timm derived at run time (the LR
-    from ``lr_base``, world size) is added by the merge step (``timm.recipe.resolve_recipe``).
-    """
-    given = dict(args or {})
-    version = TimmVersion.parse(timm_version) or version_from_args(given)
-    defaults = defaults_for(version)
-    missing = frozenset(key for key in defaults if key not in given)
-    values = {**defaults, **given}
-    return TrainConfig(values=values, args=given, defaulted=missing, source=source, timm_version=version)
 
 
 # --------------------------------------------------------------------------------------------

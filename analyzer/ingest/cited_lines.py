@@ -7,20 +7,19 @@ excerpt with ``error`` set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
+
+from mnv4_postmortem.analyzer.citations import Citation
+from mnv4_postmortem.analyzer.report_facts import Excerpt
 
 MAX_EXCERPT_LINES = 40   # a longer range shows its head and tail
 MAX_LINE_CHARS = 400
 
 
-@dataclass(frozen=True, slots=True)
-class Excerpt:
-    path: str
-    first: int
-    last: int
-    lines: tuple[tuple[int, str], ...]   # (1-based line number, text); a gap shows as (0, "…")
-    error: str | None = None
+def read_excerpts(run_dir: Path, citations: Iterable[Citation]) -> tuple[tuple[Citation, Excerpt], ...]:
+    """Each cited line range (``first`` set) of ``run_dir`` with its lines, in citation order."""
+    return tuple((c, read_excerpt(run_dir, c.path, c.first, c.last)) for c in citations if c.first is not None)
 
 
 def read_excerpt(run_dir: Path, path: str, first: int, last: int) -> Excerpt:

@@ -4,27 +4,17 @@ changed it, and where the value came from (the log, args.yaml, or timm's default
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
-from mnv4_postmortem.analyzer.timm.defaults import defaults_for
 from mnv4_postmortem.analyzer.model import TrainConfig
+from mnv4_postmortem.analyzer.report_facts import ConfigRow
 
 _NO_DEFAULT = object()
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigRow:
-    key: str
-    value: Any
-    default: Any          # timm's default in the run's era; None with has_default False when train.py had none
-    has_default: bool
-    non_default: bool | None  # differs from timm's default; None when the defaults table has no entry for it
-    source: str           # "train.log:6", "args.yaml", "timm default", or how an effective value was derived
-
-
-def config_rows(config: TrainConfig, timm_version: str | None) -> tuple[ConfigRow, ...]:
-    defaults = defaults_for(timm_version)
+def config_rows(config: TrainConfig) -> tuple[ConfigRow, ...]:
+    """Every setting of ``config`` beside timm's default of its era (``config.defaults``, resolved at ingest)."""
+    defaults = config.defaults
     keys = sorted(set(config.values) | set(config.effective))
     rows = []
     for key in keys:

@@ -16,6 +16,18 @@ from mnv4_postmortem.analyzer.model import Event, IngestIssue, SourceInfo, Sourc
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class EpochColumn:
+    """One column's epoch values in bulk: ``epochs``, ``values`` and ``refs`` of equal length, in source order.
+    A format that reads whole columns (JSON lines, a CSV) hands them over as they are, without one tuple per
+    point; the merge treats them as the ``(column, epoch, value, ref)`` points they stand for."""
+
+    column: str
+    epochs: Sequence[int]
+    values: Sequence[float]
+    refs: Sequence[SourceRef]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class EpochValues:
     """Epoch-level values from one source, as ``(column, epoch, value, ref)`` points in the source's
     own order (so that the issues a disagreement raises come in that order too).
@@ -30,10 +42,15 @@ class EpochValues:
     - ``only_new_column``: it is dropped when a format earlier in the precedence order has the column.
     """
 
-    points: Sequence[tuple[str, int, float, SourceRef]]
+    points: Sequence[tuple[str, int, float, SourceRef]] = ()
     tolerance: float | None = None
     overwrite: bool = False
     only_new_column: bool = False
+    columns: Sequence[EpochColumn] = ()   # more points, column by column (after ``points``)
+
+    def all_points(self) -> list[tuple[str, int, float, SourceRef]]:
+        """``points`` and the points ``columns`` stand for, in that order."""
+        return [*self.points, *((c.column, e, v, r) for c in self.columns for e, v, r in zip(c.epochs, c.values, c.refs))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from mnv4_postmortem.analyzer.ingest.console_log import log_contribution, parse_
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
 from mnv4_postmortem.analyzer.ingest.merge import merge_contributions
 from mnv4_postmortem.analyzer.ingest.summary_csv import headerless_columns, parse_summary_stream, summary_contribution
-from mnv4_postmortem.analyzer.timm.defaults import defaults_for
+from mnv4_postmortem.analyzer.timm.argument_names import DIAGNOSED_NAMES
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, Run, SourceRef
 
 STDIN_NAME = "<stdin>"
@@ -114,7 +114,6 @@ def _unquote(line: str) -> str:
 
 def _split(lines: list[str]) -> dict[str, list[int]]:
     """Line indices of each part: ``log``, ``csv`` (rows and headers) and ``args``."""
-    known_args = set(defaults_for(None))
     parts: dict[str, list[int]] = {"log": [], "csv": [], "args": []}
     continuing = False
     for index, line in enumerate(lines):
@@ -129,7 +128,7 @@ def _split(lines: list[str]) -> dict[str, list[int]]:
             continuing = stripped.endswith("\\")
         elif _SUMMARY_HEADER.match(stripped) or headerless_columns(stripped) is not None or _is_row(stripped):
             parts["csv"].append(index)
-        elif (match := _ARG_LINE.match(stripped)) and match.group(1) in known_args:
+        elif (match := _ARG_LINE.match(stripped)) and match.group(1) in DIAGNOSED_NAMES:
             parts["args"].append(index)
         else:
             parts["log"].append(index)

@@ -48,6 +48,9 @@ NOT_METRICS = ("epoch", "step", "eval_runtime", "eval_samples_per_second", "eval
 ARG_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
              "weight_decay": "weight_decay", "warmup_ratio": "warmup_ratio", "lr_scheduler_type": "sched",
              "gradient_accumulation_steps": "grad_accum_steps", "seed": "seed", "max_grad_norm": "clip_grad"}
+# TrainingArguments.optim names an implementation (``adamw_torch_fused``, ``adamw_hf``, ``sgd``, ``adafactor``, ...):
+# the optimizer it implements, in timm's ``--opt`` spelling, is its first word.
+_OPTIMIZER_WORD = re.compile(r"^(adamw|adam|sgd|adafactor|adagrad|rmsprop|lion|lamb)(?:_|$)")
 _LOG_HISTORY = re.compile(r'"log_history"\s*:\s*\[')
 
 
@@ -232,8 +235,12 @@ def training_args_contribution(text: str, shown: str) -> Contribution:
     written = _json_object(text, shown)
     args = {ARG_NAMES.get(k, k): v for k, v in written.items()}
     renamed = sorted(k for k in written if k in ARG_NAMES and ARG_NAMES[k] != k)
+    optimizer = _OPTIMIZER_WORD.match(str(written.get("optim", "")).lower())
+    if optimizer and "opt" not in args:
+        args["opt"] = optimizer.group(1)
+        renamed.append("optim")
     info = SourceInfo(shown, "trainer_config", "HF TrainingArguments (JSON)", None, (), None, len(args),
-                      (f"read as the run's settings; renamed: {', '.join(f'{k} -> {ARG_NAMES[k]}' for k in renamed)}",))
+                      ("read as the run's settings; renamed: " + ", ".join(f"{k} -> {ARG_NAMES.get(k, 'opt')}" for k in renamed),))
     return Contribution(format="hf_trainer", sources=(info,), args=args, args_source=SourceRef(shown), trainer="hf_trainer")
 
 

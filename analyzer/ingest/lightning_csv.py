@@ -100,7 +100,8 @@ def read_metrics(data: bytes, shown: str) -> tuple[pd.DataFrame, list[IngestIssu
             issues.append(IngestIssue(SourceRef(shown, line=int(line)), f"malformed row ({what}); skipped"))
     if "epoch" not in frame.columns or "step" not in frame.columns:
         raise IngestError("not a CSVLogger metrics.csv: no 'epoch' and 'step' columns", SourceRef(shown, line=1))
-    text_columns = [c for c in frame.columns if frame[c].dtype == object]  # a stray word in a numeric column
+    # a stray word in a numeric column (pandas reads the column as text: object, or pandas 3's str)
+    text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if text_columns:
         frame[text_columns] = frame[text_columns].apply(pd.to_numeric, errors="coerce")
     frame["src_line"] = np.arange(2, len(frame) + 2)
@@ -118,7 +119,7 @@ def step_columns(frame: pd.DataFrame) -> set[str]:
     """Columns logged per step: ``<name>_step``, or a column with more values than 1.5 per epoch (an epoch-level
     column has one per epoch, a few more where a resumed epoch repeats; a per-step one has many)."""
     n_epochs = max(int(frame["epoch"].nunique()), 1)
-    counts = frame.notna().sum()
+    counts = frame.count()
     return {str(c) for c in frame.columns
             if c not in ("epoch", "step", "src_line") and (str(c).endswith("_step") or counts[c] > 1.5 * n_epochs)}
 
@@ -127,20 +128,22 @@ def _steps(frame: pd.DataFrame, shown: str, per_step: set[str]) -> tuple[pd.Data
     column = next((c for c in STEP_LOSS if c in per_step), None)
     if column is None:
         return None, None, ()
-    rows = frame[frame[column].notna() & frame["epoch"].notna() & frame["step"].notna()]
-    if rows.empty:
+    loss = frame[column].to_numpy("float64")
+    epoch, step = frame["epoch"].to_numpy("float64"), frame["step"].to_numpy("float64")
+    keep = np.flatnonzero(~(np.isnan(loss) | np.isnan(epoch) | np.isnan(step)))
+    if not len(keep):
         return None, None, ()
-    epoch = rows["epoch"].to_numpy("float64")
-    step = rows["step"].to_numpy("float64")
-    starts = pd.Series(step).groupby(epoch).min()
-    first = starts.reindex(epoch).to_numpy()
+    epoch, step = epoch[keep], step[keep]
+    epochs, of_row = np.unique(epoch, return_inverse=True)
+    starts = np.full(len(epochs), np.inf)
+    np.minimum.at(starts, of_row, step)   # each epoch's first logged step
     # updates per epoch: the steps between two epochs' first logged steps (a complete epoch's span)
-    per = float(np.median(np.diff(starts.sort_index().to_numpy()))) if len(starts) > 1 else np.nan
+    per = float(np.median(np.diff(starts))) if len(starts) > 1 else np.nan
     lr_column = next((c for c in frame.columns if _LR.match(str(c))), None)
-    lr = rows[lr_column].to_numpy("float64") if lr_column and lr_column in per_step else None
-    steps = step_frame(epoch=epoch, idx=step - first, per_epoch=np.full(len(rows), per), update=step,
-                       loss=rows[column].to_numpy("float64"), lr=lr, src_line=rows["src_line"].to_numpy(), src_file=shown)
-    return steps, column, (f"step frame: {column} on {len(rows)} rows; global step = Lightning's 'step'",)
+    lr = frame[lr_column].to_numpy("float64")[keep] if lr_column and lr_column in per_step else None
+    steps = step_frame(epoch=epoch, idx=step - starts[of_row], per_epoch=np.full(len(keep), per), update=step,
+                       loss=loss[keep], lr=lr, src_line=frame["src_line"].to_numpy()[keep], src_file=shown)
+    return steps, column, (f"step frame: {column} on {len(keep)} rows; global step = Lightning's 'step'",)
 
 
 def _epoch_points(frame: pd.DataFrame, shown: str, per_step: set[str]) -> tuple[list, list[str], list[str]]:
@@ -149,18 +152,18 @@ def _epoch_points(frame: pd.DataFrame, shown: str, per_step: set[str]) -> tuple[
     notes: list[str] = []
     unknown: list[str] = []
     taken: set[str] = set()
-    by_epoch = frame[frame["epoch"].notna()]
+    epoch = frame["epoch"].to_numpy("float64")
+    lines = frame["src_line"].to_numpy()
     for name in frame.columns:
         if name in ("epoch", "step", "src_line") or str(name) in per_step:
             continue
         column = "lr" if _LR.match(str(name)) else EPOCH_COLUMNS.get(str(name))
         if column in taken:
             column = None  # a less specific alias of a column already filled: kept as its own name
-        rows = by_epoch[by_epoch[name].notna()]
-        if rows.empty:
+        rows = _epoch_end_rows(epoch, frame[name].to_numpy("float64"))
+        if not len(rows):
             continue
-        last = rows.groupby("epoch").tail(1)   # the epoch-end value (a resumed epoch: its latest)
-        values = last[name].to_numpy("float64").tolist()
+        values = frame[name].to_numpy("float64")[rows].tolist()
         if ACCURACY.search(str(name)) and "loss" not in str(name):
             values, note = to_percent(values, INFER, str(name))
             notes.append(note)
@@ -171,10 +174,19 @@ def _epoch_points(frame: pd.DataFrame, shown: str, per_step: set[str]) -> tuple[
             taken.add(column)
         metrics.append(column)
         points += [(column, int(e), v, SourceRef(shown, line=int(l)))
-                   for e, v, l in zip(last["epoch"], values, last["src_line"]) if not math.isnan(v)]
+                   for e, v, l in zip(epoch[rows], values, lines[rows]) if not math.isnan(v)]
     if unknown:
         notes.append("kept under their own names (no canonical column): " + ", ".join(sorted(unknown)))
     return points, metrics, notes
+
+
+def _epoch_end_rows(epoch: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The rows, in file order, holding each epoch's last value of a column (a resumed epoch: its latest)."""
+    present = np.flatnonzero(~(np.isnan(epoch) | np.isnan(values)))
+    if not len(present):
+        return present
+    _, last_from_end = np.unique(epoch[present][::-1], return_index=True)
+    return present[np.sort(len(present) - 1 - last_from_end)]
 
 
 def hparams_contribution(path: Path, shown: str) -> Contribution:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import cache
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochContext
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochContext
 from mnv4_postmortem.analyzer.ingest.discover import Discovery, FoundFile, discover
 from mnv4_postmortem.analyzer.ingest.formats import Combined, by_name
 from mnv4_postmortem.analyzer.model import (
@@ -34,6 +36,7 @@ from mnv4_postmortem.analyzer.model import (
     SourceRef,
     TrainConfig,
 )
+from mnv4_postmortem.analyzer.timm.defaults import build_config, with_defaults
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 from mnv4_postmortem.analyzer.timm.trainers import run_trainer
 from mnv4_postmortem.analyzer.timm.version import TimmVersion, narrowest, version_from_args
@@ -83,7 +86,9 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
     contributions: list[Contribution] = []
     parts: dict[str, list[Contribution]] = {}
     claimed = [f for f in discovery.files if f.format is not None]
-    for found in sorted(claimed, key=lambda f: isinstance(by_name(f.format), Combined)):
+    # isinstance against a runtime Protocol inspects its members each time: once per format is enough
+    combined = {name: isinstance(by_name(name), Combined) for name in {f.format for f in claimed}}
+    for found in sorted(claimed, key=lambda f: combined[f.format]):
         fmt = by_name(found.format)
         try:
             contribution = fmt.parse(found.path, found.rel)
@@ -91,7 +96,7 @@ def _parse_all(discovery: Discovery, options: Mapping[str, object], issues: list
             # One unusable file never stops the others from being read.
             issues.append(IngestIssue(exc.source or SourceRef(found.rel), exc.message, "error"))
             continue
-        if isinstance(fmt, Combined):
+        if combined[found.format]:
             parts.setdefault(fmt.name, []).append(contribution)
         else:
             issues.extend(contribution.issues)
@@ -236,8 +241,11 @@ def _fold_epochs(table: "_EpochTable", contribution: Contribution) -> None:
             for column, points in _by_column(values.points).items():
                 if not (values.only_new_column and column in earlier_columns):
                     table.put_many(column, points, overwrite=values.overwrite)
+            for bulk in values.columns:
+                if not (values.only_new_column and bulk.column in earlier_columns):
+                    table.put_column(bulk, overwrite=values.overwrite)
             continue
-        for column, epoch, value, ref in values.points:
+        for column, epoch, value, ref in values.all_points():
             if values.only_new_column and column in earlier_columns:
                 continue
             table.fill_or_check(column, epoch, value, ref, values.tolerance)
@@ -262,11 +270,11 @@ def _effective_config(contributions: Sequence[Contribution], version: TimmVersio
     if args is None:
         # Without args.yaml we do not know the recipe (nor that timm wrote the run): no defaults are
         # invented; only what the log itself shows ends up in ``effective``.
-        base = TrainConfig(values={}, timm_version=version)
+        base = with_defaults(TrainConfig(values={}, timm_version=version))
     elif run_trainer((c.trainer, c.format) for c in contributions) is not None:
         # Another trainer's settings (DeiT main.py, Lightning hparams, HF TrainingArguments, an mm config):
         # timm train.py's defaults are not that trainer's, so none are filled in.
-        base = TrainConfig(values=dict(args), args=dict(args), source=source, timm_version=version)
+        base = with_defaults(TrainConfig(values=dict(args), args=dict(args), source=source, timm_version=version))
     else:
         base = build_config(args, source, version)
     effective, sources = dict(base.effective), dict(base.effective_sources)
@@ -307,12 +315,22 @@ class _EpochTable:
         self.issues = issues
         self.writers: dict[str, set[str]] = {}   # column -> formats that put values in it
         self.current_format = ""
+        # A column one source handed over in bulk, kept as it came until another source meets it (then it
+        # becomes a dict like the others): most columns have one source, and the frame is built from it directly.
+        self.bulk: dict[str, EpochColumn] = {}
+
+    def _materialize(self, column: str) -> None:
+        bulk = self.bulk.pop(column, None)
+        if bulk is not None:
+            self.values[column] = dict(zip(bulk.epochs, bulk.values))
+            self.refs[column] = dict(zip(bulk.epochs, bulk.refs))
 
     def columns_of_other_formats(self, fmt: str) -> set[str]:
         return {column for column, formats in self.writers.items() if formats - {fmt}}
 
     def put(self, column: str, epoch: int, value: float, ref: SourceRef, *, overwrite: bool = False) -> None:
         """Set a value unless one is there already (``overwrite`` for pass-specific log columns)."""
+        self._materialize(column)
         known = self.values.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
         if overwrite or epoch not in known:
@@ -321,6 +339,7 @@ class _EpochTable:
 
     def put_many(self, column: str, points, *, overwrite: bool = False) -> None:
         """:meth:`put` for many ``(epoch, value, ref)`` points of one column (same result, in source order)."""
+        self._materialize(column)
         known = self.values.setdefault(column, {})
         refs = self.refs.setdefault(column, {})
         self.writers.setdefault(column, set()).add(self.current_format)
@@ -336,9 +355,32 @@ class _EpochTable:
                 known[epoch] = value
                 refs[epoch] = ref
 
+    def put_column(self, bulk: EpochColumn, *, overwrite: bool = False) -> None:
+        """:meth:`put_many` for a column handed over in bulk (same result, without a tuple per point)."""
+        if len(set(bulk.epochs)) < len(bulk.epochs):  # repeated epochs: put_many knows which one stays
+            self.put_many(bulk.column, list(zip(bulk.epochs, bulk.values, bulk.refs)), overwrite=overwrite)
+            return
+        if bulk.column not in self.values and bulk.column not in self.bulk:  # the column's first source
+            self.bulk[bulk.column] = bulk
+            self.writers.setdefault(bulk.column, set()).add(self.current_format)
+            return
+        self._materialize(bulk.column)
+        known = self.values.setdefault(bulk.column, {})
+        refs = self.refs.setdefault(bulk.column, {})
+        self.writers.setdefault(bulk.column, set()).add(self.current_format)
+        if overwrite or not known:
+            known.update(zip(bulk.epochs, bulk.values))
+            refs.update(zip(bulk.epochs, bulk.refs))
+            return
+        for epoch, value, ref in zip(bulk.epochs, bulk.values, bulk.refs):
+            if epoch not in known:
+                known[epoch] = value
+                refs[epoch] = ref
+
     def fill_or_check(self, column: str, epoch: int, value: float, ref: SourceRef,
                       tolerance: float = AGREEMENT_TOLERANCE) -> None:
         """Fill a gap, or compare with the documented source (summary.csv, put first) and warn on disagreement."""
+        self._materialize(column)
         existing = self.values.get(column, {}).get(epoch)
         if existing is None:
             self.put(column, epoch, value, ref)
@@ -352,34 +394,61 @@ class _EpochTable:
             ))
 
     def n_epochs(self) -> int:
-        return len(set().union(*self.values.values())) if self.values else 0
+        return len(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values())))
+
+    def _over(self, column: str, epochs: list) -> tuple[list, list]:
+        """The column's values and refs over ``epochs`` (sorted), NaN where it has none."""
+        bulk = self.bulk.get(column)
+        if bulk is not None and len(bulk.epochs) == len(epochs) and list(bulk.epochs) == epochs:
+            return list(bulk.values), list(bulk.refs)   # it covers every epoch, in order: as it came
+        if bulk is not None:
+            known, refs = dict(zip(bulk.epochs, bulk.values)), dict(zip(bulk.epochs, bulk.refs))
+        else:
+            known, refs = self.values[column], self.refs.get(column, {})
+        missing = repeat(math.nan)
+        return list(map(known.get, epochs, missing)), list(map(refs.get, epochs, missing))
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if not self.values:
+        present = self.values.keys() | self.bulk.keys()
+        if not present:
             empty = pd.DataFrame(index=pd.Index([], name="epoch", dtype="int64"))
             return empty, empty.copy()
-        ordered = [c for c in EPOCH_COLUMNS if c in self.values] + sorted(c for c in self.values if c not in EPOCH_COLUMNS)
-        frame = pd.DataFrame({c: pd.Series(self.values[c], dtype="float64") for c in ordered})
-        frame.index.name = "epoch"
-        frame = frame.sort_index()
-        refs = pd.DataFrame({c: pd.Series(self.refs.get(c, {}), dtype="object") for c in ordered}).reindex(frame.index)
-        return frame, refs
+        ordered = [c for c in EPOCH_COLUMNS if c in present] + sorted(c for c in present if c not in EPOCH_COLUMNS)
+        # Every column over the sorted union of epochs, a missing cell NaN (as a frame of aligned Series would be),
+        # built from the dicts directly: a Series per column costs more than the lookups.
+        epochs = sorted(set().union(*self.values.values(), *(b.epochs for b in self.bulk.values())))
+        index = pd.Index(np.array(epochs), name="epoch") if epochs else pd.Index([], name="epoch", dtype="object")
+        values = np.empty((len(ordered), len(epochs)), dtype="float64")
+        refs = np.empty((len(ordered), len(epochs)), dtype="object")
+        for row, c in enumerate(ordered):
+            values[row, :], refs[row, :] = self._over(c, epochs)
+        return (pd.DataFrame(values.T, index=index, columns=ordered),
+                pd.DataFrame(refs.T, index=index, columns=ordered))
+
+
+_NO_STEP_SCALARS = pd.DataFrame()
 
 
 def _step_scalars(contributions: Sequence[Contribution]) -> pd.DataFrame:
     frames = [c.step_scalars for c in contributions if c.step_scalars is not None and len(c.step_scalars)]
     if not frames:
-        return pd.DataFrame()
+        return _NO_STEP_SCALARS.copy()
     wide = pd.concat(frames, axis=1)
     return wide.T.groupby(level=0).last().T.sort_index() if wide.columns.duplicated().any() else wide.sort_index()
+
+
+@cache
+def _empty_step_frame() -> pd.DataFrame:
+    """The step frame of a run without steps (built once: a frame of empty Series costs more than a copy)."""
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
+        src_file=pd.Series(dtype="object")
+    )
 
 
 def _step_frame(contributions: Sequence[Contribution]) -> pd.DataFrame:
     frames = [c.steps for c in contributions if c.steps is not None and len(c.steps)]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in (*STEP_COLUMNS, "segment", "src_line")}).assign(
-            src_file=pd.Series(dtype="object")
-        )
+        return _empty_step_frame().copy()
     steps = pd.concat(frames, ignore_index=True)
     steps["src_file"] = steps["src_file"].astype("category")
     return steps

@@ -14,9 +14,9 @@ import pandas as pd
 
 from dataclasses import replace
 
-from mnv4_postmortem.analyzer.ingest.args_yaml import build_config
 from mnv4_postmortem.analyzer.ingest.merge import step_counts
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Run
+from mnv4_postmortem.analyzer.timm.defaults import build_config
 from mnv4_postmortem.analyzer.timm.recipe import RecipeFacts, resolve_recipe
 
 # Values a test's config states that real ingest would know from the log rather than from args.yaml.

@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochValues
 from mnv4_postmortem.analyzer.ingest.decode import decode_bytes
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestIssue, SourceRef
@@ -55,16 +56,17 @@ def to_percent(values: Sequence[float], unit: Unit, key: str) -> tuple[list[floa
     fraction: an accuracy in percent stays at or below 1 % only for a run at chance on 100+ classes,
     which then stays readable as a near-zero percentage either way.
     """
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    top = max(finite) if finite else 0.0
     if unit.kind == "percent":
         return list(values), f"{key}: percent ({unit.why})"
+    numbers = np.array([math.nan if v is None else v for v in values], dtype="float64")
+    finite = numbers[np.isfinite(numbers)]
+    top = float(finite.max()) if finite.size else 0.0
     if unit.kind == "fraction" and top <= 1.0:
-        return [v * 100.0 for v in values], f"{key}: fraction of 1, shown x100 ({unit.why})"
+        return (numbers * 100.0).tolist(), f"{key}: fraction of 1, shown x100 ({unit.why})"
     if unit.kind == "fraction":
         return list(values), f"{key}: percent (a value of {top:g} > 1 contradicts the usual fraction; {unit.why})"
-    if finite and top <= 1.0:
-        return [v * 100.0 for v in values], f"{key}: fraction of 1, shown x100 (inferred: every value <= 1)"
+    if finite.size and top <= 1.0:
+        return (numbers * 100.0).tolist(), f"{key}: fraction of 1, shown x100 (inferred: every value <= 1)"
     return list(values), f"{key}: percent (inferred: values above 1)"
 
 
@@ -96,8 +98,32 @@ class TextFormat:
 
 
 def json_lines_text(text: str, shown: str) -> JsonLines:
-    out = JsonLines()
     lines = text.split("\n")
+    whole = _whole_records(lines)
+    if whole is not None:
+        return JsonLines(records=whole)
+    return _json_lines_one_by_one(lines, shown)
+
+
+def _whole_records(lines: list[str]) -> list[tuple[int, dict[str, Any]]] | None:
+    """The common case in one ``json.loads`` (a third faster than one call per line): every non-empty line is
+    one whole JSON object. None otherwise, and the lines are read one by one. One object per line is what the
+    count and the types check: a line holding two objects, or an object spread over two lines, changes the
+    count or breaks the joined text (a line with no object leaves a ``,,`` or a non-object)."""
+    numbers = [number for number, line in enumerate(lines, start=1) if line]
+    if not numbers:
+        return None
+    try:
+        records = json.loads("[" + ",".join(filter(None, lines)) + "]")
+    except ValueError:
+        return None
+    if len(records) != len(numbers) or set(map(type, records)) != {dict}:
+        return None
+    return list(zip(numbers, records))
+
+
+def _json_lines_one_by_one(lines: list[str], shown: str) -> JsonLines:
+    out = JsonLines()
     loads = json.loads
     records = out.records
     for number, line in enumerate(lines, start=1):
@@ -120,7 +146,8 @@ def json_lines_text(text: str, shown: str) -> JsonLines:
             record = loads(stripped)
         except ValueError as exc:
             last_number = max((n for n, text_line in enumerate(lines, start=1) if text_line.strip()), default=0)
-            last = number == last_number and exc.pos >= len(stripped) - 1  # cut off: the parser hit the end
+            # cut off: the parser hit the end, or a string the end left open (its error points at the string's start)
+            last = number == last_number and (exc.pos >= len(stripped) - 1 or exc.msg.startswith("Unterminated string"))
             what = "truncated record (the file ends mid-record)" if last else f"not a JSON record ({exc.msg}, column {exc.colno})"
             out.issues.append(IngestIssue(SourceRef(shown, line=number), f"{what}; skipped, the records before it are kept"))
             if last:
@@ -152,27 +179,58 @@ def as_float(value: Any) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class EpochRows:
-    """Per-epoch values as the format read them: ``{key: {epoch: (value, ref)}}`` in the trainer's names."""
+    """Per-epoch values as the format read them, in the trainer's names: ``{key: (epochs, values, refs)}``,
+    three lists of equal length, each epoch once, in the order the epochs first appear."""
 
-    values: Mapping[str, Mapping[int, tuple[float, SourceRef]]]
+    values: Mapping[str, tuple[list[int], list[float], list[SourceRef]]]
+
+
+_PLAIN_NUMBERS = frozenset({int, float})
 
 
 def collect(rows: Iterable[tuple[int, Mapping[str, Any], SourceRef]], skip: Iterable[str] = ()) -> EpochRows:
-    """``(epoch, record, ref)`` rows into per-key series; a later row of the same epoch wins (a resume)."""
+    """``(epoch, record, ref)`` rows into per-key series; a later row of the same epoch wins (a resume).
+    A value that is not a number (:func:`as_float`) is no point; a missing key neither."""
+    rows = list(rows)
     skipped = set(skip)
-    values: dict[str, dict[int, tuple[float, SourceRef]]] = {}
+    epochs = [row[0] for row in rows]
+    records = [row[1] for row in rows]
+    refs = [row[2] for row in rows]
+    keys = [key for key in dict.fromkeys(chain.from_iterable(records)) if key not in skipped]
+    if len(set(epochs)) < len(epochs):  # a resumed epoch: the latest row of each epoch, the slow way
+        return _collect_resumed(rows, keys)
+    values: dict[str, tuple[list[int], list[float], list[SourceRef]]] = {}
+    first_row: dict[str, int] = {}
+    for key in keys:
+        raw = list(map(dict.get, records, repeat(key)))
+        if set(map(type, raw)) <= _PLAIN_NUMBERS:  # the common case: a number in every row, one array conversion
+            values[key], first_row[key] = (epochs, np.asarray(raw, dtype="float64").tolist(), refs), 0
+            continue
+        numbers = list(map(as_float, raw))
+        kept = [i for i, number in enumerate(numbers) if number is not None]
+        if kept:
+            values[key] = ([epochs[i] for i in kept], [numbers[i] for i in kept], [refs[i] for i in kept])
+            first_row[key] = kept[0]
+    # keys in the order their first number appears (row, then place in the row), as a row-by-row reading has them
+    order = sorted(values, key=lambda k: (first_row[k], _position(records[first_row[k]], k)))
+    return EpochRows({key: values[key] for key in order})
+
+
+def _position(record: Mapping[str, Any], key: str) -> int:
+    return next(i for i, name in enumerate(record) if name == key)
+
+
+def _collect_resumed(rows: list[tuple[int, Mapping[str, Any], SourceRef]], keys: list[str]) -> EpochRows:
+    wanted = set(keys)
+    series: dict[str, dict[int, tuple[float, SourceRef]]] = {}
     for epoch, record, ref in rows:
         for key, raw in record.items():
-            if key in skipped:
-                continue
-            kind = type(raw)
-            number = float(raw) if kind is float or kind is int else as_float(raw)  # the common case, fast
-            if number is None:
-                continue
-            series = values.get(key)
-            if series is None:
-                series = values[key] = {}
-            series[epoch] = (number, ref)
+            if key in wanted and (number := as_float(raw)) is not None:
+                series.setdefault(key, {})[epoch] = (number, ref)
+    values = {}
+    for key, points in series.items():
+        if points:
+            values[key] = (list(points), [v for v, _ in points.values()], [r for _, r in points.values()])
     return EpochRows(values)
 
 
@@ -197,15 +255,13 @@ def epoch_contribution(
     """Map the trainer's keys to the run's columns (``columns``), accuracies through :func:`to_percent`
     (``units``, by the trainer's key); every other numeric key is kept under its own name and listed."""
     ignored = set(ignore)
-    points: list[tuple[str, int, float, SourceRef]] = []
+    bulk: list[EpochColumn] = []
     notes: list[str] = []
     metrics: list[str] = []
     unknown: list[str] = []
-    for key, series in rows.values.items():
+    for key, (epochs, numbers, refs) in rows.values.items():
         if key in ignored:
             continue
-        epochs = list(series)
-        numbers = [series[e][0] for e in epochs]
         column = columns.get(key)
         if key in units:
             numbers, note = to_percent(numbers, units[key], key)
@@ -214,12 +270,12 @@ def epoch_contribution(
             column = key
             unknown.append(key)
         metrics.append(column)
-        points += [(column, e, v, series[e][1]) for e, v in zip(epochs, numbers)]
+        bulk.append(EpochColumn(column, epochs, numbers, refs))
     if unknown:
         notes.append("kept under their own names (no canonical column): " + ", ".join(sorted(unknown)))
-    every = [e for series in rows.values.values() for e in series]
-    span = (min(every), max(every)) if every else None
-    return Mapped((EpochValues(points),) if points else (), tuple(dict.fromkeys(metrics)), tuple(unknown), tuple(notes), span)
+    every = [(min(epochs), max(epochs)) for epochs, _, _ in rows.values.values() if epochs]
+    span = (min(low for low, _ in every), max(high for _, high in every)) if every else None
+    return Mapped((EpochValues(columns=bulk),) if bulk else (), tuple(dict.fromkeys(metrics)), tuple(unknown), tuple(notes), span)
 
 
 def step_frame(
@@ -238,23 +294,14 @@ def step_frame(
     per-step records; columns a trainer does not log are NaN."""
     n = len(update)
     nan = np.full(n, np.nan)
-    frame = pd.DataFrame({
-        "epoch": np.asarray(epoch, dtype="float64"),
-        "idx": np.asarray(idx, dtype="float64"),
-        "per_epoch": np.asarray(per_epoch, dtype="float64"),
-        "update": np.asarray(update, dtype="float64"),
-        "train_loss": np.asarray(loss, dtype="float64"),
-        "train_loss_avg": np.asarray(loss_avg, dtype="float64") if loss_avg is not None else nan,
-        "lr": np.asarray(lr, dtype="float64") if lr is not None else nan,
-        "samples_per_sec": nan,
-        "batch_time": nan,
-        "data_time": nan,
-    })
-    frame = frame[list(STEP_COLUMNS)]
-    frame["segment"] = 0
-    frame["src_line"] = np.asarray(src_line, dtype="int64")
-    frame["src_file"] = src_file
-    return frame
+    given = {"epoch": epoch, "idx": idx, "per_epoch": per_epoch, "update": update, "train_loss": loss,
+             "train_loss_avg": loss_avg, "lr": lr}
+    columns = {c: np.asarray(given[c], dtype="float64") if given.get(c) is not None else nan for c in STEP_COLUMNS}
+    columns["segment"] = np.zeros(n, dtype="int64")
+    columns["src_line"] = np.asarray(src_line, dtype="int64")
+    # one file per frame: a categorical of one category (the merge makes the column categorical anyway)
+    columns["src_file"] = pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[src_file])
+    return pd.DataFrame(columns)
 
 
 def mean_by_epoch(epoch: np.ndarray, values: np.ndarray) -> dict[int, float]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochValues
+from mnv4_postmortem.analyzer.ingest.contribution import Contribution
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.lightning_csv import read_metrics
 from mnv4_postmortem.analyzer.ingest.trainer_rows import INFER, PERCENT_BY_TIMM, as_float, collect, epoch_contribution
@@ -85,8 +85,7 @@ def summary_contribution(data: bytes, shown: str) -> Contribution:
     info = SourceInfo(shown, "trainer_log", "W&B wandb-summary.json", None, mapped.metrics, mapped.span, 1,
                       (*notes, *mapped.notes))
     # the summary only fills what the history and logs lack: it is one point, the last
-    epochs = tuple(EpochValues(v.points) for v in mapped.epochs)
-    return Contribution(format="wandb_run", sources=(info,), epochs=epochs, records=1, trainer="wandb")
+    return Contribution(format="wandb_run", sources=(info,), epochs=mapped.epochs, records=1, trainer="wandb")
 
 
 def history_contribution(data: bytes, shown: str) -> Contribution:

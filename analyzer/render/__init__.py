@@ -15,6 +15,21 @@ Every renderer is a module with one function::
 - ``rules``: a rule pack -> the ``rules list`` listing;
 - ``rule``: a :class:`RulePage` (a rule and its cause's description) -> ``rules show``.
 
+The runner's outputs (issue 16: text, JSON and pictures from one place, so that they stay in step; the
+runner prints and saves what these return and formats nothing itself):
+
+- ``reproduce-spec``: a :class:`~mnv4_postmortem.analyzer.verification.SpecRecord` -> the training spec table;
+- ``reproduce-plan``: an :class:`~mnv4_postmortem.analyzer.verification.ArmsPlan` -> the arms ``reproduce`` trains;
+- ``verdicts``: a :class:`~mnv4_postmortem.analyzer.verification.Verification` -> the verdict table (text), the
+  file's findings (JSON), the Verification section (HTML, as ``report`` shows it);
+- ``ladder-plan``: an ablation ladder's plan (the document ``reproduce --ablate`` prints before training);
+- ``ladder``: ``ablation.json`` -> the rung table, the document, the eval top-1 plot (``svg``, ``png``);
+- ``lr-find``: ``lr_find.json`` -> the summary with a character plot, the document, the plot (``svg``, ``png``).
+
+A text renderer of these takes ``width`` (the terminal's; tables are laid out to it); ``png`` returns bytes.
+An entry ``"module:function"`` names a function other than ``render`` (one module per runner output keeps its
+text, JSON and picture side by side).
+
 Renderers only read what they are given; they never compute a diagnosis. Adding a renderer is one
 module plus one line in :data:`RENDERERS` (the module path, under its kind and name): the CLI's
 ``--format`` choices come from this table. Importing this package imports no renderer, so the
@@ -51,6 +66,36 @@ RENDERERS: Mapping[str, Mapping[str, str]] = {
     "rule": {
         "text": f"{_PACKAGE}.rule_page",
     },
+    # the runner's outputs (render/reproduce.py, ladder.py, lr_find.py)
+    "reproduce-spec": {
+        "text": f"{_PACKAGE}.reproduce:spec_text",
+        "json": f"{_PACKAGE}.reproduce:spec_json",
+    },
+    "reproduce-plan": {
+        "text": f"{_PACKAGE}.reproduce:plan_text",
+        "json": f"{_PACKAGE}.reproduce:plan_json",
+    },
+    "verdicts": {
+        "text": f"{_PACKAGE}.reproduce:verdicts_text",
+        "json": f"{_PACKAGE}.reproduce:verdicts_json",
+        "html": f"{_PACKAGE}.reproduce:verdicts_html",
+    },
+    "ladder-plan": {
+        "text": f"{_PACKAGE}.ladder:plan_text",
+        "json": f"{_PACKAGE}.ladder:as_json",
+    },
+    "ladder": {
+        "text": f"{_PACKAGE}.ladder:table_text",
+        "json": f"{_PACKAGE}.ladder:as_json",
+        "svg": f"{_PACKAGE}.ladder:plot_svg",
+        "png": f"{_PACKAGE}.ladder:plot_png",
+    },
+    "lr-find": {
+        "text": f"{_PACKAGE}.lr_find:summary_text",
+        "json": f"{_PACKAGE}.lr_find:as_json",
+        "svg": f"{_PACKAGE}.lr_find:plot_svg",
+        "png": f"{_PACKAGE}.lr_find:plot_png",
+    },
 }
 
 Render = Callable[..., str]
@@ -69,17 +114,23 @@ def formats(kind: str) -> tuple[str, ...]:
     return tuple(RENDERERS[kind])
 
 
-def renderer_module(kind: str, name: str) -> Any:
+def _entry(kind: str, name: str) -> tuple[str, str]:
     try:
         path = RENDERERS[kind][name]
     except KeyError:
         raise ValueError(f"no {kind} renderer {name!r} (choose one of: {', '.join(RENDERERS.get(kind, {}))})") from None
-    return importlib.import_module(path)
+    module, _, function = path.partition(":")
+    return module, function or "render"
+
+
+def renderer_module(kind: str, name: str) -> Any:
+    return importlib.import_module(_entry(kind, name)[0])
 
 
 def renderer(kind: str, name: str) -> Render:
-    """The ``render`` function registered as ``name`` for ``kind``, imported now."""
-    return renderer_module(kind, name).render
+    """The function registered as ``name`` for ``kind`` (``render`` unless the entry names another), imported now."""
+    module, function = _entry(kind, name)
+    return getattr(importlib.import_module(module), function)
 
 
 __all__ = ["RENDERERS", "Render", "RulePage", "formats", "renderer", "renderer_module"]

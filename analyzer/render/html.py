@@ -1,7 +1,8 @@
 """The HTML report: one self-contained file (inline CSS, SVG and a little JS; no network), made from the
 report and its facts. Jinja2 templates, packaged, autoescaped (render/environment.py).
 
-Everything shown is read from the report: findings, segments, facts computed upstream (report_facts.py).
+Everything shown is read from the report: findings, segments, and the facts their owners produced in the
+pipeline's one pass (report_facts.py types them).
 What happens here is layout only: splitting evidence text around its citations so each becomes a link,
 and laying a fix's command line beside the run's own one as a diff of flags.
 """

@@ -27,7 +27,7 @@ def report_dict(diagnosis: Diagnosis) -> dict[str, Any]:
         # 1.2: symptoms at warning+ that no finding explains, and the accuracy unit read per series
         "unexplained_symptoms": [symptom_json(u) for u in diagnosis.unexplained],
         "accuracy_units": _jsonable(dict(diagnosis.run.config.effective.get("accuracy_units") or {})),
-        "segments": diagnosis.segments,
+        "segments": {metric: [s.as_json() for s in segments] for metric, segments in diagnosis.segments.items()},
         "warnings": list(diagnosis.warnings),
         "rule_errors": list(diagnosis.rule_errors),
         **({"verification": verification_json(diagnosis.verification)} if diagnosis.verification else {}),
@@ -63,7 +63,10 @@ def schema() -> dict[str, Any]:
 
 
 def _considered(item: Considered) -> dict[str, Any]:
-    return {"rule_id": item.rule_id, "cause": item.cause, "title": item.title, "reason": item.reason}
+    out = {"rule_id": item.rule_id, "cause": item.cause, "title": item.title, "reason": item.reason}
+    if item.outweighed:  # fired, but outweighed by a rival (engine/evaluate.py); absent otherwise (schema 1.2)
+        out["outweighed"] = True
+    return out
 
 
 def _finite(value: Any) -> Any:

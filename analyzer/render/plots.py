@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mnv4_postmortem.analyzer.diagnosis import CurveSegment
+
 SEVERITY_COLORS = {"critical": "#a40e26", "error": "#cf222e", "warning": "#d4a72c", "info": "#0969da"}
 MAX_STEP_POINTS = 2000     # step-level curves are thinned to this many points (min and max per bucket)
 MARKER_MAX_POINTS = 60     # beyond this, dots would hide the line
@@ -32,7 +34,7 @@ PANEL_OF = {
 SKIP_IN_METRICS = ("lr",)
 
 
-def metrics_svg(epochs: pd.DataFrame, segments: Mapping[str, list[dict]], findings: Sequence[Any],
+def metrics_svg(epochs: pd.DataFrame, segments: Mapping[str, Sequence[CurveSegment]], findings: Sequence[Any],
                 chance: Mapping[str, float]) -> str | None:
     """One panel per epoch metric (loss families share one): the values, each segment's Theil-Sen line,
     change points (dotted verticals), every finding's epochs shaded (only those epochs) and the chance level."""
@@ -177,7 +179,7 @@ def _draw_series(ax, series: pd.Series, label: str):
 
 def _draw_segments(ax, segments, color: str, *, change_points: bool) -> None:
     for i, seg in enumerate(segments):
-        x0, x1, level, slope = seg.get("start"), seg.get("end"), seg.get("level"), seg.get("slope")
+        x0, x1, level, slope = seg.start, seg.end, seg.level, seg.slope
         if x0 is None or x1 is None or level is None:
             continue
         slope = slope or 0.0

@@ -135,7 +135,7 @@ def _finding(rank: int, finding: Finding, console: Console, *, detailed: bool, v
     epochs = f" epochs {finding.epochs[0]}-{finding.epochs[1]}" if finding.epochs else ""
     console.print(
         f"\n{rank}. [{style}]{finding.severity.name.lower()}[/{style}] [bold]{escape(finding.cause)}[/bold]"
-        f" ({escape(finding.rule_id)}, confidence {finding.confidence:.2f}){epochs}"
+        f" ({escape(' + '.join(finding.rules or (finding.rule_id,)))}, confidence {finding.confidence:.2f}){epochs}"
         + (" [magenta]latent[/magenta]" if finding.latent else "")
     )
     console.print(f"   {escape(finding.title)}")

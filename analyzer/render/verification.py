@@ -2,19 +2,19 @@
 
 Self-contained on purpose: the main renderers are not touched beyond one call each, so the section
 survives a rewrite of the report templates. Nothing is computed here: verdicts, effects and curves
-all come from the file the runner wrote.
+all come from the file the runner wrote, read into typed records (analyzer/verification.py).
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from jinja2 import Environment, select_autoescape
 from rich.console import Console
 from rich.markup import escape as markup_escape
 
-from mnv4_postmortem.analyzer.verification import Verification
+from mnv4_postmortem.analyzer.verification import Arm, Effect, Verification
 from mnv4_postmortem.analyzer.render.terminal import terminal_safe
 
 __all__ = ["render_verification_text", "verification_json", "render_verification_html"]
@@ -28,68 +28,67 @@ def escape(text: str) -> str:
     return markup_escape(terminal_safe(str(text)))
 
 
-def _seeds(arm: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return list(arm.get("seeds") or [])
-
-
-def _fmt_ci(effect: Mapping[str, Any] | None) -> str:
-    if not effect or effect.get("mean_diff") is None:
+def _fmt_ci(effect: Effect | None) -> str:
+    if effect is None or effect.mean_diff is None:
         return "no effect measured"
-    ci = effect.get("deciding_ci", effect.get("ci"))
-    text = f"{effect['mean_diff']:+.2f} points"
+    ci = effect.deciding_ci if "deciding_ci" in effect.present else effect.ci
+    text = f"{effect.mean_diff:+.2f} points"
     return text + (f", 95% CI [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (no CI: one seed)")
 
 
-def _top1s(arm: Mapping[str, Any], metric: str = "eval_top1") -> str:
-    key = "final_top1" if metric == "eval_top1" else "final_top1_model"
-    values = [s.get(key) for s in _seeds(arm)]
+def _top1s(arm: Arm, metric: str = "eval_top1") -> str:
+    values = [s.final(metric) for s in arm.seeds]
     return " / ".join("n/a" if v is None else f"{v:.1f}" for v in values) or "-"
 
 
+def _test(effect: Effect | None) -> str:
+    return (effect.deciding_test or effect.test or "") if effect is not None else ""
+
+
 def render_verification_text(v: Verification, console: Console) -> None:
-    data = v.data
-    state = "complete" if v.complete else ("partial: interrupted" if data.get("interrupted") else "partial")
-    console.print(f"\n[bold]Verification[/bold] ({escape(str(v.path))}; {state}; {len(data.get('seeds') or [])} seed(s), "
-                  f"{escape(str(data.get('trainer')))} trainer)")
+    state = "complete" if v.complete else ("partial: interrupted" if v.interrupted else "partial")
+    console.print(f"\n[bold]Verification[/bold] ({escape(str(v.path))}; {state}; {len(v.seeds or ())} seed(s), "
+                  f"{escape(str(v.trainer))} trainer)")
     for f in v.findings:
-        style = VERDICT_STYLE.get(f.get("verdict"), "")
-        console.print(f"  [{style}]{escape(str(f.get('finding')))}: {escape(str(f.get('verdict')))}[/{style}] - "
-                      f"{escape(str(f.get('reason', '')))}")
-        arms = f.get("arms") or []
-        if len(arms) == 2:
-            metric = str(f.get("metric", "eval_top1"))
-            console.print(f"    final {escape(metric)}: control {_top1s(arms[0], metric)}, treatment "
-                          f"{_top1s(arms[1], metric)}; difference {_fmt_ci(f.get('effect'))}")
-        effect = f.get("effect") or {}
-        if effect.get("deciding_test") or effect.get("test"):
-            console.print(f"    test: {escape(str(effect.get('deciding_test') or effect['test']))}")
-        for arm in arms:
-            ema = arm.get("ema")
-            if ema and ema.get("share_predicted_end") is not None:
-                observed = ema.get("share_observed_end")
-                console.print(f"    {escape(str(arm.get('name')))}: initial-weight share at the end predicted "
-                              f"{ema['share_predicted_end']:.3g}, observed {'n/a' if observed is None else format(observed, '.3g')}")
-        if f.get("settle"):
-            console.print(f"    to settle it: {escape(f['settle'])}")
-        if f.get("init_changes"):
-            console.print(f"    [dim]init: {escape(f['init_changes'])}[/dim]")
-    for item in data.get("skipped") or []:
-        console.print(f"  [dim]{escape(str(item.get('finding')))}: not tested ({escape(str(item.get('reason')))})[/dim]")
+        style = VERDICT_STYLE.get(f.verdict, "")
+        console.print(f"  [{style}]{escape(str(f.finding))}: {escape(str(f.verdict))}[/{style}] - "
+                      f"{escape(f.reason or '')}")
+        if len(f.arms) == 2:
+            metric = f.measured_on
+            console.print(f"    final {escape(metric)}: control {_top1s(f.arms[0], metric)}, treatment "
+                          f"{_top1s(f.arms[1], metric)}; difference {_fmt_ci(f.effect)}")
+        if _test(f.effect):
+            console.print(f"    test: {escape(_test(f.effect))}")
+        for arm in f.arms:
+            ema = arm.ema
+            if ema is not None and ema.share_predicted_end is not None:
+                observed = ema.share_observed_end
+                console.print(f"    {escape(str(arm.name))}: initial-weight share at the end predicted "
+                              f"{ema.share_predicted_end:.3g}, observed {'n/a' if observed is None else format(observed, '.3g')}")
+        if f.settle:
+            console.print(f"    to settle it: {escape(f.settle)}")
+        if f.init_changes:
+            console.print(f"    [dim]init: {escape(f.init_changes)}[/dim]")
+    for item in v.skipped:
+        console.print(f"  [dim]{escape(str(item.finding))}: not tested ({escape(str(item.reason))})[/dim]")
 
 
 def verification_json(v: Verification) -> dict[str, Any]:
     """What ``report --format json`` adds under ``verification``: the file's findings, trimmed of curves."""
     findings = []
     for f in v.findings:
-        arms = [{"name": a.get("name"), "role": a.get("role"), "ema": a.get("ema"),
-                 "final_top1": [s.get("final_top1") for s in _seeds(a)],
-                 "final_top1_model": [s.get("final_top1_model") for s in _seeds(a)],
-                 "fired": [s.get("fired") for s in _seeds(a)]}
-                for a in f.get("arms") or []]
-        findings.append({k: f.get(k) for k in ("finding", "cause", "metric", "verdict", "reason", "settle", "effect", "patch",
-                                                "fired_on_run", "init_changes")} | {"arms": arms})
-    return {"path": str(v.path), "schema_version": v.data.get("schema_version"), "complete": v.complete,
-            "seeds": v.data.get("seeds"), "trainer": v.data.get("trainer"), "findings": findings}
+        arms = [{"name": a.name, "role": a.role, "ema": a.ema.as_json() if a.ema is not None else None,
+                 "final_top1": [s.final_top1 for s in a.seeds],
+                 "final_top1_model": [s.final_top1_model for s in a.seeds],
+                 "fired": [list(s.fired) if s.fired is not None else None for s in a.seeds]}
+                for a in f.arms]
+        findings.append({"finding": f.finding, "cause": f.cause, "metric": f.metric, "verdict": f.verdict,
+                         "reason": f.reason, "settle": f.settle,
+                         "effect": f.effect.as_json() if f.effect is not None else None,
+                         "patch": dict(f.patch) if f.patch is not None else None, "fired_on_run": f.fired_on_run,
+                         "init_changes": f.init_changes, "arms": arms})
+    return {"path": str(v.path), "schema_version": v.schema_version, "complete": v.complete,
+            "seeds": list(v.seeds) if v.seeds is not None else None, "trainer": v.trainer, "findings": findings}
 
 
 _HTML = """
@@ -117,24 +116,22 @@ def render_verification_html(v: Verification) -> str:
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     findings = []
     for f in v.findings:
-        arms = f.get("arms") or []
+        metric = f.measured_on
         findings.append({
-            "finding": str(f.get("finding")), "verdict": str(f.get("verdict")), "reason": str(f.get("reason", "")),
-            "settle": f.get("settle") or "", "ci": _fmt_ci(f.get("effect")),
-            "test": (f.get("effect") or {}).get("deciding_test") or (f.get("effect") or {}).get("test", ""),
-            "control": _top1s(arms[0], str(f.get("metric", "eval_top1"))) if arms else "-",
-            "treatment": _top1s(arms[1], str(f.get("metric", "eval_top1"))) if len(arms) > 1 else "-",
-            "metric": str(f.get("metric", "eval_top1")),
-            "svg": overlay_svg(arms, str(f.get("finding")), str(f.get("metric", "eval_top1"))), "init": f.get("init_changes") or "",
+            "finding": str(f.finding), "verdict": str(f.verdict), "reason": f.reason or "",
+            "settle": f.settle or "", "ci": _fmt_ci(f.effect), "test": _test(f.effect),
+            "control": _top1s(f.arms[0], metric) if f.arms else "-",
+            "treatment": _top1s(f.arms[1], metric) if len(f.arms) > 1 else "-",
+            "metric": metric, "svg": overlay_svg(f.arms, str(f.finding), metric), "init": f.init_changes or "",
         })
     state = "complete" if v.complete else "partial"
-    return env.from_string(_HTML).render(path=str(v.path), state=state, seeds=len(v.data.get("seeds") or []),
-                                         trainer=str(v.data.get("trainer")), findings=findings)
+    return env.from_string(_HTML).render(path=str(v.path), state=state, seeds=len(v.seeds or ()),
+                                         trainer=str(v.trainer), findings=findings)
 
 
-def overlay_svg(arms: Sequence[Mapping[str, Any]], title: str, metric: str = "eval_top1") -> str | None:
+def overlay_svg(arms: Sequence[Arm], title: str, metric: str = "eval_top1") -> str | None:
     """Control and treatment ``metric`` per epoch, every seed, overlaid (control solid, treatment dashed)."""
-    curves = [(a, s) for a in arms for s in _seeds(a) if (s.get("curve") or {}).get(metric)]
+    curves = [(a, s) for a in arms for s in a.seeds if s.curve.get(metric)]
     if not curves:
         return None
     import matplotlib
@@ -145,10 +142,10 @@ def overlay_svg(arms: Sequence[Mapping[str, Any]], title: str, metric: str = "ev
     fig, ax = plt.subplots(figsize=(7, 2.8))
     colors = {"control": "tab:red", "treatment": "tab:green"}
     for arm, seed in curves:
-        ys = [y if y is not None else float("nan") for y in seed["curve"][metric]]
-        role = str(arm.get("role"))
+        ys = [y if y is not None else float("nan") for y in seed.curve[metric]]
+        role = str(arm.role)
         ax.plot(range(len(ys)), ys, color=colors.get(role, "tab:blue"), linestyle="-" if role == "control" else "--",
-                marker=".", label=f"{arm.get('name')} seed {seed.get('seed')}")
+                marker=".", label=f"{arm.name} seed {seed.seed}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(f"{title}: control vs treatment ({metric})", fontsize=9)

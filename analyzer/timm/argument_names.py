@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from mnv4_postmortem.analyzer.timm.defaults import ARGUMENT_NAMES
+from mnv4_postmortem.analyzer.timm.defaults import ARGUMENT_NAMES, DIAGNOSED_NAMES
 
 # Names any training script's settings may carry, timm's or not: the train.py names that other trainers'
 # own settings also use (Ultralytics' args.yaml: model, epochs, pretrained, seed, amp, workers, device, resume,
@@ -60,4 +60,4 @@ def classify_args(keys: Iterable[object]) -> ArgsVerdict:
     return ArgsVerdict(timm, len(names), len(known), hallmarks)
 
 
-__all__ = ["GENERIC_NAMES", "HALLMARK_NAMES", "ArgsVerdict", "classify_args"]
+__all__ = ["ARGUMENT_NAMES", "DIAGNOSED_NAMES", "GENERIC_NAMES", "HALLMARK_NAMES", "ArgsVerdict", "classify_args"]

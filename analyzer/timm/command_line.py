@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mnv4_postmortem.analyzer.model import TrainConfig
-from mnv4_postmortem.analyzer.timm.defaults import command_defaults
+from mnv4_postmortem.analyzer.timm.defaults import with_defaults
+from mnv4_postmortem.analyzer.timm.version import TimmVersion
 
 PROGRAM = "python train.py"
 POSITIONAL_KEYS = ("data_dir", "data")
@@ -143,16 +144,17 @@ def train_command(config: TrainConfig | Mapping[str, Any], patch: Mapping[str, A
     """The ``train.py`` command that repeats ``config``'s run with ``patch`` applied: the one builder of
     command lines (fixes, the run's own line, the runner's arms and --train-script).
 
-    Options equal to timm's defaults are left out, using the defaults of the same timm era the config
-    was filled from (``config.timm_version``; for a plain args mapping, ``timm_version``), so the command
-    and the config never disagree on a default. ``patch`` maps args.yaml keys to new values;
+    Options equal to timm's defaults are left out, using the defaults the ingest resolved for the config
+    (``config.command_defaults``, of the era its values were filled from), so the command and the config
+    never disagree on a default. A plain args mapping (or a config built by hand) gets the defaults of
+    ``timm_version`` (its own version) resolved the same way. ``patch`` maps args.yaml keys to new values;
     ``None``/``False`` removes a flag.
     """
-    if isinstance(config, TrainConfig):
-        args, timm_version = config.args, config.timm_version
-    else:
-        args = config
-    return render_train_command(dict(args), dict(patch or {}), command_defaults(timm_version), program=program)
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig(values={}, args=dict(config), timm_version=TimmVersion.parse(timm_version))
+    if not config.command_defaults:
+        config = with_defaults(config)
+    return render_train_command(dict(config.args), dict(patch or {}), config.command_defaults, program=program)
 
 
 __all__ = ["PROGRAM", "effective_args", "render_train_command", "train_command"]

@@ -5,20 +5,28 @@ These defaults fill what a given version did not write (or everything, when ther
 args.yaml): e.g. ``cooldown_epochs`` was 10 up to v0.6.x and 0 from v0.8.2dev0, and ``lr`` was
 0.05 (v0.5-v0.6) before it became ``None`` (derived from ``lr_base``).
 
-This is the only place a timm default is written. The table has one column per tag checked in the
-reference (``version.ERAS``). A version between two tags gets the column of the newest tag at or
+This is the only place a timm default is written, and the only place the table is read: :func:`build_config`
+(args.yaml + the defaults of its era) and :func:`with_defaults` (a config whose values must not be filled in:
+no args.yaml, another trainer's settings) put the era's defaults on the :class:`TrainConfig` once, at ingest;
+every later stage (the recipe, the config table, the features, the command line) reads them there. The table
+has one column per tag checked in the reference (``version.ERAS``). A version between two tags gets the column of the newest tag at or
 below it, so e.g. v0.3.x reads the v0.4.12 column (keys added in v0.3-v0.4, such as ``clip_grad`` or
 ``checkpoint_hist``, count as present).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from mnv4_postmortem.analyzer.timm.version import ERAS, TimmVersion, era_of
+from mnv4_postmortem.analyzer.model import SourceRef, TrainConfig
+from mnv4_postmortem.analyzer.timm.version import ERAS, TimmVersion, era_of, version_from_args
 
-__all__ = ["ARGUMENT_NAMES", "COMMAND_NOISE_DEFAULTS", "ERAS", "TIMM_DEFAULTS", "command_defaults", "default", "defaults_for"]
+__all__ = [
+    "ARGUMENT_NAMES", "COMMAND_NOISE_DEFAULTS", "DIAGNOSED_NAMES", "ERAS", "TIMM_DEFAULTS", "build_config", "command_defaults", "default",
+    "defaults_for", "with_defaults",
+]
 
 
 class _Absent:
@@ -154,6 +162,9 @@ COMMAND_NOISE_DEFAULTS: Mapping[str, Any] = MappingProxyType({
 # Every train.py argument name these tables know (any era): what tells timm's args.yaml from another trainer's
 # settings file (timm/argument_names.py).
 ARGUMENT_NAMES: frozenset[str] = frozenset(_TABLE) | frozenset(COMMAND_NOISE_DEFAULTS)
+# The names of the settings a diagnosis reads, as timm HEAD spells them: what marks a ``key: value`` line of a
+# pasted excerpt as an argument (ingest/excerpt.py, through timm/argument_names.py). Names only.
+DIAGNOSED_NAMES: frozenset[str] = frozenset(TIMM_DEFAULTS)
 
 
 def command_defaults(version: TimmVersion | str | None) -> dict[str, Any]:
@@ -164,3 +175,30 @@ def command_defaults(version: TimmVersion | str | None) -> dict[str, Any]:
 def default(key: str, version: TimmVersion | str | None = None) -> Any:
     """One key's timm default in that version (HEAD when None); None when neither table has the key."""
     return command_defaults(version).get(key)
+
+
+def build_config(
+    args: Mapping[str, Any] | None,
+    source: SourceRef | None = None,
+    timm_version: TimmVersion | str | None = None,
+) -> TrainConfig:
+    """``args`` as read, plus timm's defaults for the keys it lacks, with the era's defaults attached.
+
+    The defaults are those of ``timm_version``; without one, of the era the keys of ``args`` point
+    to (e.g. ``lr_base`` -> v0.8.2dev0+); with neither, of timm HEAD. The version used is kept as
+    ``TrainConfig.timm_version``. ``effective`` stays empty: what timm derived at run time (the LR
+    from ``lr_base``, world size) is added by the merge step (``timm.recipe.resolve_recipe``).
+    """
+    given = dict(args or {})
+    version = TimmVersion.parse(timm_version) or version_from_args(given)
+    defaults = defaults_for(version)
+    missing = frozenset(key for key in defaults if key not in given)
+    return TrainConfig(values={**defaults, **given}, args=given, defaulted=missing, source=source,
+                       timm_version=version, defaults=defaults, command_defaults=command_defaults(version))
+
+
+def with_defaults(config: TrainConfig) -> TrainConfig:
+    """``config`` with the defaults of its era attached but none filled into its values: for a run without
+    args.yaml (no recipe is invented) or with another trainer's settings (timm's defaults are not that trainer's)."""
+    version = config.timm_version
+    return replace(config, defaults=defaults_for(version), command_defaults=command_defaults(version))

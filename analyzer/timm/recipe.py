@@ -28,7 +28,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from mnv4_postmortem.analyzer.model import Recipe, Resolved, TrainConfig, as_count, as_number
-from mnv4_postmortem.analyzer.timm.defaults import default
 
 __all__ = [
     "CYCLE_SCHEDULERS",
@@ -235,10 +234,13 @@ def schedule_length(
     how = f"{where}: epochs {epochs}"
     if str(config.values.get("sched") or "").lower() not in CYCLE_SCHEDULERS:
         return epochs, how, "args.yaml"
-    version = config.timm_version
-    cycles = config.count("lr_cycle_limit", default("lr_cycle_limit", version), minimum=1)
-    mul = config.number("lr_cycle_mul", default("lr_cycle_mul", version))
-    total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
+    # The cycle settings are train.py options a diagnosis does not otherwise read: a missing one is the
+    # default of the config's era (resolved at ingest); unknown altogether, the schedule is one cycle long.
+    cycles = config.count("lr_cycle_limit", config.command_defaults.get("lr_cycle_limit"), minimum=1)
+    mul = config.number("lr_cycle_mul", config.command_defaults.get("lr_cycle_mul"))
+    total = epochs
+    if cycles is not None and mul is not None:
+        total = epochs * cycles if mul == 1.0 else math.floor(-epochs * (mul**cycles - 1) / (1 - mul))
     if total != epochs:
         how += f" over {cycles} cycles (lr_cycle_mul {mul:g}) = {total}"
     cooldown = config.count("cooldown_epochs") or 0
@@ -296,9 +298,14 @@ def _logged_per_epoch(epoch: np.ndarray | None, per_epoch: np.ndarray | None) ->
     epoch, per_epoch = epoch[keep], per_epoch[keep]
     if epoch.size == 0:
         return {}
-    # The first occurrence in reversed order is each epoch's last line.
-    unique, first_from_end = np.unique(epoch[::-1], return_index=True)
-    last = per_epoch[::-1][first_from_end]
+    if epoch.size == 1 or bool(np.all(epoch[1:] >= epoch[:-1])):
+        # in log order (the common case): each epoch's last line is where the next epoch begins, no sort needed
+        ends = np.append(np.flatnonzero(np.diff(epoch)), epoch.size - 1)
+        unique, last = epoch[ends], per_epoch[ends]
+    else:
+        # The first occurrence in reversed order is each epoch's last line.
+        unique, first_from_end = np.unique(epoch[::-1], return_index=True)
+        last = per_epoch[::-1][first_from_end]
     return {int(e): int(n) for e, n in zip(unique, last)}
 
 
@@ -374,28 +381,50 @@ MIN_STUCK_EPOCHS = 5
 CONFIDENCE_ACCURACY = 0.9
 CONFIDENCE_EVAL_LOSS = 0.7
 CONFIDENCE_TRAIN_LOSS = 0.6
+# The loss route is discounted because a run can pass slowly through ln C; one that stays within 1 % of it for 20
+# epochs or more (no-learning's "any real fit leaves the band within a few epochs", several times over) is not
+# passing through, and counts as much as the accuracy route.
+LONG_PLATEAU_EPOCHS = 20
 # Top-1 within 2x chance over the plateau agrees with "learned only the prior" and adds this much.
 CONFIDENCE_AGREEING_TOP1 = 0.1
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
-    """(start, end) inclusive of the longest stretch of True, or None."""
-    best: tuple[int, int] | None = None
-    start = None
-    for i, flag in enumerate(list(mask) + [False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            if best is None or (i - 1 - start) > (best[1] - best[0]):
-                best = (start, i - 1)
-            start = None
-    return best
+    """(start, end) inclusive of the longest stretch of True (the earliest of equal ones), or None."""
+    flags = np.asarray(mask, dtype=bool)
+    if not flags.any():
+        return None
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False]))))  # where a stretch starts / ends + 1
+    starts, ends = edges[0::2], edges[1::2] - 1
+    longest = int(np.argmax(ends - starts))  # argmax takes the first of equal maxima
+    return int(starts[longest]), int(ends[longest])
+
+
+def _window_median(values: Sequence[float] | None, span: tuple[int, int]) -> float | None:
+    if values is None:
+        return None
+    window = _finite(np.asarray(values, dtype="float64")[span[0]:span[1] + 1])
+    return float(np.median(window)) if len(window) else None
+
+
+def _accuracy_contradicts(classes: int, span: tuple[int, int], top1: Sequence[float] | None,
+                          top5: Sequence[float] | None) -> bool:
+    """Whether the accuracies over a loss plateau rule out C: top-5 under 100 % with C <= 5 (top-5 of five
+    classes or fewer is 100 % by construction), or top-1 beyond stuck-at-prior's band (5x chance, at most
+    chance + 10 points): a loss that passes through ln C while the model is that accurate is not the prior's."""
+    median5 = _window_median(top5, span)
+    if classes <= 5 and median5 is not None and median5 < 99.0:
+        return True
+    median1 = _window_median(top1, span)
+    chance = 100.0 / classes
+    return median1 is not None and median1 > min(5 * chance, chance + 10)
 
 
 def from_loss_plateau(
     loss: Sequence[float] | None, epochs: Sequence[int] | None = None, *, name: str = "eval_loss",
-    top1: Sequence[float] | None = None,
+    top1: Sequence[float] | None = None, top5: Sequence[float] | None = None,
 ) -> Inference | None:
-    """C from a loss plateau within LOSS_TOLERANCE of ln C for a common C (longest plateau wins)."""
+    """C from a loss plateau within LOSS_TOLERANCE of ln C for a common C (longest plateau wins), unless the
+    accuracies of the same epochs contradict it (see :func:`_accuracy_contradicts`)."""
     if loss is None:
         return None
     values = np.asarray(loss, dtype="float64")
@@ -404,7 +433,11 @@ def from_loss_plateau(
     for classes in COMMON_CLASS_COUNTS:
         target = math.log(classes)
         span = _longest_run(np.isfinite(values) & (np.abs(values - target) <= LOSS_TOLERANCE * target))
-        if span is None or span[1] - span[0] + 1 < MIN_PLATEAU_EPOCHS:
+        # Measured in epochs, not rows: a paste that keeps a few epochs far apart (21 and 58) at ln C shows a
+        # plateau as long as the epochs between them.
+        if span is None or int(index[span[1]]) - int(index[span[0]]) + 1 < MIN_PLATEAU_EPOCHS:
+            continue
+        if _accuracy_contradicts(classes, span, top1, top5):
             continue
         if best is None or span[1] - span[0] > best[1][1] - best[1][0]:
             best = (classes, span)
@@ -412,6 +445,8 @@ def from_loss_plateau(
         return None
     classes, (lo, hi) = best
     confidence = CONFIDENCE_EVAL_LOSS if name.startswith("eval") else CONFIDENCE_TRAIN_LOSS
+    if int(index[hi]) - int(index[lo]) + 1 >= LONG_PLATEAU_EPOCHS:
+        confidence = max(confidence, CONFIDENCE_ACCURACY)
     if top1 is not None:
         window = _finite(np.asarray(top1, dtype="float64")[lo:hi + 1])
         if len(window) and float(np.median(window)) <= 2 * 100.0 / classes:
@@ -421,11 +456,91 @@ def from_loss_plateau(
     return classes, source, round(confidence, 2)
 
 
+# A third signature, for pastes whose accuracies are noisy rather than stuck (a few hundred eval images, or an EMA
+# still made of the initial weights): a model that ranks the classes independently of the input scores k/C top-k
+# in expectation, so top-5 sits near 500/C while top-1 stays within 2x 100/C (the chance band the symptoms use).
+# PRIOR_TOP5_TOLERANCE is about 3 binomial standard deviations of top-5 at 50 % on a few hundred images (the
+# smallest eval sets that people paste); PRIOR_MIN_EPOCHS as MIN_PLATEAU_EPOCHS; and the epochs must start the
+# run or be half of it (a learning model passes through chance once, at the start, and leaves it).
+PRIOR_TOP5_TOLERANCE = 0.2
+PRIOR_TOP1_FACTOR = 2.0
+PRIOR_MIN_EPOCHS = 3
+# Two noisy numbers agreeing on one common C: below the exact accuracy route, above a lone loss plateau.
+CONFIDENCE_PRIOR_SIGNATURE = 0.8
+
+
+def from_prior_signature(top1: Sequence[float] | None, top5: Sequence[float] | None,
+                         epochs: Sequence[int] | None = None) -> Inference | None:
+    """C from top-5 near 500/C with top-1 near chance, over the run's first epochs or half of it."""
+    if top1 is None or top5 is None:
+        return None
+    top1 = np.asarray(top1, dtype="float64")
+    top5 = np.asarray(top5, dtype="float64")
+    if len(top1) != len(top5) or len(top1) < PRIOR_MIN_EPOCHS:
+        return None
+    index = np.arange(len(top1)) if epochs is None else np.asarray(epochs)
+    best: tuple[int, int, int] | None = None  # (count, classes, leading)
+    for classes in COMMON_CLASS_COUNTS:
+        chance5 = 500.0 / classes
+        if chance5 >= 100.0:
+            continue  # top-5 is 100 % whatever the model does: nothing to read
+        ok = (np.isfinite(top1) & np.isfinite(top5) & (np.abs(top5 - chance5) <= PRIOR_TOP5_TOLERANCE * chance5)
+              & (top1 <= PRIOR_TOP1_FACTOR * 100.0 / classes))
+        leading = int(np.argmin(ok)) if not ok.all() else len(ok)
+        count = int(ok.sum())
+        if leading < PRIOR_MIN_EPOCHS and not (count >= PRIOR_MIN_EPOCHS and count >= 0.5 * len(ok)):
+            continue
+        if best is None or count > best[0]:
+            best = (count, classes, leading)
+    if best is None:
+        return None
+    count, classes, leading = best
+    where = (f"epochs {int(index[0])}-{int(index[leading - 1])}" if leading >= PRIOR_MIN_EPOCHS
+             else f"{count} of {len(top1)} epochs")
+    source = (f"inferred: eval_top5 near 500/{classes} and eval_top1 within {PRIOR_TOP1_FACTOR:g}x 100/{classes} "
+              f"for {where} (a model that ranks the classes independently of the input)")
+    return classes, source, CONFIDENCE_PRIOR_SIGNATURE
+
+
+# A fourth, for short or noisy pastes whose first eval is that of a model that knows nothing yet: the first epoch's
+# eval loss within the detector's chance band of ln C (2 %), its top-1 within 2x 100/C and its top-5 (required)
+# within PRIOR_TOP5_TOLERANCE of 500/C: three numbers agreeing on one common C at one epoch. A learning model
+# leaves at least one of them after its first epoch; when all three agree, C is what they say.
+FIRST_EVAL_LOSS_TOLERANCE = 0.02
+CONFIDENCE_FIRST_EVAL = 0.6
+
+
+def from_first_eval(eval_loss: Sequence[float] | None, top1: Sequence[float] | None,
+                    top5: Sequence[float] | None, epochs: Sequence[int] | None = None) -> Inference | None:
+    """C from the first epoch's eval loss, top-1 and top-5 all at the prior of one common C."""
+    if eval_loss is None or top1 is None or top5 is None or not len(eval_loss):
+        return None
+    first = [float(np.asarray(a, dtype="float64")[0]) for a in (eval_loss, top1, top5)]
+    if not all(math.isfinite(v) for v in first):
+        return None
+    loss, acc1, acc5 = first
+    for classes in COMMON_CLASS_COUNTS:
+        chance5 = 500.0 / classes
+        if (chance5 < 100.0 and abs(loss - math.log(classes)) <= FIRST_EVAL_LOSS_TOLERANCE * math.log(classes)
+                and acc1 <= PRIOR_TOP1_FACTOR * 100.0 / classes
+                and abs(acc5 - chance5) <= PRIOR_TOP5_TOLERANCE * chance5):
+            epoch = int(np.asarray(epochs)[0]) if epochs is not None and len(epochs) else 0
+            source = (f"inferred: epoch {epoch}'s eval loss {loss:.3f} ~ ln {classes}, top-1 {acc1:g} ~ 100/{classes} "
+                      f"and top-5 {acc5:g} ~ 500/{classes} (a model that knows nothing yet)")
+            return classes, source, CONFIDENCE_FIRST_EVAL
+    return None
+
+
 def num_classes_from_curves(facts: "RecipeFacts") -> tuple[int, str, float] | None:
     """(C, source, confidence) from the curves: top-1/top-5 at chance first, then an eval-loss plateau at ln C,
-    then a train-loss plateau; None when none shows it. The confidence is what rules scale their own by."""
+    then a train-loss plateau, then top-5 near 500/C with top-1 near chance, then the first eval at the prior;
+    None when none shows it. The
+    confidence is what rules scale their own by."""
     accuracy = infer_num_classes(facts.eval_top1, facts.eval_top5)
     if accuracy is not None:
         return accuracy[0], accuracy[1], CONFIDENCE_ACCURACY
-    return (from_loss_plateau(facts.eval_loss, facts.epochs, name="eval_loss", top1=facts.eval_top1)
-            or from_loss_plateau(facts.train_loss, facts.epochs, name="train_loss", top1=facts.eval_top1))
+    return (from_loss_plateau(facts.eval_loss, facts.epochs, name="eval_loss", top1=facts.eval_top1, top5=facts.eval_top5)
+            or from_loss_plateau(facts.train_loss, facts.epochs, name="train_loss", top1=facts.eval_top1,
+                                 top5=facts.eval_top5)
+            or from_prior_signature(facts.eval_top1, facts.eval_top5, facts.epochs)
+            or from_first_eval(facts.eval_loss, facts.eval_top1, facts.eval_top5, facts.epochs))

@@ -93,7 +93,7 @@ def _ema(run: Run, derived: Derived, pack: RulePack) -> Prediction | None:
 def _lr(run: Run, derived: Derived, pack: RulePack) -> Prediction | None:
     from mnv4_postmortem.analyzer.features.namespace import lr_reference
 
-    reference = lr_reference(run.config.get("opt"), derived.global_batch)
+    reference = lr_reference(run.config.or_default("opt"), derived.global_batch)
     if not reference or not derived.lr:
         return None
     ratio = derived.lr / reference

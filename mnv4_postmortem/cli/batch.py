@@ -79,7 +79,7 @@ def batch_command(roots: tuple[Path, ...], fmt: str, out_dir: Path | None, no_ru
                 progress.update(bar, advance=1, last=one_line(row.name[-50:]))
                 if outputs is not None:
                     outputs.add(row)
-                if threshold is not None and any(Severity.parse(f["severity"]) >= threshold for f in row.findings):
+                if threshold is not None and any(Severity.parse(f.severity) >= threshold for f in row.findings):
                     failing += 1
                 if row.line is not None:
                     emit(row.line)

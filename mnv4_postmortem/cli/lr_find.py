@@ -66,9 +66,18 @@ def lr_find_command(run_dir: Path, data_dir: Path | None, proxy: bool, steps: in
     echo_err(f"LR range test on {run_dir}: {steps} batches, lr {start_lr:g} -> {end_lr:g} (exponential)")
     result = lf.lr_find_for_run(run, data="proxy" if proxy else str(data_dir), steps=steps, start_lr=start_lr,
                                 end_lr=end_lr, device=resolve_device(device), init_checkpoint=init_checkpoint)
-    title = f"LR range test: {result.run_name} ({result.opt}, batch {result.batch}, {result.data})"
-    plots = lf.plot_range_test(result.test, result.suggestion, result.run_lr, folder / "lr_find", title=title)
-    doc = lf.result_json(result, plots)
+    # the summary, the document and the plot: the registry's lr-find renderers, from one document
+    from mnv4_postmortem.runner.output import RunnerOutput
+
+    output = RunnerOutput(_plain_console())
+    doc = lf.result_json(result)
+    doc["plots"] = [str(p) for p in output.save_plots("lr-find", doc, folder / "lr_find")]
     (folder / "lr_find.json").write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
-    emit(json.dumps(doc, indent=2, default=str) if fmt == "json" else lf.result_text(result, plots))
+    emit(output.document("lr-find", doc) if fmt == "json" else output.text("lr-find", doc))
     raise SystemExit(exit_codes.OK)
+
+
+def _plain_console():
+    from rich.console import Console
+
+    return Console(highlight=False)
