@@ -114,8 +114,11 @@ def measure(python: str, checkout: Path, listing: Path, jobs: int, count: int,
             repeat: int) -> tuple[float, float, float, float]:
     """Medians of ``repeat`` passes in a child of ``checkout`` (see ``one_pass``; the RSS growth: the largest)."""
     bench = Path(__file__).resolve().parent
-    out = subprocess.run([python, "-c", CHILD, str(bench), str(listing), str(jobs), str(count), str(repeat)],
-                         cwd=checkout, capture_output=True, text=True, check=True, env=ENV).stdout
+    proc = subprocess.run([python, "-c", CHILD, str(bench), str(listing), str(jobs), str(count), str(repeat)],
+                          cwd=checkout, capture_output=True, text=True, env=ENV)
+    if proc.returncode != 0:
+        raise SystemExit(f"the measurement in {checkout} failed:\n{proc.stderr[-3000:]}")
+    out = proc.stdout
     results = json.loads(out.strip().splitlines()[-1])
     return (*(statistics.median(r[i] for r in results) for i in range(3)), max(r[3] for r in results))  # type: ignore[return-value]
 
