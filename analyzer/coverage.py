@@ -158,9 +158,11 @@ class Coverage:
 
 def coverage_of(run: Run) -> Coverage:
     """The coverage statement of ``run``: what was read, and what the checks could do with it."""
-    series = (*(_epoch_series(run, *spec) for spec in EPOCH_SERIES), _step_series(run), _model_vs_ema(run))
+    finite = _FiniteEpochs(run)
+    series = (*(_epoch_series(run, finite, *spec) for spec in EPOCH_SERIES), _step_series(run),
+              _model_vs_ema(run, finite))
     config = tuple(_config_fact(run, label, keys) for label, keys in CONFIG_FACTS)
-    evidence = _Evidence.of(run, {s.name: s for s in series}, {c.label: c for c in config})
+    evidence = _Evidence.of(run, finite, {s.name: s for s in series}, {c.label: c for c in config})
     checks = tuple(CheckCoverage(cause, label, tuple(why for test, why in needs if not test(evidence)))
                    for cause, label, needs in CHECKS)
     judgeable = evidence.train_curve or evidence.eval_curve
@@ -179,17 +181,30 @@ def coverage_of(run: Run) -> Coverage:
 # ------------------------------------------------------------------------------------------------ series
 
 
-def _epoch_series(run: Run, name: str, label: str, columns: tuple[str, ...]) -> SeriesSpan:
-    column = next((c for c in columns if c in run.epochs.columns and _finite_index(run, c)), None)
+class _FiniteEpochs:
+    """Epoch column -> the epochs with a finite value, each column converted once (the series, the
+    model-vs-EMA pair and the checks' evidence all ask; the timeline replays prefixes, batch many runs)."""
+
+    def __init__(self, run: Run):
+        self._epochs = run.epochs
+        self._index: dict[str, list[int]] = {}
+
+    def __contains__(self, column: str) -> bool:
+        return column in self._epochs.columns
+
+    def __getitem__(self, column: str) -> list[int]:
+        if column not in self._index:
+            values = self._epochs[column]
+            self._index[column] = [int(epoch) for epoch in values.index[_finite_mask(values)]]
+        return self._index[column]
+
+
+def _epoch_series(run: Run, finite: _FiniteEpochs, name: str, label: str, columns: tuple[str, ...]) -> SeriesSpan:
+    column = next((c for c in columns if c in finite and finite[c]), None)
     if column is None:
         return SeriesSpan(name, label, "epoch", 0)
-    index = _finite_index(run, column)
+    index = finite[column]
     return SeriesSpan(name, label, "epoch", len(index), min(index), max(index), _epoch_sources(run, column, index))
-
-
-def _finite_index(run: Run, column: str) -> list[int]:
-    values = run.epochs[column]
-    return [int(epoch) for epoch in values.index[_finite_mask(values)]]
 
 
 def _finite_mask(values: Any) -> np.ndarray:
@@ -221,12 +236,12 @@ def _step_series(run: Run) -> SeriesSpan:
                       int(epochs.max()) if len(epochs) else None, files)
 
 
-def _model_vs_ema(run: Run) -> SeriesSpan:
+def _model_vs_ema(run: Run, finite: _FiniteEpochs) -> SeriesSpan:
     name, label, columns = MODEL_VS_EMA
-    spans = [_epoch_series(run, c, c, (c,)) for c in columns]
+    spans = [_epoch_series(run, finite, c, c, (c,)) for c in columns]
     if not all(s.present for s in spans):
         return SeriesSpan(name, label, "epoch", 0)
-    both = sorted(set(_finite_index(run, columns[0])) & set(_finite_index(run, columns[1])))
+    both = sorted(set(finite[columns[0]]) & set(finite[columns[1]]))
     if not both:
         return SeriesSpan(name, label, "epoch", 0)
     return SeriesSpan(name, label, "epoch", len(both), both[0], both[-1],
@@ -292,11 +307,12 @@ class _Evidence:
     startup_log: bool          # a console log (its start-up lines say what was loaded)
 
     @classmethod
-    def of(cls, run: Run, series: Mapping[str, SeriesSpan], config: Mapping[str, ConfigFact]) -> _Evidence:
+    def of(cls, run: Run, finite: _FiniteEpochs, series: Mapping[str, SeriesSpan],
+           config: Mapping[str, ConfigFact]) -> _Evidence:
         step = series["step_loss"]
         step_epochs = (step.last - step.first + 1) if step.first is not None and step.last is not None else None
         step_curve = step.points >= MIN_POINTS and (step_epochs is None or step_epochs >= MIN_POINTS)
-        evals = [len(_finite_index(run, c)) for c in EVAL_COLUMNS if c in run.epochs.columns]
+        evals = [len(finite[c]) for c in EVAL_COLUMNS if c in finite]
         return cls(
             train_curve=series["train_loss"].points >= MIN_POINTS or step_curve,
             eval_curve=max(evals, default=0) >= MIN_POINTS,

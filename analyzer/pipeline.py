@@ -37,7 +37,7 @@ from mnv4_postmortem.analyzer.timm.version import era_of
 # The report's appendix shows at most this many cited line ranges.
 MAX_EXCERPTS = 60
 
-__all__ = ["diagnose", "namespace"]
+__all__ = ["diagnose", "namespace", "ranked_findings"]
 
 def diagnose(run: Run, pack: RulePack) -> Diagnosis:
     """Everything a renderer shows about ``run`` under the rules of ``pack``."""
@@ -63,6 +63,15 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
         coverage=coverage,
         outcome=decide_outcome(findings, coverage, ranking.unexplained),
     )
+
+
+def ranked_findings(run: Run, pack: RulePack) -> tuple[Finding, ...]:
+    """The findings ``diagnose(run, pack)`` reports, in its order, without the rest of the Diagnosis
+    (coverage, report facts, command lines, outcome): what the timeline needs of each replayed prefix.
+    The same stages as ``diagnose``; a test holds the two to the same rule ids on real runs."""
+    run, detection, derived = _stages(run)
+    evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
+    return make_ranking(evaluation.findings, evaluation.considered, evaluation.symptoms).findings
 
 
 def namespace(run: Run) -> tuple[Mapping[str, Any], Mapping[str, Any]]:

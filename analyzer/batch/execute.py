@@ -3,6 +3,11 @@
 Both yield rows as they finish, with a bounded number of runs in flight, so a batch of any size holds
 only the finished rows and a window of pending ones. ``analyze_path`` never raises, so one broken run
 never stops the others; a worker that dies (killed, out of memory) becomes an error row for its run.
+
+The local pool hands runs out in chunks of ``CHUNK`` and gets their rows back as one list: one task
+message and one result message per chunk instead of per run, so the parent (which shares the cores
+with the workers) does less per run. A worker that dies breaks a ``ProcessPoolExecutor`` for good:
+then, as with one run per task, every run not yet finished becomes an error row.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Callable, Iterable, Iterator
 
 from mnv4_postmortem.analyzer.batch.rows import RunRow, RunTask, analyze_path, display_name
 
-IN_FLIGHT_PER_WORKER = 4
+IN_FLIGHT_PER_WORKER = 4  # runs in flight per Dask worker thread
+CHUNK = 4  # runs per task in the local pool (a small run is ~30 ms: a chunk is ~0.1 s of a worker's time)
 # Imported once in the fork server, so every worker starts with the pipeline loaded (fork is cheap,
 # and forking from the server, not from the CLI process, avoids forking rich's progress thread).
 # batch.preload also loads the shipped rule pack and the pretrained-config table there, so no worker
@@ -43,19 +49,41 @@ def run_local(paths: Iterable[str], task: RunTask, jobs: int,
               notice: Callable[[str], None] | None = None) -> Iterator[RunRow]:
     """Rows from a process pool; when the pool cannot start (no usable temp dir for the fork server's
     socket, no semaphores, a process limit), from this process, one run at a time, with a ``notice``."""
-    pool = _started_pool(jobs, notice)
-    if pool is None:
-        yield from (analyze_path(p, task) for p in paths)
-        return
-    try:
-        yield from _windowed(lambda p: pool.submit(analyze_path, p, task), paths, jobs * IN_FLIGHT_PER_WORKER, task)
-    except BaseException:
-        # Ctrl-C (or the consumer stopped): drop the queued runs and wait only for the ones being analysed,
-        # so no worker writes a report after the batch has written its outputs.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
+    with LocalPool(jobs, notice) as pool:
+        yield from pool.rows(paths, task)
+
+
+class LocalPool:
+    """The worker processes of ``run_local``, started once (``with LocalPool(jobs) as pool``) and used for
+    one or more batches of rows: ``bench/bench_batch.py`` times the start-up and the rows apart."""
+
+    def __init__(self, jobs: int, notice: Callable[[str], None] | None = None):
+        self.jobs = jobs
+        self._pool = _started_pool(jobs, notice)
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def rows(self, paths: Iterable[str], task: RunTask) -> Iterator[RunRow]:
+        pool = self._pool
+        if pool is None:
+            yield from (analyze_path(p, task) for p in paths)
+            return
+        try:
+            chunks = _chunked(paths, CHUNK)
+            window = 2 * self.jobs  # chunks in flight: each worker has one queued behind the one it runs
+            for rows in _windowed(lambda c: pool.submit(analyze_paths, c, task), chunks, window,
+                                  lambda chunk, exc: [_failed_row(p, task, exc) for p in chunk]):
+                yield from rows
+        except BaseException:
+            # Ctrl-C (or the consumer stopped): drop the queued runs and wait only for the ones being analysed,
+            # so no worker writes a report after the batch has written its outputs.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _started_pool(jobs: int, notice: Callable[[str], None] | None) -> ProcessPoolExecutor | None:
@@ -78,28 +106,46 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _windowed(submit, paths: Iterable[str], window: int, task: RunTask) -> Iterator[RunRow]:
-    pending: dict[Future, str] = {}
-    queue = iter(paths)
-    for path in queue:
-        pending[submit(path)] = path
+def analyze_paths(paths: tuple[str, ...], task: RunTask) -> list[RunRow]:
+    """One chunk's rows (in a worker)."""
+    return [analyze_path(p, task) for p in paths]
+
+
+def _chunked(paths: Iterable[str], size: int) -> Iterator[tuple[str, ...]]:
+    chunk: list[str] = []
+    for path in paths:
+        chunk.append(path)
+        if len(chunk) == size:
+            yield tuple(chunk)
+            chunk = []
+    if chunk:
+        yield tuple(chunk)
+
+
+def _windowed(submit, items: Iterable, window: int, on_failure) -> Iterator:
+    """``submit(item)`` for each item, at most ``window`` in flight; the results as they finish
+    (``on_failure(item, exc)`` for a task whose worker died)."""
+    pending: dict[Future, object] = {}
+    queue = iter(items)
+    for item in queue:
+        pending[submit(item)] = item
         if len(pending) >= window:
             break
     while pending:
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
-            path = pending.pop(future)
-            yield _result(future, path, task)
+            item = pending.pop(future)
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - the worker itself died (BrokenProcessPool, MemoryError...)
+                yield on_failure(item, exc)
             nxt = next(queue, None)
             if nxt is not None:
                 pending[submit(nxt)] = nxt
 
 
-def _result(future: Future, path: str, task: RunTask) -> RunRow:
-    try:
-        return future.result()
-    except Exception as exc:  # noqa: BLE001 - the worker itself died (BrokenProcessPool, MemoryError...)
-        return RunRow(path=path, name=display_name(path, task.roots), error=f"worker failed: {type(exc).__name__}: {exc}")
+def _failed_row(path: str, task: RunTask, exc: BaseException) -> RunRow:
+    return RunRow(path=path, name=display_name(path, task.roots), error=f"worker failed: {type(exc).__name__}: {exc}")
 
 
 def run_dask(paths: Iterable[str], task: RunTask, address: str) -> Iterator[RunRow]:

@@ -83,11 +83,12 @@ def epoch_series(run: Run, frame: pd.DataFrame | None = None) -> dict[str, Metri
     frame = epoch_frame(run) if frame is None else frame
     flagged = _nonfinite_event_epochs(run)
     epochs = frame.index.to_numpy(dtype=float)
+    written = _WrittenCells(run, frame.index)
     out: dict[str, MetricSeries] = {}
     for name in frame.columns:
         y = frame[name].to_numpy(dtype=float)
         reported_nan = (_reported_nan(frame, name, flagged, getattr(run, "trainer", None) is None)
-                        & _written(run, frame.index, name))
+                        & written.column(name))
         keep = np.isfinite(y) | np.isinf(y) | reported_nan
         if keep.any():
             out[name] = MetricSeries(name, "epoch", epochs[keep], y[keep], epochs[keep])
@@ -99,6 +100,9 @@ def _reported_nan(frame: pd.DataFrame, name: str, flagged: Mapping[int, set[str 
     """Rows where a NaN in ``name`` is a printed ``nan`` rather than a missing value. ``timm_rows``: the
     run is timm's own (its epoch rows always hold train_loss beside the eval columns); another trainer's
     sparse rows (a validation-only epoch after Lightning's last training epoch) give train_loss no siblings."""
+    nan = np.isnan(frame[name].to_numpy(dtype=float))
+    if not nan.any():  # nothing to tell apart (most columns): the siblings' evidence would be and-ed with no NaN
+        return nan
     siblings = [c for c in _siblings(name, frame.columns) if c != name and (timm_rows or name != "train_loss")]
     evidence = np.zeros(len(frame), dtype=bool)
     if siblings:
@@ -108,7 +112,7 @@ def _reported_nan(frame: pd.DataFrame, name: str, flagged: Mapping[int, set[str 
             names = flagged.get(int(epoch))
             if names is not None and (None in names or name in names):
                 evidence[row] = True
-    return evidence & np.isnan(frame[name].to_numpy(dtype=float))
+    return evidence & nan
 
 
 def _written(run: Run, epochs: pd.Index, name: str) -> np.ndarray:
@@ -124,6 +128,46 @@ def _written(run: Run, epochs: pd.Index, name: str) -> np.ndarray:
     written = written[written.index.notna()]
     written.index = written.index.astype("int64")
     return written.reindex(epochs, fill_value=False).to_numpy(dtype=bool)
+
+
+class _WrittenCells:
+    """``_written`` for every column of one run: the refs' epoch labels are parsed and matched to ``epochs``
+    once, not once per column (that was a third of ``detect``, which the timeline runs on every prefix).
+    Refs whose parsed epochs repeat (which ``_written`` cannot reindex) go through ``_written`` itself."""
+
+    def __init__(self, run: Run, epochs: pd.Index):
+        self._run = run
+        self._epochs = epochs
+        refs = getattr(run, "epoch_refs", None)
+        self._refs = refs if isinstance(refs, pd.DataFrame) else None
+        self._match: tuple[np.ndarray, np.ndarray] | None = None
+
+    def column(self, name: str) -> np.ndarray:
+        refs = self._refs
+        if refs is None or name not in refs.columns or not refs[name].notna().any():
+            return np.ones(len(self._epochs), dtype=bool)
+        if self._match is None:
+            self._match = self._matched(refs)
+        rows, indexer = self._match
+        if indexer is None:
+            return _written(self._run, self._epochs, name)
+        cells = refs[name].notna().to_numpy(dtype=bool)[rows]
+        out = np.zeros(len(self._epochs), dtype=bool)
+        hit = indexer >= 0
+        out[hit] = cells[indexer[hit]]
+        return out
+
+    def _matched(self, refs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the refs rows ``_written`` keeps: last of a repeated label, a numeric one; for each epoch the
+        position among them of its row, -1 for none), by ``_written``'s own steps."""
+        last = ~pd.Index(refs.index).duplicated(keep="last")
+        keys = pd.to_numeric(pd.Series(refs.index[last], dtype="object"), errors="coerce").to_numpy()
+        numeric = ~pd.isna(keys)
+        labels = pd.Index(keys[numeric]).astype("int64")
+        rows = np.flatnonzero(last)[numeric]
+        if not labels.is_unique:
+            return rows, None
+        return rows, labels.get_indexer(self._epochs)
 
 
 def _siblings(name: str, columns: pd.Index) -> list[str]:

@@ -147,7 +147,7 @@ class Template:
     """A checked rule template. The Jinja code is compiled on first render: a pack has about 65 templates
     and a run renders the few of the rules that fire, while compiling all of them cost about a third of
     ``report``'s time after imports. Everything that can fail was checked at load (``compile_template``:
-    syntax, names, calls, and the code generator's constant folding in ``find_undeclared_variables``)."""
+    syntax, names (``undeclared_names``), calls, filters and tests)."""
 
     source: str
     tree: nodes.Template
@@ -263,10 +263,11 @@ def _offset_of(source: str, lineno: int, needle: str | None = None) -> int:
     return start
 
 
-def _check_syntax(source: str, tree: nodes.Template) -> None:
-    for node in tree.find_all(nodes.Node):
-        offset = _offset_of(source, getattr(node, "lineno", 1) or 1)
+def _check_syntax(source: str, every: list[nodes.Node]) -> None:
+    """``every``: the template's nodes (``tree.find_all(nodes.Node)``, walked once for all the checks)."""
+    for node in every:
         if not isinstance(node, _ALLOWED_NODES):
+            offset = _offset_of(source, getattr(node, "lineno", 1) or 1)
             raise TemplateCompileError(f"{type(node).__name__} is not allowed in rule templates", offset)
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
             raise TemplateCompileError(f"access to '{node.attr}' is not allowed", _offset_of(source, node.lineno, node.attr))
@@ -277,21 +278,42 @@ def _check_syntax(source: str, tree: nodes.Template) -> None:
             if isinstance(callee, nodes.Getattr) and callee.attr not in BLOCKED_METHODS:
                 continue
             name = callee.attr if isinstance(callee, nodes.Getattr) else getattr(callee, "name", "?")
+            offset = _offset_of(source, getattr(node, "lineno", 1) or 1)
             raise TemplateCompileError(f"calling '{name}' is not allowed in rule templates", offset)
 
 
+def undeclared_names(tree: nodes.Template, every: list[nodes.Node] | None = None) -> set[str]:
+    """The names ``tree`` reads from its context: ``jinja2.meta.find_undeclared_variables``, which runs
+    Jinja's whole code generator to track scopes, done directly where nothing can be in scope. In a
+    template without ``for`` and ``set`` (every shipped template) no name is ever stored, so every name it
+    loads comes from the context. The code generator also fails on an unknown filter or test: those
+    templates, and any with ``for`` or ``set``, go through Jinja. This was two thirds of checking a pack's
+    templates at load. ``tests/test_fast_paths.py`` holds the two to the same answer. ``every``: the
+    tree's nodes, when the caller has them."""
+    every = list(tree.find_all(nodes.Node)) if every is None else every
+    if any(isinstance(n, (nodes.For, nodes.Assign)) for n in every) or not _filters_and_tests_known(every):
+        return meta.find_undeclared_variables(tree)
+    return {n.name for n in every if isinstance(n, nodes.Name) and n.ctx == "load"}
+
+
+def _filters_and_tests_known(every: list[nodes.Node]) -> bool:
+    return all(n.name in (ENV.filters if isinstance(n, nodes.Filter) else ENV.tests)
+               for n in every if isinstance(n, (nodes.Filter, nodes.Test)))
+
+
 def _name_uses(source: str, tree: nodes.Template, roots: Iterable[str]) -> tuple[NameUse, ...]:
-    _check_syntax(source, tree)
+    every = list(tree.find_all(nodes.Node))  # pre-order, as find_all(type) walks: one walk for every check
+    _check_syntax(source, every)
     roots = set(roots)
-    unknown = meta.find_undeclared_variables(tree) - roots - set(TEMPLATE_GLOBALS)
+    unknown = undeclared_names(tree, every) - roots - set(TEMPLATE_GLOBALS)
     for name in sorted(unknown):
-        hit = next((n for n in tree.find_all(nodes.Name) if n.name == name), None)
+        hit = next((n for n in every if isinstance(n, nodes.Name) and n.name == name), None)
         offset = _offset_of(source, hit.lineno if hit else 1, name)
         allowed = ", ".join(sorted(roots))
         raise TemplateCompileError(f"unknown name '{name}' (templates start from: {allowed})", offset)
     uses: list[NameUse] = []
     inner: set[int] = set()
-    for getattr_node in tree.find_all(nodes.Getattr):
+    for getattr_node in (n for n in every if isinstance(n, nodes.Getattr)):
         if id(getattr_node) in inner:
             continue
         parts = _dotted(getattr_node)

@@ -5,7 +5,8 @@ The finished run is replayed as ``watch`` would have seen it: first its recipe w
 updates and no evaluation (the moment the first ``Train:`` line is printed), then the run cut after
 epoch 0, 1, 2... (every epoch up to ``MAX_PREFIXES`` diagnoses; a longer run is sampled evenly, so its
 "visible from" is the first sampled epoch at which the rule fired). Each prefix goes through the same
-pipeline as the report.
+pipeline as the report, stopped once the findings are ranked (``pipeline.ranked_findings``): a prefix's
+coverage, report facts and fix command lines are never shown, and skipping them is a third of the replay.
 """
 
 from __future__ import annotations
@@ -41,20 +42,20 @@ class Visibility:
 def finding_timeline(run: Run, pack: RulePack, findings: Sequence[Finding]) -> Mapping[str, Visibility]:
     """``rule_id -> Visibility`` for ``findings`` (the report's, of the whole run)."""
     from mnv4_postmortem.analyzer.features.derived import derive
-    from mnv4_postmortem.analyzer.pipeline import diagnose
+    from mnv4_postmortem.analyzer.pipeline import ranked_findings
     from mnv4_postmortem.analyzer.watch.predict import predict
 
     if not findings or not len(run.epochs):
         return {}
     wanted = {f.rule_id: f.cause for f in findings}
     before = before_training(run)
-    early = {f.rule_id for f in diagnose(before, pack).findings}
+    early = {f.rule_id for f in ranked_findings(before, pack)}
     predicted = {p.finding.cause for p in predict(before, derive(before), pack)}
     epochs = [int(e) for e in run.epochs.index]
     checked = _sampled(epochs)
     first: dict[str, int] = {}
     for epoch in checked:
-        for finding in diagnose(prefix(run, epoch), pack).findings:
+        for finding in ranked_findings(prefix(run, epoch), pack):
             if finding.rule_id in wanted and finding.rule_id not in first:
                 first[finding.rule_id] = epoch
         if len(first) == len(wanted):
