@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from mnv4_postmortem.analyzer.model import as_number
-from mnv4_postmortem.runner.spec import default
+from mnv4_postmortem.runner.spec import ema_decay
 
 __all__ = ["Component", "Rung", "LadderPlan", "plan_ladder", "components_of", "FLAT_GAIN", "first_stall_rung"]
 
@@ -47,8 +47,6 @@ FLAT_GAIN = 5.0
 
 REGULARIZATION_KEYS = ("drop", "drop_path", "mixup", "cutmix", "smoothing", "reprob")
 EMA_KEYS = ("model_ema", "model_ema_decay", "model_ema_warmup")
-# timm's train.py defaults for the regularization keys (smoothing 0.1 is timm's default, not the run's choice)
-REGULARIZATION_DEFAULTS = {"drop": 0.0, "drop_path": None, "mixup": 0.0, "cutmix": 0.0, "smoothing": 0.1, "reprob": 0.0}
 OFF = {"drop": 0.0, "drop_path": 0.0, "mixup": 0.0, "cutmix": 0.0, "smoothing": 0.0, "reprob": 0.0}
 CATALOG_ORDER = ("regularization", "lr", "ema")  # ties in suspicion keep this order
 
@@ -94,12 +92,15 @@ def components_of(
     finding_causes: Sequence[str],
     considered_causes: Sequence[str] = (),
     toggles: Mapping[str, Sequence[str]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> list[Component]:
     """The suspicious components of a recipe (switched on in ``args``), with their suspicion rank.
 
     ``finding_causes``: the fired findings' causes, most likely first; ``considered_causes``: the
     differential's (considered, ranked lower or not fired). ``toggles``: component -> the causes its rung
     tests; by default the rule pack's causes.yaml (``ablation:``), the one owner of that knowledge.
+    ``defaults``: timm's defaults in the run's era, as the run's config carries them (``run.config.defaults``,
+    resolved once at ingest); a regularizer at its default is on but not "non-default".
     """
     if toggles is None:
         from mnv4_postmortem.analyzer.session import Analyzer
@@ -113,7 +114,7 @@ def components_of(
     for cause in considered_causes:
         rank.setdefault(cause, 1)
     out: list[Component] = []
-    for component in (_ema(args), _lr(args, lr_cap), _regularization(args)):
+    for component in (_ema(args), _lr(args, lr_cap), _regularization(args, defaults or {})):
         if component is not None:
             out.append(_with_rank(component, rank, tuple(toggles.get(component.key, ()))))
     return out
@@ -134,7 +135,7 @@ def _with_rank(c: Component, rank: Mapping[str, int], causes: tuple[str, ...]) -
 def _ema(args: Mapping[str, Any]) -> Component | None:
     if not args.get("model_ema"):
         return None
-    decay = args.get("model_ema_decay") or default("model_ema_decay")
+    decay = ema_decay(args)
     warmup = bool(args.get("model_ema_warmup"))
     label = f"EMA (decay {decay:g}, {'with' if warmup else 'without'} warmup)"
     restore = {k: args.get(k) for k in EMA_KEYS}
@@ -149,11 +150,11 @@ def _lr(args: Mapping[str, Any], cap: float | None) -> Component | None:
     return Component("lr", "", label, {"lr": lr}, {"lr": cap}, (f"lr {lr:g} above the typical {cap:.3g}",), 0)
 
 
-def _regularization(args: Mapping[str, Any]) -> Component | None:
+def _regularization(args: Mapping[str, Any], defaults: Mapping[str, Any]) -> Component | None:
     on = {k: args.get(k) for k in REGULARIZATION_KEYS if (as_number(args.get(k)) or 0) > 0}
     if not on:
         return None
-    non_default = [f"non-default {k} {v:g}" for k, v in on.items() if v != REGULARIZATION_DEFAULTS.get(k)]
+    non_default = [f"non-default {k} {v:g}" for k, v in on.items() if v != defaults.get(k)]
     label = "regularization (" + ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in on.items()) + ")"
     off = {k: OFF[k] for k in on}
     return Component("regularization", "", label, on, off, tuple(non_default), 0)

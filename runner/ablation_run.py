@@ -49,7 +49,7 @@ def ladder_for(run, spec, *, one_at_a_time: bool = False, max_rungs: int | None 
     fired, considered = causes_of(run, analyzer)
     analyzer = analyzer or Analyzer()
     toggles = {key: analyzer.causes_toggled_by(key) for key in ablation.COMPONENT_KEYS}
-    components = ablation.components_of(original, cap, fired, considered, toggles)
+    components = ablation.components_of(original, cap, fired, considered, toggles, defaults=run.config.defaults)
     return ablation.plan_ladder(components, one_at_a_time=one_at_a_time, max_rungs=max_rungs, lr_cap=cap)
 
 

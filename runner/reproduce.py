@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mnv4_postmortem.runner import scaling, verify
-from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, default, entry_json
+from mnv4_postmortem.runner.spec import ArmSpec, TrainSpec, build_spec, command_for, ema_decay, entry_json
 from mnv4_postmortem.runner.targets import Target, TargetError, fired_causes, hold_to_direction, select_targets
 
 from mnv4_postmortem.analyzer.reproduction import BATCH_GRID_FILE as BATCH_GRID, VERIFICATION_FILE, ReproFolder
@@ -253,7 +253,7 @@ def _ema_plan(spec: TrainSpec, arm: ArmSpec) -> scaling.EmaPlan | None:
     original = {**spec.original_args, **arm.patch}
     if not arm.ema_on or not original.get("model_ema"):
         return None
-    decay = original.get("model_ema_decay") or default("model_ema_decay", spec.timm_version)
+    decay = ema_decay(original)
     return scaling.scale_ema(float(decay), bool(original.get("model_ema_warmup")),
                              spec.ema_version, spec.budget.original_updates, spec.budget.updates)
 

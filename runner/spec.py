@@ -5,9 +5,8 @@ values, timm's defaults for the run's era), is scaled to the reproduction's budg
 (:mod:`mnv4_postmortem.runner.scaling`), and records every decision as a :class:`SpecEntry`
 (kept / scaled / replaced, and why) so it can be printed before anything runs.
 
-This module is the one place the runner imports the analyzer's timm knowledge (the defaults table
-and the train.py command line); those modules move to ``analyzer/timm/`` in issue 6, and only the
-imports below need repointing.
+This module is the one place the runner imports the analyzer's timm knowledge (the train.py command
+line, the era); timm's defaults come with the run (``run.config.defaults``, resolved once at ingest).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal, Mapping
 from mnv4_postmortem.analyzer.model import Run
 from mnv4_postmortem.analyzer.session import ema_version, recipe_quantities
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command, train_command
-from mnv4_postmortem.analyzer.timm.defaults import default, defaults_for
 from mnv4_postmortem.analyzer.timm.version import era_of
 from mnv4_postmortem.runner import scaling
 
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArmSpec", "Budget", "InitPlan", "SpecEntry", "TrainSpec", "build_spec", "apply_patch", "canonical",
-    "command_for", "defaults_for", "default", "with_budget", "render_train_command", "train_command", "EMA_KEYS",
+    "command_for", "ema_decay", "with_budget", "render_train_command", "train_command", "EMA_KEYS",
 ]
 
 Status = Literal["kept", "scaled", "replaced"]
@@ -259,7 +257,8 @@ def apply_patch(spec: TrainSpec, patch: Mapping[str, Any]) -> tuple[dict[str, An
 
 def _original_args(run: Run, derived: Derived) -> dict[str, Any]:
     """train.py's args as the run used them: args.yaml over the era's defaults, effective values on top."""
-    args = dict(defaults_for(run.timm_version))
+    # timm's defaults for the run's era come from the config (ingest resolved them once from the table).
+    args = dict(run.config.defaults)
     args.update({k: v for k, v in run.config.values.items()})
     for key in ("lr", "num_classes", "input_size"):
         value = run.config.get(key)
@@ -273,7 +272,14 @@ def _original_args(run: Run, derived: Derived) -> dict[str, Any]:
         args["img_size"] = derived.run_input_size
     args.setdefault("grad_accum_steps", 1)
     args["grad_accum_steps"] = args.get("grad_accum_steps") or 1
+    # An EMA decay left empty in args.yaml is timm's default: resolved here once, so every arm carries one.
+    args["model_ema_decay"] = args.get("model_ema_decay") or run.config.or_default("model_ema_decay")
     return args
+
+
+def ema_decay(args: Mapping[str, Any]) -> float:
+    """The EMA decay an arm's args train with (a spec's args always carry one, see :func:`_original_args`)."""
+    return float(args["model_ema_decay"])
 
 
 def _input_px(args: Mapping[str, Any]) -> int | None:
@@ -373,7 +379,7 @@ def _scale_ema(entries: list[SpecEntry], args: dict[str, Any], original: Mapping
                run: Run | None, version: str | None = None) -> float:
     if not original.get("model_ema"):
         return 1.0
-    decay = float(original.get("model_ema_decay") or default("model_ema_decay", run.timm_version if run else None))
+    decay = ema_decay(original)
     warmup = bool(original.get("model_ema_warmup"))
     if version is None:
         version = ema_version(run, warmup) if run is not None else "v3"

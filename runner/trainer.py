@@ -38,12 +38,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from mnv4_postmortem.runner.spec import default
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from mnv4_postmortem.runner.artifacts import ArmWriter
-from mnv4_postmortem.runner.spec import ArmSpec, InitPlan, TrainSpec
+from mnv4_postmortem.runner.spec import ArmSpec, InitPlan, TrainSpec, ema_decay
 
 OnStep = Callable[[int, nn.Module, torch.Tensor, torch.optim.Optimizer], None]
 OnEpoch = Callable[[int, Mapping[str, Any]], None]
@@ -224,7 +223,7 @@ def _make_ema(arm: ArmSpec, model: nn.Module, version: str):
 
     if not arm.ema_on:
         return None, None
-    decay = float(arm.args.get("model_ema_decay") or default("model_ema_decay", None))
+    decay = ema_decay(arm.args)
     if version == "v3":
         kwargs = dict(decay=decay, use_warmup=bool(arm.args.get("model_ema_warmup")), warmup_gamma=arm.ema_warmup_gamma)
         return ModelEmaV3(model, **kwargs), ModelEmaV3(_ShareTracer(), **kwargs)

@@ -54,7 +54,8 @@ def test_report_facts_types_only_and_imports_no_stage() -> None:
 
 def test_the_defaults_table_is_read_by_one_stage() -> None:
     readers = {}
-    for path in sorted((REPO / "analyzer").rglob("*.py")):
+    # The runner too: its spec starts from ``run.config.defaults`` and its ablation compares with them.
+    for path in sorted([*(REPO / "analyzer").rglob("*.py"), *(REPO / "runner").rglob("*.py")]):
         relative = path.relative_to(REPO).as_posix()
         names = _names_from_defaults(path)
         if names and relative != "analyzer/timm/defaults.py":
