@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _large_inputs import write_console_log, write_summary_csv  # noqa: E402
+from _process import time_process  # noqa: E402
 
 CSV_TARGET = 3.0          # x pandas.read_csv, whole process
 LOG_TARGET_MB_S = 30.0
@@ -52,17 +51,8 @@ _MEASURED = ("import runpy, sys\n"
 
 def _run(command: list[str], repeat: int) -> tuple[float, float, int, subprocess.CompletedProcess]:
     """Best wall, best CPU (user+sys of the child), the peak RSS in KiB (when printed), the last result."""
-    best_wall, best_cpu, rss, result = math.inf, math.inf, 0, None
-    for _ in range(repeat):
-        before = os.times()
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
-        best_wall = min(best_wall, time.perf_counter() - start)
-        after = os.times()
-        best_cpu = min(best_cpu, after.children_user - before.children_user + after.children_system - before.children_system)
-        for line in result.stderr.splitlines():
-            if line.startswith("MAXRSS "):
-                rss = int(line.split()[1])
+    best_wall, best_cpu, result = time_process(command, repeat)
+    rss = next((int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("MAXRSS ")), 0)
     return best_wall, best_cpu, rss, result
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import struct
 import subprocess
 import sys
@@ -37,6 +36,9 @@ import tbparse
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from mnv4_postmortem.analyzer.ingest.tensorboard import read_event_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _process import time_process  # noqa: E402
 
 TAGS = ("train/loss", "train/lr", "train/grad_norm", "train/throughput")
 TARGET = 10.0
@@ -120,14 +122,7 @@ _CPU: dict[str, float] = {}
 def _wall(repeat: int, command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     """Best wall time of ``repeat`` runs; the best CPU time (user+sys of the child) goes to ``_CPU``
     under the command's program name, for a machine shared with other work."""
-    best, best_cpu, result = math.inf, math.inf, None
-    for _ in range(repeat):
-        before = os.times()
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True)
-        best = min(best, time.perf_counter() - start)
-        after = os.times()
-        best_cpu = min(best_cpu, after.children_user - before.children_user + after.children_system - before.children_system)
+    best, best_cpu, result = time_process(command, repeat)
     _CPU[" ".join(command[1:3])] = best_cpu
     return best, result
 

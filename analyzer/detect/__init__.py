@@ -11,16 +11,8 @@ Data flows one way: this package reads ``model.py`` only.
 
 from mnv4_postmortem.analyzer.detect.detection import Detection, detect
 from mnv4_postmortem.analyzer.detect.metrics import chance_tolerance, chance_value, higher_is_better
-from mnv4_postmortem.analyzer.detect.patterns import (
-    ChanceLevel,
-    EmaGap,
-    ExactStall,
-    Explosion,
-    GeneralizationGap,
-    Incomplete,
-    NonFinite,
-    Spike,
-)
+from mnv4_postmortem.analyzer.detect.patterns import ChanceLevel, EmaGap, ExactStall, Explosion, GeneralizationGap
+from mnv4_postmortem.analyzer.detect.patterns import Incomplete, NonFinite, Spike
 from mnv4_postmortem.analyzer.detect.schedule import Schedule
 from mnv4_postmortem.analyzer.detect.segments import Segment, segment_series
 

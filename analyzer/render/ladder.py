@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mnv4_postmortem.analyzer.render.plots import figure_renderers
 from mnv4_postmortem.analyzer.render.terminal import terminal_safe
 
 __all__ = ["plan_text", "table_text", "as_json", "plot_svg", "plot_png"]
@@ -95,14 +96,5 @@ def _figure(doc: Mapping[str, Any]):
     return fig
 
 
-def plot_svg(doc: Mapping[str, Any], *, verbose: bool = False) -> str:
-    """Eval top-1 per epoch for every rung (mean over seeds), overlaid; flat rungs dashed."""
-    buffer = io.StringIO()
-    _figure(doc).savefig(buffer, format="svg")
-    return buffer.getvalue()
-
-
-def plot_png(doc: Mapping[str, Any], *, verbose: bool = False) -> bytes:
-    buffer = io.BytesIO()
-    _figure(doc).savefig(buffer, format="png")
-    return buffer.getvalue()
+# Eval top-1 per epoch for every rung (mean over seeds), overlaid; flat rungs dashed.
+plot_svg, plot_png = figure_renderers(_figure)

@@ -7,12 +7,13 @@ laying the curve out on a character grid or a figure.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from mnv4_postmortem.analyzer.render.plots import figure_renderers
 
 __all__ = ["summary_text", "as_json", "plot_svg", "plot_png", "text_plot"]
 
@@ -117,14 +118,5 @@ def _figure(doc: Mapping[str, Any]):
     return fig
 
 
-def plot_svg(doc: Mapping[str, Any], *, verbose: bool = False) -> str:
-    """Loss vs LR (log x): raw losses faint, the smoothed line, the suggested range shaded, the run's LR marked."""
-    buffer = io.StringIO()
-    _figure(doc).savefig(buffer, format="svg")
-    return buffer.getvalue()
-
-
-def plot_png(doc: Mapping[str, Any], *, verbose: bool = False) -> bytes:
-    buffer = io.BytesIO()
-    _figure(doc).savefig(buffer, format="png")
-    return buffer.getvalue()
+# Loss vs LR (log x): raw losses faint, the smoothed line, the suggested range shaded, the run's LR marked.
+plot_svg, plot_png = figure_renderers(_figure)

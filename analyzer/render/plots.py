@@ -13,7 +13,7 @@ schedules come from the diagnosis; the only computation here is thinning long st
 from __future__ import annotations
 
 import io
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -297,6 +297,25 @@ def _pyplot() -> type[_Figures]:
     matplotlib.rcParams["svg.hashsalt"] = "mnv4-postmortem"  # stable ids: same input, same file
     matplotlib.rcParams["text.parse_math"] = False  # a "$" in a tag or run name is text, not TeX
     return _Figures
+
+
+def saved_figure(fig, fmt: str) -> str | bytes:
+    """A figure as SVG text (``fmt="svg"``) or PNG bytes: the runner's plots (ladder, lr-find), saved as drawn."""
+    buffer: io.StringIO | io.BytesIO = io.StringIO() if fmt == "svg" else io.BytesIO()
+    fig.savefig(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def figure_renderers(draw: Callable[[Mapping[str, Any]], Any]) -> tuple[Callable[..., str], Callable[..., bytes]]:
+    """The registry's SVG and PNG renderers (``doc, *, verbose``) of a document's figure drawn by ``draw``."""
+
+    def svg(doc: Mapping[str, Any], *, verbose: bool = False) -> str:
+        return saved_figure(draw(doc), "svg")
+
+    def png(doc: Mapping[str, Any], *, verbose: bool = False) -> bytes:
+        return saved_figure(draw(doc), "png")
+
+    return svg, png
 
 
 def _svg(fig) -> str:
