@@ -173,6 +173,8 @@ def test_a_chunk_whose_worker_died_is_an_error_row_for_each_of_its_runs():
     rows = [row for rows in _windowed(submit, _chunked("abcde", 2), 2,
                                       lambda chunk, exc: [_failed_row(p, RunTask(), exc) for p in chunk])
             for row in rows]
+    # rows come as their chunks finish (in any order): compare by path
+    rows.sort(key=lambda r: r.path)
     assert [(r.path, r.error is not None) for r in rows] == [("a", True), ("b", True), ("c", False), ("d", False),
                                                              ("e", False)]
     assert "a worker was killed" in rows[0].error
