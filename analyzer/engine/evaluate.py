@@ -28,7 +28,7 @@ from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from mnv4_postmortem.analyzer.engine.expr import EvalError, Expr, RuleEvaluator, get_member, is_absent, is_missing
 from mnv4_postmortem.analyzer.engine.loader import RulePack
-from mnv4_postmortem.analyzer.engine.schema import DEFAULT_CONFIDENCE, Rule, RuleError
+from mnv4_postmortem.analyzer.engine.schema import DEFAULT_BAR, DEFAULT_CONFIDENCE, Rule, RuleError
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +316,11 @@ def _severity_of(rule: Rule, score: _Score, bar: float) -> Severity:
     return rule.severity
 
 
+def _bar_of(rule: Rule) -> float:
+    """A scored cause's bar: the loader fills in schema's DEFAULT_BAR for a rule with signals and no bar."""
+    return float(rule.bar if rule.bar is not None else DEFAULT_BAR)
+
+
 def _confidence_of(score: float, bar: float) -> float:
     return min(MAX_CONFIDENCE, 1.0 / (1.0 + math.exp(-CONFIDENCE_SLOPE * (score - bar))))
 
@@ -337,7 +342,7 @@ def evaluate_scored(rule: Rule, evaluator: RuleEvaluator, template_context: Mapp
         epochs = _epochs(ctx) if rule.epochs is not None else _union([s.epochs for s in score.explained if s.epochs])
     except _RuleFailed:
         return None
-    bar = float(rule.bar if rule.bar is not None else 1.0)
+    bar = _bar_of(rule)
     if rule.symptoms and not score.explained:
         # A cause defined by what it explains is not named when none of it is seen (config alone is a
         # latent cause's business, with its own rule).
@@ -446,7 +451,7 @@ def evaluate(
             findings.append(result)
         elif isinstance(result, Considered):
             considered.append(result)
-    bars = {r.id: float(r.bar if r.bar is not None else 1.0) for r in rules if r.scored}
+    bars = {r.id: _bar_of(r) for r in rules if r.scored}
     findings = _share_symptoms(findings, fired, bars)
     outweighed = [f for f in findings if f.rule_id in bars and f.score is not None and f.confidence < OUTWEIGHED]
     considered += [_outweighed(f) for f in outweighed]

@@ -42,7 +42,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from mnv4_postmortem.analyzer.findings import Finding, rank
 from mnv4_postmortem.analyzer.engine import yamlnodes as yn
-from mnv4_postmortem.analyzer.engine.evaluate import evaluate
+from mnv4_postmortem.analyzer.engine.evaluate import MAX_STRENGTH, evaluate
 from mnv4_postmortem.analyzer.engine.loader import TEST_SUFFIX, RulePack
 from mnv4_postmortem.analyzer.engine.notation import NotationError, parse_series
 from mnv4_postmortem.analyzer.engine.schema import RuleError
@@ -446,8 +446,9 @@ def run_case(
 
 
 def _as_finding(symptom: Any) -> Finding:
-    """A fired symptom in the shape the case checks read (epochs, evidence)."""
-    return Finding(rule_id=symptom.id, cause="symptom", severity=symptom.severity, confidence=min(1.0, symptom.strength / 3),
+    """A fired symptom in the shape the case checks read (epochs, evidence); a symptom has no confidence of its
+    own, so its strength stands in, as a share of the cap (MAX_STRENGTH)."""
+    return Finding(rule_id=symptom.id, cause="symptom", severity=symptom.severity, confidence=min(1.0, symptom.strength / MAX_STRENGTH),
                    title=symptom.title, evidence=symptom.evidence, epochs=symptom.epochs)
 
 
