@@ -146,6 +146,17 @@ class Symptom:
     candidates: tuple[str, ...] = ()
     tell_apart: str = ""
 
+    @property
+    def weighs(self) -> bool:
+        """Whether its strength counts as evidence: only what the report calls a problem (warning or above)
+        weighs; an info-level symptom makes a cause eligible but adds nothing."""
+        return self.severity >= Severity.WARNING
+
+
+def weighing_strength(symptoms: Iterable[Symptom]) -> float:
+    """The summed strength of the symptoms that weigh (:attr:`Symptom.weighs`), in their order."""
+    return sum(s.strength for s in symptoms if s.weighs)
+
 
 @dataclass(frozen=True, slots=True)
 class UnexplainedSymptom:
@@ -340,7 +351,7 @@ def unexplained(ranked: Sequence[Finding], symptoms: Sequence[Symptom]) -> tuple
     fired_causes = {f.cause for f in ranked}
     out = []
     for symptom in symptoms:
-        if symptom.severity < Severity.WARNING or symptom.id in explained:
+        if not symptom.weighs or symptom.id in explained:
             continue
         candidates = tuple(c for c in symptom.candidates if c not in fired_causes) or symptom.candidates
         out.append(UnexplainedSymptom(symptom, candidates))
@@ -352,7 +363,7 @@ def _merged_strength(symptom_ids: Sequence[str], group: Sequence[Finding], sympt
     # symptom records (a caller that passes none), the best single finding's.
     by_id = {s.id: s for s in symptoms}
     if symptom_ids and all(s in by_id for s in symptom_ids):
-        return sum(by_id[s].strength for s in symptom_ids if by_id[s].severity >= Severity.WARNING)
+        return weighing_strength(by_id[s] for s in symptom_ids)
     return max(f.strength for f in group)
 
 
@@ -522,4 +533,5 @@ __all__ = [
     "to_json_dict",
     "unexplained",
     "symptom_json",
+    "weighing_strength",
 ]

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix, Severity, Symptom
+from mnv4_postmortem.analyzer.findings import Considered, Evidence, Finding, Fix, Severity, Symptom, weighing_strength
 from mnv4_postmortem.analyzer.timm.command_line import render_train_command
 from mnv4_postmortem.analyzer.engine.expr import EvalError, Expr, RuleEvaluator, get_member, is_absent, is_missing
 from mnv4_postmortem.analyzer.engine.loader import RulePack
@@ -261,8 +261,8 @@ def _score(ctx: _Context, fired: Mapping[str, Symptom]) -> _Score:
     A signal that cannot be evaluated, or reads missing data, counts neither way."""
     rule = ctx.rule
     explained = tuple(fired[s] for s in rule.symptoms if s in fired)
-    # Info-level symptoms make a cause eligible but add nothing: only what the report calls a problem weighs.
-    total = sum(s.strength for s in explained if s.severity >= Severity.WARNING)
+    # Info-level symptoms make a cause eligible but add nothing (Symptom.weighs).
+    total = weighing_strength(explained)
     lines = [Evidence(f"explains the symptom: {s.title} (strength {s.strength:.2f}"
                       + (f", epochs {s.epochs[0]}-{s.epochs[1]}" if s.epochs else "") + ")",
                       tuple(r for e in s.evidence for r in e.refs)) for s in explained]
@@ -307,7 +307,7 @@ def _severity_of(rule: Rule, score: _Score, bar: float) -> Severity:
     - signals net negative (more evidence against it than for it): a candidate the symptom leaves open, not
       the diagnosis: at most warning.
     """
-    if not any(s.severity >= Severity.WARNING for s in score.explained) and score.total <= bar:
+    if not any(s.weighs for s in score.explained) and score.total <= bar:
         return Severity.INFO
     if score.signals > 0:
         return max([rule.severity] + [s.severity for s in score.explained])
@@ -355,14 +355,14 @@ def evaluate_scored(rule: Rule, evaluator: RuleEvaluator, template_context: Mapp
             reason += "; against: " + "; ".join(score.against)
         return Considered(rule.id, rule.cause, rule.title, reason)
     ruled_out = ctx.render(rule.ruled_out, "ruled_out") if rule.ruled_out is not None else None
-    strong = [s for s in score.explained if s.severity >= Severity.WARNING]
+    strong = [s for s in score.explained if s.weighs]
     severity = _severity_of(rule, score, bar)
     return Finding(
         rule_id=rule.id, cause=rule.cause, severity=severity, confidence=_confidence_of(score.total, bar),
         title=rule.title, evidence=_evidence(ctx) + score.lines, epochs=epochs, fix=_fix(ctx, pipeline_meta),
         specificity=rule.specificity, explains=rule.explains, ruled_out=ruled_out[0] if ruled_out else None,
         role=rule.role, facts=_facts(ctx), symptoms=tuple(s.id for s in score.explained),
-        strength=sum(s.strength for s in strong), score=score.total, own_symptom=bool(strong),
+        strength=weighing_strength(strong), score=score.total, own_symptom=bool(strong),
         against=score.against,
     )
 
@@ -414,8 +414,7 @@ def _claimed(finding: Finding, rule: Rule, fired: Mapping[str, Symptom]) -> Find
     claimed = tuple(s for s in rule.symptoms if s in fired)
     if not claimed:
         return finding
-    strong = [fired[s] for s in claimed if fired[s].severity >= Severity.WARNING]
-    return replace(finding, symptoms=claimed, strength=sum(s.strength for s in strong))
+    return replace(finding, symptoms=claimed, strength=weighing_strength(fired[s] for s in claimed))
 
 
 def evaluate(
@@ -497,7 +496,7 @@ def _share_symptoms(findings: list[Finding], fired: Mapping[str, Symptom], bars:
             signals[finding.cause] = max(signals.get(finding.cause, net), net)
     out = []
     for finding in findings:
-        strong = [fired[s] for s in finding.symptoms if s in fired and fired[s].severity >= Severity.WARNING]
+        strong = [fired[s] for s in finding.symptoms if s in fired and fired[s].weighs]
         if finding.score is None or finding.rule_id not in bars or not strong:
             out.append(finding)
             continue
