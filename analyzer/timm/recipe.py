@@ -383,7 +383,8 @@ CONFIDENCE_EVAL_LOSS = 0.7
 CONFIDENCE_TRAIN_LOSS = 0.6
 # The loss route is discounted because a run can pass slowly through ln C; one that stays within 1 % of it for 20
 # epochs or more (no-learning's "any real fit leaves the band within a few epochs", several times over) is not
-# passing through, and counts as much as the accuracy route.
+# passing through, and counts as much as the accuracy route. rules/symptoms/stuck-at-prior.yaml uses the same 20
+# epochs for a train loss with no eval.
 LONG_PLATEAU_EPOCHS = 20
 # Top-1 within 2x chance over the plateau agrees with "learned only the prior" and adds this much.
 CONFIDENCE_AGREEING_TOP1 = 0.1
@@ -458,7 +459,8 @@ def from_loss_plateau(
 
 # A third signature, for pastes whose accuracies are noisy rather than stuck (a few hundred eval images, or an EMA
 # still made of the initial weights): a model that ranks the classes independently of the input scores k/C top-k
-# in expectation, so top-5 sits near 500/C while top-1 stays within 2x 100/C (the chance band the symptoms use).
+# in expectation, so top-5 sits near 500/C while top-1 stays within 2x 100/C (the band of the former
+# no-learning-prior rule; the symptoms now allow 5x, at most chance + 10 points: this route is the stricter).
 # PRIOR_TOP5_TOLERANCE is about 3 binomial standard deviations of top-5 at 50 % on a few hundred images (the
 # smallest eval sets that people paste); PRIOR_MIN_EPOCHS as MIN_PLATEAU_EPOCHS; and the epochs must start the
 # run or be half of it (a learning model passes through chance once, at the start, and leaves it).
@@ -506,6 +508,7 @@ def from_prior_signature(top1: Sequence[float] | None, top5: Sequence[float] | N
 # eval loss within the detector's chance band of ln C (2 %), its top-1 within 2x 100/C and its top-5 (required)
 # within PRIOR_TOP5_TOLERANCE of 500/C: three numbers agreeing on one common C at one epoch. A learning model
 # leaves at least one of them after its first epoch; when all three agree, C is what they say.
+# detect.metrics.CHANCE_LOSS_REL_TOL restated (not imported: the recipe does not load the detectors).
 FIRST_EVAL_LOSS_TOLERANCE = 0.02
 CONFIDENCE_FIRST_EVAL = 0.6
 
