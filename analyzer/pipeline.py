@@ -72,21 +72,21 @@ def ranked_findings(run: Run, pack: RulePack) -> tuple[Finding, ...]:
 
 def _ranked(run: Run, pack: RulePack) -> tuple[Detection, Evaluation, Ranking]:
     """Detect, derive, evaluate and rank: the stages ``diagnose`` and ``ranked_findings`` share."""
-    run, detection, derived = _stages(run)
+    detection, derived = _stages(run)
     evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
     return detection, evaluation, make_ranking(evaluation.findings, evaluation.considered, evaluation.symptoms)
 
 
 def namespace(run: Run) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """The rule namespace of ``run`` and the metadata fix command lines need (for the rule tests)."""
-    run, detection, derived = _stages(run)
+    detection, derived = _stages(run)
     return build_namespace(run, detection, derived).as_names(), _command_meta(run)
 
 
-def _stages(run: Run) -> tuple[Run, Detection, Derived]:
+def _stages(run: Run) -> tuple[Detection, Derived]:
     """The statistics every consumer needs, computed once: detection and derived quantities (the recipe,
     num_classes included, was resolved at ingest by ``analyzer/timm/recipe.py``)."""
-    return run, detect(run), derive(run)
+    return detect(run), derive(run)
 
 
 def _command_meta(run: Run) -> Mapping[str, Any]:
