@@ -183,7 +183,7 @@ def coverage_of(run: Run) -> Coverage:
 
 class _FiniteEpochs:
     """Epoch column -> the epochs with a finite value, each column converted once (the series, the
-    model-vs-EMA pair and the checks' evidence all ask; the timeline replays prefixes, batch many runs)."""
+    model-vs-EMA pair and the checks' evidence all ask; batch computes it for many runs)."""
 
     def __init__(self, run: Run):
         self._epochs = run.epochs

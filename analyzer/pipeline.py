@@ -19,11 +19,11 @@ from mnv4_postmortem.analyzer.citations import cited_ranges
 from mnv4_postmortem.analyzer.coverage import coverage_of
 from mnv4_postmortem.analyzer.detect import Detection, detect
 from mnv4_postmortem.analyzer.diagnosis import CurveSegment, Diagnosis, RunSummary
-from mnv4_postmortem.analyzer.engine import RulePack, RuleError, evaluate
+from mnv4_postmortem.analyzer.engine import Evaluation, RulePack, RuleError, evaluate
 from mnv4_postmortem.analyzer.engine.provenance import config_keys_cited, pack_version
 from mnv4_postmortem.analyzer.features.derived import Derived, derive
 from mnv4_postmortem.analyzer.features.namespace import build_namespace
-from mnv4_postmortem.analyzer.findings import Finding, Fix, make_ranking
+from mnv4_postmortem.analyzer.findings import Finding, Fix, Ranking, make_ranking
 from mnv4_postmortem.analyzer.ingest.cited_lines import read_excerpts
 from mnv4_postmortem.analyzer.ingest.config_rows import config_rows
 from mnv4_postmortem.analyzer.model import Run
@@ -41,10 +41,8 @@ __all__ = ["diagnose", "namespace", "ranked_findings"]
 
 def diagnose(run: Run, pack: RulePack) -> Diagnosis:
     """Everything a renderer shows about ``run`` under the rules of ``pack``."""
-    run, detection, derived = _stages(run)
+    detection, evaluation, ranking = _ranked(run, pack)
     coverage = coverage_of(run)  # what the files let the checks judge: computed once, shown by every renderer
-    evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
-    ranking = make_ranking(evaluation.findings, evaluation.considered, evaluation.symptoms)
     findings, command_errors = _with_commands(ranking.findings, run, pack)
     rule_errors = [str(e) for e in pack.errors] + [str(w) for w in evaluation.warnings] + command_errors
     return Diagnosis(
@@ -68,22 +66,27 @@ def diagnose(run: Run, pack: RulePack) -> Diagnosis:
 def ranked_findings(run: Run, pack: RulePack) -> tuple[Finding, ...]:
     """The findings ``diagnose(run, pack)`` reports, in its order, without the rest of the Diagnosis
     (coverage, report facts, command lines, outcome): what the timeline needs of each replayed prefix.
-    The same stages as ``diagnose``; a test holds the two to the same rule ids on real runs."""
-    run, detection, derived = _stages(run)
+    Both go through ``_ranked``, so they cannot drift; a test holds the two to the same rule ids on real runs."""
+    return _ranked(run, pack)[2].findings
+
+
+def _ranked(run: Run, pack: RulePack) -> tuple[Detection, Evaluation, Ranking]:
+    """Detect, derive, evaluate and rank: the stages ``diagnose`` and ``ranked_findings`` share."""
+    detection, derived = _stages(run)
     evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
-    return make_ranking(evaluation.findings, evaluation.considered, evaluation.symptoms).findings
+    return detection, evaluation, make_ranking(evaluation.findings, evaluation.considered, evaluation.symptoms)
 
 
 def namespace(run: Run) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     """The rule namespace of ``run`` and the metadata fix command lines need (for the rule tests)."""
-    run, detection, derived = _stages(run)
+    detection, derived = _stages(run)
     return build_namespace(run, detection, derived).as_names(), _command_meta(run)
 
 
-def _stages(run: Run) -> tuple[Run, Detection, Derived]:
+def _stages(run: Run) -> tuple[Detection, Derived]:
     """The statistics every consumer needs, computed once: detection and derived quantities (the recipe,
     num_classes included, was resolved at ingest by ``analyzer/timm/recipe.py``)."""
-    return run, detect(run), derive(run)
+    return detect(run), derive(run)
 
 
 def _command_meta(run: Run) -> Mapping[str, Any]:

@@ -24,10 +24,9 @@ from _labelled import finding_is_right, load_labels  # noqa: E402
 from _public_cases import load_public_cases  # noqa: E402
 
 from mnv4_postmortem.analyzer.engine import evaluate, load_pack  # noqa: E402
-from mnv4_postmortem.analyzer.features.namespace import build_namespace  # noqa: E402
 from mnv4_postmortem.analyzer.ingest import load_run  # noqa: E402
 from mnv4_postmortem.analyzer.model import IngestError  # noqa: E402
-from mnv4_postmortem.analyzer.pipeline import _stages  # noqa: E402
+from mnv4_postmortem.analyzer.pipeline import namespace  # noqa: E402
 
 BANDS = ((-99, 0), (0, 1), (1, 2), (2, 3), (3, 99))
 CONFIDENCE_BINS = ((0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01))
@@ -40,10 +39,10 @@ def rows(pack):
         if not label.path.is_dir():
             continue
         try:
-            run, detection, derived = _stages(load_run(label.path))
+            names, _ = namespace(load_run(label.path))  # the report's stages, stopped before the rules
         except IngestError:
             continue
-        evaluation = evaluate(pack, build_namespace(run, detection, derived).as_names())
+        evaluation = evaluate(pack, names)
         for finding in evaluation.findings:
             if finding.score is None:
                 continue

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
+from _process import time_process  # the benches' one whole-process timer
 from bench_tensorboard import frame_record  # the same TFRecord writer (bench/ is on sys.path when run)
 
 
@@ -46,20 +43,11 @@ def write_tags(path: Path, n_tags: int, n_steps: int) -> int:
 
 def _inspect(path: Path, repeat: int) -> tuple[float, float, dict]:
     """Best wall and best CPU (user+sys of the child) of ``repeat`` whole ``inspect`` processes."""
-    best_wall, best_cpu, view = math.inf, math.inf, {}
-    for _ in range(repeat):
-        before = os.times()
-        start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "mnv4_postmortem", "inspect", str(path), "--format", "json"],
-                                capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        after = os.times()
-        if result.returncode != 0:
-            raise SystemExit(f"inspect exited {result.returncode}: {result.stderr[-500:]}")
-        view = json.loads(result.stdout)
-        best_wall = min(best_wall, wall)
-        best_cpu = min(best_cpu, (after.children_user - before.children_user) + (after.children_system - before.children_system))
-    return best_wall, best_cpu, view
+    best_wall, best_cpu, result = time_process(
+        [sys.executable, "-m", "mnv4_postmortem", "inspect", str(path), "--format", "json"], repeat)
+    if result.returncode != 0:
+        raise SystemExit(f"inspect exited {result.returncode}: {result.stderr[-500:]}")
+    return best_wall, best_cpu, json.loads(result.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:

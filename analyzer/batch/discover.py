@@ -8,8 +8,9 @@ output is event files is a run of its own. Below a run folder nothing more is se
 the whole folder, nested event files included.
 
 Nothing found is dropped without a word: a folder that cannot be listed (permissions, I/O error) is
-returned as a run, because it may hold one, and its analysis row then carries the error; a log-named file
-that cannot be read (permissions, a dangling symlink) makes its folder a run for the same reason.
+returned as a run, because it may hold one, and its analysis row then carries the error; any file (a
+checkpoint apart) that cannot be read (permissions, a dangling symlink) makes its folder a run for the same
+reason: every name is sniffed, since a registered format may claim a file by its first bytes alone.
 """
 
 from __future__ import annotations

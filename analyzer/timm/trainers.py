@@ -103,8 +103,7 @@ def reports_ema_eval(key: str | None) -> bool:
     """True when the run's reported eval numbers are the EMA's (timm ``train.py``, or no trainer named:
     the runs of timm's own formats). The EMA facts of a trainer that evaluates the raw model, or both
     apart, must not be read as the reported eval's."""
-    found = trainer(key)
-    return found is None or found.ema_evaluated == "replaces"
+    return ema_evaluation(key) == "replaces"
 
 
 def ema_evaluation(key: str | None) -> EmaEvaluated:
