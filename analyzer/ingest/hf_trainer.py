@@ -34,8 +34,9 @@ from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     as_float,
     collect,
     epoch_contribution,
-    mean_by_epoch,
+    first_lr_values,
     step_frame,
+    train_loss_values,
 )
 from mnv4_postmortem.analyzer.model import Event, IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef
 
@@ -166,14 +167,9 @@ def trainer_state_contribution(text: str, shown: str) -> Contribution:
         steps = step_frame(epoch=epoch, idx=step - epoch * per if per else np.full(len(step), np.nan),
                            per_epoch=np.full(len(step), float(per) if per else np.nan), update=step, loss=loss, lr=lr,
                            src_line=lines, src_file=shown)
-        means = mean_by_epoch(epoch, loss)
-        last_line = {int(e): int(l) for e, l in zip(epoch, lines)}
-        epochs.append(EpochValues([("train_loss", e, v, SourceRef(shown, line=last_line[e])) for e, v in means.items()]))
-        first_lr = {}
-        for e, value, l in zip(epoch, lr, lines):
-            if math.isfinite(value):
-                first_lr.setdefault(int(e), (float(value), int(l)))
-        epochs.append(EpochValues([("lr", e, v, SourceRef(shown, line=l)) for e, (v, l) in first_lr.items()]))
+        logged = np.isfinite(lr)
+        epochs += [train_loss_values(epoch, loss, lines, shown),
+                   first_lr_values(epoch[logged], lr[logged], lines[logged], shown)]
         notes.append(f"train_loss per epoch: the mean of the logged step losses; {per or '?'} steps per epoch")
         if any("grad_norm" in e for _, e in train):
             norms = pd.Series({float(s): as_float(e.get("grad_norm")) for s, (_, e) in zip(step, train)}, dtype="float64")

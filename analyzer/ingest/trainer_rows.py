@@ -304,6 +304,22 @@ def step_frame(
     return pd.DataFrame(columns)
 
 
+def train_loss_values(epoch: np.ndarray, loss: np.ndarray, lines: np.ndarray, shown: str) -> EpochValues:
+    """Per-epoch train_loss: the mean of the epoch's logged step losses (:func:`mean_by_epoch`), cited at
+    the epoch's last logged step."""
+    last_line = {int(e): int(l) for e, l in zip(epoch, lines)}
+    return EpochValues([("train_loss", e, v, SourceRef(shown, line=last_line[e]))
+                        for e, v in mean_by_epoch(epoch, loss).items()])
+
+
+def first_lr_values(epoch: np.ndarray, lr: np.ndarray, lines: np.ndarray, shown: str) -> EpochValues:
+    """Per-epoch lr: the first logged lr of each epoch (what timm records for the epoch), cited at its line."""
+    first: dict[int, tuple[float, int]] = {}
+    for e, value, l in zip(epoch, lr, lines):
+        first.setdefault(int(e), (float(value), int(l)))
+    return EpochValues([("lr", e, v, SourceRef(shown, line=l)) for e, (v, l) in first.items()])
+
+
 def mean_by_epoch(epoch: np.ndarray, values: np.ndarray) -> dict[int, float]:
     """The mean of a per-step series per epoch (what timm's per-epoch train_loss is: the epoch's average)."""
     keep = np.isfinite(epoch) & np.isfinite(values)
