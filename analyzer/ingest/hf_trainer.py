@@ -35,6 +35,7 @@ from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     collect,
     epoch_contribution,
     first_lr_values,
+    json_object,
     step_frame,
     train_loss_values,
 )
@@ -217,18 +218,8 @@ def _steps_per_epoch(state: dict[str, Any], step: np.ndarray, epoch_float: np.nd
 # ------------------------------------------------------------------------------------------ configs
 
 
-def _json_object(text: str, shown: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise IngestError(f"not readable JSON ({exc.msg})", SourceRef(shown, line=exc.lineno)) from None
-    if not isinstance(value, dict):
-        raise IngestError("not a JSON object", SourceRef(shown, line=1))
-    return value
-
-
 def training_args_contribution(text: str, shown: str) -> Contribution:
-    written = _json_object(text, shown)
+    written = json_object(text, shown)
     args = {ARG_NAMES.get(k, k): v for k, v in written.items()}
     renamed = sorted(k for k in written if k in ARG_NAMES and ARG_NAMES[k] != k)
     optimizer = _OPTIMIZER_WORD.match(str(written.get("optim", "")).lower())
@@ -241,7 +232,7 @@ def training_args_contribution(text: str, shown: str) -> Contribution:
 
 
 def model_config_contribution(text: str, shown: str) -> Contribution:
-    config = _json_object(text, shown)
+    config = json_object(text, shown)
     effective = []
     labels = config.get("id2label")
     classes = len(labels) if isinstance(labels, dict) and labels else config.get("num_labels")

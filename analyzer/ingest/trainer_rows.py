@@ -10,6 +10,8 @@ holds what they all do the same way, so that each format module stays a table pl
 - :func:`epoch_contribution`: per-epoch rows (dicts keyed by the trainer's names) into
   :class:`EpochValues`, the unknown keys kept under their own names and listed;
 - :func:`step_frame`: the step frame's columns from per-step arrays.
+- :func:`json_object`, :func:`train_loss_values`, :func:`first_lr_values`: a whole-file JSON object, and the
+  per-epoch train_loss and lr points of per-step records.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pandas as pd
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochValues
 from mnv4_postmortem.analyzer.ingest.decode import decode_bytes
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestIssue, SourceRef
+from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestError, IngestIssue, SourceRef
 
 # A JSON-lines record longer than this is not a metrics record (one epoch's dict is < 2 kB).
 MAX_RECORD_CHARS = 1 << 20
@@ -302,6 +304,18 @@ def step_frame(
     # one file per frame: a categorical of one category (the merge makes the column categorical anyway)
     columns["src_file"] = pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[src_file])
     return pd.DataFrame(columns)
+
+
+def json_object(text: str, shown: str) -> dict[str, Any]:
+    """``text`` as a JSON object (a whole-file JSON format: trainer_state.json's siblings, wandb-summary.json),
+    else an :class:`IngestError` at the line where it breaks."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise IngestError(f"not readable JSON ({exc.msg})", SourceRef(shown, line=exc.lineno)) from None
+    if not isinstance(value, dict):
+        raise IngestError("not a JSON object", SourceRef(shown, line=1))
+    return value
 
 
 def train_loss_values(epoch: np.ndarray, loss: np.ndarray, lines: np.ndarray, shown: str) -> EpochValues:
