@@ -36,6 +36,7 @@ from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     epoch_contribution,
     first_lr_values,
     json_object,
+    placed_rows,
     step_frame,
     train_loss_values,
 )
@@ -176,13 +177,9 @@ def trainer_state_contribution(text: str, shown: str) -> Contribution:
             norms = pd.Series({float(s): as_float(e.get("grad_norm")) for s, (_, e) in zip(step, train)}, dtype="float64")
             step_scalars = pd.DataFrame({"grad_norm": norms})
     if evals:
-        rows = []
-        for line, entry in evals:
-            epoch_index = _epoch_of(entry.get("epoch"))
-            if epoch_index is None:
-                issues.append(IngestIssue(SourceRef(shown, line=line), "an eval entry without an epoch; skipped"))
-                continue
-            rows.append((epoch_index, entry, SourceRef(shown, line=line)))
+        rows, skipped = placed_rows(evals, lambda entry: _epoch_of(entry.get("epoch")), shown,
+                                    "an eval entry without an epoch; skipped")
+        issues += skipped
         mapped = epoch_contribution(collect(rows, skip=NOT_METRICS), EVAL_COLUMNS, EVAL_UNITS)
         epochs += list(mapped.epochs)
         notes += list(mapped.notes)

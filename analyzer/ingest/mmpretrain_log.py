@@ -36,6 +36,7 @@ from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     collect,
     epoch_contribution,
     json_lines_text,
+    placed_rows,
     first_lr_values,
     step_frame,
     train_loss_values,
@@ -123,14 +124,9 @@ def log_contribution(lines: JsonLines, shown: str, family: str | None = None) ->
         epochs += [train_loss_values(epoch[keep], loss[keep], lines_[keep], shown),
                    first_lr_values(epoch[keep], lr[keep], lines_[keep], shown)]
         notes.append("train_loss per epoch: the mean of the logged iteration losses; epochs 1-based in the file")
-    rows = []
-    for line, record in val:
-        number = record.get("epoch", record.get("step"))
-        epoch0 = _epoch0(number)
-        if epoch0 is None:
-            issues.append(IngestIssue(SourceRef(shown, line=line), "a val record without an epoch or step; skipped"))
-            continue
-        rows.append((epoch0, record, SourceRef(shown, line=line)))
+    rows, skipped = placed_rows(val, lambda record: _epoch0(record.get("epoch", record.get("step"))), shown,
+                                "a val record without an epoch or step; skipped")
+    issues += skipped
     mapped = epoch_contribution(collect(rows, skip=NOT_METRICS), COLUMNS, UNITS)
     epochs += list(mapped.epochs)
     notes += list(mapped.notes)

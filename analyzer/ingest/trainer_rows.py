@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -188,6 +188,21 @@ class EpochRows:
 
 
 _PLAIN_NUMBERS = frozenset({int, float})
+
+
+def placed_rows(records: Iterable[tuple[int, Mapping[str, Any]]], epoch_of: Callable[[Mapping[str, Any]], int | None],
+                shown: str, skipped: str) -> tuple[list[tuple[int, Mapping[str, Any], SourceRef]], list[IngestIssue]]:
+    """``(line, record)`` records as the ``(epoch, record, ref)`` rows :func:`collect` takes; a record whose
+    epoch ``epoch_of`` cannot place is skipped with an issue at its line (``skipped``: the issue's message)."""
+    rows: list[tuple[int, Mapping[str, Any], SourceRef]] = []
+    issues: list[IngestIssue] = []
+    for line, record in records:
+        epoch = epoch_of(record)
+        if epoch is None:
+            issues.append(IngestIssue(SourceRef(shown, line=line), skipped))
+        else:
+            rows.append((epoch, record, SourceRef(shown, line=line)))
+    return rows, issues
 
 
 def collect(rows: Iterable[tuple[int, Mapping[str, Any], SourceRef]], skip: Iterable[str] = ()) -> EpochRows:
