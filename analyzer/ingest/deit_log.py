@@ -32,6 +32,7 @@ from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     collect,
     epoch_contribution,
     json_lines_text,
+    placed_rows,
     step_frame,
 )
 from mnv4_postmortem.analyzer.model import Event, IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef
@@ -94,20 +95,21 @@ class _DeitFormat(TextFormat):
 # ------------------------------------------------------------------------------------------- log.txt
 
 
+def _whole_epoch(record: dict[str, Any]) -> int | None:
+    epoch = record.get("epoch")
+    if type(epoch) is int and epoch >= 0:  # what main.py writes
+        return epoch
+    epoch = as_float(epoch)  # anything else, the slow way
+    if epoch is None or not float(epoch).is_integer() or epoch < 0:
+        return None
+    return int(epoch)
+
+
 def log_txt_contribution(text: str, shown: str, family: str) -> Contribution:
     lines = json_lines_text(text, shown)
     issues = list(lines.issues)
-    rows = []
-    for line, record in lines.records:
-        epoch = record.get("epoch")
-        if type(epoch) is int and epoch >= 0:  # what main.py writes
-            rows.append((epoch, record, SourceRef(shown, line=line)))
-            continue
-        epoch = as_float(epoch)  # anything else, the slow way
-        if epoch is None or not float(epoch).is_integer() or epoch < 0:
-            issues.append(IngestIssue(SourceRef(shown, line=line), "a record without a whole 'epoch'; skipped"))
-            continue
-        rows.append((int(epoch), record, SourceRef(shown, line=line)))
+    rows, skipped = placed_rows(lines.records, _whole_epoch, shown, "a record without a whole 'epoch'; skipped")
+    issues += skipped
     if not rows:
         raise IngestError("no epoch record: expected JSON lines with 'epoch' and train_/test_ keys", SourceRef(shown))
     keys = set().union(*[record for _, record, _ in rows])

@@ -34,8 +34,11 @@ from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     as_float,
     collect,
     epoch_contribution,
-    mean_by_epoch,
+    first_lr_values,
+    json_object,
+    placed_rows,
     step_frame,
+    train_loss_values,
 )
 from mnv4_postmortem.analyzer.model import Event, IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef
 
@@ -166,26 +169,17 @@ def trainer_state_contribution(text: str, shown: str) -> Contribution:
         steps = step_frame(epoch=epoch, idx=step - epoch * per if per else np.full(len(step), np.nan),
                            per_epoch=np.full(len(step), float(per) if per else np.nan), update=step, loss=loss, lr=lr,
                            src_line=lines, src_file=shown)
-        means = mean_by_epoch(epoch, loss)
-        last_line = {int(e): int(l) for e, l in zip(epoch, lines)}
-        epochs.append(EpochValues([("train_loss", e, v, SourceRef(shown, line=last_line[e])) for e, v in means.items()]))
-        first_lr = {}
-        for e, value, l in zip(epoch, lr, lines):
-            if math.isfinite(value):
-                first_lr.setdefault(int(e), (float(value), int(l)))
-        epochs.append(EpochValues([("lr", e, v, SourceRef(shown, line=l)) for e, (v, l) in first_lr.items()]))
+        logged = np.isfinite(lr)
+        epochs += [train_loss_values(epoch, loss, lines, shown),
+                   first_lr_values(epoch[logged], lr[logged], lines[logged], shown)]
         notes.append(f"train_loss per epoch: the mean of the logged step losses; {per or '?'} steps per epoch")
         if any("grad_norm" in e for _, e in train):
             norms = pd.Series({float(s): as_float(e.get("grad_norm")) for s, (_, e) in zip(step, train)}, dtype="float64")
             step_scalars = pd.DataFrame({"grad_norm": norms})
     if evals:
-        rows = []
-        for line, entry in evals:
-            epoch_index = _epoch_of(entry.get("epoch"))
-            if epoch_index is None:
-                issues.append(IngestIssue(SourceRef(shown, line=line), "an eval entry without an epoch; skipped"))
-                continue
-            rows.append((epoch_index, entry, SourceRef(shown, line=line)))
+        rows, skipped = placed_rows(evals, lambda entry: _epoch_of(entry.get("epoch")), shown,
+                                    "an eval entry without an epoch; skipped")
+        issues += skipped
         mapped = epoch_contribution(collect(rows, skip=NOT_METRICS), EVAL_COLUMNS, EVAL_UNITS)
         epochs += list(mapped.epochs)
         notes += list(mapped.notes)
@@ -221,18 +215,8 @@ def _steps_per_epoch(state: dict[str, Any], step: np.ndarray, epoch_float: np.nd
 # ------------------------------------------------------------------------------------------ configs
 
 
-def _json_object(text: str, shown: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise IngestError(f"not readable JSON ({exc.msg})", SourceRef(shown, line=exc.lineno)) from None
-    if not isinstance(value, dict):
-        raise IngestError("not a JSON object", SourceRef(shown, line=1))
-    return value
-
-
 def training_args_contribution(text: str, shown: str) -> Contribution:
-    written = _json_object(text, shown)
+    written = json_object(text, shown)
     args = {ARG_NAMES.get(k, k): v for k, v in written.items()}
     renamed = sorted(k for k in written if k in ARG_NAMES and ARG_NAMES[k] != k)
     optimizer = _OPTIMIZER_WORD.match(str(written.get("optim", "")).lower())
@@ -245,7 +229,7 @@ def training_args_contribution(text: str, shown: str) -> Contribution:
 
 
 def model_config_contribution(text: str, shown: str) -> Contribution:
-    config = _json_object(text, shown)
+    config = json_object(text, shown)
     effective = []
     labels = config.get("id2label")
     classes = len(labels) if isinstance(labels, dict) and labels else config.get("num_labels")

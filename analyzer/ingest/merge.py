@@ -328,13 +328,17 @@ class _EpochTable:
 
     def put_columns(self, column: str, columns: EpochColumns, *, overwrite: bool = False) -> None:
         """:meth:`put_many` for one column of an :class:`EpochColumns` (same result)."""
-        if column in self.values or column in self.bulk or column in self.arrays:
+        if self._holds(column):
             one = EpochColumns(columns.path, columns.epochs, columns.lines, {column: columns.values[column]},
                                {column: columns.kept[column]})
             self.put_many(column, [(e, v, r) for _c, e, v, r in one.points()], overwrite=overwrite)
             return
         self.writers.setdefault(column, set()).add(self.current_format)
         self.arrays[column] = (columns, columns.kept[column])
+
+    def _holds(self, column: str) -> bool:
+        """Whether a source wrote the column already, in any of the three forms the table keeps."""
+        return column in self.values or column in self.bulk or column in self.arrays
 
     def _materialize(self, column: str) -> None:
         held = self.arrays.pop(column, None)
@@ -383,7 +387,7 @@ class _EpochTable:
         if len(set(bulk.epochs)) < len(bulk.epochs):  # repeated epochs: put_many knows which one stays
             self.put_many(bulk.column, list(zip(bulk.epochs, bulk.values, bulk.refs)), overwrite=overwrite)
             return
-        if bulk.column not in self.values and bulk.column not in self.bulk and bulk.column not in self.arrays:  # its first source
+        if not self._holds(bulk.column):  # its first source
             self.bulk[bulk.column] = bulk
             self.writers.setdefault(bulk.column, set()).add(self.current_format)
             return

@@ -36,8 +36,10 @@ from mnv4_postmortem.analyzer.ingest.trainer_rows import (
     collect,
     epoch_contribution,
     json_lines_text,
-    mean_by_epoch,
+    placed_rows,
+    first_lr_values,
     step_frame,
+    train_loss_values,
 )
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef
 
@@ -118,22 +120,13 @@ def log_contribution(lines: JsonLines, shown: str, family: str | None = None) ->
         steps = step_frame(epoch=epoch[keep], idx=iters[keep], per_epoch=np.full(int(keep.sum()), np.nan),
                            update=np.arange(int(keep.sum()), dtype="float64"), loss=loss[keep], lr=lr[keep],
                            src_line=lines_[keep], src_file=shown)
-        last_line = {int(e): int(l) for e, l in zip(epoch[keep], lines_[keep])}
-        epochs.append(EpochValues([("train_loss", e, v, SourceRef(shown, line=last_line[e]))
-                                   for e, v in mean_by_epoch(epoch, loss).items()]))
-        first_lr = {}
-        for e, value, l in zip(epoch[keep], lr[keep], lines_[keep]):
-            first_lr.setdefault(int(e), (float(value), int(l)))
-        epochs.append(EpochValues([("lr", e, v, SourceRef(shown, line=l)) for e, (v, l) in first_lr.items()]))
+        # (mean_by_epoch drops the rows without an epoch itself, so the kept rows give the same means)
+        epochs += [train_loss_values(epoch[keep], loss[keep], lines_[keep], shown),
+                   first_lr_values(epoch[keep], lr[keep], lines_[keep], shown)]
         notes.append("train_loss per epoch: the mean of the logged iteration losses; epochs 1-based in the file")
-    rows = []
-    for line, record in val:
-        number = record.get("epoch", record.get("step"))
-        epoch0 = _epoch0(number)
-        if epoch0 is None:
-            issues.append(IngestIssue(SourceRef(shown, line=line), "a val record without an epoch or step; skipped"))
-            continue
-        rows.append((epoch0, record, SourceRef(shown, line=line)))
+    rows, skipped = placed_rows(val, lambda record: _epoch0(record.get("epoch", record.get("step"))), shown,
+                                "a val record without an epoch or step; skipped")
+    issues += skipped
     mapped = epoch_contribution(collect(rows, skip=NOT_METRICS), COLUMNS, UNITS)
     epochs += list(mapped.epochs)
     notes += list(mapped.notes)

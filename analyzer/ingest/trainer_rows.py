@@ -10,6 +10,8 @@ holds what they all do the same way, so that each format module stays a table pl
 - :func:`epoch_contribution`: per-epoch rows (dicts keyed by the trainer's names) into
   :class:`EpochValues`, the unknown keys kept under their own names and listed;
 - :func:`step_frame`: the step frame's columns from per-step arrays.
+- :func:`json_object`, :func:`train_loss_values`, :func:`first_lr_values`: a whole-file JSON object, and the
+  per-epoch train_loss and lr points of per-step records.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ import pandas as pd
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution, EpochColumn, EpochValues
 from mnv4_postmortem.analyzer.ingest.decode import decode_bytes
 from mnv4_postmortem.analyzer.ingest.files import open_input
-from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestIssue, SourceRef
+from mnv4_postmortem.analyzer.model import STEP_COLUMNS, Event, IngestError, IngestIssue, SourceRef
 
 # A JSON-lines record longer than this is not a metrics record (one epoch's dict is < 2 kB).
 MAX_RECORD_CHARS = 1 << 20
@@ -188,6 +190,21 @@ class EpochRows:
 _PLAIN_NUMBERS = frozenset({int, float})
 
 
+def placed_rows(records: Iterable[tuple[int, Mapping[str, Any]]], epoch_of: Callable[[Mapping[str, Any]], int | None],
+                shown: str, skipped: str) -> tuple[list[tuple[int, Mapping[str, Any], SourceRef]], list[IngestIssue]]:
+    """``(line, record)`` records as the ``(epoch, record, ref)`` rows :func:`collect` takes; a record whose
+    epoch ``epoch_of`` cannot place is skipped with an issue at its line (``skipped``: the issue's message)."""
+    rows: list[tuple[int, Mapping[str, Any], SourceRef]] = []
+    issues: list[IngestIssue] = []
+    for line, record in records:
+        epoch = epoch_of(record)
+        if epoch is None:
+            issues.append(IngestIssue(SourceRef(shown, line=line), skipped))
+        else:
+            rows.append((epoch, record, SourceRef(shown, line=line)))
+    return rows, issues
+
+
 def collect(rows: Iterable[tuple[int, Mapping[str, Any], SourceRef]], skip: Iterable[str] = ()) -> EpochRows:
     """``(epoch, record, ref)`` rows into per-key series; a later row of the same epoch wins (a resume).
     A value that is not a number (:func:`as_float`) is no point; a missing key neither."""
@@ -302,6 +319,34 @@ def step_frame(
     # one file per frame: a categorical of one category (the merge makes the column categorical anyway)
     columns["src_file"] = pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[src_file])
     return pd.DataFrame(columns)
+
+
+def json_object(text: str, shown: str) -> dict[str, Any]:
+    """``text`` as a JSON object (a whole-file JSON format: trainer_state.json's siblings, wandb-summary.json),
+    else an :class:`IngestError` at the line where it breaks."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise IngestError(f"not readable JSON ({exc.msg})", SourceRef(shown, line=exc.lineno)) from None
+    if not isinstance(value, dict):
+        raise IngestError("not a JSON object", SourceRef(shown, line=1))
+    return value
+
+
+def train_loss_values(epoch: np.ndarray, loss: np.ndarray, lines: np.ndarray, shown: str) -> EpochValues:
+    """Per-epoch train_loss: the mean of the epoch's logged step losses (:func:`mean_by_epoch`), cited at
+    the epoch's last logged step."""
+    last_line = {int(e): int(l) for e, l in zip(epoch, lines)}
+    return EpochValues([("train_loss", e, v, SourceRef(shown, line=last_line[e]))
+                        for e, v in mean_by_epoch(epoch, loss).items()])
+
+
+def first_lr_values(epoch: np.ndarray, lr: np.ndarray, lines: np.ndarray, shown: str) -> EpochValues:
+    """Per-epoch lr: the first logged lr of each epoch (what timm records for the epoch), cited at its line."""
+    first: dict[int, tuple[float, int]] = {}
+    for e, value, l in zip(epoch, lr, lines):
+        first.setdefault(int(e), (float(value), int(l)))
+    return EpochValues([("lr", e, v, SourceRef(shown, line=l)) for e, (v, l) in first.items()])
 
 
 def mean_by_epoch(epoch: np.ndarray, values: np.ndarray) -> dict[int, float]:

@@ -15,7 +15,6 @@ Key names: timm's (percent accuracies) first, then Keras' and Lightning's common
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
@@ -25,7 +24,14 @@ import pandas as pd
 from mnv4_postmortem.analyzer.ingest.contribution import Contribution
 from mnv4_postmortem.analyzer.ingest.files import open_input
 from mnv4_postmortem.analyzer.ingest.lightning_csv import read_metrics
-from mnv4_postmortem.analyzer.ingest.trainer_rows import INFER, PERCENT_BY_TIMM, as_float, collect, epoch_contribution
+from mnv4_postmortem.analyzer.ingest.trainer_rows import (
+    INFER,
+    PERCENT_BY_TIMM,
+    as_float,
+    collect,
+    epoch_contribution,
+    json_object,
+)
 from mnv4_postmortem.analyzer.model import IngestError, IngestIssue, SourceInfo, SourceKind, SourceRef
 
 COLUMNS = {"train_loss": "train_loss", "loss": "train_loss", "train/loss": "train_loss",
@@ -68,12 +74,7 @@ class _WandbFormat:
 
 
 def summary_contribution(data: bytes, shown: str) -> Contribution:
-    try:
-        summary = json.loads(data.decode("utf-8", "replace"))
-    except ValueError as exc:
-        raise IngestError(f"not readable JSON ({exc.msg})", SourceRef(shown, line=exc.lineno)) from None
-    if not isinstance(summary, dict):
-        raise IngestError("not a JSON object", SourceRef(shown, line=1))
+    summary = json_object(data.decode("utf-8", "replace"), shown)
     epoch = as_float(summary.get("epoch"))
     numeric = sorted(k for k, v in summary.items() if as_float(v) is not None and k not in NOT_METRICS)
     notes = ["final values only (W&B keeps the last of each key); the curves are in the binary .wandb or a history export"]

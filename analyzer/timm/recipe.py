@@ -51,12 +51,6 @@ __all__ = [
 # prefix warmup to the schedule; step, multistep and plateau run exactly ``epochs``.
 CYCLE_SCHEDULERS = ("cosine", "tanh", "poly")
 
-# How close "stuck" values must stay to their median for a chance-level reading (distributed eval pads
-# the last batch, which moves the last printed digit).
-_STUCK_TOLERANCE = 0.02
-_STUCK_SHARE = 0.8
-_MIN_STUCK_EPOCHS = 5
-
 # Keys the ingest may put in ``effective`` when a run has no Train: lines but says how big it is.
 UPDATES_HINTS = ("updates_per_epoch", "steps_per_epoch")
 BATCHES_HINTS = ("batches_per_epoch",)
@@ -328,7 +322,7 @@ def infer_num_classes(top1: np.ndarray | None, top5: np.ndarray | None) -> tuple
         return None
     top1 = _finite(top1)
     top5 = _finite(top5)
-    if top1.size < _MIN_STUCK_EPOCHS or top5.size < _MIN_STUCK_EPOCHS:
+    if top1.size < MIN_STUCK_EPOCHS or top5.size < MIN_STUCK_EPOCHS:
         return None
     value1, value5 = float(np.median(top1)), float(np.median(top5))
     if value1 <= 0 or not (_stuck(top1, value1) and _stuck(top5, value5)):
@@ -349,7 +343,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 def _stuck(values: np.ndarray, level: float) -> bool:
     """Nearly every epoch within 2 % of the median."""
-    return bool((np.abs(values - level) <= _STUCK_TOLERANCE * max(level, 1e-9)).mean() >= _STUCK_SHARE)
+    return bool((np.abs(values - level) <= STUCK_REL * max(level, 1e-9)).mean() >= STUCK_FRACTION)
 
 
 # ----------------------------------------------------------------------------- num_classes from the curves
@@ -386,8 +380,10 @@ CONFIDENCE_TRAIN_LOSS = 0.6
 # passing through, and counts as much as the accuracy route. rules/symptoms/stuck-at-prior.yaml uses the same 20
 # epochs for a train loss with no eval.
 LONG_PLATEAU_EPOCHS = 20
-# Top-1 within 2x chance over the plateau agrees with "learned only the prior" and adds this much.
+# Top-1 within 2x chance (CHANCE_TOP1_FACTOR) over the plateau agrees with "learned only the prior" and adds this much.
 CONFIDENCE_AGREEING_TOP1 = 0.1
+# "Near chance" for top-1: within this factor of 100/C (the plateau's agreeing top-1, the prior signature, the first eval).
+CHANCE_TOP1_FACTOR = 2.0
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
     """(start, end) inclusive of the longest stretch of True (the earliest of equal ones), or None."""
@@ -450,7 +446,7 @@ def from_loss_plateau(
         confidence = max(confidence, CONFIDENCE_ACCURACY)
     if top1 is not None:
         window = _finite(np.asarray(top1, dtype="float64")[lo:hi + 1])
-        if len(window) and float(np.median(window)) <= 2 * 100.0 / classes:
+        if len(window) and float(np.median(window)) <= CHANCE_TOP1_FACTOR * 100.0 / classes:
             confidence += CONFIDENCE_AGREEING_TOP1
     source = (f"inferred: {name} stays within {LOSS_TOLERANCE:.0%} of ln {classes} = {math.log(classes):.3f} "
               f"for epochs {int(index[lo])}-{int(index[hi])}")
@@ -465,8 +461,8 @@ def from_loss_plateau(
 # smallest eval sets that people paste); PRIOR_MIN_EPOCHS as MIN_PLATEAU_EPOCHS; and the epochs must start the
 # run or be half of it (a learning model passes through chance once, at the start, and leaves it).
 PRIOR_TOP5_TOLERANCE = 0.2
-PRIOR_TOP1_FACTOR = 2.0
-PRIOR_MIN_EPOCHS = 3
+PRIOR_TOP1_FACTOR = CHANCE_TOP1_FACTOR
+PRIOR_MIN_EPOCHS = MIN_PLATEAU_EPOCHS
 # Two noisy numbers agreeing on one common C: below the exact accuracy route, above a lone loss plateau.
 CONFIDENCE_PRIOR_SIGNATURE = 0.8
 
