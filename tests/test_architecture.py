@@ -267,8 +267,8 @@ IMPORT_RULES = (
     # issue 17's output_location where the default folder goes (never inside a run directory); nothing else.
     ImportRule("the reproduction folder's owner", ("analyzer/reproduction.py",),
                allowed=tuple(A + m for m in ("verification", "run_argument", "output_location"))),
-    # verification.json's reader is a leaf: it asks only the folder's owner where the default file lies.
-    ImportRule("verification is a leaf", ("analyzer/verification.py",), allowed=(A + "reproduction",)),
+    # verification.json's reader is a leaf: where the default file lies is the folder's owner's (reproduction.py).
+    ImportRule("verification is a leaf", ("analyzer/verification.py",), allowed=()),
     ImportRule("renderers never import batch", ("analyzer/render",),
                forbidden=(A + "batch", A + "session", "mnv4_postmortem.runner", "mnv4_postmortem.cli")),
     # The facts renderers read are made before rendering, by the analysis: never by a renderer or a client.

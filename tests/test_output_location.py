@@ -21,8 +21,8 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from conftest import FIXTURE_RUNS
 from mnv4_postmortem.analyzer.output_location import default_output_folder
-from mnv4_postmortem.analyzer.verification import default_out_dir
 from mnv4_postmortem.cli import cli
+from mnv4_postmortem.runner.reproduce import default_out_dir
 
 
 def _nested_layout(root: Path) -> tuple[Path, Path]:

@@ -74,10 +74,12 @@ def test_the_spec_table_lists_every_setting_of_the_record_and_its_json_is_the_fi
 
 
 def test_markup_in_a_setting_is_shown_as_written():
-    spec = read_record(SpecRecord, {"run": "r", "entries": [{"name": "model", "original": "[bold]x[/bold]",
-                                                             "value": "[red]y", "status": "kept", "why": "[/]"}]})
+    spec = read_record(SpecRecord, {"run": ":fire: [b]r", "entries": [{"name": "model", "original": "[bold]x[/bold]",
+                                                                       "value": "[red]y", "status": "kept", "why": "[/]"}]})
     text = renderer("reproduce-spec", "text")(spec, width=120)
     assert "[bold]x[/bold]" in text and "[red]y" in text and "[/]" in text
+    # the header names the run as written too (no emoji code or markup read into a run's name)
+    assert text.startswith("Training spec for :fire: [b]r (")
 
 
 @functools.lru_cache(maxsize=1)

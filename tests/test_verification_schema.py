@@ -7,9 +7,12 @@ is rejected (or the bad record left out, by name) by the reader. Torch-free.
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import dataclasses
 import json
+import types
+import typing
 
 import pytest
 from click.testing import CliRunner
@@ -62,6 +65,48 @@ def test_each_record_lists_exactly_its_schema_objects_properties(record):
     assert set(node["properties"]) == {f.name for f in in_file} | marker
     # "findings" is required by the schema and checked by the reader; the record defaults it to ()
     assert set(node.get("required", ())) - marker - {"findings"} == required
+
+
+# JSON Schema's name for each scalar annotation the records use
+_SCALAR = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_DEF_OF = {cls: name for cls, name in RECORDS.items() if name != "#"}
+_ANNOTATION_ONLY = ("pattern", "description")  # what an annotation cannot say (schema_version's 1.x: the reader's own check)
+
+
+def _schema_for(tp) -> dict:
+    """The schema fragment a record field's annotation stands for (what the reader's _value accepts)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is typing.Any:
+        return {}
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in args if a is not type(None)]
+        fragment = _schema_for(inner)
+        if "type" in fragment:
+            return fragment | {"type": [fragment["type"], "null"]}
+        return {"oneOf": [fragment, {"type": "null"}]}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
+    if dataclasses.is_dataclass(tp):
+        return {"$ref": f"#/$defs/{_DEF_OF[tp]}"}
+    if origin is tuple:
+        return {"type": "array", "items": _schema_for(args[0])}
+    if origin in (collections.abc.Mapping, dict):
+        item = _schema_for(args[1])
+        return {"type": "object"} | ({"additionalProperties": item} if item else {})
+    return {"type": _SCALAR[tp]}
+
+
+@pytest.mark.parametrize("record", list(RECORDS), ids=lambda c: c.__name__)
+def test_each_records_field_types_are_its_schema_propertys_types(record):
+    """Names alone could keep in step while a type drifts (an int field the schema calls a number): each
+    field's annotation, as a schema fragment, is its property's (less the pattern an annotation cannot say)."""
+    schema = _schema()
+    node = schema if RECORDS[record] == "#" else schema["$defs"][RECORDS[record]]
+    hints = typing.get_type_hints(record, vars(v))
+    for f in dataclasses.fields(record):
+        if f.metadata.get("in_file", True):
+            prop = {k: w for k, w in node["properties"][f.name].items() if k not in _ANNOTATION_ONLY}
+            assert _schema_for(hints[f.name]) == prop, f"{record.__name__}.{f.name}"
 
 
 def test_a_real_reproduction_validates_and_reads_into_typed_records():

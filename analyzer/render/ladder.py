@@ -7,26 +7,16 @@ gains, flat rungs and the stall line come from the document.
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any, Mapping
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from mnv4_postmortem.analyzer.render.plots import figure_renderers
-from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+from mnv4_postmortem.analyzer.render.terminal import terminal_safe, text_console
 
 __all__ = ["plan_text", "table_text", "as_json", "plot_svg", "plot_png"]
-
-DEFAULT_WIDTH = 160
-
-
-def _console(width: int | None) -> Console:
-    return Console(file=io.StringIO(), width=width or DEFAULT_WIDTH, highlight=False, force_terminal=False,
-                   color_system=None, markup=False, emoji=False)
-
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
     return "n/a" if value is None else format(float(value), spec)
@@ -34,7 +24,7 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 
 def plan_text(plan: Mapping[str, Any], *, verbose: bool = False, width: int | None = None) -> str:
     """The ladder's order, the components and why each is suspicious, every rung's scaled settings, the cost."""
-    console = _console(width)
+    console = text_console(width)
     console.print(f"Ablation ladder ({plan['mode']}); order: {plan['order_rule']}")
     if plan.get("lr_cap") is not None:
         console.print(f"  LR cap for the baseline: {plan['lr_cap']:.3g} (a typical {plan.get('opt')} LR for "
@@ -57,7 +47,7 @@ def plan_text(plan: Mapping[str, Any], *, verbose: bool = False, width: int | No
 
 def table_text(doc: Mapping[str, Any], *, verbose: bool = False, width: int | None = None) -> str:
     """One row per rung (eval top-1 reported and raw, train loss, gain, findings that fire), then the stall line."""
-    console = _console(width)
+    console = text_console(width)
     table = Table(title=f"Ablation ladder ({doc['mode']})", show_edge=False, pad_edge=False)
     for col in ("rung", "added", "eval top-1 (reported)", "raw-model top-1", "train loss", "gain", "findings that fire"):
         table.add_column(col, overflow="fold")

@@ -7,27 +7,17 @@ scales a recipe. Text is plain (no colour codes): the same lines go to a termina
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from typing import Any, Sequence
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mnv4_postmortem.analyzer.render.terminal import terminal_safe
+from mnv4_postmortem.analyzer.render.terminal import terminal_safe, text_console
 from mnv4_postmortem.analyzer.verification import ArmsPlan, SpecRecord, Verification, record_json
 
 __all__ = ["spec_text", "spec_json", "plan_text", "plan_json", "verdicts_text", "verdicts_json", "verdicts_html"]
-
-DEFAULT_WIDTH = 160  # the runner's console when stderr is not a terminal
-
-
-def _console(width: int | None) -> Console:
-    return Console(file=io.StringIO(), width=width or DEFAULT_WIDTH, highlight=False, force_terminal=False,
-                   color_system=None, markup=False)
-
 
 def _cell(value: Any) -> Text:
     """Table cells are data: shown literally (no markup), control characters made visible."""
@@ -45,7 +35,7 @@ def show(value: Any) -> str:
 
 def spec_text(spec: SpecRecord, *, verbose: bool = False, width: int | None = None) -> str:
     """The header line, one row per setting (original, reproduction, kept/scaled/replaced, why), the init note."""
-    console = _console(width)
+    console = text_console(width)
     b = spec.budget
     ratio = (b.original_updates or 0) / max(b.updates or 0, 1) if b is not None else float("nan")
     console.print(f"Training spec for {spec.run} (timm {spec.timm_version or 'unknown'}, era {spec.era}, "
@@ -74,7 +64,7 @@ _SCALED_WITH_THE_FIX = ("model_ema_decay", "ema warmup_gamma", "lr")
 
 def plan_text(plan: ArmsPlan, *, verbose: bool = False, width: int | None = None) -> str:
     """Per finding: control vs treatment and the fix; the settings the treatment changes; then the cost."""
-    console = _console(width)
+    console = text_console(width)
     for f in plan.findings:
         patch = ", ".join(f"{k}={show(v)}" for k, v in (f.patch or {}).items())
         fired = "fired on the run" if f.fired_on_run else "did not fire on the run: a hypothesis"
@@ -100,7 +90,7 @@ def plan_json(plan: ArmsPlan, *, verbose: bool = False) -> str:
 
 def verdicts_text(v: Verification, *, verbose: bool = False, width: int | None = None) -> str:
     """The verdict table (one row per finding), then per finding the numbers behind it."""
-    console = _console(width)
+    console = text_console(width)
     table = Table(title="Verification", show_edge=False, pad_edge=False)
     for col in ("finding", "verdict", "metric", "control", "treatment", "diff (95% CI)", "reason"):
         table.add_column(col, overflow="fold")

@@ -15,8 +15,11 @@ tab are kept (layout); a renderer that needs one line per record flattens newlin
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
+
+from rich.console import Console
 
 # C0 controls but tab and newline (ESC, BEL, backspace, carriage return...), DEL, C1 controls (CSI 0x9b,
 # OSC 0x9d: 8-bit forms of ESC [ and ESC ]), and the Unicode format characters that reorder or hide text:
@@ -49,3 +52,14 @@ def safe_tree(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(safe_tree(v) for v in value)
     return value
+
+
+# A captured console's width when the caller gives none (the runner's console when stderr is not a terminal).
+DEFAULT_WIDTH = 160
+
+
+def text_console(width: int | None) -> Console:
+    """A console that captures plain text for a text renderer's tables: no colour, and a printed string's
+    ``[bold]`` or ``:emoji:`` stays as written (a run's strings are data, not markup)."""
+    return Console(file=io.StringIO(), width=width or DEFAULT_WIDTH, highlight=False, force_terminal=False,
+                   color_system=None, markup=False, emoji=False)
