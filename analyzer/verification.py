@@ -50,7 +50,7 @@ SCHEMA_FILE = Path(__file__).with_name("schema") / "verification-1.schema.json"
 
 __all__ = ["Verification", "VerificationError", "VerifiedFinding", "Arm", "ArmSeed", "ArmFinding", "Effect", "EmaRecord",
            "SpecRecord", "SpecEntryRecord", "BudgetRecord", "InitRecord", "Skipped", "load_verification",
-           "parse_verification", "read_record", "record_json", "ArmsPlan", "PlannedFinding", "default_verification_path", "FILE_NAME", "DEFAULT_OUT_ROOT", "SCHEMA", "SCHEMA_FILE"]
+           "parse_verification", "read_record", "record_json", "ArmsPlan", "PlannedFinding", "FILE_NAME", "DEFAULT_OUT_ROOT", "SCHEMA", "SCHEMA_FILE"]
 
 Verdict = Literal["confirmed", "refuted", "inconclusive"]
 
@@ -293,17 +293,6 @@ class ArmsPlan:
 
 
 # ----------------------------------------------------------------------------------------- reading
-
-def default_out_dir(run_dir: Path) -> Path:
-    """The reproduction folder's default (its owner is analyzer/reproduction.py)."""
-    from mnv4_postmortem.analyzer.reproduction import ReproFolder
-
-    return ReproFolder.default_for(run_dir).root
-
-
-def default_verification_path(run_dir: Path) -> Path:
-    return default_out_dir(run_dir) / FILE_NAME
-
 
 def load_verification(path: Path) -> Verification:
     """Read ``path`` (a verification.json, or the folder holding one) into typed records."""
